@@ -1,0 +1,128 @@
+#ifndef ARCH_H
+#define ARCH_H
+/* x86-64 per-CPU state and the privileged instructions the rest of the kernel uses. */
+#include "types.h"
+
+#define MAX_CPUS 16
+
+#define MSR_EFER          0xc0000080
+#define MSR_STAR          0xc0000081
+#define MSR_LSTAR         0xc0000082
+#define MSR_SFMASK        0xc0000084
+#define MSR_FS_BASE       0xc0000100
+#define MSR_GS_BASE       0xc0000101
+#define MSR_KERNEL_GS_BASE 0xc0000102
+
+#define GDT_KERNEL_CODE 0x08
+#define GDT_KERNEL_DATA 0x10
+#define GDT_TSS         0x18
+#define NR_GDT          5      /* null, code, data, TSS (two slots) */
+
+/* IST slots (1-based in the IDT gate). Separate stacks so one class cannot overwrite another. */
+#define IST_EXCEPTION   1      /* every ordinary exception and interrupt: app code may be on its red zone */
+#define IST_DOUBLE_FAULT 2
+#define IST_NMI         3
+#define IST_MACHINE_CHECK 4
+#define NR_IST          4
+#define IST_STACK_SIZE  (16 * 1024)
+
+/*
+ * The seed's per-CPU scratch: IA32_GS_BASE points at kernel_tcb, so entry code reaches
+ * this CPU's current kernel TCB as %gs:0 without touching %fs, and has two scratch slots.
+ */
+struct tcb_data {
+    u64 kernel_tcb;
+    u64 tmp[2];
+};
+
+struct tss {
+    u32 reserved0;
+    u64 rsp[3];
+    u64 reserved1;
+    u64 ist[7];
+    u64 reserved2;
+    u16 reserved3;
+    u16 iomap_base;
+} __attribute__((packed));
+
+struct thread;
+
+struct arch_cpu {
+    struct tcb_data tcb_data;     /* first, so %gs:0 is tcb_data.kernel_tcb */
+    struct arch_cpu *self;        /* %gs:24, so C finds its CPU in one load */
+    u32 id;
+    u32 apic_id;
+    struct thread *current;       /* thread running on this CPU, for the debugger and panics */
+    u64 gdt[NR_GDT];
+    struct tss tss __attribute__((aligned(16)));
+    u8 ist_stack[NR_IST][IST_STACK_SIZE] __attribute__((aligned(16)));
+};
+
+extern struct arch_cpu cpus[MAX_CPUS];
+extern unsigned nr_cpus;
+
+/* 1 when CPUID reports FSGSBASE and CR4.FSGSBASE is on: entry paths use wrfsbase, else wrmsr. */
+extern u8 fsgsbase_avail;
+extern u64 tsc_per_ms;
+extern u64 boot_tsc;
+
+void arch_init_boot_cpu(void);
+void arch_cpu_features(u32 *hwcap, u32 *hwcap2, u32 *minsigstksz);
+void set_fsbase(u64 base);
+u64 get_fsbase(void);
+void arch_init_tsc(void);
+void rtc_read_epoch(u64 *seconds);
+bool rdrand64(u64 *v);
+noreturn void arch_exit_qemu(int status);
+
+static inline struct arch_cpu *this_cpu(void)
+{
+    struct arch_cpu *cpu;
+    __asm__ __volatile__("mov %%gs:" "24" ", %0" : "=r"(cpu));
+    return cpu;
+}
+
+static inline u64 rdmsr(u32 msr)
+{
+    u32 lo, hi;
+    __asm__ __volatile__("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((u64)hi << 32) | lo;
+}
+
+static inline void wrmsr(u32 msr, u64 v)
+{
+    __asm__ __volatile__("wrmsr" : : "c"(msr), "a"((u32)v), "d"((u32)(v >> 32)) : "memory");
+}
+
+static inline u64 rdtsc(void)
+{
+    u32 lo, hi;
+    __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((u64)hi << 32) | lo;
+}
+
+static inline void cpuid(u32 leaf, u32 sub, u32 *a, u32 *b, u32 *c, u32 *d)
+{
+    __asm__ __volatile__("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(sub));
+}
+
+static inline void outb(u16 port, u8 v) { __asm__ __volatile__("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outl(u16 port, u32 v) { __asm__ __volatile__("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline u8 inb(u16 port)
+{
+    u8 v;
+    __asm__ __volatile__("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline u64 read_cr2(void)
+{
+    u64 v;
+    __asm__ __volatile__("mov %%cr2, %0" : "=r"(v));
+    return v;
+}
+
+static inline void write_cr3(u64 v) { __asm__ __volatile__("mov %0, %%cr3" : : "r"(v) : "memory"); }
+static inline void invlpg(u64 va) { __asm__ __volatile__("invlpg (%0)" : : "r"(va) : "memory"); }
+static inline void cpu_relax(void) { __asm__ __volatile__("pause"); }
+#endif

@@ -1,0 +1,23 @@
+#ifndef ASM_OFFSETS_H
+#define ASM_OFFSETS_H
+/*
+ * Offsets the assembler entry paths use. Each is checked against the C structs by a
+ * _Static_assert in arch/x64/cpu.c, so the two cannot drift apart.
+ */
+
+/* struct thread_control_block (what %fs points at, and what %gs:0 holds the address of) */
+#define TCB_SELF                          0
+#define TCB_TLS_BASE                      8
+#define TCB_SYSCALL_STACK_TOP             16
+#define TCB_SYSCALL_CALLER_STACK_POINTER  24
+#define TCB_APP_TCB                       32
+#define TCB_KERNEL_TCB_COUNTER            40
+
+/* struct tcb_data, which IA32_GS_BASE points at on every CPU */
+#define GS_KERNEL_TCB   0   /* %gs:0  this CPU's current thread's kernel TCB */
+#define GS_TMP0         8   /* %gs:8  scratch for entry paths before a stack is usable */
+#define GS_TMP1         16  /* %gs:16 scratch */
+#define GS_CPU_SELF     24  /* %gs:24 struct arch_cpu *self */
+
+#define MSR_FS_BASE     0xc0000100
+#endif

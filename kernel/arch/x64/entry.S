@@ -1,0 +1,227 @@
+/*
+ * Entry paths: the syscall instruction (app code and kernel both run in ring 0, as in
+ * OSv) and every interrupt and exception. Each switches the FS base by the seed's
+ * protocol, with the per-thread kernel_tcb_counter:
+ *
+ *   entry: if counter == 0, FS := kernel TCB (%gs:0); counter++
+ *   exit:  counter--; if counter == 0, FS := app_tcb
+ *
+ * Nothing here touches %fs before the entry switch or after the exit switch: until
+ * then it may be the app's. %gs is always ours: IA32_GS_BASE = &this CPU's tcb_data.
+ */
+#include "asm-offsets.h"
+
+/* Write %rax to the FS base, by wrfsbase when the CPU has FSGSBASE, else IA32_FS_BASE. */
+.macro WRITE_FSBASE_RAX         /* clobbers rcx, rdx */
+    testb $1, fsgsbase_avail(%rip)
+    jz 2f
+    wrfsbase %rax
+    jmp 3f
+2:  mov %rax, %rdx
+    shr $32, %rdx
+    mov $MSR_FS_BASE, %ecx
+    wrmsr
+3:
+.endm
+
+/* %rax := the FS base. */
+.macro READ_FSBASE_RAX          /* clobbers rcx, rdx */
+    testb $1, fsgsbase_avail(%rip)
+    jz 2f
+    rdfsbase %rax
+    jmp 3f
+2:  mov $MSR_FS_BASE, %ecx
+    rdmsr
+    shl $32, %rdx
+    or %rdx, %rax
+3:
+.endm
+
+/* The entry half of the protocol. On a kernel stack; clobbers rax, rcx, rdx. */
+.macro FS_ENTER
+    movq %gs:GS_KERNEL_TCB, %rax
+    cmpq $0, TCB_KERNEL_TCB_COUNTER(%rax)
+    jne 1f
+    WRITE_FSBASE_RAX                 /* rax still holds the kernel TCB */
+1:  movq %gs:GS_KERNEL_TCB, %rax
+    incq TCB_KERNEL_TCB_COUNTER(%rax)
+.endm
+
+/* The exit half. Interrupts off; clobbers rax, rcx, rdx. */
+.macro FS_EXIT
+    movq %gs:GS_KERNEL_TCB, %rax
+    decq TCB_KERNEL_TCB_COUNTER(%rax)
+    jnz 1f
+    movq TCB_APP_TCB(%rax), %rax
+    WRITE_FSBASE_RAX
+1:
+.endm
+
+/*
+ * Push the two words that tell the debugger and the syscall history how we came in:
+ * the counter before our increment and the FS base before any switch.
+ */
+.macro PUSH_ENTRY_STATE         /* clobbers rax, rcx, rdx */
+    movq %gs:GS_KERNEL_TCB, %rax
+    pushq TCB_KERNEL_TCB_COUNTER(%rax)
+    READ_FSBASE_RAX
+    pushq %rax
+.endm
+
+.text
+
+/*
+ * syscall_entry: reached through IA32_LSTAR. The CPU left rip in rcx, rflags in r11,
+ * cleared IF (IA32_FMASK) and did not touch rsp: we are on the app's stack, whose red
+ * zone we must not write, so nothing is pushed before the switch to the thread's
+ * syscall stack. %gs:0 gives the TCB without %fs; %gs:8 holds rax meanwhile.
+ */
+.globl syscall_entry
+.type syscall_entry, @function
+syscall_entry:
+    movq %rax, %gs:GS_TMP0
+    movq %gs:GS_KERNEL_TCB, %rax
+    movq %rsp, TCB_SYSCALL_CALLER_STACK_POINTER(%rax)
+    movq TCB_SYSCALL_STACK_TOP(%rax), %rsp
+    /* On the syscall stack now; build struct syscall_frame (trap.h) from the top down. */
+    pushq TCB_SYSCALL_CALLER_STACK_POINTER(%rax)
+    movq %gs:GS_TMP0, %rax
+    pushq %rcx                      /* app rip */
+    pushq %r11                      /* app rflags */
+    pushq %rax                      /* syscall number */
+    pushq %rdi
+    pushq %rsi
+    pushq %rdx
+    pushq %r10
+    pushq %r8
+    pushq %r9
+    pushq %rbx
+    pushq %rbp
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    PUSH_ENTRY_STATE
+    FS_ENTER
+    /* Kernel FS from here: C code may use __thread. */
+    cld
+    movq %rsp, %rdi
+    call syscall_handler
+    movq %rax, 14*8(%rsp)           /* frame->rax */
+    cli
+    FS_EXIT
+    /* App FS from here (if the thread switches): no more C. */
+    addq $16, %rsp                  /* fs_base, counter */
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbp
+    popq %rbx
+    popq %r9
+    popq %r8
+    popq %r10
+    popq %rdx
+    popq %rsi
+    popq %rdi
+    popq %rax
+    movq (%rsp), %r11               /* Linux returns rflags in r11 and rip in rcx */
+    popfq
+    popq %rcx
+    popq %rsp                       /* back on the app's stack */
+    jmp *%rcx
+.size syscall_entry, . - syscall_entry
+
+/*
+ * Interrupts and exceptions. Every vector arrives on an IST stack (arch.h): app code
+ * runs in ring 0, so without one the CPU would push over the app's red zone. Each stub
+ * pushes a zero where the CPU pushes no error code, then its vector.
+ */
+.globl trap_common
+.type trap_common, @function
+trap_common:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    PUSH_ENTRY_STATE
+    FS_ENTER
+    cld
+    movq %rsp, %rdi
+    call trap_handler
+    FS_EXIT
+    addq $16, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp                  /* vector, error code */
+    iretq
+.size trap_common, . - trap_common
+
+/* 256 stubs, 16 bytes apart, so trap_init() finds vector N's at trap_stubs + 16 * N. */
+#define HAS_ERROR_CODE(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || (v) == 30)
+.p2align 4
+.globl trap_stubs
+trap_stubs:
+.set vec, 0
+.rept 256
+    .p2align 4
+    .if !HAS_ERROR_CODE(vec)
+    pushq $0
+    .endif
+    pushq $vec
+    jmp trap_common
+    .set vec, vec + 1
+.endr
+
+/*
+ * app_start(entry, stack): enter the app as Linux's execve leaves it (psABI 3.4.1):
+ * rsp at argc, rdx 0 (no function for atexit), flags clear. r11 carries the entry.
+ */
+.text
+.globl app_start
+.type app_start, @function
+app_start:
+    pushq $2
+    popfq
+    movq %rdi, %r11
+    movq %rsi, %rsp
+    xorl %eax, %eax
+    xorl %ebx, %ebx
+    xorl %ecx, %ecx
+    xorl %edx, %edx
+    xorl %esi, %esi
+    xorl %edi, %edi
+    xorl %ebp, %ebp
+    xorl %r8d, %r8d
+    xorl %r9d, %r9d
+    xorl %r10d, %r10d
+    xorl %r12d, %r12d
+    xorl %r13d, %r13d
+    xorl %r14d, %r14d
+    xorl %r15d, %r15d
+    jmp *%r11
+.size app_start, . - app_start

@@ -1,0 +1,58 @@
+/*
+ * The console is COM1, polled. The app's stdout and stderr and every kernel message go
+ * there. A second, one-way channel, QEMU's debugcon at port 0xe9, carries lines meant for
+ * the host tools only (the exit status), so they never mix with the app's output.
+ */
+#include "console.h"
+#include "arch.h"
+#include "lib.h"
+
+#define COM1 0x3f8
+#define DEBUGCON 0xe9
+
+void console_init(void)
+{
+    outb(COM1 + 1, 0x00);   /* no interrupts: we poll */
+    outb(COM1 + 3, 0x80);   /* DLAB */
+    outb(COM1 + 0, 0x01);   /* 115200 baud */
+    outb(COM1 + 1, 0x00);
+    outb(COM1 + 3, 0x03);   /* 8N1 */
+    outb(COM1 + 2, 0xc7);   /* FIFO on */
+    outb(COM1 + 4, 0x03);
+}
+
+static void serial_putc(char c)
+{
+    /* Bounded wait: a missing UART must not hang the kernel. */
+    for (int i = 0; i < 100000 && !(inb(COM1 + 5) & 0x20); i++)
+        cpu_relax();
+    outb(COM1, c);
+}
+
+void console_write(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        serial_putc(s[i]);
+}
+
+int printk(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    console_write(buf, MIN((size_t)n, sizeof(buf) - 1));
+    return n;
+}
+
+void debugcon_printf(const char *fmt, ...)
+{
+    char buf[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    for (int i = 0; i < n && i < (int)sizeof(buf) - 1; i++)
+        outb(DEBUGCON, buf[i]);
+}

@@ -1,0 +1,151 @@
+/*
+ * kernel_main: from boot.S to the app's first instruction.
+ *
+ * The command line is OSv's: kernel options, then the executable's path and its
+ * arguments, split like a POSIX shell would (quotes and backslashes):
+ *   --strace --env=HOME=/ /hello one 'two words'
+ */
+#include "arch.h"
+#include "console.h"
+#include "elf.h"
+#include "initrd.h"
+#include "lib.h"
+#include "mm.h"
+#include "panic.h"
+#include "process.h"
+#include "pvh.h"
+#include "syscall_history.h"
+#include "thread.h"
+
+#define EXIT_USAGE 64               /* a command line we cannot follow (sysexits' EX_USAGE) */
+
+noreturn void app_start(u64 entry, u64 stack);
+
+static char cmdline[4096];          /* as QEMU gave it, for "Cmdline:" and the debugger */
+static char cmdline_words[4096];    /* the same, split into NUL-terminated words */
+
+/* Split cmdline into words; returns the count, or -1 when it does not fit or a quote is open. */
+static int split_words(const char *in, const char **words, int max)
+{
+    char *out = cmdline_words, *end = cmdline_words + sizeof(cmdline_words) - 1;
+    int n = 0;
+    while (*in) {
+        while (*in == ' ' || *in == '\t' || *in == '\n')
+            in++;
+        if (!*in)
+            break;
+        if (n == max)
+            return -1;
+        words[n++] = out;
+        char quote = 0;
+        for (; *in && (quote || (*in != ' ' && *in != '\t' && *in != '\n')); in++) {
+            if (out == end)
+                return -1;
+            if (quote == '\'' && *in == '\'')
+                quote = 0;
+            else if (quote == '"' && *in == '"')
+                quote = 0;
+            else if (!quote && (*in == '\'' || *in == '"'))
+                quote = *in;
+            else if (*in == '\\' && quote != '\'' && in[1])
+                *out++ = *++in;
+            else
+                *out++ = *in;
+        }
+        if (quote)
+            return -1;
+        *out++ = 0;
+    }
+    return n;
+}
+
+static int parse_cmdline(void)
+{
+    const char *words[MAX_ARGS + MAX_ENVS + 16];
+    int n = split_words(cmdline, words, ARRAY_SIZE(words));
+    if (n < 0) {
+        printk("osv: command line too long or has an unclosed quote\n");
+        return EXIT_USAGE;
+    }
+    int i = 0;
+    for (; i < n && words[i][0] == '-' && words[i][1] == '-'; i++) {
+        if (strcmp(words[i], "--strace") == 0)
+            process.strace = true;
+        else if (strcmp(words[i], "--verbose") == 0)
+            process.verbose = true;
+        else if (strncmp(words[i], "--env=", 6) == 0 && process.envc < MAX_ENVS)
+            process.envp[process.envc++] = words[i] + 6;
+        else {
+            printk("osv: unknown kernel option %s\n", words[i]);
+            return EXIT_USAGE;
+        }
+    }
+    if (i == n) {
+        printk("osv: no executable on the command line\n");
+        return EXIT_USAGE;
+    }
+    if (n - i > MAX_ARGS) {
+        printk("osv: too many arguments (at most %d)\n", MAX_ARGS);
+        return EXIT_USAGE;
+    }
+    process.path = words[i];
+    for (; i < n; i++)
+        process.argv[process.argc++] = words[i];
+    return 0;
+}
+
+static void print_boot_time(void)
+{
+    u64 ticks = rdtsc() - boot_tsc;
+    u64 hundredths = ticks * 100 / tsc_per_ms;
+    printk("Booted up in %lu.%02lu ms\n", hundredths / 100, hundredths % 100);
+}
+
+noreturn void kernel_main(u32 start_info_paddr)
+{
+    console_init();
+    const struct hvm_start_info *si = phys_to_virt(start_info_paddr);
+    if (si->magic != HVM_START_MAGIC) {
+        printk("osv: not started by a PVH loader (start info magic %#x)\n", si->magic);
+        arch_exit_qemu(EXIT_USAGE);
+    }
+    arch_init_boot_cpu();
+    mm_init(si);
+    /* From here the kernel's __thread variables work: FS is the boot thread's TCB. */
+    thread_install_tls(thread_create("boot", false));
+    arch_init_tsc();
+    syscall_init();
+    syscall_history_init();
+    if (si->cmdline_paddr) {
+        const char *c = phys_to_virt(si->cmdline_paddr);
+        size_t n = strnlen(c, sizeof(cmdline) - 1);
+        memcpy(cmdline, c, n);
+        cmdline[n] = 0;
+    }
+    printk("OSv-style osvgdb kernel, x86-64, FS base by %s\n", fsgsbase_avail ? "wrfsbase" : "wrmsr");
+    initrd_init(si);
+
+    int status = parse_cmdline();
+    if (status)
+        process_exit(status);
+    const u8 *image;
+    u64 size;
+    if (!initrd_find(process.path, &image, &size)) {
+        printk("osv: %s: not found in the initrd\n", process.path);
+        process_exit(EXIT_NOT_FOUND);
+    }
+    struct thread *app = thread_create("main", true);
+    if (!app)
+        panic("cannot create the app's thread");
+    process_set_main_thread(app);
+    for (int fd = 0; fd < 3; fd++)
+        process.files[fd].kind = FILE_CONSOLE;
+    status = elf_load(image, size);
+    if (status)
+        process_exit(status);
+
+    print_boot_time();
+    printk("Cmdline: %s\n", cmdline);
+    thread_install_tls(app);
+    app_start(process.entry, process.initial_stack);
+}

@@ -1,0 +1,628 @@
+/*
+ * Linux system calls, entered from arch/x64/entry.S's syscall_entry with FS already on
+ * the kernel TCB. Each returns its result or -errno, as Linux does. Pointers from the
+ * app are checked against its page tables before we touch them (-EFAULT otherwise).
+ */
+#include "arch.h"
+#include "console.h"
+#include "elf.h"
+#include "initrd.h"
+#include "lib.h"
+#include "mm.h"
+#include "panic.h"
+#include "process.h"
+#include "syscall_history.h"
+#include "thread.h"
+#include "trap.h"
+#include <asm/unistd_64.h>
+#include <asm-generic/errno.h>
+#include <asm/prctl.h>
+#include <asm-generic/ioctls.h>
+#include <asm-generic/termbits.h>
+#include <asm/stat.h>
+#include <linux/utsname.h>
+#include <linux/time_types.h>
+#include <linux/fcntl.h>
+#include <asm-generic/mman.h>
+#include <linux/resource.h>
+#include <linux/uio.h>
+#include <linux/time.h>
+
+#define SEEK_SET 0
+#define SEEK_CUR 1
+#define SEEK_END 2
+
+static u64 boot_epoch_seconds;
+
+void syscall_init(void)
+{
+    rtc_read_epoch(&boot_epoch_seconds);
+}
+
+static bool can_read(u64 addr, u64 len) { return user_range_ok(addr, len, false); }
+static bool can_write(u64 addr, u64 len) { return user_range_ok(addr, len, true); }
+
+/* A NUL-terminated path from the app, at most max-1 bytes; NULL if unreadable or too long. */
+static const char *user_path(u64 addr, size_t max)
+{
+    for (size_t i = 0; i < max; i++) {
+        if (!can_read(addr + i, 1))
+            return NULL;
+        if (((const char *)addr)[i] == 0)
+            return (const char *)addr;
+    }
+    return NULL;
+}
+
+static struct file *get_file(long fd)
+{
+    if (fd < 0 || fd >= MAX_FDS || process.files[fd].kind == FILE_NONE)
+        return NULL;
+    return &process.files[fd];
+}
+
+/* ---- files: the console and the initrd ---- */
+
+static long sys_read(long fd, u64 buf, u64 count)
+{
+    struct file *f = get_file(fd);
+    if (!f)
+        return -EBADF;
+    if (!can_write(buf, count))
+        return -EFAULT;
+    if (f->kind == FILE_CONSOLE)
+        return 0;                   /* no console input: end of file */
+    u64 n = f->offset < f->size ? MIN(count, f->size - f->offset) : 0;
+    memcpy((void *)buf, f->data + f->offset, n);
+    f->offset += n;
+    return n;
+}
+
+static long sys_pread64(long fd, u64 buf, u64 count, long offset)
+{
+    struct file *f = get_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->kind != FILE_INITRD)
+        return -ESPIPE;
+    if (offset < 0)
+        return -EINVAL;
+    if (!can_write(buf, count))
+        return -EFAULT;
+    u64 n = (u64)offset < f->size ? MIN(count, f->size - offset) : 0;
+    memcpy((void *)buf, f->data + offset, n);
+    return n;
+}
+
+static long sys_write(long fd, u64 buf, u64 count)
+{
+    struct file *f = get_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->kind != FILE_CONSOLE)
+        return -EBADF;              /* initrd files are read-only */
+    if (!can_read(buf, count))
+        return -EFAULT;
+    console_write((const char *)buf, count);
+    return count;
+}
+
+static long sys_writev(long fd, u64 iov_addr, long iovcnt)
+{
+    if (iovcnt < 0 || iovcnt > 1024)
+        return -EINVAL;
+    if (!can_read(iov_addr, iovcnt * sizeof(struct iovec)))
+        return -EFAULT;
+    const struct iovec *iov = (const void *)iov_addr;
+    long total = 0;
+    for (long i = 0; i < iovcnt; i++) {
+        long n = sys_write(fd, (u64)iov[i].iov_base, iov[i].iov_len);
+        if (n < 0)
+            return total ? total : n;
+        total += n;
+    }
+    return total;
+}
+
+static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
+{
+    const char *path = user_path(path_addr, 4096);
+    if (!path)
+        return -EFAULT;
+    if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
+        return -EROFS;
+    if (path[0] != '/' && dirfd != AT_FDCWD)
+        return -ENOTDIR;            /* no directory fds: relative means from "/" */
+    const u8 *data;
+    u64 size;
+    if (!initrd_find(path, &data, &size))
+        return -ENOENT;
+    if (flags & O_DIRECTORY)
+        return -ENOTDIR;
+    for (int fd = 0; fd < MAX_FDS; fd++) {
+        if (process.files[fd].kind == FILE_NONE) {
+            process.files[fd] = (struct file){ FILE_INITRD, data, size, 0 };
+            return fd;
+        }
+    }
+    return -EMFILE;
+}
+
+static long sys_close(long fd)
+{
+    struct file *f = get_file(fd);
+    if (!f)
+        return -EBADF;
+    f->kind = FILE_NONE;
+    return 0;
+}
+
+static long sys_lseek(long fd, long offset, long whence)
+{
+    struct file *f = get_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->kind == FILE_CONSOLE)
+        return -ESPIPE;
+    long base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (long)f->offset
+              : whence == SEEK_END ? (long)f->size : -1;
+    if (base < 0 || base + offset < 0)
+        return -EINVAL;
+    f->offset = base + offset;
+    return f->offset;
+}
+
+/*
+ * The console is a character device, /dev/console (5, 1): glibc then asks TCGETS before
+ * its first write, as it does on Linux for any character device outside the pty majors.
+ */
+static void fill_stat(struct stat *st, const struct file *f)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_dev = 1;
+    st->st_nlink = 1;
+    st->st_blksize = 4096;
+    if (f->kind == FILE_CONSOLE) {
+        st->st_mode = 0020620;              /* S_IFCHR | rw--w---- */
+        st->st_rdev = (5 << 8) | 1;
+        st->st_ino = 3;
+        st->st_blksize = 1024;
+    } else {
+        st->st_mode = 0100755;              /* S_IFREG | rwxr-xr-x */
+        st->st_size = f->size;
+        st->st_blocks = ALIGN_UP(f->size, 512) / 512;
+        st->st_ino = 100 + ((u64)f->data & 0xffff);
+    }
+}
+
+static long sys_fstat(long fd, u64 st)
+{
+    struct file *f = get_file(fd);
+    if (!f)
+        return -EBADF;
+    if (!can_write(st, sizeof(struct stat)))
+        return -EFAULT;
+    fill_stat((struct stat *)st, f);
+    return 0;
+}
+
+static long sys_newfstatat(long dirfd, u64 path_addr, u64 st, long flags)
+{
+    const char *path = user_path(path_addr, 4096);
+    if (!path)
+        return -EFAULT;
+    if (path[0] == 0 && (flags & AT_EMPTY_PATH))
+        return sys_fstat(dirfd, st);
+    if (!can_write(st, sizeof(struct stat)))
+        return -EFAULT;
+    struct file f = { FILE_INITRD, NULL, 0, 0 };
+    if (!initrd_find(path, &f.data, &f.size))
+        return -ENOENT;
+    fill_stat((struct stat *)st, &f);
+    return 0;
+}
+
+static long sys_readlinkat(long dirfd, u64 path_addr, u64 buf, long size)
+{
+    const char *path = user_path(path_addr, 4096);
+    if (!path)
+        return -EFAULT;
+    if (size <= 0)
+        return -EINVAL;
+    if (strcmp(path, "/proc/self/exe") != 0)
+        return initrd_find(path, &(const u8 *){ 0 }, &(u64){ 0 }) ? -EINVAL : -ENOENT;
+    long n = MIN((long)strlen(process.path), size);     /* readlink does not NUL-terminate */
+    if (!can_write(buf, n))
+        return -EFAULT;
+    memcpy((void *)buf, process.path, n);
+    return n;
+}
+
+/* glibc's TCGETS wants the kernel's termios, NCCS 19, 36 bytes: the seed's stack-corruption bug. */
+_Static_assert(sizeof(struct termios) == 36, "the kernel's struct termios, not libc's");
+static struct termios console_termios = {
+    .c_iflag = ICRNL | IXON,
+    .c_oflag = OPOST | ONLCR,
+    .c_cflag = B38400 | CS8 | CREAD | HUPCL,
+    .c_lflag = ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | ECHOKE | IEXTEN,
+    .c_cc = { [VINTR] = 3, [VQUIT] = 28, [VERASE] = 127, [VKILL] = 21, [VEOF] = 4, [VMIN] = 1,
+              [VSTART] = 17, [VSTOP] = 19, [VSUSP] = 26, [VREPRINT] = 18, [VWERASE] = 23,
+              [VLNEXT] = 22 },
+};
+
+static long sys_ioctl(long fd, u64 request, u64 arg)
+{
+    struct file *f = get_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->kind != FILE_CONSOLE)
+        return -ENOTTY;
+    switch (request) {
+    case TCGETS:
+        if (!can_write(arg, sizeof(struct termios)))
+            return -EFAULT;
+        memcpy((void *)arg, &console_termios, sizeof(struct termios));
+        return 0;
+    case TCSETS:
+    case TCSETSW:
+    case TCSETSF:
+        if (!can_read(arg, sizeof(struct termios)))
+            return -EFAULT;
+        memcpy(&console_termios, (void *)arg, sizeof(struct termios));
+        return 0;
+    case TIOCGWINSZ: {
+        struct { u16 rows, cols, xpixel, ypixel; } ws = { 24, 80, 0, 0 };
+        if (!can_write(arg, sizeof(ws)))
+            return -EFAULT;
+        memcpy((void *)arg, &ws, sizeof(ws));
+        return 0;
+    }
+    default:
+        return -ENOTTY;
+    }
+}
+
+/* ---- memory ---- */
+
+static long sys_brk(u64 addr)
+{
+    u64 old_end = ALIGN_UP(process.brk, PAGE_SIZE), new_end = ALIGN_UP(addr, PAGE_SIZE);
+    if (addr < process.brk_start || range_overlaps_kernel(process.brk_start, new_end) ||
+        new_end > process.mmap_next)
+        return process.brk;         /* Linux's brk fails by returning the current break */
+    if (new_end > old_end && map_user(old_end, new_end - old_end, PROT_READ | PROT_WRITE) < 0)
+        return process.brk;
+    if (new_end < old_end)
+        unmap_user(new_end, old_end - new_end);
+    process.brk = addr;
+    return addr;
+}
+
+static long sys_mmap(u64 addr, u64 len, long prot, long flags, long fd, long offset)
+{
+    if (len == 0 || (offset & (PAGE_SIZE - 1)))
+        return -EINVAL;
+    struct file *f = NULL;
+    if (!(flags & MAP_ANONYMOUS)) {
+        f = get_file(fd);
+        if (!f)
+            return -EBADF;
+        if (f->kind != FILE_INITRD)
+            return -ENODEV;
+    }
+    len = ALIGN_UP(len, PAGE_SIZE);
+    if (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) {
+        if (addr & (PAGE_SIZE - 1))
+            return -EINVAL;
+        if (flags & MAP_FIXED_NOREPLACE)
+            for (u64 a = addr; a < addr + len; a += PAGE_SIZE)
+                if (user_page_mapped(a))
+                    return -EEXIST;
+    } else {
+        addr = process.mmap_next - len;
+        if (addr < process.brk || addr > process.mmap_next)
+            return -ENOMEM;
+        process.mmap_next = addr;
+    }
+    /* Private file mappings are copies: the initrd is read-only and never changes. */
+    if (map_user(addr, len, f ? PROT_READ | PROT_WRITE : prot) < 0)
+        return -ENOMEM;
+    if (f) {
+        if ((u64)offset < f->size)
+            memcpy((void *)addr, f->data + offset, MIN(len, f->size - offset));
+        protect_user(addr, len, prot);
+    }
+    return addr;
+}
+
+static long sys_munmap(u64 addr, u64 len)
+{
+    if ((addr & (PAGE_SIZE - 1)) || len == 0)
+        return -EINVAL;
+    unmap_user(addr, ALIGN_UP(len, PAGE_SIZE));
+    return 0;
+}
+
+static long sys_mprotect(u64 addr, u64 len, long prot)
+{
+    if (addr & (PAGE_SIZE - 1))
+        return -EINVAL;
+    return protect_user(addr, ALIGN_UP(len, PAGE_SIZE), prot) < 0 ? -ENOMEM : 0;
+}
+
+static long sys_madvise(u64 addr, u64 len, long advice)
+{
+    if (addr & (PAGE_SIZE - 1))
+        return -EINVAL;
+    /* MADV_DONTNEED: anonymous private memory reads back as zeros. */
+    if (advice == MADV_DONTNEED)
+        for (u64 a = addr; a < addr + ALIGN_UP(len, PAGE_SIZE); a += PAGE_SIZE)
+            if (can_write(a, PAGE_SIZE))
+                memset((void *)a, 0, PAGE_SIZE);
+    return 0;
+}
+
+/* ---- the thread's TLS: the seed's arch_prctl ---- */
+
+/*
+ * ARCH_SET_FS turns FS switching on for this thread: the first call drops the counter's
+ * base of 1, so the exit path (counter back to 0) loads app_tcb into FS.
+ */
+static long sys_arch_prctl(long code, u64 addr)
+{
+    struct thread_control_block *tcb = current_thread->tcb;
+    switch (code) {
+    case ARCH_SET_FS:
+        if (addr >= USER_MAX)
+            return -EPERM;
+        if (!tcb->app_tcb)
+            tcb->kernel_tcb_counter--;
+        tcb->app_tcb = addr;
+        return 0;
+    case ARCH_GET_FS:
+        if (!can_write(addr, 8))
+            return -EFAULT;
+        *(u64 *)addr = tcb->app_tcb;
+        return 0;
+    default:
+        return -EINVAL;             /* GS belongs to the kernel: ARCH_SET_GS/GET_GS too */
+    }
+}
+
+static long sys_set_tid_address(u64 tidptr)
+{
+    current_thread->clear_child_tid = tidptr;
+    return current_thread->tid;
+}
+
+/* ---- signals: recorded, never delivered ---- */
+
+#define NSIG 64
+static struct { u64 handler, flags, restorer, mask; } sigactions[NSIG + 1];
+static u64 sigmask;
+
+static long sys_rt_sigaction(long sig, u64 act, u64 oldact, u64 sigsetsize)
+{
+    if (sig < 1 || sig > NSIG || sigsetsize != 8)
+        return -EINVAL;
+    if (act && (sig == 9 || sig == 19))
+        return -EINVAL;             /* SIGKILL, SIGSTOP */
+    if ((act && !can_read(act, sizeof(sigactions[0]))) ||
+        (oldact && !can_write(oldact, sizeof(sigactions[0]))))
+        return -EFAULT;
+    if (oldact)
+        memcpy((void *)oldact, &sigactions[sig], sizeof(sigactions[0]));
+    if (act)
+        memcpy(&sigactions[sig], (void *)act, sizeof(sigactions[0]));
+    return 0;
+}
+
+static long sys_rt_sigprocmask(long how, u64 set, u64 oldset, u64 sigsetsize)
+{
+    if (sigsetsize != 8)
+        return -EINVAL;
+    if ((set && !can_read(set, 8)) || (oldset && !can_write(oldset, 8)))
+        return -EFAULT;
+    u64 old = sigmask;
+    if (set) {
+        u64 s = *(u64 *)set;
+        if (how == 0)               /* SIG_BLOCK */
+            sigmask |= s;
+        else if (how == 1)          /* SIG_UNBLOCK */
+            sigmask &= ~s;
+        else if (how == 2)          /* SIG_SETMASK */
+            sigmask = s;
+        else
+            return -EINVAL;
+    }
+    if (oldset)
+        *(u64 *)oldset = old;
+    return 0;
+}
+
+/* ---- identity, limits, randomness ---- */
+
+static long sys_uname(u64 buf)
+{
+    if (!can_write(buf, sizeof(struct new_utsname)))
+        return -EFAULT;
+    struct new_utsname *u = (void *)buf;
+    memset(u, 0, sizeof(*u));
+    strcpy(u->sysname, "Linux");
+    strcpy(u->nodename, "osv");
+    strcpy(u->release, "6.1.0-osvgdb");
+    strcpy(u->version, "#1 SMP osvgdb");
+    strcpy(u->machine, "x86_64");
+    strcpy(u->domainname, "(none)");
+    return 0;
+}
+
+static long sys_prlimit64(long pid, long resource, u64 new_limit, u64 old_limit)
+{
+    if (pid != 0 && pid != process_pid())
+        return -ESRCH;
+    if (resource < 0 || resource >= RLIM_NLIMITS)
+        return -EINVAL;
+    if (new_limit && !can_read(new_limit, sizeof(struct rlimit64)))
+        return -EFAULT;
+    if (old_limit) {
+        if (!can_write(old_limit, sizeof(struct rlimit64)))
+            return -EFAULT;
+        struct rlimit64 *r = (void *)old_limit;
+        r->rlim_cur = r->rlim_max = RLIM64_INFINITY;
+        if (resource == RLIMIT_STACK)
+            r->rlim_cur = 8 << 20;
+        if (resource == RLIMIT_NOFILE)
+            r->rlim_cur = r->rlim_max = MAX_FDS;
+    }
+    return 0;
+}
+
+static long sys_getrandom(u64 buf, u64 len, long flags)
+{
+    if (!can_write(buf, len))
+        return -EFAULT;
+    for (u64 i = 0; i < len; i += 8) {
+        u64 v;
+        if (!rdrand64(&v))
+            v = rdtsc() * 0x9e3779b97f4a7c15UL;
+        memcpy((u8 *)buf + i, &v, MIN(8, len - i));
+    }
+    return len;
+}
+
+/* ---- time ---- */
+
+static u64 ns_since_boot(void)
+{
+    u64 ticks = rdtsc() - boot_tsc;
+    return ticks / tsc_per_ms * 1000000 + (ticks % tsc_per_ms) * 1000000 / tsc_per_ms;
+}
+
+static long sys_clock_gettime(long clock, u64 tp)
+{
+    if (!can_write(tp, sizeof(struct __kernel_timespec)))
+        return -EFAULT;
+    u64 ns = ns_since_boot();
+    switch (clock) {
+    case CLOCK_REALTIME:
+    case CLOCK_REALTIME_COARSE:
+        ns += boot_epoch_seconds * 1000000000UL;
+        break;
+    case CLOCK_MONOTONIC:
+    case CLOCK_MONOTONIC_RAW:
+    case CLOCK_MONOTONIC_COARSE:
+    case CLOCK_BOOTTIME:
+    case CLOCK_PROCESS_CPUTIME_ID:
+    case CLOCK_THREAD_CPUTIME_ID:
+        break;
+    default:
+        return -EINVAL;
+    }
+    struct __kernel_timespec *ts = (void *)tp;
+    ts->tv_sec = ns / 1000000000UL;
+    ts->tv_nsec = ns % 1000000000UL;
+    return 0;
+}
+
+static long sys_gettimeofday(u64 tv, u64 tz)
+{
+    if (tv) {
+        if (!can_write(tv, sizeof(struct __kernel_old_timeval)))
+            return -EFAULT;
+        u64 ns = ns_since_boot() + boot_epoch_seconds * 1000000000UL;
+        struct __kernel_old_timeval *t = (void *)tv;
+        t->tv_sec = ns / 1000000000UL;
+        t->tv_usec = ns % 1000000000UL / 1000;
+    }
+    if (tz) {
+        if (!can_write(tz, 8))
+            return -EFAULT;
+        memset((void *)tz, 0, 8);
+    }
+    return 0;
+}
+
+/* One CPU, one thread, no timer interrupt yet: sleeping is waiting on the TSC. */
+static long sys_nanosleep(u64 req, u64 rem)
+{
+    if (!can_read(req, sizeof(struct __kernel_timespec)))
+        return -EFAULT;
+    const struct __kernel_timespec *ts = (const void *)req;
+    if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
+        return -EINVAL;
+    u64 until = ns_since_boot() + ts->tv_sec * 1000000000UL + ts->tv_nsec;
+    while (ns_since_boot() < until)
+        cpu_relax();
+    if (rem && can_write(rem, sizeof(*ts)))
+        memset((void *)rem, 0, sizeof(*ts));
+    return 0;
+}
+
+/* ---- dispatch ---- */
+
+static long dispatch(u64 nr, const u64 *a)
+{
+    switch (nr) {
+    case __NR_read: return sys_read(a[0], a[1], a[2]);
+    case __NR_write: return sys_write(a[0], a[1], a[2]);
+    case __NR_pread64: return sys_pread64(a[0], a[1], a[2], a[3]);
+    case __NR_writev: return sys_writev(a[0], a[1], a[2]);
+    case __NR_open: return sys_openat(AT_FDCWD, a[0], a[1], a[2]);
+    case __NR_openat: return sys_openat(a[0], a[1], a[2], a[3]);
+    case __NR_close: return sys_close(a[0]);
+    case __NR_lseek: return sys_lseek(a[0], a[1], a[2]);
+    case __NR_fstat: return sys_fstat(a[0], a[1]);
+    case __NR_newfstatat: return sys_newfstatat(a[0], a[1], a[2], a[3]);
+    case __NR_readlink: return sys_readlinkat(AT_FDCWD, a[0], a[1], a[2]);
+    case __NR_readlinkat: return sys_readlinkat(a[0], a[1], a[2], a[3]);
+    case __NR_ioctl: return sys_ioctl(a[0], a[1], a[2]);
+    case __NR_brk: return sys_brk(a[0]);
+    case __NR_mmap: return sys_mmap(a[0], a[1], a[2], a[3], a[4], a[5]);
+    case __NR_munmap: return sys_munmap(a[0], a[1]);
+    case __NR_mprotect: return sys_mprotect(a[0], a[1], a[2]);
+    case __NR_madvise: return sys_madvise(a[0], a[1], a[2]);
+    case __NR_arch_prctl: return sys_arch_prctl(a[0], a[1]);
+    case __NR_set_tid_address: return sys_set_tid_address(a[0]);
+    case __NR_set_robust_list: return a[1] == 24 ? 0 : -EINVAL;
+    case __NR_rseq: return -ENOSYS;                 /* glibc then does without */
+    case __NR_rt_sigaction: return sys_rt_sigaction(a[0], a[1], a[2], a[3]);
+    case __NR_rt_sigprocmask: return sys_rt_sigprocmask(a[0], a[1], a[2], a[3]);
+    case __NR_getpid: return process_pid();
+    case __NR_getppid: return 0;
+    case __NR_gettid: return current_thread->tid;
+    case __NR_getuid: case __NR_geteuid: case __NR_getgid: case __NR_getegid: return 0;
+    case __NR_uname: return sys_uname(a[0]);
+    case __NR_prlimit64: return sys_prlimit64(a[0], a[1], a[2], a[3]);
+    case __NR_getrandom: return sys_getrandom(a[0], a[1], a[2]);
+    case __NR_clock_gettime: return sys_clock_gettime(a[0], a[1]);
+    case __NR_gettimeofday: return sys_gettimeofday(a[0], a[1]);
+    case __NR_nanosleep: return sys_nanosleep(a[0], a[1]);
+    case __NR_sched_yield: return 0;
+    case __NR_exit:
+    case __NR_exit_group: process_exit(a[0] & 0xff);
+    default: {
+        const char *name = syscall_name(nr);
+        if (name)
+            printk("osv: unimplemented syscall %s (%lu)\n", name, nr);
+        else
+            printk("osv: unknown syscall %lu\n", nr);
+        return -ENOSYS;
+    }
+    }
+}
+
+long syscall_handler(struct syscall_frame *f)
+{
+    kernel_tls_check();
+    struct syscall_record *r = syscall_history_enter(f, current_thread->tid);
+    /* A copy: the ring slot may be reused by other calls while this one runs. */
+    struct syscall_record call = *r;
+    if (process.strace && (f->rax == __NR_exit || f->rax == __NR_exit_group))
+        strace_print(&call, false);     /* they never return: strace prints "= ?" */
+    call.ret = dispatch(f->rax, call.args);
+    syscall_history_exit(r, call.seq, call.ret);
+    if (process.strace)
+        strace_print(&call, true);
+    return call.ret;
+}

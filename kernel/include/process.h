@@ -1,0 +1,50 @@
+#ifndef PROCESS_H
+#define PROCESS_H
+#include "types.h"
+
+#define MAX_ARGS 64
+#define MAX_ENVS 64
+#define MAX_FDS 64
+
+/* An open file: the console or a read-only file from the initrd. */
+struct file {
+    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD } kind;
+    const u8 *data;
+    u64 size;
+    u64 offset;
+};
+
+/*
+ * The one app this kernel runs. Everything the debugger wants about it is here,
+ * reachable from the symbol `process`.
+ */
+struct process {
+    const char *path;               /* as on the command line, e.g. "/hello" */
+    int argc, envc;
+    const char *argv[MAX_ARGS];
+    const char *envp[MAX_ENVS];
+    bool strace;                    /* --strace: print each syscall as it returns */
+    bool verbose;                   /* --verbose: kernel statistics at exit */
+    /* Loaded image */
+    u64 load_base;                  /* 0 for ET_EXEC; where a static-pie was put */
+    u64 entry;                      /* AT_ENTRY */
+    u64 phdr;                       /* AT_PHDR */
+    u32 phnum;
+    u64 image_end;
+    /* Initial stack (psABI figure 3.9): the app starts with rsp = initial_stack */
+    u64 initial_stack;              /* address of argc */
+    u64 auxv;                       /* address of the first auxv entry */
+    u64 stack_low, stack_high;
+    /* Heap and mappings */
+    u64 brk_start, brk;
+    u64 mmap_next;                  /* mmap without an address hint allocates downwards from here */
+    struct file files[MAX_FDS];
+};
+
+extern struct process process;
+noreturn void process_exit(int status);
+int process_pid(void);
+struct thread;
+void process_set_main_thread(struct thread *t);
+void syscall_init(void);
+#endif

@@ -1,0 +1,54 @@
+#ifndef SYSCALL_HISTORY_H
+#define SYSCALL_HISTORY_H
+/*
+ * The always-on syscall history: one ring of fixed-size records per CPU. A record is
+ * entered when the syscall starts (flags IN_FLIGHT) and completed when it returns, so
+ * the call a thread is stuck in is visible. The debugger finds everything from the
+ * symbols syscall_history and syscall_seq, and the layouts from DWARF.
+ */
+#include "arch.h"
+#include "types.h"
+
+#define SYSCALL_HISTORY_ORDER 10
+#define SYSCALL_HISTORY_SIZE (1u << SYSCALL_HISTORY_ORDER)     /* records per CPU */
+
+enum syscall_record_flags {
+    SYSCALL_RECORD_WRITING = 1,     /* being (re)written: the other fields may be torn */
+    SYSCALL_RECORD_IN_FLIGHT = 2,   /* entered, not yet returned: ret and tsc_exit not valid */
+    SYSCALL_RECORD_DONE = 4,        /* returned */
+};
+
+struct syscall_record {
+    u64 seq;                        /* global sequence number, from 1; 0: slot never used */
+    u64 tsc_entry;
+    u64 tsc_exit;
+    u64 args[6];
+    long ret;
+    u64 rip;                        /* the app's address after the syscall instruction */
+    u64 fs_base;                    /* FS base when the syscall instruction executed */
+    long kernel_tcb_counter;        /* the counter at entry, before the entry's increment */
+    u32 nr;
+    u32 cpu;
+    u32 tid;
+    u32 flags;                      /* enum syscall_record_flags */
+};
+
+struct syscall_history {
+    u64 head;                       /* records ever entered on this CPU; next slot: head % size */
+    u32 size;                       /* SYSCALL_HISTORY_SIZE, for readers */
+    u32 record_size;                /* sizeof(struct syscall_record), for readers */
+    struct syscall_record records[SYSCALL_HISTORY_SIZE];
+};
+
+extern struct syscall_history syscall_history[MAX_CPUS];
+extern u64 syscall_seq;
+
+struct syscall_frame;
+struct syscall_record *syscall_history_enter(const struct syscall_frame *f, int tid);
+void syscall_history_exit(struct syscall_record *r, u64 seq, long ret);
+void syscall_history_init(void);
+
+/* --strace: one line per syscall in strace's form, "-> write(1, "hi\n", 3) = 3". */
+void strace_print(const struct syscall_record *r, bool returned);
+const char *syscall_name(u32 nr);
+#endif
