@@ -67,6 +67,7 @@ static int check(const u8 *data, u64 size, const Elf64_Ehdr **ehp)
     const Elf64_Phdr *ph = (const void *)(data + eh->e_phoff);
     u64 bias = eh->e_type == ET_DYN ? PIE_BASE : 0;
     int loads = 0;
+    u64 pages = 0;
     for (int i = 0; i < eh->e_phnum; i++) {
         if (ph[i].p_type == PT_INTERP)
             return reject("dynamically linked (has PT_INTERP); only static executables run here");
@@ -84,9 +85,14 @@ static int check(const u8 *data, u64 size, const Elf64_Ehdr **ehp)
         if (range_overlaps_kernel(start, end))
             return reject("segment %d [%#lx, %#lx) overlaps the kernel [%#lx, %#lx)", i, start, end,
                           KERNEL_WINDOW_START, KERNEL_WINDOW_END);
+        pages += (ALIGN_UP(end, PAGE_SIZE) - ALIGN_DOWN(start, PAGE_SIZE)) / PAGE_SIZE;
     }
     if (!loads)
         return reject("no loadable segments");
+    /* Refuse up front what cannot fit, rather than zeroing memory until it runs out. */
+    if (pages + STACK_SIZE / PAGE_SIZE > frames_free_count())
+        return reject("needs %lu MiB of memory, %lu MiB free", (pages * PAGE_SIZE) >> 20,
+                      (frames_free_count() * PAGE_SIZE) >> 20);
     *ehp = eh;
     return 0;
 }

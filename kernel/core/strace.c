@@ -41,7 +41,8 @@ static const struct syscall_format formats[] = {
     [__NR_openat] = { "fsxx", 'd' },       [__NR_newfstatat] = { "fsxx", 'd' },
     [__NR_readlinkat] = { "fsBu", 'd' },   [__NR_set_robust_list] = { "xu", 'd' },
     [__NR_prlimit64] = { "ddxx", 'd' },    [__NR_getrandom] = { "Bux", 'd' },
-    [__NR_rseq] = { "xuxx", 'd' },         [__NR_pread64] = { "dBud", 'd' },
+    [__NR_rseq] = { "xuxx", 'd' },         [__NR_clock_nanosleep] = { "ddxx", 'd' },
+    [__NR_stat] = { "sx", 'd' },           [__NR_lstat] = { "sx", 'd' },         [__NR_pread64] = { "dBud", 'd' },
 };
 
 static const struct { int nr; const char *name, *text; } errnos[] = {

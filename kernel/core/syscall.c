@@ -544,17 +544,21 @@ static long sys_gettimeofday(u64 tv, u64 tz)
 }
 
 /* One CPU, one thread, no timer interrupt yet: sleeping is waiting on the TSC. */
-static long sys_nanosleep(u64 req, u64 rem)
+static long sys_clock_nanosleep(long clock, long flags, u64 req, u64 rem)
 {
+    if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME)
+        return -EINVAL;
     if (!can_read(req, sizeof(struct __kernel_timespec)))
         return -EFAULT;
     const struct __kernel_timespec *ts = (const void *)req;
     if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
         return -EINVAL;
-    u64 until = ns_since_boot() + ts->tv_sec * 1000000000UL + ts->tv_nsec;
+    u64 ns = ts->tv_sec * 1000000000UL + ts->tv_nsec;
+    u64 offset = clock == CLOCK_REALTIME ? boot_epoch_seconds * 1000000000UL : 0;
+    u64 until = (flags & TIMER_ABSTIME) ? ns - MIN(ns, offset) : ns_since_boot() + ns;
     while (ns_since_boot() < until)
         cpu_relax();
-    if (rem && can_write(rem, sizeof(*ts)))
+    if (rem && !(flags & TIMER_ABSTIME) && can_write(rem, sizeof(*ts)))
         memset((void *)rem, 0, sizeof(*ts));
     return 0;
 }
@@ -574,6 +578,7 @@ static long dispatch(u64 nr, const u64 *a)
     case __NR_lseek: return sys_lseek(a[0], a[1], a[2]);
     case __NR_fstat: return sys_fstat(a[0], a[1]);
     case __NR_newfstatat: return sys_newfstatat(a[0], a[1], a[2], a[3]);
+    case __NR_stat: case __NR_lstat: return sys_newfstatat(AT_FDCWD, a[0], a[1], 0);
     case __NR_readlink: return sys_readlinkat(AT_FDCWD, a[0], a[1], a[2]);
     case __NR_readlinkat: return sys_readlinkat(a[0], a[1], a[2], a[3]);
     case __NR_ioctl: return sys_ioctl(a[0], a[1], a[2]);
@@ -597,7 +602,8 @@ static long dispatch(u64 nr, const u64 *a)
     case __NR_getrandom: return sys_getrandom(a[0], a[1], a[2]);
     case __NR_clock_gettime: return sys_clock_gettime(a[0], a[1]);
     case __NR_gettimeofday: return sys_gettimeofday(a[0], a[1]);
-    case __NR_nanosleep: return sys_nanosleep(a[0], a[1]);
+    case __NR_nanosleep: return sys_clock_nanosleep(CLOCK_MONOTONIC, 0, a[0], a[1]);
+    case __NR_clock_nanosleep: return sys_clock_nanosleep(a[0], a[1], a[2], a[3]);
     case __NR_sched_yield: return 0;
     case __NR_exit:
     case __NR_exit_group: process_exit(a[0] & 0xff);

@@ -79,6 +79,9 @@
 .globl syscall_entry
 .type syscall_entry, @function
 syscall_entry:
+    /* Until the debugger's unwinder knows these frames, end backtraces here cleanly. */
+    .cfi_startproc simple
+    .cfi_undefined rip
     movq %rax, %gs:GS_TMP0
     movq %gs:GS_KERNEL_TCB, %rax
     movq %rsp, TCB_SYSCALL_CALLER_STACK_POINTER(%rax)
@@ -130,6 +133,7 @@ syscall_entry:
     popq %rcx
     popq %rsp                       /* back on the app's stack */
     jmp *%rcx
+    .cfi_endproc
 .size syscall_entry, . - syscall_entry
 
 /*
@@ -140,6 +144,8 @@ syscall_entry:
 .globl trap_common
 .type trap_common, @function
 trap_common:
+    .cfi_startproc simple
+    .cfi_undefined rip
     pushq %rax
     pushq %rbx
     pushq %rcx
@@ -179,6 +185,7 @@ trap_common:
     popq %rax
     addq $16, %rsp                  /* vector, error code */
     iretq
+    .cfi_endproc
 .size trap_common, . - trap_common
 
 /* 256 stubs, 16 bytes apart, so trap_init() finds vector N's at trap_stubs + 16 * N. */
