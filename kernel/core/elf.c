@@ -13,7 +13,7 @@
 
 #define PIE_BASE 0x555555554000UL       /* where Linux puts PIE executables */
 #define STACK_TOP 0x7ffffffff000UL
-#define STACK_SIZE (2UL << 20)
+#define STACK_SIZE (8UL << 20)            /* RLIMIT_STACK; populated on demand */
 #define MMAP_TOP 0x7ffff7fff000UL       /* mmap allocates downwards from just below the stack */
 
 /* auxv types (Linux include/uapi/linux/auxvec.h) */
@@ -90,7 +90,7 @@ static int check(const u8 *data, u64 size, const Elf64_Ehdr **ehp)
     if (!loads)
         return reject("no loadable segments");
     /* Refuse up front what cannot fit, rather than zeroing memory until it runs out. */
-    if (pages + STACK_SIZE / PAGE_SIZE > frames_free_count())
+    if (pages > frames_free_count())
         return reject("needs %lu MiB of memory, %lu MiB free", (pages * PAGE_SIZE) >> 20,
                       (frames_free_count() * PAGE_SIZE) >> 20);
     *ehp = eh;

@@ -218,16 +218,25 @@ static bool user_range_valid(u64 va, u64 len)
 }
 
 /*
- * PTE software bits for pages the app reserved but may not touch (PROT_NONE): not
- * present, so any access faults, but the frame (if any) is kept for a later mprotect.
+ * App memory is demand paged. A page the app mapped is PTE_SW_RESERVED with its PROT_*
+ * bits kept in PTE bits 52-54 (ignored by the MMU); it gets a zeroed frame, and becomes
+ * present, on the first access the protection allows: a page fault in app code, or in
+ * kernel code copying to or from the app. A PROT_NONE page that had a frame keeps it,
+ * not present.
  */
 #define PTE_SW_RESERVED (1UL << 9)
+#define PTE_SW_PROT_SHIFT 52
+#define PTE_SW_PROT (7UL << PTE_SW_PROT_SHIFT)
 
-static u64 prot_to_pte(int prot)
+static int pte_prot(u64 pte) { return (pte & PTE_SW_PROT) >> PTE_SW_PROT_SHIFT; }
+
+/* The entry for a page with this protection and frame (pa 0: not populated yet). */
+static u64 make_pte(u64 pa, int prot)
 {
-    if (!(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
-        return PTE_SW_RESERVED;
-    return PTE_P | ((prot & PROT_WRITE) ? PTE_W : 0) | ((prot & PROT_EXEC) ? 0 : PTE_NX);
+    u64 pte = pa | PTE_SW_RESERVED | ((u64)(prot & 7) << PTE_SW_PROT_SHIFT);
+    if (pa && (prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
+        pte |= PTE_P | ((prot & PROT_WRITE) ? PTE_W : 0) | ((prot & PROT_EXEC) ? 0 : PTE_NX);
+    return pte;
 }
 
 static void clear_pte(u64 *pte, u64 va)
@@ -238,17 +247,49 @@ static void clear_pte(u64 *pte, u64 va)
     invlpg(va);
 }
 
+u64 user_pages_populated;
+
+/* May an access of this kind touch the page? x86 pages are always readable if accessible. */
+static bool prot_allows(int prot, bool write, bool exec)
+{
+    if (!(prot & (PROT_READ | PROT_WRITE | PROT_EXEC)))
+        return false;
+    return (!write || (prot & PROT_WRITE)) && (!exec || (prot & PROT_EXEC));
+}
+
+bool handle_user_fault(u64 addr, bool write, bool exec)
+{
+    if (!user_range_valid(addr, 1))
+        return false;
+    u64 va = ALIGN_DOWN(addr, PAGE_SIZE);
+    u64 *pte = pte_walk(va, false);
+    if (!pte || !(*pte & PTE_SW_RESERVED) || (*pte & PTE_P))
+        return false;               /* unmapped, or a real protection violation */
+    int prot = pte_prot(*pte);
+    if (!prot_allows(prot, write, exec))
+        return false;
+    u64 pa = *pte & PTE_ADDR;
+    if (!pa) {
+        pa = frame_alloc();
+        if (!pa)
+            return false;
+        user_pages_populated++;
+    }
+    *pte = make_pte(pa, prot);
+    invlpg(va);
+    return true;
+}
+
 int map_user(u64 va, u64 len, int prot)
 {
     if (!user_range_valid(va, len))
         return -1;
     for (u64 a = ALIGN_DOWN(va, PAGE_SIZE); a < va + len; a += PAGE_SIZE) {
         u64 *pte = pte_walk(a, true);
-        u64 pa = frame_alloc();
-        if (!pte || !pa)
+        if (!pte)
             return -1;
         clear_pte(pte, a);
-        *pte = pa | prot_to_pte(prot);
+        *pte = make_pte(0, prot);
     }
     return 0;
 }
@@ -270,15 +311,9 @@ int protect_user(u64 va, u64 len, int prot)
         return -1;
     for (u64 a = ALIGN_DOWN(va, PAGE_SIZE); a < va + len; a += PAGE_SIZE) {
         u64 *pte = pte_walk(a, false);
-        if (!pte || !*pte)
+        if (!pte || !(*pte & PTE_SW_RESERVED))
             return -1;
-        u64 pa = *pte & PTE_ADDR;
-        if (!pa && prot != 0) {
-            pa = frame_alloc();     /* reserved with PROT_NONE, now made accessible */
-            if (!pa)
-                return -1;
-        }
-        *pte = pa | prot_to_pte(prot);
+        *pte = make_pte(*pte & PTE_ADDR, prot);
         invlpg(a);
     }
     return 0;
@@ -289,9 +324,10 @@ bool user_page_mapped(u64 va)
     if (!user_range_valid(va, 1))
         return false;
     u64 *pte = pte_walk(va, false);
-    return pte && *pte;
+    return pte && (*pte & PTE_SW_RESERVED);
 }
 
+/* Would an access to [addr, addr+len) succeed, populating pages as it goes? */
 bool user_range_ok(u64 addr, u64 len, bool write)
 {
     if (len == 0)
@@ -300,7 +336,7 @@ bool user_range_ok(u64 addr, u64 len, bool write)
         return false;
     for (u64 a = ALIGN_DOWN(addr, PAGE_SIZE); a < addr + len; a += PAGE_SIZE) {
         u64 *pte = pte_walk(a, false);
-        if (!pte || !(*pte & PTE_P) || (write && !(*pte & PTE_W)))
+        if (!pte || !(*pte & PTE_SW_RESERVED) || !prot_allows(pte_prot(*pte), write, false))
             return false;
     }
     return true;

@@ -2,6 +2,7 @@
 #include "process.h"
 #include "arch.h"
 #include "console.h"
+#include "mm.h"
 #include "syscall_history.h"
 #include "thread.h"
 
@@ -17,7 +18,7 @@ noreturn void process_exit(int status)
 {
     if (process.verbose)
         printk("osv: exit status %d after %lu syscalls; kernel TLS checked %lu times, FS base "
-               "written by %s\n", status, syscall_seq, kernel_tls_checks,
-               fsgsbase_avail ? "wrfsbase" : "wrmsr");
+               "written by %s; %lu app pages populated on demand\n", status, syscall_seq,
+               kernel_tls_checks, fsgsbase_avail ? "wrfsbase" : "wrmsr", user_pages_populated);
     arch_exit_qemu(status);
 }

@@ -7,6 +7,7 @@
 #include "arch.h"
 #include "console.h"
 #include "lib.h"
+#include "mm.h"
 #include "panic.h"
 #include "process.h"
 #include "thread.h"
@@ -52,6 +53,9 @@ void trap_handler(struct trap_frame *f)
         printk("osv: unexpected interrupt %lu\n", f->vector);
         return;
     }
+    /* Demand paging, for app code and for kernel code copying to or from the app. */
+    if (f->vector == 14 && handle_user_fault(read_cr2(), f->error_code & 2, f->error_code & 16))
+        return;
     if (in_kernel_code(f->rip) || f->vector == 8 || f->vector == 18 || f->vector == 2)
         panic_trap(f);
     kernel_tls_check();

@@ -40,9 +40,12 @@ void kfree(void *p);
 
 /* App address space */
 bool user_range_ok(u64 addr, u64 len, bool write);
-int map_user(u64 va, u64 len, int prot);        /* fresh zeroed pages; replaces what was there */
+int map_user(u64 va, u64 len, int prot);        /* zero-filled on demand; replaces what was there */
 void unmap_user(u64 va, u64 len);
 int protect_user(u64 va, u64 len, int prot);
 bool user_page_mapped(u64 va);
 bool range_overlaps_kernel(u64 start, u64 end);
+/* A page fault on an app address: true if it was a not-yet-populated page, now present. */
+bool handle_user_fault(u64 addr, bool write, bool exec);
+extern u64 user_pages_populated;
 #endif
