@@ -4,6 +4,12 @@
  * The command line is OSv's: kernel options, then the executable's path and its
  * arguments, split like a POSIX shell would (quotes and backslashes):
  *   --strace --env=HOME=/ /hello one 'two words'
+ * Kernel options:
+ *   --strace        print each syscall as it returns, in strace's form
+ *   --verbose       kernel statistics when the app exits
+ *   --env=NAME=VAL  add to the app's environment (it has no other)
+ *   --no-fsgsbase   switch FS with wrmsr even if the CPU has wrfsbase
+ *   --test-panic    fault in the kernel on purpose, to exercise the panic path
  */
 #include "arch.h"
 #include "console.h"
@@ -59,39 +65,51 @@ static int split_words(const char *in, const char **words, int max)
     return n;
 }
 
+static char cmdline_error[160];     /* why the command line was refused, reported after the banner */
+static bool no_fsgsbase;
+static bool test_panic;
+
+static int refuse(const char *fmt, const char *arg)
+{
+    snprintf(cmdline_error, sizeof(cmdline_error), fmt, arg);
+    return EXIT_USAGE;
+}
+
 static int parse_cmdline(void)
 {
     const char *words[MAX_ARGS + MAX_ENVS + 16];
     int n = split_words(cmdline, words, ARRAY_SIZE(words));
-    if (n < 0) {
-        printk("osv: command line too long or has an unclosed quote\n");
-        return EXIT_USAGE;
-    }
+    if (n < 0)
+        return refuse("command line too long or has an unclosed quote%s", "");
     int i = 0;
     for (; i < n && words[i][0] == '-' && words[i][1] == '-'; i++) {
         if (strcmp(words[i], "--strace") == 0)
             process.strace = true;
         else if (strcmp(words[i], "--verbose") == 0)
             process.verbose = true;
+        else if (strcmp(words[i], "--no-fsgsbase") == 0)
+            no_fsgsbase = true;
+        else if (strcmp(words[i], "--test-panic") == 0)
+            test_panic = true;
         else if (strncmp(words[i], "--env=", 6) == 0 && process.envc < MAX_ENVS)
             process.envp[process.envc++] = words[i] + 6;
-        else {
-            printk("osv: unknown kernel option %s\n", words[i]);
-            return EXIT_USAGE;
-        }
+        else
+            return refuse("unknown kernel option %s", words[i]);
     }
-    if (i == n) {
-        printk("osv: no executable on the command line\n");
-        return EXIT_USAGE;
-    }
-    if (n - i > MAX_ARGS) {
-        printk("osv: too many arguments (at most %d)\n", MAX_ARGS);
-        return EXIT_USAGE;
-    }
+    if (i == n)
+        return refuse("no executable on the command line%s", "");
+    if (n - i > MAX_ARGS)
+        return refuse("too many arguments%s", "");
     process.path = words[i];
     for (; i < n; i++)
         process.argv[process.argc++] = words[i];
     return 0;
+}
+
+/* --test-panic: a real kernel page fault (a write to address 0), to exercise the panic path. */
+static void panic_on_purpose(void)
+{
+    *(volatile u64 *)0 = 0;
 }
 
 static void print_boot_time(void)
@@ -122,12 +140,17 @@ noreturn void kernel_main(u32 start_info_paddr)
         memcpy(cmdline, c, n);
         cmdline[n] = 0;
     }
-    printk("OSv-style osvgdb kernel, x86-64, FS base by %s\n", fsgsbase_avail ? "wrfsbase" : "wrmsr");
-    initrd_init(si);
-
     int status = parse_cmdline();
-    if (status)
+    if (no_fsgsbase)
+        arch_disable_fsgsbase();
+    printk("OSv-style osvgdb kernel, x86-64, FS base by %s\n", fsgsbase_avail ? "wrfsbase" : "wrmsr");
+    if (status) {
+        printk("osv: %s\n", cmdline_error);
         process_exit(status);
+    }
+    if (test_panic)
+        panic_on_purpose();
+    initrd_init(si);
     const u8 *image;
     u64 size;
     if (!initrd_find(process.path, &image, &size)) {

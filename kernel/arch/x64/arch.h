@@ -68,6 +68,7 @@ extern u64 boot_tsc;
 
 void arch_init_boot_cpu(void);
 void arch_cpu_features(u32 *hwcap, u32 *hwcap2, u32 *minsigstksz);
+void arch_disable_fsgsbase(void);
 void set_fsbase(u64 base);
 u64 get_fsbase(void);
 void arch_init_tsc(void);

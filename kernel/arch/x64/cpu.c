@@ -190,6 +190,13 @@ void arch_init_boot_cpu(void)
     outb(0xa1, 0xff);
 }
 
+/* The wrmsr path even on a CPU with FSGSBASE; apps then see no HWCAP2_FSGSBASE either. */
+void arch_disable_fsgsbase(void)
+{
+    fsgsbase_avail = 0;
+    write_cr(4, read_cr(4) & ~CR4_FSGSBASE);
+}
+
 void set_fsbase(u64 base)
 {
     if (fsgsbase_avail)

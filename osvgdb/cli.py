@@ -1,0 +1,218 @@
+"""The `osvgdb` command.
+
+Errors are one line on stderr (`osvgdb: error: ...`), never a traceback;
+set OSVGDB_TRACEBACK=1 to see the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from osvgdb import run
+from osvgdb.build import BuildError
+from osvgdb.qemu import QemuError, choose_accel
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class UsageError(Exception):
+    """Bad arguments: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+class _Terminated(Exception):
+    """Raised by the SIGTERM/SIGHUP handler so cleanup runs as for ^C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise _Terminated(signum)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of CPUs from 1 to 64, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text!r}")
+    return value
+
+
+def _env_pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not _ENV_NAME.fullmatch(name):
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name, value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="osvgdb",
+        description="Run and debug static Linux executables on the osvgdb unikernel.",
+        allow_abbrev=False,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run_parser = commands.add_parser(
+        "run",
+        usage="osvgdb run [options] EXE [ARGS...]",
+        help="boot one static executable in QEMU and exit with its status",
+        description="Build the kernel, pack EXE into an initrd as /BASENAME, boot it in QEMU\n"
+        "and stream the guest console to stdout. Options after EXE belong to the app.",
+        epilog=run.EXIT_STATUS_HELP
+        + "\nkernel command line: kernel options (--strace, --env=NAME=VALUE, --no-fsgsbase,\n"
+        "--kernel-arg words), then /BASENAME and ARGS, quoted as a POSIX shell would.\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    run_parser.add_argument(
+        "--smp",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="number of virtual CPUs (default 1)",
+    )
+    run_parser.add_argument(
+        "--accel",
+        choices=["auto", "kvm", "tcg"],
+        default="auto",
+        help="auto (default): kvm when /dev/kvm opens read-write and the CPU "
+        "has VT-x/AMD-V, else tcg",
+    )
+    run_parser.add_argument(
+        "--strace",
+        action="store_true",
+        help="the kernel prints each syscall as it returns ('-> name(...) = r')",
+    )
+    run_parser.add_argument(
+        "--no-fsgsbase",
+        dest="fsgsbase",
+        action="store_false",
+        help="hide FSGSBASE so the kernel switches FS with wrmsr",
+    )
+    run_parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=60.0,
+        metavar="S",
+        help="kill QEMU after S seconds (default 60; 0: never)",
+    )
+    run_parser.add_argument(
+        "--env",
+        type=_env_pair,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="add to the app's environment (repeatable)",
+    )
+    run_parser.add_argument(
+        "--kernel-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="pass a word to the kernel before the app's path (repeatable)",
+    )
+    # One REMAINDER positional, not EXE plus REMAINDER: argparse would drop an
+    # app's own "--" from the latter.
+    run_parser.add_argument(
+        "command_line",
+        nargs=argparse.REMAINDER,
+        metavar="EXE [ARGS...]",
+        help="a static x86-64 Linux executable and its arguments",
+    )
+    return parser
+
+
+def _check_exe(path: Path) -> None:
+    if not path.exists():
+        raise UsageError(f"{path}: no such file")
+    if not path.is_file():
+        raise UsageError(f"{path}: not a regular file")
+    try:
+        path.open("rb").close()
+    except OSError as error:
+        raise UsageError(f"{path}: {error.strerror}") from error
+
+
+def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
+    command_line = list(namespace.command_line)
+    if command_line[:1] == ["--"]:
+        del command_line[0]
+    if not command_line:
+        raise UsageError("run: missing EXE")
+    exe = Path(command_line[0])
+    _check_exe(exe)
+    try:
+        accel = choose_accel(namespace.accel)
+    except QemuError as error:
+        raise UsageError(str(error)) from error
+    return run.RunOptions(
+        exe=exe,
+        args=command_line[1:],
+        accel=accel,
+        smp=namespace.smp,
+        strace=namespace.strace,
+        fsgsbase=namespace.fsgsbase,
+        timeout=namespace.timeout,
+        env=list(namespace.env),
+        kernel_args=list(namespace.kernel_arg),
+    )
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
+    namespace = _parser().parse_args(argv)
+    # Only "run" exists so far.
+    return run.run(parse_run_options(namespace))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGHUP, _raise_terminated)
+    try:
+        return _dispatch(argv)
+    except UsageError as error:
+        print(f"osvgdb: error: {error}", file=sys.stderr)
+        return run.EXIT_USAGE
+    except (BuildError, QemuError) as error:
+        print(f"osvgdb: error: {error}", file=sys.stderr)
+        return run.EXIT_NO_STATUS
+    except KeyboardInterrupt:
+        print("osvgdb: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except _Terminated as error:
+        print(f"osvgdb: terminated by {error}", file=sys.stderr)
+        return 128 + error.signum
+    except BrokenPipeError:
+        # Our reader went away: keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except Exception as error:
+        if os.environ.get("OSVGDB_TRACEBACK"):
+            raise
+        print(
+            f"osvgdb: internal error: {type(error).__name__}: {error} "
+            "(OSVGDB_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return run.EXIT_NO_STATUS

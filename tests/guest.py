@@ -1,0 +1,67 @@
+"""Helpers for tests that boot the real kernel in QEMU through `osvgdb run`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = ROOT / "build" / "apps"
+KERNEL = ROOT / "build" / "kernel.elf"
+VARIANTS = ("glibc", "pie", "musl")
+
+BANNER = "OSv-style osvgdb kernel"
+RUN_TIMEOUT = 60  # osvgdb's own --timeout: a hung guest fails the test, it never hangs it
+
+
+@dataclass(repr=False)
+class Run:
+    status: int
+    stdout: str
+    stderr: str
+
+    @property
+    def lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+    @property
+    def app_lines(self) -> list[str]:
+        """Console lines after the kernel's `Cmdline:` line, without --strace lines."""
+        lines = self.lines
+        starts = [i for i, line in enumerate(lines) if line.startswith("Cmdline: ")]
+        assert starts, f"no 'Cmdline:' line on the console:\n{self.stdout}{self.stderr}"
+        return [line for line in lines[starts[0] + 1 :] if not line.startswith("-> ")]
+
+    @property
+    def strace_names(self) -> list[str]:
+        """Syscall names from the `-> name(args) = result` lines of --strace."""
+        return [line[3:].split("(", 1)[0] for line in self.lines if line.startswith("-> ")]
+
+    def __repr__(self) -> str:
+        # Assertion messages show this: the whole run, readable.
+        return f"status {self.status}\n--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
+
+
+def osvgdb_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "osvgdb", *args]
+
+
+def osvgdb_run(*args: str, env: dict[str, str] | None = None) -> Run:
+    """`osvgdb run --timeout RUN_TIMEOUT ARGS...`, its output captured."""
+    result = subprocess.run(
+        osvgdb_command("run", "--timeout", str(RUN_TIMEOUT), *args),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        env={**os.environ, **(env or {})},
+        timeout=RUN_TIMEOUT * 2,
+    )
+    return Run(result.returncode, result.stdout, result.stderr)
+
+
+def app(name: str, variant: str) -> Path:
+    return APPS / f"{name}-{variant}"

@@ -1,0 +1,65 @@
+"""`osvgdb` argument handling: one-line errors, and the app's words kept whole."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from guest import osvgdb_command
+
+from osvgdb.cli import _parser, parse_run_options
+
+
+def parse(*argv: str):
+    return parse_run_options(_parser().parse_args(["run", *argv]))
+
+
+def test_words_after_exe_belong_to_the_app(tmp_path: Path) -> None:
+    exe = tmp_path / "app"
+    exe.write_bytes(b"")
+    options = parse("--strace", "--accel", "tcg", str(exe), "-x", "--strace", "--", "--timeout")
+    assert options.exe == exe
+    assert options.args == ["-x", "--strace", "--", "--timeout"]
+    assert options.strace and options.accel == "tcg"
+
+
+def test_leading_double_dash_ends_osvgdb_options(tmp_path: Path) -> None:
+    exe = tmp_path / "app"
+    exe.write_bytes(b"")
+    options = parse("--env", "A=b c", "--no-fsgsbase", "--", str(exe), "a")
+    assert options.args == ["a"]
+    assert options.env == [("A", "b c")]
+    assert not options.fsgsbase
+
+
+def osvgdb(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(osvgdb_command(*argv), capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "/no/such/exe"], "osvgdb: error: /no/such/exe: no such file"),
+        (["run", "/"], "osvgdb: error: /: not a regular file"),
+        (["run"], "osvgdb: error: run: missing EXE"),
+        (["run", "--smp", "0", "/bin/true"], "osvgdb: error: argument --smp:"),
+        (["run", "--timeout", "-1", "/bin/true"], "osvgdb: error: argument --timeout:"),
+        (["run", "--env", "1X=y", "/bin/true"], "osvgdb: error: argument --env:"),
+        (["run", "--accel", "xen", "/bin/true"], "osvgdb: error: argument --accel:"),
+        (["frobnicate"], "osvgdb: error: argument COMMAND:"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_status_2(argv: list[str], message: str) -> None:
+    result = osvgdb(*argv)
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(message), result.stderr
+
+
+def test_run_help_documents_the_exit_statuses() -> None:
+    result = osvgdb("run", "--help")
+    assert result.returncode == 0
+    for status in ("126", "127", "70", "124", "125", "128+N"):
+        assert f"\n  {status} " in result.stdout, status
