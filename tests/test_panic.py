@@ -57,8 +57,9 @@ def test_panic_halts_in_osv_panic_halt(tmp_path: Path) -> None:
         gdb = subprocess.run(
             ["gdb", "-nx", "-batch", "-ex", "set architecture i386:x86-64",
              "-ex", f"target remote {sock}", "-ex", "bt", "-ex", "p cpus[0].id", str(KERNEL)],
-            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, cwd=tmp_path,
         )  # fmt: skip
+        assert gdb.returncode == 0 and "internal-error" not in gdb.stderr, gdb.stdout + gdb.stderr
         assert "osv_panic_halt" in gdb.stdout, gdb.stdout + gdb.stderr
         assert "panic_trap" in gdb.stdout, gdb.stdout + gdb.stderr
     finally:

@@ -81,6 +81,7 @@
 syscall_entry:
     /* Until the debugger's unwinder knows these frames, end backtraces here cleanly. */
     .cfi_startproc simple
+    .cfi_def_cfa rsp, 8
     .cfi_undefined rip
     movq %rax, %gs:GS_TMP0
     movq %gs:GS_KERNEL_TCB, %rax
@@ -145,6 +146,7 @@ syscall_entry:
 .type trap_common, @function
 trap_common:
     .cfi_startproc simple
+    .cfi_def_cfa rsp, 8
     .cfi_undefined rip
     pushq %rax
     pushq %rbx
