@@ -6,6 +6,7 @@
 #include "console.h"
 #include "arch.h"
 #include "lib.h"
+#include "spinlock.h"
 
 #define COM1 0x3f8
 #define DEBUGCON 0xe9
@@ -29,10 +30,23 @@ static void serial_putc(char c)
     outb(COM1, c);
 }
 
+/*
+ * One writer at a time, so lines from several CPUs do not interleave. A panicking CPU
+ * waits only so long: the holder may be a CPU that was just stopped.
+ */
+static struct spinlock console_lock = SPINLOCK_INIT;
+
 void console_write(const char *s, size_t n)
 {
+    u64 flags = irq_save();
+    bool locked = false;
+    for (int i = 0; i < 10000000 && !locked; i++)
+        locked = !__atomic_exchange_n(&console_lock.locked, 1, __ATOMIC_ACQUIRE);
     for (size_t i = 0; i < n; i++)
         serial_putc(s[i]);
+    if (locked)
+        __atomic_store_n(&console_lock.locked, 0, __ATOMIC_RELEASE);
+    irq_restore(flags);
 }
 
 int printk(const char *fmt, ...)

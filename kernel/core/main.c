@@ -119,6 +119,12 @@ static void print_boot_time(void)
     printk("Booted up in %lu.%02lu ms\n", hundredths / 100, hundredths % 100);
 }
 
+/* The app's main thread starts here, in kernel mode on its syscall stack. */
+static void start_app_main(void *unused)
+{
+    app_start(process.entry, process.initial_stack);
+}
+
 noreturn void kernel_main(u32 start_info_paddr)
 {
     console_init();
@@ -130,7 +136,10 @@ noreturn void kernel_main(u32 start_info_paddr)
     arch_init_boot_cpu();
     mm_init(si);
     /* From here the kernel's __thread variables work: FS is the boot thread's TCB. */
-    thread_install_tls(thread_create("boot", false));
+    struct thread *boot = thread_create("boot", NULL, NULL);
+    if (!boot)
+        panic("cannot create the boot thread");
+    sched_init_cpu(boot);
     arch_init_tsc();
     syscall_init();
     syscall_history_init();
@@ -151,15 +160,19 @@ noreturn void kernel_main(u32 start_info_paddr)
     if (test_panic)
         panic_on_purpose();
     initrd_init(si);
+    lapic_init();
+    smp_init(si->rsdp_paddr);       /* last use of the start info: the trampoline may overwrite it */
+
     const u8 *image;
     u64 size;
     if (!initrd_find(process.path, &image, &size)) {
         printk("osv: %s: not found in the initrd\n", process.path);
         process_exit(EXIT_NOT_FOUND);
     }
-    struct thread *app = thread_create("main", true);
+    struct thread *app = thread_create("main", start_app_main, NULL);
     if (!app)
         panic("cannot create the app's thread");
+    app->is_app = true;
     process_set_main_thread(app);
     for (int fd = 0; fd < 3; fd++)
         process.files[fd].kind = FILE_CONSOLE;
@@ -169,6 +182,7 @@ noreturn void kernel_main(u32 start_info_paddr)
 
     print_boot_time();
     printk("Cmdline: %s\n", cmdline);
-    thread_install_tls(app);
-    app_start(process.entry, process.initial_stack);
+    sched_make_ready(app);
+    /* The boot thread is now CPU 0's idle thread. */
+    sched_idle_loop();
 }

@@ -13,9 +13,10 @@
 #include "lib.h"
 #include "panic.h"
 #include "pvh.h"
+#include "spinlock.h"
 
 extern char kernel_start[], kernel_end[];
-extern u64 boot_pml4[], boot_pdpt[];
+extern u64 boot_pml4[], boot_pdpt[], boot_pd[];
 
 #define MAX_RANGES 32
 struct range {
@@ -27,6 +28,11 @@ static u64 free_list;           /* physical address of the first freed frame, 0 
 static u64 nr_free_frames;
 
 static u64 *kernel_pml4;
+
+/* Lock order: pt_lock, then frame_lock; heap_lock alone. None is held across a TLB shootdown. */
+static struct spinlock frame_lock = SPINLOCK_INIT;
+static struct spinlock heap_lock = SPINLOCK_INIT;
+static struct spinlock pt_lock = SPINLOCK_INIT;
 
 /* Remove [start, end) from the free ranges (boot data, the kernel, the initrd). */
 static void reserve(u64 start, u64 end)
@@ -74,24 +80,27 @@ static u64 contig_alloc(u64 npages)
 
 u64 frame_alloc(void)
 {
+    spin_lock(&frame_lock);
     u64 pa = free_list;
     if (pa) {
         free_list = *(u64 *)phys_to_virt(pa);
         nr_free_frames--;
     } else {
         pa = contig_alloc(1);
-        if (!pa)
-            return 0;
     }
-    memset(phys_to_virt(pa), 0, PAGE_SIZE);
+    spin_unlock(&frame_lock);
+    if (pa)
+        memset(phys_to_virt(pa), 0, PAGE_SIZE);
     return pa;
 }
 
 void frame_free(u64 pa)
 {
+    spin_lock(&frame_lock);
     *(u64 *)phys_to_virt(pa) = free_list;
     free_list = pa;
     nr_free_frames++;
+    spin_unlock(&frame_lock);
 }
 
 u64 frames_free_count(void)
@@ -120,6 +129,7 @@ void *kmalloc(size_t size)
         order++;
     if (order > HEAP_MAX_ORDER)
         return NULL;
+    spin_lock(&heap_lock);
     u8 *p = heap_free[order];
     if (p) {
         heap_free[order] = *(void **)p;
@@ -128,9 +138,13 @@ void *kmalloc(size_t size)
         u64 align = MIN(1UL << order, PAGE_SIZE);
         p = (u8 *)ALIGN_UP((u64)heap_next + 16, align) - 16;
         if (p + (1UL << order) > heap_end)
-            return NULL;
-        heap_next = p + (1UL << order);
+            p = NULL;
+        else
+            heap_next = p + (1UL << order);
     }
+    spin_unlock(&heap_lock);
+    if (!p)
+        return NULL;
     *(u64 *)p = order;
     return p + 16;
 }
@@ -149,8 +163,10 @@ void kfree(void *p)
         return;
     u8 *block = (u8 *)p - 16;
     unsigned order = *(u64 *)block;
+    spin_lock(&heap_lock);
     *(void **)block = heap_free[order];
     heap_free[order] = block;
+    spin_unlock(&heap_lock);
 }
 
 void mm_init(const struct hvm_start_info *si)
@@ -184,8 +200,12 @@ void mm_init(const struct hvm_start_info *si)
     pdpt[1] = boot_pdpt[1];
     kernel_pml4[0] = virt_to_phys(pdpt) | PTE_P | PTE_W;
     kernel_pml4[256] = boot_pml4[256];
-    write_cr3(virt_to_phys(kernel_pml4));
+    /* The local APIC's registers: uncached (PCD | PWT) in the direct map. */
+    boot_pd[0xfee00000UL >> 21] |= (1 << 4) | (1 << 3);
+    write_cr3(mm_kernel_cr3());
 }
+
+u64 mm_kernel_cr3(void) { return virt_to_phys(kernel_pml4); }
 
 bool range_overlaps_kernel(u64 start, u64 end)
 {
@@ -239,12 +259,61 @@ static u64 make_pte(u64 pa, int prot)
     return pte;
 }
 
-static void clear_pte(u64 *pte, u64 va)
+/*
+ * Changing app mappings: page table entries change under pt_lock, a chunk of pages at a
+ * time; then, with no lock held, the other CPUs drop stale TLB entries (an IPI each)
+ * and only then are the old frames freed, so no CPU can still reach a reused frame.
+ */
+#define CHUNK_PAGES 64
+
+struct pte_batch {
+    u64 frames[CHUNK_PAGES];
+    unsigned n;
+    bool flush;                 /* a present entry changed: other CPUs may cache it */
+};
+
+static void clear_pte(struct pte_batch *b, u64 *pte, u64 va)
 {
+    if (*pte & PTE_P)
+        b->flush = true;
     if (*pte & PTE_ADDR)
-        frame_free(*pte & PTE_ADDR);
+        b->frames[b->n++] = *pte & PTE_ADDR;
     *pte = 0;
     invlpg(va);
+}
+
+static void finish_batch(struct pte_batch *b)
+{
+    if (b->flush)
+        tlb_shootdown();
+    for (unsigned i = 0; i < b->n; i++)
+        frame_free(b->frames[i]);
+    b->n = 0;
+    b->flush = false;
+}
+
+/* What each page of a chunk becomes; fills b. Returns false if a page may not change. */
+typedef bool (*pte_update)(struct pte_batch *b, u64 va, int prot);
+
+static int update_range(u64 va, u64 len, int prot, pte_update update)
+{
+    if (!user_range_valid(va, len))
+        return -1;
+    u64 a = ALIGN_DOWN(va, PAGE_SIZE), end = va + len;
+    int ret = 0;
+    while (a < end && ret == 0) {
+        struct pte_batch b = { .n = 0, .flush = false };
+        spin_lock(&pt_lock);
+        for (unsigned i = 0; i < CHUNK_PAGES && a < end; i++, a += PAGE_SIZE) {
+            if (!update(&b, a, prot)) {
+                ret = -1;
+                break;
+            }
+        }
+        spin_unlock(&pt_lock);
+        finish_batch(&b);
+    }
+    return ret;
 }
 
 u64 user_pages_populated;
@@ -262,69 +331,85 @@ bool handle_user_fault(u64 addr, bool write, bool exec)
     if (!user_range_valid(addr, 1))
         return false;
     u64 va = ALIGN_DOWN(addr, PAGE_SIZE);
+    bool handled = false;
+    spin_lock(&pt_lock);
     u64 *pte = pte_walk(va, false);
-    if (!pte || !(*pte & PTE_SW_RESERVED) || (*pte & PTE_P))
-        return false;               /* unmapped, or a real protection violation */
-    int prot = pte_prot(*pte);
-    if (!prot_allows(prot, write, exec))
-        return false;
-    u64 pa = *pte & PTE_ADDR;
-    if (!pa) {
-        pa = frame_alloc();
-        if (!pa)
-            return false;
-        user_pages_populated++;
+    if (pte && (*pte & PTE_SW_RESERVED) && prot_allows(pte_prot(*pte), write, exec)) {
+        if (*pte & PTE_P) {
+            handled = true;         /* another CPU populated it first */
+        } else {
+            u64 pa = *pte & PTE_ADDR;
+            if (!pa) {
+                pa = frame_alloc();
+                user_pages_populated += pa != 0;
+            }
+            if (pa) {
+                *pte = make_pte(pa, pte_prot(*pte));
+                invlpg(va);
+                handled = true;
+            }
+        }
     }
-    *pte = make_pte(pa, prot);
+    spin_unlock(&pt_lock);
+    return handled;
+}
+
+static bool map_page(struct pte_batch *b, u64 va, int prot)
+{
+    u64 *pte = pte_walk(va, true);
+    if (!pte)
+        return false;
+    clear_pte(b, pte, va);
+    *pte = make_pte(0, prot);
+    return true;
+}
+
+static bool unmap_page(struct pte_batch *b, u64 va, int prot)
+{
+    u64 *pte = pte_walk(va, false);
+    if (pte && *pte)
+        clear_pte(b, pte, va);
+    return true;
+}
+
+static bool protect_page(struct pte_batch *b, u64 va, int prot)
+{
+    u64 *pte = pte_walk(va, false);
+    if (!pte || !(*pte & PTE_SW_RESERVED))
+        return false;
+    if (*pte & PTE_P)
+        b->flush = true;
+    *pte = make_pte(*pte & PTE_ADDR, prot);
     invlpg(va);
     return true;
 }
 
-int map_user(u64 va, u64 len, int prot)
+/* MADV_DONTNEED: give the frame back; the page reads as zeros when next touched. */
+static bool discard_page(struct pte_batch *b, u64 va, int unused)
 {
-    if (!user_range_valid(va, len))
-        return -1;
-    for (u64 a = ALIGN_DOWN(va, PAGE_SIZE); a < va + len; a += PAGE_SIZE) {
-        u64 *pte = pte_walk(a, true);
-        if (!pte)
-            return -1;
-        clear_pte(pte, a);
+    u64 *pte = pte_walk(va, false);
+    if (pte && (*pte & PTE_SW_RESERVED)) {
+        int prot = pte_prot(*pte);
+        clear_pte(b, pte, va);
         *pte = make_pte(0, prot);
     }
-    return 0;
+    return true;
 }
 
-void unmap_user(u64 va, u64 len)
-{
-    if (!user_range_valid(va, len))
-        return;
-    for (u64 a = ALIGN_DOWN(va, PAGE_SIZE); a < va + len; a += PAGE_SIZE) {
-        u64 *pte = pte_walk(a, false);
-        if (pte && *pte)
-            clear_pte(pte, a);
-    }
-}
-
-int protect_user(u64 va, u64 len, int prot)
-{
-    if (!user_range_valid(va, len))
-        return -1;
-    for (u64 a = ALIGN_DOWN(va, PAGE_SIZE); a < va + len; a += PAGE_SIZE) {
-        u64 *pte = pte_walk(a, false);
-        if (!pte || !(*pte & PTE_SW_RESERVED))
-            return -1;
-        *pte = make_pte(*pte & PTE_ADDR, prot);
-        invlpg(a);
-    }
-    return 0;
-}
+int map_user(u64 va, u64 len, int prot) { return update_range(va, len, prot, map_page); }
+void discard_user(u64 va, u64 len) { update_range(va, len, 0, discard_page); }
+void unmap_user(u64 va, u64 len) { update_range(va, len, 0, unmap_page); }
+int protect_user(u64 va, u64 len, int prot) { return update_range(va, len, prot, protect_page); }
 
 bool user_page_mapped(u64 va)
 {
     if (!user_range_valid(va, 1))
         return false;
+    spin_lock(&pt_lock);
     u64 *pte = pte_walk(va, false);
-    return pte && (*pte & PTE_SW_RESERVED);
+    bool mapped = pte && (*pte & PTE_SW_RESERVED);
+    spin_unlock(&pt_lock);
+    return mapped;
 }
 
 /* Would an access to [addr, addr+len) succeed, populating pages as it goes? */
@@ -334,10 +419,12 @@ bool user_range_ok(u64 addr, u64 len, bool write)
         return true;
     if (!user_range_valid(addr, len))
         return false;
-    for (u64 a = ALIGN_DOWN(addr, PAGE_SIZE); a < addr + len; a += PAGE_SIZE) {
+    bool ok = true;
+    spin_lock(&pt_lock);
+    for (u64 a = ALIGN_DOWN(addr, PAGE_SIZE); ok && a < addr + len; a += PAGE_SIZE) {
         u64 *pte = pte_walk(a, false);
-        if (!pte || !(*pte & PTE_SW_RESERVED) || !prot_allows(pte_prot(*pte), write, false))
-            return false;
+        ok = pte && (*pte & PTE_SW_RESERVED) && prot_allows(pte_prot(*pte), write, false);
     }
-    return true;
+    spin_unlock(&pt_lock);
+    return ok;
 }

@@ -1,10 +1,18 @@
-/* The app as a whole: its identity and its end. */
+/*
+ * The app as a whole: its threads (clone, clone3, exit), the signals it can send
+ * itself (enough for abort()), and its end (exit_group, or its last thread's exit).
+ */
 #include "process.h"
 #include "arch.h"
 #include "console.h"
+#include "lib.h"
 #include "mm.h"
+#include "spinlock.h"
 #include "syscall_history.h"
 #include "thread.h"
+#include "trap.h"
+#include <asm-generic/errno.h>
+#include <linux/sched.h>
 
 struct process process;
 static struct thread *main_thread;
@@ -14,11 +22,172 @@ void process_set_main_thread(struct thread *t) { main_thread = t; }
 /* Linux's pid is the main thread's tid. */
 int process_pid(void) { return main_thread ? main_thread->tid : 0; }
 
+/*
+ * The end: stop every other CPU (an NMI each, so even one spinning with interrupts off
+ * stops), then report. Only the first caller gets here; a second exit_group racing on
+ * another CPU just halts.
+ */
 noreturn void process_exit(int status)
 {
-    if (process.verbose)
+    __asm__ __volatile__("cli");
+    static int exiting;
+    if (__atomic_exchange_n(&exiting, 1, __ATOMIC_ACQ_REL))
+        cpu_stop_halt();
+    unsigned stopped = stop_other_cpus(false);
+    if (process.verbose) {
+        u64 ticks = 0, app_interrupts = 0;
+        for (unsigned i = 0; i < nr_cpus; i++) {
+            ticks += cpus[i].timer_ticks;
+            app_interrupts += cpus[i].app_interrupts;
+        }
         printk("osv: exit status %d after %lu syscalls; kernel TLS checked %lu times, FS base "
                "written by %s; %lu app pages populated on demand\n", status, syscall_seq,
                kernel_tls_checks, fsgsbase_avail ? "wrfsbase" : "wrmsr", user_pages_populated);
+        printk("osv: %lu timer interrupts, %lu interrupts in app code; %u CPUs, %u others stopped; "
+               "%u threads\n", ticks, app_interrupts, nr_cpus, stopped, nr_threads);
+    }
     arch_exit_qemu(status);
+}
+
+/* ---- threads ---- */
+
+#define CLONE_THREAD_FLAGS (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD)
+#define CLONE_SUPPORTED (CLONE_THREAD_FLAGS | CLONE_SYSVSEM | CLONE_SETTLS | CLONE_PARENT_SETTID | \
+                         CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | CLONE_DETACHED)
+
+void clone_child_return(void *frame);
+
+/*
+ * A new thread of the app: it returns from the same syscall as its parent, with rax 0,
+ * on the stack it was given, with the parent's other registers and FPU state. Its
+ * kernel_tcb_counter says "inside a syscall" (1 with FS switching, 2 without) so the
+ * syscall exit path brings FS to its app_tcb.
+ */
+static long clone_thread(const struct syscall_frame *f, u64 flags, u64 stack, u64 parent_tid,
+                         u64 child_tid, u64 tls)
+{
+    if ((flags & CLONE_THREAD_FLAGS) != CLONE_THREAD_FLAGS) {
+        printk("osv: clone without CLONE_VM|CLONE_THREAD (a new process) is not supported\n");
+        return -ENOSYS;
+    }
+    if (flags & ~(u64)(CLONE_SUPPORTED | 0xff))        /* the low byte is the exit signal */
+        return -EINVAL;
+    if ((flags & CLONE_PARENT_SETTID) && !user_range_ok(parent_tid, 4, true))
+        return -EFAULT;
+    if ((flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID)) && !user_range_ok(child_tid, 4, true))
+        return -EFAULT;
+    struct thread *parent = current_thread;
+    struct thread *t = thread_create("thread", clone_child_return, NULL);
+    if (!t)
+        return -EAGAIN;
+    t->is_app = true;
+    t->affinity = parent->affinity;
+    t->sigmask = parent->sigmask;
+    t->tcb->app_tcb = (flags & CLONE_SETTLS) ? tls : parent->tcb->app_tcb;
+    t->tcb->kernel_tcb_counter = (t->tcb->app_tcb ? 0 : 1) + 1;
+    struct syscall_frame *child = (struct syscall_frame *)t->tcb->syscall_stack_top - 1;
+    *child = *f;
+    child->rax = 0;
+    if (stack)
+        child->rsp = stack;
+    t->entry_arg = child;
+    thread_set_start_stack(t, (u64)child);     /* below the frame, not over it */
+    arch_fpu_save(t->fpu_state);        /* the parent's registers: the kernel never changed them */
+    if (flags & CLONE_CHILD_CLEARTID)
+        t->clear_child_tid = child_tid;
+    if (flags & CLONE_PARENT_SETTID)
+        *(u32 *)parent_tid = t->tid;
+    if (flags & CLONE_CHILD_SETTID)
+        *(u32 *)child_tid = t->tid;
+    sched_make_ready(t);
+    return t->tid;
+}
+
+long sys_clone(const struct syscall_frame *f, u64 flags, u64 stack, u64 parent_tid, u64 child_tid,
+               u64 tls)
+{
+    return clone_thread(f, flags, stack, parent_tid, child_tid, tls);
+}
+
+/* clone3's struct clone_args, version 0 (64 bytes); later fields must be zero. */
+long sys_clone3(const struct syscall_frame *f, u64 args_addr, u64 size)
+{
+    if (size < 64 || size > 4096)
+        return -EINVAL;
+    if (!user_range_ok(args_addr, size, false))
+        return -EFAULT;
+    const u64 *a = (const u64 *)args_addr;
+    for (u64 i = 8; i < size / 8; i++)
+        if (a[i])
+            return -EINVAL;     /* set_tid, cgroup: not for us */
+    u64 flags = a[0], child_tid = a[2], parent_tid = a[3], exit_signal = a[4];
+    u64 stack = a[5], stack_size = a[6], tls = a[7];
+    /* pidfd (a[1]) matters only with CLONE_PIDFD, which clone_thread refuses. */
+    if (exit_signal)
+        return -EINVAL;         /* a signal to a parent: only for processes */
+    return clone_thread(f, flags, stack ? stack + stack_size : 0, parent_tid, child_tid, tls);
+}
+
+/*
+ * exit: one thread ends. Its tid word is cleared and futex-woken (CLONE_CHILD_CLEARTID:
+ * what pthread_join waits for). The last app thread's exit ends the app.
+ */
+noreturn void thread_exit(int status)
+{
+    struct thread *t = current_thread;
+    t->exit_status = status;
+    if (live_app_threads() <= 1)
+        process_exit(status);
+    if (t->clear_child_tid && user_range_ok(t->clear_child_tid, 4, true)) {
+        *(volatile u32 *)t->clear_child_tid = 0;
+        futex_wake(t->clear_child_tid, 1, ~0u);
+    }
+    sched_exit_current();
+}
+
+/* ---- signals the app sends itself ---- */
+
+#define SIGCHLD 17
+#define SIGCONT 18
+#define SIGURG 23
+#define SIGWINCH 28
+
+/* Signals are recorded, never delivered: a fatal one ends the app as Linux would. */
+static long send_signal(int sig)
+{
+    if (sig == 0)
+        return 0;
+    if (sig < 0 || sig > NSIG_MAX)
+        return -EINVAL;
+    u64 handler = process.sigactions[sig].handler;
+    if (handler == 1 || (handler == 0 && (sig == SIGCHLD || sig == SIGCONT || sig == SIGURG ||
+                                          sig == SIGWINCH)))
+        return 0;               /* ignored, by the app or by default */
+    if (handler > 1)
+        printk("osv: %s: signal %d has a handler, but signals are not delivered; ending the app\n",
+               process.path, sig);
+    process_exit(128 + sig);
+}
+
+static bool is_our_thread(long tid)
+{
+    for (unsigned i = 0; i < nr_threads; i++)
+        if (all_threads[i]->tid == tid && all_threads[i]->is_app &&
+            all_threads[i]->state != THREAD_EXITED)
+            return true;
+    return false;
+}
+
+long sys_kill(long pid, long sig)
+{
+    if (pid != process_pid() && pid != 0 && pid != -1)
+        return -ESRCH;
+    return send_signal(sig);
+}
+
+long sys_tgkill(long tgid, long tid, long sig)
+{
+    if ((tgid != -1 && tgid != process_pid()) || !is_our_thread(tid))
+        return -ESRCH;
+    return send_signal(sig);
 }

@@ -27,6 +27,7 @@
 #include <linux/resource.h>
 #include <linux/uio.h>
 #include <linux/time.h>
+#include <linux/futex.h>
 
 #define SEEK_SET 0
 #define SEEK_CUR 1
@@ -135,6 +136,8 @@ static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
         return -ENOTDIR;            /* no directory fds: relative means from "/" */
     const u8 *data;
     u64 size;
+    if (strcmp(path, "/proc/self/exe") == 0)
+        path = process.path;        /* the one /proc file there is: the executable itself */
     if (!initrd_find(path, &data, &size))
         return -ENOENT;
     if (flags & O_DIRECTORY)
@@ -356,9 +359,7 @@ static long sys_madvise(u64 addr, u64 len, long advice)
         return -EINVAL;
     /* MADV_DONTNEED: anonymous private memory reads back as zeros. */
     if (advice == MADV_DONTNEED)
-        for (u64 a = addr; a < addr + ALIGN_UP(len, PAGE_SIZE); a += PAGE_SIZE)
-            if (can_write(a, PAGE_SIZE))
-                memset((void *)a, 0, PAGE_SIZE);
+        discard_user(addr, ALIGN_UP(len, PAGE_SIZE));
     return 0;
 }
 
@@ -395,25 +396,21 @@ static long sys_set_tid_address(u64 tidptr)
     return current_thread->tid;
 }
 
-/* ---- signals: recorded, never delivered ---- */
-
-#define NSIG 64
-static struct { u64 handler, flags, restorer, mask; } sigactions[NSIG + 1];
-static u64 sigmask;
+/* ---- signals: recorded, never delivered (see process.c) ---- */
 
 static long sys_rt_sigaction(long sig, u64 act, u64 oldact, u64 sigsetsize)
 {
-    if (sig < 1 || sig > NSIG || sigsetsize != 8)
+    if (sig < 1 || sig > NSIG_MAX || sigsetsize != 8)
         return -EINVAL;
+    struct sigaction_entry *sa = &process.sigactions[sig];
     if (act && (sig == 9 || sig == 19))
         return -EINVAL;             /* SIGKILL, SIGSTOP */
-    if ((act && !can_read(act, sizeof(sigactions[0]))) ||
-        (oldact && !can_write(oldact, sizeof(sigactions[0]))))
+    if ((act && !can_read(act, sizeof(*sa))) || (oldact && !can_write(oldact, sizeof(*sa))))
         return -EFAULT;
     if (oldact)
-        memcpy((void *)oldact, &sigactions[sig], sizeof(sigactions[0]));
+        memcpy((void *)oldact, sa, sizeof(*sa));
     if (act)
-        memcpy(&sigactions[sig], (void *)act, sizeof(sigactions[0]));
+        memcpy(sa, (void *)act, sizeof(*sa));
     return 0;
 }
 
@@ -423,15 +420,16 @@ static long sys_rt_sigprocmask(long how, u64 set, u64 oldset, u64 sigsetsize)
         return -EINVAL;
     if ((set && !can_read(set, 8)) || (oldset && !can_write(oldset, 8)))
         return -EFAULT;
-    u64 old = sigmask;
+    struct thread *t = current_thread;
+    u64 old = t->sigmask;
     if (set) {
         u64 s = *(u64 *)set;
         if (how == 0)               /* SIG_BLOCK */
-            sigmask |= s;
+            t->sigmask |= s;
         else if (how == 1)          /* SIG_UNBLOCK */
-            sigmask &= ~s;
+            t->sigmask &= ~s;
         else if (how == 2)          /* SIG_SETMASK */
-            sigmask = s;
+            t->sigmask = s;
         else
             return -EINVAL;
     }
@@ -493,17 +491,11 @@ static long sys_getrandom(u64 buf, u64 len, long flags)
 
 /* ---- time ---- */
 
-static u64 ns_since_boot(void)
-{
-    u64 ticks = rdtsc() - boot_tsc;
-    return ticks / tsc_per_ms * 1000000 + (ticks % tsc_per_ms) * 1000000 / tsc_per_ms;
-}
-
 static long sys_clock_gettime(long clock, u64 tp)
 {
     if (!can_write(tp, sizeof(struct __kernel_timespec)))
         return -EFAULT;
-    u64 ns = ns_since_boot();
+    u64 ns = tsc_ns();
     switch (clock) {
     case CLOCK_REALTIME:
     case CLOCK_REALTIME_COARSE:
@@ -530,7 +522,7 @@ static long sys_gettimeofday(u64 tv, u64 tz)
     if (tv) {
         if (!can_write(tv, sizeof(struct __kernel_old_timeval)))
             return -EFAULT;
-        u64 ns = ns_since_boot() + boot_epoch_seconds * 1000000000UL;
+        u64 ns = tsc_ns() + boot_epoch_seconds * 1000000000UL;
         struct __kernel_old_timeval *t = (void *)tv;
         t->tv_sec = ns / 1000000000UL;
         t->tv_usec = ns % 1000000000UL / 1000;
@@ -543,7 +535,7 @@ static long sys_gettimeofday(u64 tv, u64 tz)
     return 0;
 }
 
-/* One CPU, one thread, no timer interrupt yet: sleeping is waiting on the TSC. */
+/* Sleeping blocks the thread until the timer tick that passes its deadline. */
 static long sys_clock_nanosleep(long clock, long flags, u64 req, u64 rem)
 {
     if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME)
@@ -555,26 +547,134 @@ static long sys_clock_nanosleep(long clock, long flags, u64 req, u64 rem)
         return -EINVAL;
     u64 ns = ts->tv_sec * 1000000000UL + ts->tv_nsec;
     u64 offset = clock == CLOCK_REALTIME ? boot_epoch_seconds * 1000000000UL : 0;
-    u64 until = (flags & TIMER_ABSTIME) ? ns - MIN(ns, offset) : ns_since_boot() + ns;
-    while (ns_since_boot() < until)
-        cpu_relax();
+    u64 until = (flags & TIMER_ABSTIME) ? ns - MIN(ns, offset) : tsc_ns() + ns;
+    if (until > tsc_ns())
+        sched_sleep_until(until);
     if (rem && !(flags & TIMER_ABSTIME) && can_write(rem, sizeof(*ts)))
         memset((void *)rem, 0, sizeof(*ts));
     return 0;
 }
 
+/* ---- threads, futexes and CPUs ---- */
+
+static u64 timespec_ns(const struct __kernel_timespec *ts)
+{
+    return ts->tv_sec * 1000000000UL + ts->tv_nsec;
+}
+
+#define FUTEX_OP_MASK 0x7f          /* without FUTEX_PRIVATE_FLAG (128), FUTEX_CLOCK_REALTIME (256) */
+
+static long sys_futex(u64 uaddr, long op, u32 val, u64 timeout, u64 uaddr2, u32 val3)
+{
+    if ((uaddr & 3) || !can_read(uaddr, 4))
+        return -EFAULT;
+    int cmd = op & FUTEX_OP_MASK;
+    u64 deadline = 0;
+    if ((cmd == FUTEX_WAIT || cmd == FUTEX_WAIT_BITSET) && timeout) {
+        if (!can_read(timeout, sizeof(struct __kernel_timespec)))
+            return -EFAULT;
+        const struct __kernel_timespec *ts = (const void *)timeout;
+        if (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000L)
+            return -EINVAL;
+        u64 ns = timespec_ns(ts);
+        /* FUTEX_WAIT's timeout is relative; FUTEX_WAIT_BITSET's is absolute, on its clock. */
+        if (cmd == FUTEX_WAIT)
+            deadline = tsc_ns() + ns;
+        else if (op & FUTEX_CLOCK_REALTIME)
+            deadline = ns > boot_epoch_seconds * 1000000000UL ? ns - boot_epoch_seconds * 1000000000UL : 1;
+        else
+            deadline = MAX(ns, 1);
+        if (deadline <= tsc_ns())
+            return -ETIMEDOUT;
+    }
+    switch (cmd) {
+    case FUTEX_WAIT:
+        return futex_wait(uaddr, val, deadline, ~0u);
+    case FUTEX_WAIT_BITSET:
+        return futex_wait(uaddr, val, deadline, val3);
+    case FUTEX_WAKE:
+        return futex_wake(uaddr, val, ~0u);
+    case FUTEX_WAKE_BITSET:
+        return futex_wake(uaddr, val, val3);
+    case FUTEX_REQUEUE:
+    case FUTEX_CMP_REQUEUE:
+        if ((uaddr2 & 3) || !can_read(uaddr2, 4))
+            return -EFAULT;
+        return futex_requeue(uaddr, val, (int)timeout, uaddr2, cmd == FUTEX_CMP_REQUEUE, val3);
+    default:
+        printk("osv: futex operation %ld is not supported\n", op);
+        return -ENOSYS;
+    }
+}
+
+static long sys_sched_getaffinity(long pid, u64 len, u64 mask)
+{
+    if (len < 8 || (len & 7))
+        return -EINVAL;
+    if (!can_write(mask, len))
+        return -EFAULT;
+    memset((void *)mask, 0, len);
+    *(u64 *)mask = nr_cpus == 64 ? ~0UL : (1UL << nr_cpus) - 1;
+    return 8;                       /* bytes of the kernel's cpumask */
+}
+
+static struct thread *find_app_thread(long tid)
+{
+    if (tid == 0)
+        return current_thread;
+    for (unsigned i = 0; i < nr_threads; i++)
+        if (all_threads[i]->tid == tid && all_threads[i]->is_app)
+            return all_threads[i];
+    return NULL;
+}
+
+static long sys_sched_setaffinity(long pid, u64 len, u64 mask)
+{
+    if (len < 8)
+        return -EINVAL;
+    if (!can_read(mask, 8))
+        return -EFAULT;
+    struct thread *t = find_app_thread(pid);
+    if (!t)
+        return -ESRCH;
+    u64 m = *(u64 *)mask & (nr_cpus == 64 ? ~0UL : (1UL << nr_cpus) - 1);
+    if (!m)
+        return -EINVAL;
+    t->affinity = m;
+    if (t == current_thread && !(m & (1UL << this_cpu()->id)))
+        schedule();                 /* move off a CPU it may no longer use */
+    return 0;
+}
+
+static long sys_getcpu(u64 cpu, u64 node, u64 unused)
+{
+    if ((cpu && !can_write(cpu, 4)) || (node && !can_write(node, 4)))
+        return -EFAULT;
+    if (cpu)
+        *(u32 *)cpu = this_cpu()->id;
+    if (node)
+        *(u32 *)node = 0;
+    return 0;
+}
+
 /* ---- dispatch ---- */
 
-static long dispatch(u64 nr, const u64 *a)
+/*
+ * The address-space calls serialize on process.mm_lock (brk and the mmap cursor), the
+ * fd table on process.files_lock; both spinlocks, held only briefly.
+ */
+#define LOCKED(lock, call) ({ spin_lock(lock); long ret_ = (call); spin_unlock(lock); ret_; })
+
+static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
 {
     switch (nr) {
     case __NR_read: return sys_read(a[0], a[1], a[2]);
     case __NR_write: return sys_write(a[0], a[1], a[2]);
     case __NR_pread64: return sys_pread64(a[0], a[1], a[2], a[3]);
     case __NR_writev: return sys_writev(a[0], a[1], a[2]);
-    case __NR_open: return sys_openat(AT_FDCWD, a[0], a[1], a[2]);
-    case __NR_openat: return sys_openat(a[0], a[1], a[2], a[3]);
-    case __NR_close: return sys_close(a[0]);
+    case __NR_open: return LOCKED(&process.files_lock, sys_openat(AT_FDCWD, a[0], a[1], a[2]));
+    case __NR_openat: return LOCKED(&process.files_lock, sys_openat(a[0], a[1], a[2], a[3]));
+    case __NR_close: return LOCKED(&process.files_lock, sys_close(a[0]));
     case __NR_lseek: return sys_lseek(a[0], a[1], a[2]);
     case __NR_fstat: return sys_fstat(a[0], a[1]);
     case __NR_newfstatat: return sys_newfstatat(a[0], a[1], a[2], a[3]);
@@ -582,10 +682,10 @@ static long dispatch(u64 nr, const u64 *a)
     case __NR_readlink: return sys_readlinkat(AT_FDCWD, a[0], a[1], a[2]);
     case __NR_readlinkat: return sys_readlinkat(a[0], a[1], a[2], a[3]);
     case __NR_ioctl: return sys_ioctl(a[0], a[1], a[2]);
-    case __NR_brk: return sys_brk(a[0]);
-    case __NR_mmap: return sys_mmap(a[0], a[1], a[2], a[3], a[4], a[5]);
-    case __NR_munmap: return sys_munmap(a[0], a[1]);
-    case __NR_mprotect: return sys_mprotect(a[0], a[1], a[2]);
+    case __NR_brk: return LOCKED(&process.mm_lock, sys_brk(a[0]));
+    case __NR_mmap: return LOCKED(&process.mm_lock, sys_mmap(a[0], a[1], a[2], a[3], a[4], a[5]));
+    case __NR_munmap: return LOCKED(&process.mm_lock, sys_munmap(a[0], a[1]));
+    case __NR_mprotect: return LOCKED(&process.mm_lock, sys_mprotect(a[0], a[1], a[2]));
     case __NR_madvise: return sys_madvise(a[0], a[1], a[2]);
     case __NR_arch_prctl: return sys_arch_prctl(a[0], a[1]);
     case __NR_set_tid_address: return sys_set_tid_address(a[0]);
@@ -604,8 +704,17 @@ static long dispatch(u64 nr, const u64 *a)
     case __NR_gettimeofday: return sys_gettimeofday(a[0], a[1]);
     case __NR_nanosleep: return sys_clock_nanosleep(CLOCK_MONOTONIC, 0, a[0], a[1]);
     case __NR_clock_nanosleep: return sys_clock_nanosleep(a[0], a[1], a[2], a[3]);
-    case __NR_sched_yield: return 0;
-    case __NR_exit:
+    case __NR_sched_yield: schedule(); return 0;
+    case __NR_futex: return sys_futex(a[0], a[1], a[2], a[3], a[4], a[5]);
+    case __NR_clone: return sys_clone(f, a[0], a[1], a[2], a[3], a[4]);
+    case __NR_clone3: return sys_clone3(f, a[0], a[1]);
+    case __NR_sched_getaffinity: return sys_sched_getaffinity(a[0], a[1], a[2]);
+    case __NR_sched_setaffinity: return sys_sched_setaffinity(a[0], a[1], a[2]);
+    case __NR_getcpu: return sys_getcpu(a[0], a[1], a[2]);
+    case __NR_kill: return sys_kill(a[0], a[1]);
+    case __NR_tkill: return sys_tgkill(-1, a[0], a[1]);
+    case __NR_tgkill: return sys_tgkill(a[0], a[1], a[2]);
+    case __NR_exit: thread_exit(a[0] & 0xff);
     case __NR_exit_group: process_exit(a[0] & 0xff);
     default: {
         const char *name = syscall_name(nr);
@@ -626,7 +735,10 @@ long syscall_handler(struct syscall_frame *f)
     struct syscall_record call = *r;
     if (process.strace && (f->rax == __NR_exit || f->rax == __NR_exit_group))
         strace_print(&call, false);     /* they never return: strace prints "= ?" */
-    call.ret = dispatch(f->rax, call.args);
+    /* Interrupts on while the call runs: the timer may preempt it, as the issue asks. */
+    __asm__ __volatile__("sti" : : : "memory");
+    call.ret = dispatch(f, f->rax, call.args);
+    __asm__ __volatile__("cli" : : : "memory");
     syscall_history_exit(r, call.seq, call.ret);
     if (process.strace)
         strace_print(&call, true);

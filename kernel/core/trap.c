@@ -41,22 +41,56 @@ static const char *vector_name(u64 v)
     return v < 32 ? "reserved" : "interrupt";
 }
 
+/* The kernel's code is all in its image: anything else is the app's. */
 static bool in_kernel_code(u64 rip)
 {
     return rip >= (u64)kernel_start && rip < (u64)kernel_end;
 }
 
+/* Interrupts (vector 32 and up): the timer, IPIs. They come from app code too. */
+static void interrupt(struct trap_frame *f, bool from_app)
+{
+    struct arch_cpu *cpu = this_cpu();
+    if (from_app) {
+        cpu->app_interrupts++;
+        kernel_tls_check();
+    }
+    switch (f->vector) {
+    case TIMER_VECTOR:
+        cpu->timer_ticks++;
+        lapic_eoi();
+        sched_tick();               /* may switch threads: this frame waits on our exception stack */
+        return;
+    case IPI_TLB_VECTOR:
+        tlb_shootdown_ipi();
+        lapic_eoi();
+        return;
+    case SPURIOUS_VECTOR:
+        return;                     /* spurious interrupts take no EOI */
+    default:
+        printk("osv: unexpected interrupt %lu\n", f->vector);
+        lapic_eoi();
+    }
+}
+
 void trap_handler(struct trap_frame *f)
 {
+    bool from_app = !in_kernel_code(f->rip);
     if (f->vector >= 32) {
-        /* Nothing is programmed to interrupt us yet; note and carry on. */
-        printk("osv: unexpected interrupt %lu\n", f->vector);
+        interrupt(f, from_app);
         return;
+    }
+    if (f->vector == 2) {           /* NMI: another CPU stops us */
+        if (__atomic_load_n(&kernel_panicking, __ATOMIC_ACQUIRE))
+            osv_panic_halt();
+        if (__atomic_load_n(&cpus_stopping, __ATOMIC_ACQUIRE))
+            cpu_stop_halt();
+        panic_trap(f);
     }
     /* Demand paging, for app code and for kernel code copying to or from the app. */
     if (f->vector == 14 && handle_user_fault(read_cr2(), f->error_code & 2, f->error_code & 16))
         return;
-    if (in_kernel_code(f->rip) || f->vector == 8 || f->vector == 18 || f->vector == 2)
+    if (!from_app || f->vector == 8 || f->vector == 18)
         panic_trap(f);
     kernel_tls_check();
     int sig = exception_signal(f->vector);
@@ -84,6 +118,16 @@ static noreturn void panic_end(void)
     osv_panic_halt();
 }
 
+/* The first CPU to panic reports; the others (and any later panic) just halt. */
+static void panic_begin(void)
+{
+    __asm__ __volatile__("cli");
+    static int panicked;
+    if (__atomic_exchange_n(&panicked, 1, __ATOMIC_ACQ_REL))
+        osv_panic_halt();
+    stop_other_cpus(true);
+}
+
 noreturn void panic(const char *fmt, ...)
 {
     char buf[256];
@@ -91,7 +135,7 @@ noreturn void panic(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    __asm__ __volatile__("cli");
+    panic_begin();
     struct thread *t = this_cpu()->current;
     printk("osv: kernel panic: %s\n", buf);
     panic_state(get_fsbase(), t ? t->tcb->kernel_tcb_counter : 0);
@@ -100,6 +144,7 @@ noreturn void panic(const char *fmt, ...)
 
 noreturn void panic_trap(const struct trap_frame *f)
 {
+    panic_begin();
     printk("osv: kernel panic: %s (vector %lu, error %#lx)\n", vector_name(f->vector), f->vector,
            f->error_code);
     printk("  rip %p rsp %p cr2 %p\n", (void *)f->rip, (void *)f->rsp, (void *)read_cr2());
@@ -110,6 +155,7 @@ noreturn void panic_trap(const struct trap_frame *f)
 /* Every CPU ends here after a panic, interrupts off, so a debugger can attach and look. */
 noreturn void osv_panic_halt(void)
 {
+    __atomic_store_n(&this_cpu()->stopped, true, __ATOMIC_RELEASE);
     for (;;)
         __asm__ __volatile__("cli; hlt");
 }

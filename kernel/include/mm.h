@@ -30,6 +30,8 @@
 
 struct hvm_start_info;
 void mm_init(const struct hvm_start_info *si);
+u64 mm_kernel_cr3(void);
+void tlb_shootdown(void);      /* arch/x64/smp.c: other CPUs drop their app TLB entries */
 u64 frame_alloc(void);
 void frame_free(u64 pa);
 u64 frames_free_count(void);
@@ -42,6 +44,7 @@ void kfree(void *p);
 bool user_range_ok(u64 addr, u64 len, bool write);
 int map_user(u64 va, u64 len, int prot);        /* zero-filled on demand; replaces what was there */
 void unmap_user(u64 va, u64 len);
+void discard_user(u64 va, u64 len);               /* MADV_DONTNEED */
 int protect_user(u64 va, u64 len, int prot);
 bool user_page_mapped(u64 va);
 bool range_overlaps_kernel(u64 start, u64 end);

@@ -1,10 +1,12 @@
 #ifndef PROCESS_H
 #define PROCESS_H
 #include "types.h"
+#include "spinlock.h"
 
 #define MAX_ARGS 64
 #define MAX_ENVS 64
 #define MAX_FDS 64
+#define NSIG_MAX 64
 
 /* An open file: the console or a read-only file from the initrd. */
 struct file {
@@ -39,6 +41,9 @@ struct process {
     u64 brk_start, brk;
     u64 mmap_next;                  /* mmap without an address hint allocates downwards from here */
     struct file files[MAX_FDS];
+    struct spinlock files_lock;
+    struct spinlock mm_lock;        /* brk and mmap bookkeeping */
+    struct sigaction_entry { u64 handler, flags, restorer, mask; } sigactions[NSIG_MAX + 1];
 };
 
 extern struct process process;
@@ -47,4 +52,12 @@ int process_pid(void);
 struct thread;
 void process_set_main_thread(struct thread *t);
 void syscall_init(void);
+
+struct syscall_frame;
+long sys_clone(const struct syscall_frame *f, u64 flags, u64 stack, u64 parent_tid, u64 child_tid,
+               u64 tls);
+long sys_clone3(const struct syscall_frame *f, u64 args_addr, u64 size);
+noreturn void thread_exit(int status);
+long sys_kill(long pid, long sig);
+long sys_tgkill(long tgid, long tid, long sig);
 #endif

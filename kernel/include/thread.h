@@ -31,19 +31,40 @@ enum thread_state {
 
 #define THREAD_NAME_LEN 16
 #define SYSCALL_STACK_SIZE (64 * 1024)
+#define EXCEPTION_STACK_SIZE (16 * 1024)
 #define MAX_THREADS 256
 
-/* Everything the debugger needs to tell threads apart is here and in all_threads[]. */
+/*
+ * Everything the debugger needs to tell threads apart is here and in all_threads[].
+ * A thread's kernel code runs on its syscall stack (also the stack kernel threads and a
+ * new thread start on); interrupts and exceptions land on its exception stack (the
+ * TSS's IST_EXCEPTION while it runs), so preempting it there is safe.
+ */
 struct thread {
     int tid;
     enum thread_state state;
-    int cpu;
+    int cpu;                         /* where it runs or ran last; -1 before it first ran */
     char name[THREAD_NAME_LEN];
+    bool is_app;                     /* an app thread, as opposed to the kernel's boot and idle threads */
     struct thread_control_block *tcb;
     void *tls_block;                 /* start of the TLS block + TCB allocation */
     void *syscall_stack;             /* lowest address; top is tcb->syscall_stack_top */
     u64 syscall_stack_size;
-    u64 clear_child_tid;             /* set_tid_address */
+    void *exception_stack;           /* lowest address */
+    u64 exception_stack_size;
+    u64 kernel_rsp;                  /* saved by switch_context while not running */
+    void *fpu_state;                 /* XSAVE (or FXSAVE) area, 64-byte aligned */
+    void (*entry)(void *);           /* where a new thread starts, in kernel mode */
+    void *entry_arg;
+    u64 affinity;                    /* CPUs it may run on, one bit each */
+    u64 sigmask;                     /* rt_sigprocmask */
+    /* Why a BLOCKED thread waits, and until when */
+    u64 wake_time;                   /* tsc_ns() deadline; 0: none */
+    u64 futex_addr;                  /* futex word it sleeps on; 0: not in a futex wait */
+    u32 futex_bitset;
+    bool timed_out;
+    u64 clear_child_tid;             /* set_tid_address / CLONE_CHILD_CLEARTID */
+    int exit_status;
 };
 
 extern struct thread *all_threads[MAX_THREADS];
@@ -52,8 +73,22 @@ extern unsigned nr_threads;
 /* This thread, from the kernel's own TLS: only valid while FS holds the kernel TCB. */
 extern __thread struct thread *current_thread;
 
-struct thread *thread_create(const char *name, bool with_syscall_stack);
-void thread_install_tls(struct thread *t);
+/* A new thread, not yet runnable; it starts in entry(arg) on its syscall stack. */
+struct thread *thread_create(const char *name, void (*entry)(void *), void *arg);
+void thread_set_start_stack(struct thread *t, u64 stack_top);
 void kernel_tls_check(void);
 extern u64 kernel_tls_checks;
+
+/* sched.c */
+void sched_init_cpu(struct thread *idle);
+void sched_make_ready(struct thread *t);
+void schedule(void);
+void sched_tick(void);
+noreturn void sched_idle_loop(void);
+noreturn void sched_exit_current(void);
+long sched_sleep_until(u64 deadline_ns);
+long futex_wait(u64 uaddr, u32 val, u64 deadline_ns, u32 bitset);
+long futex_wake(u64 uaddr, int n, u32 bitset);
+long futex_requeue(u64 uaddr, int n_wake, int n_requeue, u64 uaddr2, bool cmp, u32 val);
+unsigned live_app_threads(void);
 #endif

@@ -3,7 +3,7 @@
 /* x86-64 per-CPU state and the privileged instructions the rest of the kernel uses. */
 #include "types.h"
 
-#define MAX_CPUS 16
+#define MAX_CPUS 64
 
 #define MSR_EFER          0xc0000080
 #define MSR_STAR          0xc0000081
@@ -18,8 +18,14 @@
 #define GDT_TSS         0x18
 #define NR_GDT          5      /* null, code, data, TSS (two slots) */
 
-/* IST slots (1-based in the IDT gate). Separate stacks so one class cannot overwrite another. */
-#define IST_EXCEPTION   1      /* every ordinary exception and interrupt: app code may be on its red zone */
+/*
+ * IST slots (1-based in the IDT gate). Separate stacks so one class cannot overwrite
+ * another. IST_EXCEPTION takes every ordinary exception and interrupt (app code may be
+ * using its red zone) and points at the running thread's own exception stack, set on
+ * each context switch: a thread preempted inside an interrupt keeps its frame there.
+ * ist_stack[0] serves it only until the CPU runs its first thread.
+ */
+#define IST_EXCEPTION   1
 #define IST_DOUBLE_FAULT 2
 #define IST_NMI         3
 #define IST_MACHINE_CHECK 4
@@ -50,9 +56,16 @@ struct thread;
 struct arch_cpu {
     struct tcb_data tcb_data;     /* first, so %gs:0 is tcb_data.kernel_tcb */
     struct arch_cpu *self;        /* %gs:24, so C finds its CPU in one load */
+    u32 preempt_count;            /* %gs:32: spinlocks held; no preemption while non-zero */
     u32 id;
     u32 apic_id;
+    bool online;
+    bool stopped;                 /* halted for good: the app exited, or a panic */
     struct thread *current;       /* thread running on this CPU, for the debugger and panics */
+    struct thread *idle_thread;
+    u32 slice;                    /* timer ticks the current thread has run since it was picked */
+    u64 timer_ticks;              /* LAPIC timer interrupts taken */
+    u64 app_interrupts;           /* of those and other interrupts, how many landed in app code */
     u64 gdt[NR_GDT];
     struct tss tss __attribute__((aligned(16)));
     u8 ist_stack[NR_IST][IST_STACK_SIZE] __attribute__((aligned(16)));
@@ -69,12 +82,35 @@ extern u64 boot_tsc;
 void arch_init_boot_cpu(void);
 void arch_cpu_features(u32 *hwcap, u32 *hwcap2, u32 *minsigstksz);
 void arch_disable_fsgsbase(void);
+u64 arch_fpu_state_size(void);
+void arch_fpu_init_state(void *area);
+void arch_fpu_save(void *area);
+void arch_fpu_restore(void *area);
 void set_fsbase(u64 base);
 u64 get_fsbase(void);
 void arch_init_tsc(void);
 void rtc_read_epoch(u64 *seconds);
 bool rdrand64(u64 *v);
 noreturn void arch_exit_qemu(int status);
+
+void lapic_init(void);
+void lapic_eoi(void);
+void lapic_send_ipi(u32 apic_id, u32 vector);
+void lapic_send_nmi_all_but_self(void);
+u32 lapic_id(void);
+void smp_init(u64 rsdp_paddr);
+unsigned stop_other_cpus(bool panic);
+noreturn void cpu_stop_halt(void);
+void tlb_shootdown_ipi(void);
+extern bool cpus_stopping, kernel_panicking;
+void init_cpu_tables(struct arch_cpu *cpu);
+u64 tsc_ns(void);
+void delay_us(u64 us);
+
+#define TIMER_VECTOR    32
+#define TIMER_HZ        1000
+#define IPI_TLB_VECTOR  0xf2
+#define SPURIOUS_VECTOR 0xff
 
 static inline struct arch_cpu *this_cpu(void)
 {

@@ -18,6 +18,7 @@
 #define GS_TMP0         8   /* %gs:8  scratch for entry paths before a stack is usable */
 #define GS_TMP1         16  /* %gs:16 scratch */
 #define GS_CPU_SELF     24  /* %gs:24 struct arch_cpu *self */
+#define GS_PREEMPT_COUNT 32 /* %gs:32 u32 preempt_count */
 
 #define MSR_FS_BASE     0xc0000100
 #endif

@@ -17,6 +17,7 @@ _Static_assert(offsetof(struct thread_control_block, kernel_tcb_counter) == TCB_
 _Static_assert(offsetof(struct arch_cpu, tcb_data) == GS_KERNEL_TCB, "GS layout");
 _Static_assert(offsetof(struct arch_cpu, tcb_data.tmp) == GS_TMP0, "GS layout");
 _Static_assert(offsetof(struct arch_cpu, self) == GS_CPU_SELF, "GS layout");
+_Static_assert(offsetof(struct arch_cpu, preempt_count) == GS_PREEMPT_COUNT, "GS layout");
 _Static_assert(sizeof(struct syscall_frame) == 18 * 8, "entry.S builds it with 18 pushes");
 _Static_assert(offsetof(struct syscall_frame, rax) == 14 * 8, "entry.S stores the result there");
 
@@ -24,6 +25,9 @@ struct arch_cpu cpus[MAX_CPUS];
 unsigned nr_cpus = 1;
 u8 fsgsbase_avail;
 u64 tsc_per_ms;
+static bool xsave_avail;
+static u64 xsave_mask;              /* XCR0: the state components we enable and switch */
+static u64 fpu_state_size = 512;
 
 struct idt_entry {
     u16 offset_lo;
@@ -82,8 +86,8 @@ static void init_fpu(void)
     write_cr(0, (read_cr(0) | CR0_MP | CR0_NE | CR0_WP) & ~CR0_EM);
     u64 cr4 = read_cr(4) | CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_PGE;
     cpuid(1, 0, &a, &b, &c, &d);
-    bool xsave = c & (1u << 26);
-    if (xsave)
+    xsave_avail = c & (1u << 26);
+    if (xsave_avail)
         cr4 |= CR4_OSXSAVE;
     cpuid(7, 0, &a, &b, &c, &d);
     fsgsbase_avail = b & 1;
@@ -91,13 +95,48 @@ static void init_fpu(void)
         cr4 |= CR4_FSGSBASE;
     write_cr(4, cr4);
     __asm__ __volatile__("fninit");
-    if (xsave) {
+    if (xsave_avail) {
         cpuid(0xd, 0, &a, &b, &c, &d);
         u64 xcr0 = a & 0x7;                 /* x87, SSE, AVX */
         if ((a & 0xe0) == 0xe0)
             xcr0 |= 0xe0;                   /* AVX-512: all three or none */
         __asm__ __volatile__("xsetbv" : : "c"(0), "a"((u32)xcr0), "d"((u32)(xcr0 >> 32)));
+        xsave_mask = xcr0;
+        cpuid(0xd, 0, &a, &b, &c, &d);
+        fpu_state_size = b;                 /* for what XCR0 now enables */
     }
+}
+
+/*
+ * The app's FPU/SSE/AVX registers belong to its thread: every context switch saves the
+ * outgoing thread's and loads the incoming one's. The kernel itself never touches them
+ * (-mgeneral-regs-only), so syscalls and interrupts need not.
+ */
+u64 arch_fpu_state_size(void) { return fpu_state_size; }
+
+void arch_fpu_init_state(void *area)
+{
+    memset(area, 0, fpu_state_size);
+    *(u16 *)area = 0x37f;                   /* x87 control word: all exceptions masked */
+    *(u32 *)((u8 *)area + 24) = 0x1f80;     /* MXCSR: all exceptions masked */
+}
+
+void arch_fpu_save(void *area)
+{
+    if (xsave_avail)
+        __asm__ __volatile__("xsave64 (%0)" : : "r"(area), "a"((u32)xsave_mask),
+                             "d"((u32)(xsave_mask >> 32)) : "memory");
+    else
+        __asm__ __volatile__("fxsave64 (%0)" : : "r"(area) : "memory");
+}
+
+void arch_fpu_restore(void *area)
+{
+    if (xsave_avail)
+        __asm__ __volatile__("xrstor64 (%0)" : : "r"(area), "a"((u32)xsave_mask),
+                             "d"((u32)(xsave_mask >> 32)) : "memory");
+    else
+        __asm__ __volatile__("fxrstor64 (%0)" : : "r"(area) : "memory");
 }
 
 void arch_cpu_features(u32 *hwcap, u32 *hwcap2, u32 *minsigstksz)
@@ -149,6 +188,7 @@ static void load_gdt_tss(struct arch_cpu *cpu)
     cpu->gdt[4] = base >> 32;
     for (int i = 0; i < NR_IST; i++)
         cpu->tss.ist[i] = (u64)cpu->ist_stack[i] + IST_STACK_SIZE;
+    /* IST_EXCEPTION moves to each thread's own exception stack when it runs (sched.c). */
     cpu->tss.iomap_base = sizeof(cpu->tss);
 
     struct descriptor_pointer gdtp = { sizeof(cpu->gdt) - 1, (u64)cpu->gdt };
@@ -170,13 +210,11 @@ static void load_gdt_tss(struct arch_cpu *cpu)
         : "rax", "memory");
 }
 
-void arch_init_boot_cpu(void)
+/* Everything each CPU sets up for itself: FPU, GDT/TSS/IDT, GS base, syscall MSRs. */
+void init_cpu_tables(struct arch_cpu *cpu)
 {
-    struct arch_cpu *cpu = &cpus[0];
     cpu->self = cpu;
-    cpu->id = 0;
     init_fpu();
-    trap_init();
     load_gdt_tss(cpu);
     /* The seed's step 2: GS base at this CPU's tcb_data, so %gs:0 is the kernel TCB. */
     wrmsr(MSR_GS_BASE, (u64)&cpu->tcb_data.kernel_tcb);
@@ -185,7 +223,13 @@ void arch_init_boot_cpu(void)
     wrmsr(MSR_STAR, (u64)GDT_KERNEL_CODE << 32);
     wrmsr(MSR_LSTAR, (u64)syscall_entry);
     wrmsr(MSR_SFMASK, 0x47700);
-    /* No device interrupts yet: mask both 8259s. */
+}
+
+void arch_init_boot_cpu(void)
+{
+    trap_init();
+    init_cpu_tables(&cpus[0]);
+    /* Device interrupts come through the local APIC only: mask both 8259s. */
     outb(0x21, 0xff);
     outb(0xa1, 0xff);
 }
@@ -264,6 +308,20 @@ void arch_init_tsc(void)
     tsc_per_ms = ticks * PIT_HZ / ((u64)elapsed * 1000);
     if (!tsc_per_ms)
         tsc_per_ms = 1000000;
+}
+
+/* Nanoseconds since the first instruction (boot_tsc). */
+u64 tsc_ns(void)
+{
+    u64 ticks = rdtsc() - boot_tsc;
+    return ticks / tsc_per_ms * 1000000 + (ticks % tsc_per_ms) * 1000000 / tsc_per_ms;
+}
+
+void delay_us(u64 us)
+{
+    u64 until = rdtsc() + us * tsc_per_ms / 1000;
+    while (rdtsc() < until)
+        cpu_relax();
 }
 
 /* Wall clock from the CMOS RTC, once at boot; 0 when there is none. */

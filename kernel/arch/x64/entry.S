@@ -113,6 +113,8 @@ syscall_entry:
     call syscall_handler
     movq %rax, 14*8(%rsp)           /* frame->rax */
     cli
+.globl syscall_exit                 /* a cloned thread starts here, with rsp at its frame */
+syscall_exit:
     FS_EXIT
     /* App FS from here (if the thread switches): no more C. */
     addq $16, %rsp                  /* fs_base, counter */
@@ -208,13 +210,14 @@ trap_stubs:
 
 /*
  * app_start(entry, stack): enter the app as Linux's execve leaves it (psABI 3.4.1):
- * rsp at argc, rdx 0 (no function for atexit), flags clear. r11 carries the entry.
+ * rsp at argc, rdx 0 (no function for atexit), flags clear but for interrupts (the
+ * timer preempts app code). r11 carries the entry.
  */
 .text
 .globl app_start
 .type app_start, @function
 app_start:
-    pushq $2
+    pushq $0x202
     popfq
     movq %rdi, %r11
     movq %rsi, %rsp

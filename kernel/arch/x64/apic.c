@@ -1,0 +1,65 @@
+/*
+ * The local APIC, in xAPIC mode through its MMIO page (reached in the direct map):
+ * the per-CPU timer that drives preemption, end-of-interrupt, and IPIs (INIT/SIPI to
+ * start CPUs, NMIs to stop them, TLB shootdowns).
+ */
+#include "arch.h"
+#include "mm.h"
+
+#define LAPIC_PHYS      0xfee00000UL
+#define LAPIC_ID        0x020
+#define LAPIC_EOI       0x0b0
+#define LAPIC_SVR       0x0f0
+#define LAPIC_ICR_LOW   0x300
+#define LAPIC_ICR_HIGH  0x310
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_TIMER_INIT 0x380
+#define LAPIC_TIMER_CUR 0x390
+#define LAPIC_TIMER_DIV 0x3e0
+
+static u64 lapic_ticks_per_ms;     /* timer ticks (divide by 16) per millisecond, measured once */
+
+static volatile u32 *lapic_reg(u32 off) { return (volatile u32 *)((u8 *)phys_to_virt(LAPIC_PHYS) + off); }
+static u32 lapic_read(u32 off) { return *lapic_reg(off); }
+static void lapic_write(u32 off, u32 v) { *lapic_reg(off) = v; }
+
+u32 lapic_id(void) { return lapic_read(LAPIC_ID) >> 24; }
+
+void lapic_eoi(void) { lapic_write(LAPIC_EOI, 0); }
+
+static void lapic_icr(u32 apic_id, u32 low)
+{
+    lapic_write(LAPIC_ICR_HIGH, apic_id << 24);
+    lapic_write(LAPIC_ICR_LOW, low);
+    for (int i = 0; i < 1000000 && (lapic_read(LAPIC_ICR_LOW) & (1 << 12)); i++)
+        cpu_relax();                /* delivery status: wait until sent */
+}
+
+void lapic_send_ipi(u32 apic_id, u32 vector) { lapic_icr(apic_id, vector); }
+
+/* To every CPU but this one (destination shorthand 11b), delivery mode NMI. */
+void lapic_send_nmi_all_but_self(void) { lapic_icr(0, (3 << 18) | (4 << 8)); }
+
+void lapic_send_init(u32 apic_id) { lapic_icr(apic_id, (5 << 8) | (1 << 14)); }
+void lapic_send_sipi(u32 apic_id, u32 page) { lapic_icr(apic_id, (6 << 8) | page); }
+
+/*
+ * Enable this CPU's APIC and start its periodic timer at TIMER_HZ. The boot CPU
+ * first measures the timer's rate against the TSC (calibrated already).
+ */
+void lapic_init(void)
+{
+    wrmsr(0x1b, rdmsr(0x1b) | (1 << 11));           /* IA32_APIC_BASE: global enable */
+    lapic_write(LAPIC_SVR, 0x100 | SPURIOUS_VECTOR);
+    lapic_write(LAPIC_TIMER_DIV, 0x3);              /* divide by 16 */
+    if (!lapic_ticks_per_ms) {
+        lapic_write(LAPIC_LVT_TIMER, 1 << 16);      /* masked, one shot */
+        lapic_write(LAPIC_TIMER_INIT, 0xffffffff);
+        delay_us(10000);
+        lapic_ticks_per_ms = (0xffffffffu - lapic_read(LAPIC_TIMER_CUR)) / 10;
+        if (!lapic_ticks_per_ms)
+            lapic_ticks_per_ms = 1;
+    }
+    lapic_write(LAPIC_LVT_TIMER, TIMER_VECTOR | (1 << 17));    /* periodic */
+    lapic_write(LAPIC_TIMER_INIT, MAX(lapic_ticks_per_ms * 1000 / TIMER_HZ, 1));
+}
