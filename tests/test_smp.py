@@ -1,0 +1,109 @@
+"""SMP, threads, preemption and demand paging (issue 3), on the real kernel in QEMU.
+
+Each program checks itself and says so ("threads ok 8", "spin ok N", "lazy ok 4");
+with --verbose the kernel adds what it counted, which the tests check too.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from guest import VARIANTS, Run, app, osvgdb_run
+
+pytestmark = pytest.mark.usefixtures("kernel")
+
+FSGSBASE = pytest.mark.parametrize("fsgsbase", [True, False], ids=["wrfsbase", "wrmsr"])
+
+
+def run_app(
+    name: str, variant: str, *args: str, smp: int = 2, fsgsbase: bool = True, accel: str = "tcg"
+) -> Run:
+    options = ["--accel", accel, "--smp", str(smp), "--kernel-arg=--verbose"]
+    if not fsgsbase:
+        options.append("--no-fsgsbase")
+    return osvgdb_run(*options, str(app(name, variant)), *args)
+
+
+def kernel_counts(run: Run) -> dict[str, int]:
+    """The numbers of the kernel's --verbose exit lines, by what they count."""
+    text = "\n".join(line for line in run.lines if line.startswith("osv: "))
+    counts = {}
+    for key, pattern in {
+        "syscalls": r"after (\d+) syscalls",
+        "tls_checks": r"kernel TLS checked (\d+) times",
+        "timer": r"(\d+) timer interrupts",
+        "app_interrupts": r"(\d+) interrupts in app code",
+        "cpus": r"(\d+) CPUs",
+        "stopped": r"(\d+) others stopped",
+    }.items():
+        match = re.search(pattern, text)
+        assert match, f"no {key!r} in the kernel's exit report:\n{run!r}"
+        counts[key] = int(match.group(1))
+    return counts
+
+
+@pytest.mark.usefixtures("apps")
+@pytest.mark.parametrize("name", ["threads", "lazy"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_programs_pass_on_host_linux(name: str, variant: str) -> None:
+    result = subprocess.run([str(app(name, variant))], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.startswith(f"{name} ok "), result.stdout
+
+
+@FSGSBASE
+@pytest.mark.parametrize("smp", [1, 2, 4])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_threads(variant: str, smp: int, fsgsbase: bool, accel: str) -> None:
+    run = run_app("threads", variant, smp=smp, fsgsbase=fsgsbase, accel=accel)
+    assert run.status == 0, run
+    assert run.app_lines[0] == "threads ok 8", run
+    counts = kernel_counts(run)
+    assert counts["cpus"] == smp, run
+    assert counts["stopped"] == smp - 1, run  # every other CPU stopped at the exit
+
+
+@FSGSBASE
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_timer_interrupts_in_app_code_keep_both_tls(variant: str, fsgsbase: bool) -> None:
+    """3 s of app code with no syscall in its inner loop: only the timer comes in. The
+    app checks its TLS (a __thread counter, %fs:0 == ARCH_GET_FS) on every step; the
+    kernel checks its own __thread variables on every interrupt that lands in app code."""
+    run = run_app("spin", variant, "3", smp=2, fsgsbase=fsgsbase)
+    assert run.status == 0, run
+    assert re.fullmatch(r"spin ok \d+", run.app_lines[0]), run
+    counts = kernel_counts(run)
+    assert counts["app_interrupts"] >= 2000, run  # 1 kHz timer, 3 s of spinning
+    assert counts["tls_checks"] >= counts["app_interrupts"], run
+
+
+@pytest.mark.parametrize("smp", [1, 4])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_demand_paging_from_threads(variant: str, smp: int) -> None:
+    run = run_app("lazy", variant, smp=smp)
+    assert run.status == 0, run
+    assert run.app_lines[0] == "lazy ok 4", run
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_unmapped_access_is_sigsegv(variant: str) -> None:
+    run = run_app("lazy", variant, "segv", smp=2)
+    assert run.status == 139, run
+    line = next(line for line in run.lines if "segmentation fault" in line)
+    assert re.fullmatch(
+        rf"osv: /lazy-{variant}: segmentation fault at 0x7e0000000000, rip 0x[0-9a-f]+ "
+        r"\(page fault, error 0x[0-9a-f]+\)",
+        line,
+    ), line
+
+
+@pytest.mark.parametrize("smp", [2, 4])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_abort_from_a_secondary_thread(variant: str, smp: int) -> None:
+    run = run_app("abort", variant, smp=smp)
+    assert run.status == 134, run
+    assert "Hello" not in run.stdout and "abort FAILED" not in run.stdout, run
+    counts = kernel_counts(run)
+    assert counts["stopped"] == smp - 1, run  # all other CPUs halted, none left running
