@@ -1,9 +1,9 @@
 /*
- * Filling the per-CPU syscall rings. Only the CPU that owns a ring writes it, so
- * writers need no lock; a reader (the debugger, with the machine stopped) tells a
- * half-written record by SYSCALL_RECORD_WRITING, which is set before any other field
- * changes and cleared after the last (x86 keeps stores in order; barrier() keeps the
- * compiler from reordering them).
+ * Filling the per-CPU syscall rings. A CPU enters records only in its own ring, with
+ * interrupts off; the same call may complete on another CPU (the thread migrated), so
+ * a record is claimed by setting SYSCALL_RECORD_WRITING with a compare-and-swap before
+ * any other field changes, and released by the store that clears it. A reader (the
+ * debugger, with the machine stopped) tells a half-written record by that flag.
  */
 #include "syscall_history.h"
 #include "trap.h"
@@ -19,14 +19,26 @@ void syscall_history_init(void)
     }
 }
 
+/* Take a slot for writing, waiting out a completion in progress on another CPU. */
+static void claim(struct syscall_record *r)
+{
+    for (;;) {
+        u32 flags = __atomic_load_n(&r->flags, __ATOMIC_RELAXED);
+        if (!(flags & SYSCALL_RECORD_WRITING) &&
+            __atomic_compare_exchange_n(&r->flags, &flags, SYSCALL_RECORD_WRITING, false,
+                                        __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            return;
+        cpu_relax();
+    }
+}
+
 struct syscall_record *syscall_history_enter(const struct syscall_frame *f, int tid)
 {
     struct arch_cpu *cpu = this_cpu();
     struct syscall_history *h = &syscall_history[cpu->id];
     struct syscall_record *r = &h->records[h->head % SYSCALL_HISTORY_SIZE];
     h->head++;
-    r->flags = SYSCALL_RECORD_WRITING;
-    barrier();
+    claim(r);
     r->seq = __atomic_add_fetch(&syscall_seq, 1, __ATOMIC_RELAXED);
     r->tsc_entry = rdtsc();
     r->tsc_exit = 0;
@@ -43,20 +55,22 @@ struct syscall_record *syscall_history_enter(const struct syscall_frame *f, int 
     r->kernel_tcb_counter = f->kernel_tcb_counter;
     r->cpu = cpu->id;
     r->tid = tid;
-    barrier();
-    r->flags = SYSCALL_RECORD_IN_FLIGHT;
+    __atomic_store_n(&r->flags, SYSCALL_RECORD_IN_FLIGHT, __ATOMIC_RELEASE);
     return r;
 }
 
 /* Complete the record, unless the ring wrapped and the slot now holds a newer call. */
 void syscall_history_exit(struct syscall_record *r, u64 seq, long ret)
 {
-    if (r->seq != seq)
-        return;
-    r->flags = SYSCALL_RECORD_WRITING;
-    barrier();
+    u32 expected = SYSCALL_RECORD_IN_FLIGHT;
+    if (!__atomic_compare_exchange_n(&r->flags, &expected, SYSCALL_RECORD_WRITING, false,
+                                     __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return;                     /* being rewritten for a newer call */
+    if (r->seq != seq) {
+        __atomic_store_n(&r->flags, SYSCALL_RECORD_IN_FLIGHT, __ATOMIC_RELEASE);
+        return;                     /* the slot holds a newer call, still in flight */
+    }
     r->ret = ret;
     r->tsc_exit = rdtsc();
-    barrier();
-    r->flags = SYSCALL_RECORD_DONE;
+    __atomic_store_n(&r->flags, SYSCALL_RECORD_DONE, __ATOMIC_RELEASE);
 }

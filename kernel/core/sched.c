@@ -1,0 +1,242 @@
+/*
+ * The scheduler: one table of threads (all_threads), scanned round-robin for a READY
+ * app thread this CPU may run, else the CPU's idle thread. Like xv6, sched_lock is
+ * held across the switch and released by the thread switched to, so no other CPU can
+ * pick a thread whose registers are not yet saved.
+ *
+ * A context switch writes, for the incoming thread, everything the FS-base protocol
+ * reads on this CPU: %gs:0 (tcb_data.kernel_tcb), the FS base (its kernel TCB: a thread
+ * is always switched inside the kernel, counter >= 1), and the TSS's IST_EXCEPTION
+ * (its own exception stack).
+ */
+#include "arch.h"
+#include "lib.h"
+#include "panic.h"
+#include "spinlock.h"
+#include "thread.h"
+#include <asm-generic/errno.h>
+
+#define QUANTUM_TICKS 4         /* timer ticks an app thread runs before others get a turn */
+
+struct spinlock sched_lock = SPINLOCK_INIT;
+static unsigned rr_cursor;      /* where the next scan of all_threads starts */
+
+void switch_context(u64 *save_rsp, u64 new_rsp);
+
+static void install(struct arch_cpu *cpu, struct thread *next)
+{
+    next->state = THREAD_RUNNING;
+    next->cpu = cpu->id;
+    cpu->current = next;
+    cpu->tcb_data.kernel_tcb = (u64)next->tcb;
+    cpu->tss.ist[IST_EXCEPTION - 1] = (u64)next->exception_stack + next->exception_stack_size;
+    set_fsbase(next->tcb->kernel_tcb_counter ? (u64)next->tcb : next->tcb->app_tcb);
+}
+
+/* This CPU starts running its idle thread (for the boot CPU: the boot thread). */
+void sched_init_cpu(struct thread *idle)
+{
+    struct arch_cpu *cpu = this_cpu();
+    cpu->idle_thread = idle;
+    install(cpu, idle);
+}
+
+static struct thread *pick_next(struct arch_cpu *cpu)
+{
+    for (unsigned i = 0; i < nr_threads; i++) {
+        unsigned index = (rr_cursor + i) % nr_threads;
+        struct thread *t = all_threads[index];
+        if (t->is_app && t->state == THREAD_READY && (t->affinity & (1UL << cpu->id))) {
+            rr_cursor = index + 1;
+            return t;
+        }
+    }
+    return cpu->idle_thread;
+}
+
+/* Called with sched_lock held and interrupts off; returns, maybe on another CPU, the same way. */
+static void schedule_locked(void)
+{
+    struct arch_cpu *cpu = this_cpu();
+    struct thread *prev = cpu->current;
+    if (prev->state == THREAD_RUNNING)
+        prev->state = THREAD_READY;
+    struct thread *next = pick_next(cpu);
+    if (next == prev || (next == cpu->idle_thread && prev->state == THREAD_READY && prev->is_app)) {
+        prev->state = THREAD_RUNNING;   /* nothing better to run */
+        return;
+    }
+    cpu->slice = 0;
+    /* The kernel never touches FPU/SSE state: only app threads have any to keep. */
+    if (prev->is_app)
+        arch_fpu_save(prev->fpu_state);
+    if (next->is_app)
+        arch_fpu_restore(next->fpu_state);
+    install(cpu, next);
+    switch_context(&prev->kernel_rsp, next->kernel_rsp);
+}
+
+void schedule(void)
+{
+    u64 flags = irq_save();
+    raw_spin_lock(&sched_lock);
+    schedule_locked();
+    raw_spin_unlock(&sched_lock);
+    irq_restore(flags);
+}
+
+/* A new thread's first instructions, from thread_trampoline: finish the switch, run. */
+void thread_start(void)
+{
+    raw_spin_unlock(&sched_lock);
+    struct thread *t = this_cpu()->current;
+    t->entry(t->entry_arg);
+    panic("thread %d returned from its entry function", t->tid);
+}
+
+void sched_make_ready(struct thread *t)
+{
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    t->state = THREAD_READY;
+    spin_unlock_irqrestore(&sched_lock, flags);
+}
+
+/* The timer: wake sleepers whose time has come, and take turns. Interrupts are off. */
+void sched_tick(void)
+{
+    struct arch_cpu *cpu = this_cpu();
+    u64 now = tsc_ns();
+    raw_spin_lock(&sched_lock);
+    for (unsigned i = 0; i < nr_threads; i++) {
+        struct thread *t = all_threads[i];
+        if (t->state == THREAD_BLOCKED && t->wake_time && now >= t->wake_time) {
+            t->wake_time = 0;
+            t->timed_out = true;
+            t->futex_addr = 0;
+            t->state = THREAD_READY;
+        }
+    }
+    raw_spin_unlock(&sched_lock);
+    if (cpu->preempt_count)
+        return;                     /* a spinlock holder is not preempted */
+    if (cpu->current == cpu->idle_thread || ++cpu->slice >= QUANTUM_TICKS)
+        schedule();
+}
+
+noreturn void sched_idle_loop(void)
+{
+    for (;;) {
+        schedule();
+        /* sti's one-instruction shadow: no interrupt can slip in before hlt. */
+        __asm__ __volatile__("sti; hlt; cli" : : : "memory");
+    }
+}
+
+/* Block until tsc_ns() reaches deadline_ns. */
+long sched_sleep_until(u64 deadline_ns)
+{
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    struct thread *t = this_cpu()->current;
+    t->wake_time = MAX(deadline_ns, 1);
+    t->state = THREAD_BLOCKED;
+    schedule_locked();
+    spin_unlock_irqrestore(&sched_lock, flags);
+    return 0;
+}
+
+noreturn void sched_exit_current(void)
+{
+    irq_save();
+    raw_spin_lock(&sched_lock);
+    this_cpu()->current->state = THREAD_EXITED;
+    schedule_locked();
+    panic("an exited thread was scheduled");
+}
+
+unsigned live_app_threads(void)
+{
+    unsigned n = 0;
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    for (unsigned i = 0; i < nr_threads; i++)
+        n += all_threads[i]->is_app && all_threads[i]->state != THREAD_EXITED;
+    spin_unlock_irqrestore(&sched_lock, flags);
+    return n;
+}
+
+/*
+ * Futexes: a waiter is a BLOCKED thread whose futex_addr is the word; wakers scan the
+ * thread table. The word is read under sched_lock, so a wake between the check and the
+ * sleep cannot be missed. It was touched before, so reading it cannot block.
+ */
+long futex_wait(u64 uaddr, u32 val, u64 deadline_ns, u32 bitset)
+{
+    if (!bitset)
+        return -EINVAL;
+    (void)*(volatile u32 *)uaddr;       /* populate the page before taking the lock */
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    if (*(volatile u32 *)uaddr != val) {
+        spin_unlock_irqrestore(&sched_lock, flags);
+        return -EAGAIN;
+    }
+    struct thread *t = this_cpu()->current;
+    t->futex_addr = uaddr;
+    t->futex_bitset = bitset;
+    t->wake_time = deadline_ns;
+    t->timed_out = false;
+    t->state = THREAD_BLOCKED;
+    schedule_locked();
+    long ret = t->timed_out ? -ETIMEDOUT : 0;
+    t->futex_addr = 0;
+    t->wake_time = 0;
+    spin_unlock_irqrestore(&sched_lock, flags);
+    return ret;
+}
+
+static bool waits_on(const struct thread *t, u64 uaddr)
+{
+    return t->state == THREAD_BLOCKED && t->futex_addr == uaddr;
+}
+
+long futex_wake(u64 uaddr, int n, u32 bitset)
+{
+    int woken = 0;
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    for (unsigned i = 0; i < nr_threads && woken < n; i++) {
+        struct thread *t = all_threads[i];
+        if (waits_on(t, uaddr) && (t->futex_bitset & bitset)) {
+            t->futex_addr = 0;
+            t->wake_time = 0;
+            t->state = THREAD_READY;
+            woken++;
+        }
+    }
+    spin_unlock_irqrestore(&sched_lock, flags);
+    return woken;
+}
+
+long futex_requeue(u64 uaddr, int n_wake, int n_requeue, u64 uaddr2, bool cmp, u32 val)
+{
+    (void)*(volatile u32 *)uaddr;
+    int woken = 0, moved = 0;
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    if (cmp && *(volatile u32 *)uaddr != val) {
+        spin_unlock_irqrestore(&sched_lock, flags);
+        return -EAGAIN;
+    }
+    for (unsigned i = 0; i < nr_threads; i++) {
+        struct thread *t = all_threads[i];
+        if (!waits_on(t, uaddr))
+            continue;
+        if (woken < n_wake) {
+            t->futex_addr = 0;
+            t->wake_time = 0;
+            t->state = THREAD_READY;
+            woken++;
+        } else if (moved < n_requeue) {
+            t->futex_addr = uaddr2;
+            moved++;
+        }
+    }
+    spin_unlock_irqrestore(&sched_lock, flags);
+    return cmp ? woken + moved : woken;
+}
