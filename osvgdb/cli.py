@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from osvgdb import run
+from osvgdb import debug, run
 from osvgdb.build import BuildError
 from osvgdb.qemu import QemuError, choose_accel
 
@@ -86,6 +86,42 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
+    _add_run_options(run_parser)
+
+    debug_parser = commands.add_parser(
+        "debug",
+        usage="osvgdb debug [options] [--batch] [-ex CMD]... EXE [ARGS...]",
+        help="boot one static executable stopped under QEMU's gdbstub and attach GDB",
+        description="Build the kernel, boot EXE in QEMU stopped at its first instruction with\n"
+        "the gdbstub on a private unix socket, and start GDB on build/kernel.elf with the\n"
+        "osvgdb extension loaded (osv-tcb, osv-syscalls, osv-auxv, ...), the app's symbols\n"
+        "set to load when the kernel enters it, and connected. QEMU dies with GDB.",
+        epilog="exit status: GDB's (with --batch, non-zero when the last command failed);\n"
+        f"{run.EXIT_USAGE} for bad arguments, {run.EXIT_NO_STATUS} when QEMU or the build failed.\n"
+        "example: osvgdb debug --batch -ex 'osv-break-syscall write' -ex continue \\\n"
+        "           -ex osv-syscalls build/apps/hello-glibc\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    debug_parser.add_argument(
+        "--batch", action="store_true", help="run the -ex commands, then exit (GDB's --batch)"
+    )
+    debug_parser.add_argument(
+        "-ex",
+        dest="commands",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="a GDB command to run once connected (repeatable)",
+    )
+    debug_parser.add_argument(
+        "--gdb", default="gdb", metavar="PATH", help="the GDB to run (default: gdb)"
+    )
+    _add_run_options(debug_parser, timeout=False)
+    return parser
+
+
+def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = True) -> None:
     run_parser.add_argument(
         "--smp",
         type=_positive_int,
@@ -111,13 +147,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="hide FSGSBASE so the kernel switches FS with wrmsr",
     )
-    run_parser.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=60.0,
-        metavar="S",
-        help="kill QEMU after S seconds (default 60; 0: never)",
-    )
+    if timeout:
+        run_parser.add_argument(
+            "--timeout",
+            type=_seconds,
+            default=60.0,
+            metavar="S",
+            help="kill QEMU after S seconds (default 60; 0: never)",
+        )
     run_parser.add_argument(
         "--env",
         type=_env_pair,
@@ -141,7 +178,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="EXE [ARGS...]",
         help="a static x86-64 Linux executable and its arguments",
     )
-    return parser
 
 
 def _check_exe(path: Path) -> None:
@@ -160,7 +196,7 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
     if command_line[:1] == ["--"]:
         del command_line[0]
     if not command_line:
-        raise UsageError("run: missing EXE")
+        raise UsageError(f"{namespace.command}: missing EXE")
     exe = Path(command_line[0])
     _check_exe(exe)
     try:
@@ -174,7 +210,7 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
         smp=namespace.smp,
         strace=namespace.strace,
         fsgsbase=namespace.fsgsbase,
-        timeout=namespace.timeout,
+        timeout=getattr(namespace, "timeout", 0.0),
         env=list(namespace.env),
         kernel_args=list(namespace.kernel_arg),
     )
@@ -182,7 +218,14 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
 
 def _dispatch(argv: Sequence[str] | None) -> int:
     namespace = _parser().parse_args(argv)
-    # Only "run" exists so far.
+    if namespace.command == "debug":
+        options = debug.DebugOptions(
+            run=parse_run_options(namespace),
+            batch=namespace.batch,
+            commands=list(namespace.commands),
+            gdb=namespace.gdb,
+        )
+        return debug.debug(options)
     return run.run(parse_run_options(namespace))
 
 

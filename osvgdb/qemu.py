@@ -11,7 +11,7 @@ us; we then stop it ourselves, in order.  Its stdin is /dev/null so it never
 touches the terminal's modes.
 
 Everything a run needs on disk (initrd, debugcon log, QEMU's stderr, and
-later the QMP and gdbstub sockets) lives in one private directory (mode 0700,
+for `osvgdb debug` the QMP and gdbstub sockets) lives in one private directory (mode 0700,
 from tempfile.mkdtemp).  Sockets are unix sockets there, never TCP on a
 public address.
 """
@@ -24,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -123,6 +124,8 @@ def command_line(
     smp: int,
     fsgsbase: bool,
     debugcon: Path,
+    gdb_socket: Path | None = None,
+    qmp_socket: Path | None = None,
 ) -> list[str]:
     """The whole QEMU command line, in one place.
 
@@ -134,7 +137,17 @@ def command_line(
     port 0xe9 (a file) carries the kernel's exit report; isa-debug-exit makes
     QEMU exit with ((status << 1) | 1) & 0xff; -no-reboot turns a triple fault
     into a QEMU exit instead of a silent reboot loop.
+
+    For `osvgdb debug` (gdb_socket given), QEMU starts stopped (-S) with its
+    gdbstub on a unix socket, and its QMP monitor on another (qmp_socket),
+    both in the caller's private directory.
     """
+    debug = []
+    if gdb_socket is not None:
+        debug += ["-S", "-chardev", f"socket,id=gdb0,path={gdb_socket},server=on,wait=off",
+                  "-gdb", "chardev:gdb0"]  # fmt: skip
+    if qmp_socket is not None:
+        debug += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
     return [
         QEMU,
         "-machine", f"microvm,accel={accel},auto-kernel-cmdline=off",
@@ -151,10 +164,11 @@ def command_line(
         "-debugcon", f"file:{debugcon}",
         "-device", f"isa-debug-exit,iobase={ISA_DEBUG_EXIT_PORT:#x},iosize=4",
         "-no-reboot",
+        *debug,
     ]  # fmt: skip
 
 
-def _die_with_parent(
+def die_with_parent(
     prctl: Callable[..., int], parent_pid: int, blocked: set[signal.Signals]
 ) -> None:
     """preexec_fn: runs in the child between fork and exec."""
@@ -188,7 +202,9 @@ class Qemu:
     kills QEMU if it still runs and removes the directory.
     """
 
-    def __init__(self, *, kernel: Path, accel: str, smp: int = 1, fsgsbase: bool = True):
+    def __init__(
+        self, *, kernel: Path, accel: str, smp: int = 1, fsgsbase: bool = True, debug: bool = False
+    ):
         self.kernel = kernel
         self.accel = accel
         self.smp = smp
@@ -199,6 +215,9 @@ class Qemu:
         self.initrd = self.workdir / "initrd.cpio"
         self.debugcon = self.workdir / "debugcon"
         self.stderr_log = self.workdir / "qemu-stderr"
+        # With debug, QEMU waits stopped for GDB on gdb_socket; QMP listens on qmp_socket.
+        self.gdb_socket = self.workdir / "gdb.sock" if debug else None
+        self.qmp_socket = self.workdir / "qmp.sock" if debug else None
         self.process: subprocess.Popen[bytes] | None = None
         self._stderr_size_seen = 0
 
@@ -223,6 +242,8 @@ class Qemu:
             smp=self.smp,
             fsgsbase=self.fsgsbase,
             debugcon=self.debugcon,
+            gdb_socket=self.gdb_socket,
+            qmp_socket=self.qmp_socket,
         )
 
     def start(self, cmdline: str) -> None:
@@ -241,12 +262,24 @@ class Qemu:
                     stdout=subprocess.PIPE,
                     stderr=stderr,
                     start_new_session=True,
-                    preexec_fn=lambda: _die_with_parent(prctl, parent_pid, _TERMINATION_SIGNALS),
+                    preexec_fn=lambda: die_with_parent(prctl, parent_pid, _TERMINATION_SIGNALS),
                 )
         except FileNotFoundError as error:
             raise QemuError(f"{QEMU} not found (run scripts/bootstrap)") from error
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def wait_for_sockets(self, timeout: float = 10.0) -> None:
+        """Wait until QEMU listens on its debug sockets; QemuError if it exits first."""
+        sockets = [p for p in (self.gdb_socket, self.qmp_socket) if p is not None]
+        deadline = time.monotonic() + timeout
+        while not all(p.is_socket() for p in sockets):
+            if self.poll() is not None:
+                tail = "\n".join(self.stderr_tail())
+                raise QemuError(f"QEMU exited (status {self.poll()}) before listening:\n{tail}")
+            if time.monotonic() > deadline:
+                raise QemuError(f"QEMU did not create its sockets within {timeout:g} s")
+            time.sleep(0.01)
 
     def poll(self) -> int | None:
         """QEMU's exit status, or None while it runs."""

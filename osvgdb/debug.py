@@ -1,0 +1,172 @@
+"""`osvgdb debug`: boot an executable stopped under QEMU's gdbstub and attach GDB.
+
+QEMU starts paused (-S) with its gdbstub and QMP monitor on unix sockets in
+its private 0700 directory; GDB starts on build/kernel.elf with gdbinit.py,
+`osv-app-path` set to the executable (so app symbols load when the kernel
+enters it) and connected.  The guest console is copied to our stdout by a
+thread.  While GDB runs we ignore ^C (GDB uses it to interrupt the guest);
+when GDB exits, QEMU is killed.  With --batch GDB runs the -ex commands and
+exits; our exit status is GDB's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from osvgdb import build, initrd
+from osvgdb.qemu import Qemu, QemuError, die_with_parent
+from osvgdb.run import RunOptions, kernel_cmdline
+
+GDB = "gdb"
+# `make -C kernel` installs kernel/kernel.elf-gdb.py beside the kernel, where GDB
+# auto-loads it once the path is allowed (add-auto-load-safe-path, see README).
+AUTOLOAD_NAME = "kernel.elf-gdb.py"
+
+
+@dataclass
+class DebugOptions:
+    run: RunOptions
+    batch: bool = False
+    commands: list[str] = field(default_factory=list)
+    gdb: str = GDB
+    gdb_args: list[str] = field(default_factory=list)
+
+
+class DebugSession:
+    """QEMU stopped at its first instruction, its sockets, and the GDB command line.
+
+    Use as a context manager; the console goes to `console` (our stdout by
+    default) through a copying thread.
+    """
+
+    def __init__(self, options: RunOptions, *, console: BinaryIO | None = None):
+        self.options = options
+        self.root = build.repo_root()
+        self.console_out = console if console is not None else sys.stdout.buffer
+        self.vm: Qemu | None = None
+        self._copier: threading.Thread | None = None
+
+    def __enter__(self) -> DebugSession:
+        self.kernel = build.build_kernel(self.root)
+        self.autoload = self.kernel.with_name(AUTOLOAD_NAME)
+        options = self.options
+        cmdline = kernel_cmdline(
+            "/" + options.exe.name,
+            options.args,
+            strace=options.strace,
+            env=options.env,
+            fsgsbase=options.fsgsbase,
+            kernel_args=options.kernel_args,
+        )
+        self.vm = Qemu(
+            kernel=self.kernel,
+            accel=options.accel,
+            smp=options.smp,
+            fsgsbase=options.fsgsbase,
+            debug=True,
+        )
+        try:
+            initrd.write_initrd(
+                self.vm.initrd,
+                [initrd.Member(options.exe.name, options.exe, mode=initrd.EXECUTABLE_MODE)],
+            )
+            self.vm.start(cmdline)
+            self.vm.wait_for_sockets()
+            self._copier = threading.Thread(target=self._copy_console, daemon=True)
+            self._copier.start()
+        except BaseException:
+            self.vm.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self.vm is not None
+        self.vm.close()
+        if self._copier is not None:
+            self._copier.join(timeout=2)
+
+    def _copy_console(self) -> None:
+        assert self.vm is not None
+        fd = self.vm.console
+        try:
+            while data := os.read(fd, 65536):
+                self.console_out.write(data)
+                self.console_out.flush()
+        except (OSError, ValueError):
+            pass
+
+    @property
+    def gdb_socket(self) -> Path:
+        assert self.vm is not None and self.vm.gdb_socket is not None
+        return self.vm.gdb_socket
+
+    @property
+    def qmp_socket(self) -> Path:
+        assert self.vm is not None and self.vm.qmp_socket is not None
+        return self.vm.qmp_socket
+
+    def gdb_argv(
+        self,
+        commands: list[str],
+        *,
+        batch: bool = False,
+        gdb: str = GDB,
+        extra: list[str] | None = None,
+    ) -> list[str]:
+        """GDB on the kernel with the extension, the app's path, connected, then commands."""
+        argv = [gdb, "-q", *(extra or [])]
+        argv += ["-iex", f"add-auto-load-safe-path {self.autoload}"]
+        argv += ["-x", str(self.root / "gdbinit.py")]
+        if batch:
+            argv += ["-ex", "set pagination off", "-ex", "set confirm off"]
+        argv += ["-ex", f"set osv-app-path {self.options.exe.resolve()}"]
+        argv += ["-ex", f"target remote {self.gdb_socket}"]
+        for command in commands:
+            argv += ["-ex", command]
+        if batch:
+            argv.append("--batch")
+        argv.append(str(self.kernel))
+        return argv
+
+
+def start_gdb(argv: list[str], **popen: object) -> subprocess.Popen:
+    """GDB as our child that dies with us (PR_SET_PDEATHSIG)."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def child_setup() -> None:
+        die_with_parent(prctl, parent, set())
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # we ignore it; GDB must not
+
+    try:
+        return subprocess.Popen(argv, preexec_fn=child_setup, **popen)
+    except FileNotFoundError as error:
+        raise QemuError(f"{argv[0]} not found (run scripts/bootstrap)") from error
+
+
+def debug(options: DebugOptions) -> int:
+    with DebugSession(options.run) as session:
+        argv = session.gdb_argv(
+            options.commands, batch=options.batch, gdb=options.gdb, extra=options.gdb_args
+        )
+        if os.environ.get("OSVGDB_SHOW_GDB"):
+            print("osvgdb: " + shlex.join(argv), file=sys.stderr)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        process = None
+        try:
+            process = start_gdb(argv)
+            return process.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()

@@ -1,0 +1,565 @@
+"""Syscall arguments and results in strace's form.
+
+`SIGNATURES` says, per syscall name, how to show each argument and the
+result.  Argument kinds:
+
+    d    int (32-bit signed, as C passes it)      ld   long (64-bit signed)
+    u    unsigned decimal                         x    hex (pointers; NULL for 0)
+    o    octal (modes)                            dirfd  AT_FDCWD or an fd
+    s    NUL-terminated string in guest memory
+    b:N  buffer the call reads, of argument N's length (write's data)
+    B:N  buffer the call fills: shown once it returned, of the result's length
+    iov:N  an iovec array of argument N entries (writev)
+    a flag set's name (open, prot, map, clone, futex, ...): symbolic
+
+Results are `d` (errno name and text when -4095..-1) or `x` (addresses: brk,
+mmap).  Syscalls without a signature show their six raw arguments in hex.
+
+Memory is read through `read(address, length) -> bytes | None`; anything
+unreadable is shown as its address, so a bad pointer never breaks a line.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+from collections.abc import Callable
+
+Reader = Callable[[int, int], "bytes | None"]
+
+U64 = (1 << 64) - 1
+PAGE_SIZE = 4096
+MAX_ERRNO = 4095
+
+_O_ACCMODE = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR", 3: "O_ACCMODE"}
+_O_FLAGS = [
+    (0o20200000, "O_TMPFILE"),
+    (0o4010000, "O_SYNC"),
+    (0o100, "O_CREAT"),
+    (0o200, "O_EXCL"),
+    (0o400, "O_NOCTTY"),
+    (0o1000, "O_TRUNC"),
+    (0o2000, "O_APPEND"),
+    (0o4000, "O_NONBLOCK"),
+    (0o10000, "O_DSYNC"),
+    (0o20000, "O_ASYNC"),
+    (0o40000, "O_DIRECT"),
+    (0o100000, "O_LARGEFILE"),
+    (0o200000, "O_DIRECTORY"),
+    (0o400000, "O_NOFOLLOW"),
+    (0o1000000, "O_NOATIME"),
+    (0o2000000, "O_CLOEXEC"),
+    (0o10000000, "O_PATH"),
+]
+_PROT = [
+    (1, "PROT_READ"),
+    (2, "PROT_WRITE"),
+    (4, "PROT_EXEC"),
+    (0x01000000, "PROT_GROWSDOWN"),
+    (0x02000000, "PROT_GROWSUP"),
+]
+_MAP_TYPE = {1: "MAP_SHARED", 2: "MAP_PRIVATE", 3: "MAP_SHARED_VALIDATE"}
+_MAP = [
+    (0x10, "MAP_FIXED"),
+    (0x20, "MAP_ANONYMOUS"),
+    (0x40, "MAP_32BIT"),
+    (0x100, "MAP_GROWSDOWN"),
+    (0x800, "MAP_DENYWRITE"),
+    (0x1000, "MAP_EXECUTABLE"),
+    (0x2000, "MAP_LOCKED"),
+    (0x4000, "MAP_NORESERVE"),
+    (0x8000, "MAP_POPULATE"),
+    (0x10000, "MAP_NONBLOCK"),
+    (0x20000, "MAP_STACK"),
+    (0x40000, "MAP_HUGETLB"),
+    (0x80000, "MAP_SYNC"),
+    (0x100000, "MAP_FIXED_NOREPLACE"),
+]
+_CLONE = [
+    (0x100, "CLONE_VM"),
+    (0x200, "CLONE_FS"),
+    (0x400, "CLONE_FILES"),
+    (0x800, "CLONE_SIGHAND"),
+    (0x1000, "CLONE_PIDFD"),
+    (0x2000, "CLONE_PTRACE"),
+    (0x4000, "CLONE_VFORK"),
+    (0x8000, "CLONE_PARENT"),
+    (0x10000, "CLONE_THREAD"),
+    (0x20000, "CLONE_NEWNS"),
+    (0x40000, "CLONE_SYSVSEM"),
+    (0x80000, "CLONE_SETTLS"),
+    (0x100000, "CLONE_PARENT_SETTID"),
+    (0x200000, "CLONE_CHILD_CLEARTID"),
+    (0x400000, "CLONE_DETACHED"),
+    (0x800000, "CLONE_UNTRACED"),
+    (0x1000000, "CLONE_CHILD_SETTID"),
+    (0x2000000, "CLONE_NEWCGROUP"),
+    (0x4000000, "CLONE_NEWUTS"),
+    (0x8000000, "CLONE_NEWIPC"),
+    (0x10000000, "CLONE_NEWUSER"),
+    (0x20000000, "CLONE_NEWPID"),
+    (0x40000000, "CLONE_NEWNET"),
+    (0x80000000, "CLONE_IO"),
+]
+_FUTEX_OPS = {
+    0: "FUTEX_WAIT",
+    1: "FUTEX_WAKE",
+    2: "FUTEX_FD",
+    3: "FUTEX_REQUEUE",
+    4: "FUTEX_CMP_REQUEUE",
+    5: "FUTEX_WAKE_OP",
+    6: "FUTEX_LOCK_PI",
+    7: "FUTEX_UNLOCK_PI",
+    8: "FUTEX_TRYLOCK_PI",
+    9: "FUTEX_WAIT_BITSET",
+    10: "FUTEX_WAKE_BITSET",
+    11: "FUTEX_WAIT_REQUEUE_PI",
+    12: "FUTEX_CMP_REQUEUE_PI",
+    13: "FUTEX_LOCK_PI2",
+}
+_ARCH_PRCTL = {
+    0x1001: "ARCH_SET_GS",
+    0x1002: "ARCH_SET_FS",
+    0x1003: "ARCH_GET_FS",
+    0x1004: "ARCH_GET_GS",
+    0x1011: "ARCH_GET_CPUID",
+    0x1012: "ARCH_SET_CPUID",
+}
+_AT_FLAGS = [
+    (0x100, "AT_SYMLINK_NOFOLLOW"),
+    (0x200, "AT_REMOVEDIR"),
+    (0x400, "AT_SYMLINK_FOLLOW"),
+    (0x800, "AT_NO_AUTOMOUNT"),
+    (0x1000, "AT_EMPTY_PATH"),
+]
+_SIGNALS = {
+    1: "SIGHUP",
+    2: "SIGINT",
+    3: "SIGQUIT",
+    4: "SIGILL",
+    5: "SIGTRAP",
+    6: "SIGABRT",
+    7: "SIGBUS",
+    8: "SIGFPE",
+    9: "SIGKILL",
+    10: "SIGUSR1",
+    11: "SIGSEGV",
+    12: "SIGUSR2",
+    13: "SIGPIPE",
+    14: "SIGALRM",
+    15: "SIGTERM",
+    16: "SIGSTKFLT",
+    17: "SIGCHLD",
+    18: "SIGCONT",
+    19: "SIGSTOP",
+    20: "SIGTSTP",
+    21: "SIGTTIN",
+    22: "SIGTTOU",
+    23: "SIGURG",
+    24: "SIGXCPU",
+    25: "SIGXFSZ",
+    26: "SIGVTALRM",
+    27: "SIGPROF",
+    28: "SIGWINCH",
+    29: "SIGIO",
+    30: "SIGPWR",
+    31: "SIGSYS",
+}
+_SIGHOW = {0: "SIG_BLOCK", 1: "SIG_UNBLOCK", 2: "SIG_SETMASK"}
+_RLIMIT = {
+    0: "RLIMIT_CPU",
+    1: "RLIMIT_FSIZE",
+    2: "RLIMIT_DATA",
+    3: "RLIMIT_STACK",
+    4: "RLIMIT_CORE",
+    5: "RLIMIT_RSS",
+    6: "RLIMIT_NPROC",
+    7: "RLIMIT_NOFILE",
+    8: "RLIMIT_MEMLOCK",
+    9: "RLIMIT_AS",
+    10: "RLIMIT_LOCKS",
+    11: "RLIMIT_SIGPENDING",
+    12: "RLIMIT_MSGQUEUE",
+    13: "RLIMIT_NICE",
+    14: "RLIMIT_RTPRIO",
+    15: "RLIMIT_RTTIME",
+}
+_GRND = [(1, "GRND_NONBLOCK"), (2, "GRND_RANDOM"), (4, "GRND_INSECURE")]
+_CLOCKS = {
+    0: "CLOCK_REALTIME",
+    1: "CLOCK_MONOTONIC",
+    2: "CLOCK_PROCESS_CPUTIME_ID",
+    3: "CLOCK_THREAD_CPUTIME_ID",
+    4: "CLOCK_MONOTONIC_RAW",
+    5: "CLOCK_REALTIME_COARSE",
+    6: "CLOCK_MONOTONIC_COARSE",
+    7: "CLOCK_BOOTTIME",
+}
+_IOCTLS = {
+    0x5401: "TCGETS",
+    0x5402: "TCSETS",
+    0x5403: "TCSETSW",
+    0x5404: "TCSETSF",
+    0x540F: "TIOCGPGRP",
+    0x5413: "TIOCGWINSZ",
+    0x5414: "TIOCSWINSZ",
+    0x541B: "FIONREAD",
+    0x5421: "FIONBIO",
+}
+_WHENCE = {0: "SEEK_SET", 1: "SEEK_CUR", 2: "SEEK_END", 3: "SEEK_DATA", 4: "SEEK_HOLE"}
+_MADVISE = {
+    0: "MADV_NORMAL",
+    1: "MADV_RANDOM",
+    2: "MADV_SEQUENTIAL",
+    3: "MADV_WILLNEED",
+    4: "MADV_DONTNEED",
+    8: "MADV_FREE",
+    9: "MADV_REMOVE",
+    10: "MADV_DONTFORK",
+    11: "MADV_DOFORK",
+    12: "MADV_MERGEABLE",
+    13: "MADV_UNMERGEABLE",
+    14: "MADV_HUGEPAGE",
+    15: "MADV_NOHUGEPAGE",
+}
+AT_FDCWD = -100
+
+
+def _bits(value: int, table: list[tuple[int, str]], *, zero: str = "0") -> str:
+    names = []
+    for bit, name in table:
+        if bit and value & bit == bit:
+            names.append(name)
+            value &= ~bit
+    if value:
+        names.append(hex(value))
+    return "|".join(names) if names else zero
+
+
+def _enum(value: int, table: dict[int, str]) -> str:
+    return table.get(value, str(_s32(value)))
+
+
+def _s32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def _s64(value: int) -> int:
+    value &= U64
+    return value - (1 << 64) if value >> 63 else value
+
+
+def open_flags(value: int) -> str:
+    value &= 0xFFFFFFFF
+    rest = _bits(value & ~3, _O_FLAGS, zero="")
+    mode = _O_ACCMODE[value & 3]
+    return f"{mode}|{rest}" if rest else mode
+
+
+def map_flags(value: int) -> str:
+    value &= 0xFFFFFFFF
+    kind = _MAP_TYPE.get(value & 0xF)
+    rest = _bits(value & ~0xF, _MAP, zero="")
+    if kind is None:
+        return _bits(value, _MAP)
+    return f"{kind}|{rest}" if rest else kind
+
+
+def clone_flags(value: int) -> str:
+    value &= U64
+    signal = value & 0xFF
+    text = _bits(value & ~0xFF, _CLONE, zero="")
+    if signal:
+        signal_name = _SIGNALS.get(signal, str(signal))
+        text = f"{text}|{signal_name}" if text else signal_name
+    return text or "0"
+
+
+def futex_op(value: int) -> str:
+    value &= 0xFFFFFFFF
+    names = [_FUTEX_OPS.get(value & 0x7F, str(value & 0x7F))]
+    if value & 128:
+        names[0] += "_PRIVATE"
+    if value & 256:
+        names.append("FUTEX_CLOCK_REALTIME")
+    if value & ~0x1FF:
+        names.append(hex(value & ~0x1FF))
+    return "|".join(names)
+
+
+_FLAG_KINDS: dict[str, Callable[[int], str]] = {
+    "open": open_flags,
+    "prot": lambda v: _bits(v & 0xFFFFFFFF, _PROT, zero="PROT_NONE"),
+    "map": map_flags,
+    "clone": clone_flags,
+    "futex": futex_op,
+    "arch_prctl": lambda v: _ARCH_PRCTL.get(v & 0xFFFFFFFF, hex(v)),
+    "atflags": lambda v: _bits(v & 0xFFFFFFFF, _AT_FLAGS),
+    "signal": lambda v: _enum(v, _SIGNALS),
+    "sighow": lambda v: _enum(v, _SIGHOW),
+    "rlimit": lambda v: _enum(v, _RLIMIT),
+    "grnd": lambda v: _bits(v & 0xFFFFFFFF, _GRND),
+    "clock": lambda v: _enum(v, _CLOCKS),
+    "ioctl": lambda v: _IOCTLS.get(v & 0xFFFFFFFF, hex(v & 0xFFFFFFFF)),
+    "whence": lambda v: _enum(v, _WHENCE),
+    "madv": lambda v: _enum(v, _MADVISE),
+    "timer": lambda v: "TIMER_ABSTIME" if v & 0xFFFFFFFF == 1 else str(_s32(v)),
+}
+
+# name: (argument kinds, result kind)
+SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
+    "read": (("d", "B:2", "u"), "d"),
+    "write": (("d", "b:2", "u"), "d"),
+    "open": (("s", "open", "o"), "d"),
+    "close": (("d",), "d"),
+    "stat": (("s", "x"), "d"),
+    "fstat": (("d", "x"), "d"),
+    "lstat": (("s", "x"), "d"),
+    "poll": (("x", "u", "d"), "d"),
+    "lseek": (("d", "ld", "whence"), "d"),
+    "mmap": (("x", "u", "prot", "map", "d", "x"), "x"),
+    "mprotect": (("x", "u", "prot"), "d"),
+    "munmap": (("x", "u"), "d"),
+    "brk": (("x",), "x"),
+    "rt_sigaction": (("signal", "x", "x", "u"), "d"),
+    "rt_sigprocmask": (("sighow", "x", "x", "u"), "d"),
+    "ioctl": (("d", "ioctl", "x"), "d"),
+    "pread64": (("d", "B:2", "u", "ld"), "d"),
+    "pwrite64": (("d", "b:2", "u", "ld"), "d"),
+    "readv": (("d", "x", "d"), "d"),
+    "writev": (("d", "iov:2", "d"), "d"),
+    "access": (("s", "x"), "d"),
+    "pipe": (("x",), "d"),
+    "sched_yield": ((), "d"),
+    "mremap": (("x", "u", "u", "x", "x"), "x"),
+    "madvise": (("x", "u", "madv"), "d"),
+    "dup": (("d",), "d"),
+    "dup2": (("d", "d"), "d"),
+    "nanosleep": (("x", "x"), "d"),
+    "getpid": ((), "d"),
+    "clone": (("clone", "x", "x", "x", "x"), "d"),
+    "fork": ((), "d"),
+    "vfork": ((), "d"),
+    "execve": (("s", "x", "x"), "d"),
+    "exit": (("d",), "d"),
+    "wait4": (("d", "x", "x", "x"), "d"),
+    "kill": (("d", "signal"), "d"),
+    "uname": (("x",), "d"),
+    "fcntl": (("d", "d", "x"), "d"),
+    "getcwd": (("x", "u"), "d"),
+    "mkdir": (("s", "o"), "d"),
+    "unlink": (("s",), "d"),
+    "readlink": (("s", "B:2", "u"), "d"),
+    "gettimeofday": (("x", "x"), "d"),
+    "sysinfo": (("x",), "d"),
+    "getuid": ((), "d"),
+    "getgid": ((), "d"),
+    "geteuid": ((), "d"),
+    "getegid": ((), "d"),
+    "getppid": ((), "d"),
+    "gettid": ((), "d"),
+    "sigaltstack": (("x", "x"), "d"),
+    "prctl": (("d", "x", "x", "x", "x"), "d"),
+    "arch_prctl": (("arch_prctl", "x"), "d"),
+    "tkill": (("d", "signal"), "d"),
+    "futex": (("x", "futex", "d", "x", "x", "d"), "d"),
+    "sched_setaffinity": (("d", "u", "x"), "d"),
+    "sched_getaffinity": (("d", "u", "x"), "d"),
+    "getdents64": (("d", "x", "u"), "d"),
+    "set_tid_address": (("x",), "d"),
+    "clock_gettime": (("clock", "x"), "d"),
+    "clock_getres": (("clock", "x"), "d"),
+    "clock_nanosleep": (("clock", "timer", "x", "x"), "d"),
+    "exit_group": (("d",), "d"),
+    "tgkill": (("d", "d", "signal"), "d"),
+    "openat": (("dirfd", "s", "open", "o"), "d"),
+    "mkdirat": (("dirfd", "s", "o"), "d"),
+    "newfstatat": (("dirfd", "s", "x", "atflags"), "d"),
+    "unlinkat": (("dirfd", "s", "x"), "d"),
+    "readlinkat": (("dirfd", "s", "B:3", "u"), "d"),
+    "faccessat": (("dirfd", "s", "x"), "d"),
+    "set_robust_list": (("x", "u"), "d"),
+    "get_robust_list": (("d", "x", "x"), "d"),
+    "prlimit64": (("d", "rlimit", "x", "x"), "d"),
+    "getrandom": (("B:1", "u", "grnd"), "d"),
+    "membarrier": (("d", "d", "d"), "d"),
+    "statx": (("dirfd", "s", "atflags", "x", "x"), "d"),
+    "rseq": (("x", "u", "x", "x"), "d"),
+    "clone3": (("x", "u"), "d"),
+}
+
+_ESCAPES = {
+    0x09: "\\t",
+    0x0A: "\\n",
+    0x0B: "\\v",
+    0x0C: "\\f",
+    0x0D: "\\r",
+    0x22: '\\"',
+    0x5C: "\\\\",
+}
+
+
+def quote(data: bytes, *, truncated: bool = False) -> str:
+    """strace's quoting: printable ASCII as is, C escapes, \\xNN for the rest;
+    `...` after the closing quote when the data went on."""
+    out = []
+    for byte in data:
+        if byte in _ESCAPES:
+            out.append(_ESCAPES[byte])
+        elif 0x20 <= byte < 0x7F:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\x{byte:02x}")
+    return '"' + "".join(out) + '"' + ("..." if truncated else "")
+
+
+def read_bytes(read: Reader, address: int, length: int) -> bytes | None:
+    """Read `length` bytes, or as many as are readable page by page from the
+    start; None when not even the first byte is."""
+    if length <= 0:
+        return b""
+    data = _safe_read(read, address, length)
+    if data is not None:
+        return data
+    parts = []
+    position, end = address, address + length
+    while position < end:
+        chunk = min(end, (position // PAGE_SIZE + 1) * PAGE_SIZE) - position
+        data = _safe_read(read, position, chunk)
+        if data is None:
+            break
+        parts.append(data)
+        position += chunk
+    return b"".join(parts) if parts else None
+
+
+def _safe_read(read: Reader, address: int, length: int) -> bytes | None:
+    if address <= 0 or address + length > U64 + 1:
+        return None
+    try:
+        data = read(address, length)
+    except Exception:
+        return None
+    return bytes(data) if data is not None and len(data) == length else None
+
+
+def read_cstring(read: Reader, address: int, limit: int) -> tuple[bytes, bool] | None:
+    """Up to `limit` bytes of a NUL-terminated string: (bytes, truncated),
+    or None when unreadable."""
+    data = read_bytes(read, address, limit + 1)
+    if data is None:
+        return None
+    end = data.find(b"\0")
+    if end >= 0:
+        return data[:end], False
+    return data[:limit], True
+
+
+def errno_text(ret: int) -> str | None:
+    """`-1 ENOENT (No such file or directory)` for a failing result, else None."""
+    if not -MAX_ERRNO <= ret <= -1:
+        return None
+    name = errno.errorcode.get(-ret, f"E{-ret}")
+    return f"-1 {name} ({os.strerror(-ret)})"
+
+
+class CallFormatter:
+    """Formats one syscall record's arguments and result.
+
+    `read` is the guest memory reader; `limit` caps strings and buffers (as
+    strace -s); `raw` shows every argument in hex, nothing dereferenced.
+    """
+
+    def __init__(self, read: Reader, *, limit: int = 32, raw: bool = False):
+        self.read = read
+        self.limit = limit
+        self.raw = raw
+
+    def arguments(
+        self, name: str, args: tuple[int, ...], ret: int | None
+    ) -> tuple[list[str], dict[int, str]]:
+        """(shown arguments, {index: the decoded bytes as text}) for one call."""
+        signature = None if self.raw else SIGNATURES.get(name)
+        if signature is None:
+            return [hex(a & U64) for a in args], {}
+        shown, strings = [], {}
+        for index, kind in enumerate(signature[0]):
+            if index >= len(args):
+                break
+            text, data = self._argument(kind, args[index], args, ret)
+            shown.append(text)
+            if data is not None:
+                strings[index] = data.decode("utf-8", "backslashreplace")
+        return shown, strings
+
+    def result(self, name: str, ret: int) -> str:
+        failure = errno_text(ret)
+        if failure:
+            return failure
+        signature = SIGNATURES.get(name)
+        if signature is not None and signature[1] == "x" and not self.raw:
+            return hex(ret & U64)
+        return str(ret)
+
+    def _argument(
+        self, kind: str, value: int, args: tuple[int, ...], ret: int | None
+    ) -> tuple[str, bytes | None]:
+        value &= U64
+        if kind == "d":
+            return str(_s32(value)), None
+        if kind == "ld":
+            return str(_s64(value)), None
+        if kind == "u":
+            return str(value), None
+        if kind == "x":
+            return "NULL" if value == 0 else hex(value), None
+        if kind == "o":
+            return f"0{value & 0xFFFFFFFF:o}" if value else "0", None
+        if kind == "dirfd":
+            fd = _s32(value)
+            return ("AT_FDCWD" if fd == AT_FDCWD else str(fd)), None
+        if kind == "s":
+            string = read_cstring(self.read, value, self.limit) if value else None
+            if string is None:
+                return ("NULL" if value == 0 else hex(value)), None
+            return quote(string[0], truncated=string[1]), string[0]
+        if kind.startswith(("b:", "B:")):
+            length_index = int(kind[2:])
+            length = args[length_index] & U64 if length_index < len(args) else 0
+            if kind[0] == "B":
+                if ret is None or ret < 0:
+                    return hex(value), None
+                length = min(length, ret)
+            return self._buffer(value, length)
+        if kind.startswith("iov:"):
+            count_index = int(kind[4:])
+            return self._iovec(value, _s32(args[count_index]) if count_index < len(args) else 0)
+        decoder = _FLAG_KINDS.get(kind)
+        if decoder is not None:
+            return decoder(value), None
+        return hex(value), None
+
+    def _buffer(self, address: int, length: int) -> tuple[str, bytes | None]:
+        if length == 0:
+            return '""', b""
+        data = read_bytes(self.read, address, min(length, self.limit))
+        if data is None:
+            return hex(address), None
+        return quote(data, truncated=length > len(data)), data
+
+    def _iovec(self, address: int, count: int) -> tuple[str, bytes | None]:
+        if count <= 0 or count > 1024:
+            return hex(address), None
+        shown_count = min(count, 8)
+        table = read_bytes(self.read, address, 16 * shown_count)
+        if table is None or len(table) < 16 * shown_count:
+            return hex(address), None
+        parts, joined = [], b""
+        for base, length in struct.iter_unpack("<QQ", table):
+            text, data = self._buffer(base, length)
+            parts.append(f"{{iov_base={text}, iov_len={length}}}")
+            joined += data or b""
+        more = ", ..." if count > shown_count else ""
+        return "[" + ", ".join(parts) + more + "]", joined

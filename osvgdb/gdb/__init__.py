@@ -1,0 +1,65 @@
+"""osvgdb inside GDB: commands, convenience functions, pretty-printers, app symbols.
+
+Only GDB's Python imports this package (it needs the `gdb` module); the
+standard library and osvgdb's pure modules are all it uses.  `register()` is
+idempotent: gdbinit.py and the auto-loaded build/kernel.elf-gdb.py may both
+run it.
+"""
+
+from __future__ import annotations
+
+import gdb
+import gdb.printing
+
+_registered = False
+
+
+def _on_new_objfile(event: gdb.NewObjFileEvent) -> None:
+    from osvgdb.gdb import appsyms
+    from osvgdb.gdb.target import Kernel
+
+    Kernel.forget()
+    appsyms.install_breakpoint()
+
+
+def _on_clear_objfiles(event: object) -> None:
+    from osvgdb.gdb import appsyms
+    from osvgdb.gdb.target import Kernel
+
+    Kernel.forget()
+    appsyms.forget_loaded()
+
+
+def setup() -> None:
+    """What every session needs: 64-bit registers from the start, and registration.
+
+    The kernel enters at a 32-bit PVH entry point and switches to long mode: unless
+    GDB expects 64-bit registers from the start, the gdbstub's 'g' packet confuses it.
+    """
+    gdb.execute("set architecture i386:x86-64", to_string=True)
+    register()
+
+
+def register() -> None:
+    global _registered
+    if _registered:
+        return
+    _registered = True
+    from osvgdb.gdb import appsyms, auxv, breakpoints, command, functions, printers, syscalls, tcb
+
+    command.DebugParameter()
+    appsyms.AppPathParameter()
+    for command_class in (
+        tcb.OsvTcb,
+        syscalls.OsvSyscalls,
+        auxv.OsvAuxv,
+        appsyms.OsvAppSymbols,
+        breakpoints.OsvBreakSyscall,
+    ):
+        command_class()
+    for function_class in functions.FUNCTIONS:
+        function_class()
+    gdb.printing.register_pretty_printer(None, printers.lookup, replace=True)
+    gdb.events.new_objfile.connect(_on_new_objfile)
+    gdb.events.clear_objfiles.connect(_on_clear_objfiles)
+    appsyms.install_breakpoint()

@@ -1,0 +1,150 @@
+"""What every osv-* command shares: argparse parsing, help, completion, errors.
+
+A command is a subclass of `OsvCommand` with NAME, SUMMARY (the first line of
+its help, so `apropos osv` reads well), `add_arguments(parser)` and
+`run(args)`.  Usage errors and failures reach the user as one line through
+gdb.GdbError; `set osv-debug on` prints the traceback of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import traceback
+from typing import NoReturn
+
+import gdb
+
+from osvgdb.decode import DecodeError
+from osvgdb.gdb.target import TargetError
+
+
+class _Usage(Exception):
+    pass
+
+
+class _HelpShown(Exception):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _Usage(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            raise _Usage(message.strip())
+        raise _HelpShown()
+
+
+class DebugParameter(gdb.Parameter):
+    """Show Python tracebacks of osvgdb's internal errors.
+
+    With it off (the default), an osv-* command that fails reports one line."""
+
+    set_doc = "Set whether osv-* commands show Python tracebacks of internal errors."
+    show_doc = "Show whether osv-* commands show Python tracebacks of internal errors."
+
+    def __init__(self) -> None:
+        super().__init__("osv-debug", gdb.COMMAND_MAINTENANCE, gdb.PARAM_BOOLEAN)
+        self.value = False
+
+    def get_set_string(self) -> str:
+        return ""
+
+    def get_show_string(self, svalue: str) -> str:
+        return f"osv-* tracebacks are {svalue}."
+
+
+def debug_enabled() -> bool:
+    try:
+        return bool(gdb.parameter("osv-debug"))
+    except (gdb.error, RuntimeError):
+        return False
+
+
+def report_internal_error(where: str, error: BaseException) -> gdb.GdbError:
+    """The one-line error for an unexpected exception (traceback if osv-debug)."""
+    if debug_enabled():
+        traceback.print_exception(error)
+    hint = "" if debug_enabled() else " (set osv-debug on for a traceback)"
+    return gdb.GdbError(f"{where}: internal error: {type(error).__name__}: {error}{hint}")
+
+
+def print_json(data: object) -> None:
+    gdb.write(json.dumps(data, indent=1) + "\n")
+
+
+def int_arg(text: str) -> int:
+    """A number as GDB would read it (decimal, 0x..., or an expression)."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    try:
+        return int(gdb.parse_and_eval(text))
+    except gdb.error as error:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} ({error})") from None
+
+
+class OsvCommand(gdb.Command):
+    NAME = ""
+    SUMMARY = ""
+    DETAILS = ""
+    COMMAND_CLASS = gdb.COMMAND_DATA
+
+    def __init__(self) -> None:
+        self.parser = Parser(
+            prog=self.NAME,
+            description=self.DETAILS or None,
+            add_help=True,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        self.add_arguments(self.parser)
+        # GDB shows the docstring as the command's help; its first line is the summary.
+        self.__doc__ = f"{self.SUMMARY}\n\n{self.parser.format_help()}"
+        super().__init__(self.NAME, self.COMMAND_CLASS)
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        pass
+
+    def run(self, args: argparse.Namespace) -> None:
+        raise NotImplementedError
+
+    def invoke(self, argument: str, from_tty: bool) -> None:
+        self.dont_repeat()
+        try:
+            args = self.parser.parse_args(gdb.string_to_argv(argument))
+        except _HelpShown:
+            return
+        except _Usage as error:
+            raise gdb.GdbError(f"{self.NAME}: {error} (usage: {self.usage()})") from None
+        try:
+            self.run(args)
+        except gdb.GdbError:
+            raise
+        except (TargetError, DecodeError, gdb.MemoryError) as error:
+            raise gdb.GdbError(f"{self.NAME}: {error}") from None
+        except gdb.error as error:
+            raise gdb.GdbError(f"{self.NAME}: {error}") from None
+        except Exception as error:
+            raise report_internal_error(self.NAME, error) from None
+
+    def usage(self) -> str:
+        return " ".join(self.parser.format_usage().split()).removeprefix("usage: ")
+
+    def complete(self, text: str, word: str | None) -> list[str] | int:
+        words = text.split()
+        previous = words[-1] if words and not text.endswith(" ") else None
+        before = words[-2] if previous and len(words) >= 2 else (words[-1] if words else None)
+        values = self.complete_value(before, word or "") if before else None
+        if values is not None:
+            return values
+        if word is not None and word.startswith("-") or previous is None:
+            options = [o for action in self.parser._actions for o in action.option_strings]
+            return sorted(o for o in options if o.startswith(word or ""))
+        return gdb.COMPLETE_NONE
+
+    def complete_value(self, option: str, word: str) -> list[str] | None:
+        """Completions for the value of `option`; None when it takes none we know."""
+        return None

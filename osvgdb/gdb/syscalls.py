@@ -1,0 +1,138 @@
+"""osv-syscalls: the merged per-CPU syscall history, strace-style."""
+
+from __future__ import annotations
+
+import argparse
+
+import gdb
+
+from osvgdb.decode.args import U64, CallFormatter
+from osvgdb.decode.history import SyscallRecord
+from osvgdb.decode.syscalls import SyscallTable
+from osvgdb.gdb.command import OsvCommand, int_arg, print_json
+from osvgdb.gdb.target import Kernel, reader
+
+DEFAULT_COUNT = 50
+
+
+def describe(
+    record: SyscallRecord, table: SyscallTable, formatter: CallFormatter, tsc_per_ms: int
+) -> dict[str, object]:
+    """One record as the command shows it, text and fields."""
+    name = table.name(record.nr)
+    data = record.as_dict()
+    data["name"] = name
+    data["args"] = [a & U64 for a in record.args]
+    if record.state in ("torn", "garbage"):
+        data.update(
+            text=f"{name}(?) <{record.state}: {record.problem}>",
+            shown_args=[],
+            strings={},
+            result=None,
+            duration_ms=None,
+        )
+        return data
+    ret = record.ret if record.returned else None
+    shown, strings = formatter.arguments(name, record.args, ret)
+    call = f"{name}({', '.join(shown)})"
+    if record.returned:
+        result = formatter.result(name, record.ret)
+        text = f"{call} = {result}"
+    else:
+        result = None
+        text = f"{call} = ? <in flight>" if name not in ("exit", "exit_group") else f"{call} = ?"
+    data.update(
+        text=text,
+        shown_args=shown,
+        strings={str(k): v for k, v in strings.items()},
+        result=result,
+        duration_ms=record.duration_ms(tsc_per_ms),
+    )
+    return data
+
+
+def _duration(ms: float | None) -> str:
+    if ms is None:
+        return ""
+    return f" <{ms * 1000:.1f} us>" if ms < 1 else f" <{ms:.3f} ms>"
+
+
+class OsvSyscalls(OsvCommand):
+    NAME = "osv-syscalls"
+    SUMMARY = "Show the kernel's syscall history, strace-style, merged across CPUs."
+    DETAILS = (
+        "Reads every CPU's syscall_history ring (one read each) and prints the records in\n"
+        "global sequence order: seq, cpu, tid, the FS base at entry, then the call as\n"
+        "strace shows it, with its result, errno name and duration. A call still running is\n"
+        "marked <in flight>; a record being written is <torn>, an inconsistent one <garbage>."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "-n",
+            type=int_arg,
+            default=DEFAULT_COUNT,
+            metavar="N",
+            help=f"show the last N records (default {DEFAULT_COUNT}; 0: all)",
+        )
+        parser.add_argument("--cpu", type=int_arg, metavar="N", help="only CPU N's ring")
+        parser.add_argument("--tid", type=int_arg, metavar="T", help="only thread T's calls")
+        parser.add_argument(
+            "--name", action="append", metavar="NAME", help="only syscalls named NAME (repeatable)"
+        )
+        parser.add_argument(
+            "--since", type=int_arg, metavar="SEQ", help="only records with seq >= SEQ"
+        )
+        parser.add_argument(
+            "-s",
+            "--string-limit",
+            type=int_arg,
+            default=32,
+            metavar="N",
+            help="show at most N bytes of strings and buffers (default 32)",
+        )
+        parser.add_argument(
+            "--raw", action="store_true", help="arguments and results as raw hex, nothing decoded"
+        )
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def complete_value(self, option: str, word: str) -> list[str] | None:
+        if option == "--name":
+            return sorted(n for n in Kernel.get().syscalls.numbers if n.startswith(word))
+        return None
+
+    def run(self, args: argparse.Namespace) -> None:
+        if args.n < 0 or args.string_limit < 0:
+            raise gdb.GdbError("osv-syscalls: -n and --string-limit take numbers >= 0")
+        kernel = Kernel.get()
+        table = kernel.syscalls
+        numbers = set()
+        for name in args.name or ():
+            number = table.number(name)
+            if number is None:
+                raise gdb.GdbError(f"osv-syscalls: unknown syscall name {name!r}")
+            numbers.add(number)
+        records, errors = kernel.history([args.cpu] if args.cpu is not None else None)
+        if args.tid is not None:
+            records = [r for r in records if r.tid == args.tid]
+        if numbers:
+            records = [r for r in records if r.nr in numbers]
+        if args.since is not None:
+            records = [r for r in records if r.seq >= args.since]
+        if args.n:
+            records = records[-args.n :]
+        formatter = CallFormatter(reader, limit=args.string_limit, raw=args.raw)
+        tsc_per_ms = kernel.tsc_per_ms()
+        described = [describe(r, table, formatter, tsc_per_ms) for r in records]
+        if args.json:
+            print_json({"records": described, "errors": errors})
+            return
+        lines = [f"osv-syscalls: {error}" for error in errors]
+        for d in described:
+            lines.append(
+                f"{d['seq']:>6} cpu{d['cpu']} tid{d['tid']} fs={d['fs_base']:#x} "
+                f"{d['text']}{_duration(d['duration_ms'])}"
+            )
+        if not described:
+            lines.append("osv-syscalls: no records")
+        gdb.write("\n".join(lines) + "\n")

@@ -1,0 +1,50 @@
+"""osv-tcb on the multi-threaded program (kernel/apps/threads.c) on two CPUs.
+
+The oracle is the app's own view of its threads: each worker stores
+&tls_counter, an address its libc computes from its FS base, in
+tls_addresses[id].  Under TLS variant II that is FS base minus one constant
+offset for every thread, so once all workers have stored theirs, the workers'
+app_tcbs minus those addresses must be one and the same number.
+"""
+
+from __future__ import annotations
+
+import pytest
+from gdbdriver import Debugged
+from guest import app
+
+NTHREADS = 8
+MAX_STOPS = 80
+
+
+@pytest.mark.usefixtures("kernel")
+def test_every_thread_has_its_own_correct_app_tcb() -> None:
+    exe = app("threads", "glibc")
+    if not exe.exists():
+        pytest.skip(f"{exe} is not built (threads arrive with kernel issue 3)")
+    debugged = Debugged(exe, smp=2)
+    try:
+        gdb = debugged.gdb
+        gdb.run("osv-break-syscall clock_nanosleep nanosleep")
+        for _ in range(MAX_STOPS):
+            assert "in syscall" in gdb.run("continue")
+            addresses = [int(a) for a in gdb.run("output tls_addresses").strip("{} \n").split(",")]
+            if all(addresses):
+                break
+        else:
+            pytest.fail(f"not every worker stored its TLS address: {addresses}")
+        tcb = gdb.json("osv-tcb --json")
+    finally:
+        debugged.close()
+    app_threads = [t for t in tcb["threads"] if t["app_tcb"]]
+    main = [t for t in app_threads if t["name"] == "main"]
+    workers = [t for t in app_threads if t["name"] != "main"]
+    assert len(main) == 1 and len(workers) == NTHREADS, tcb["threads"]
+    app_tcbs = sorted(t["app_tcb"] for t in workers)
+    offsets = {tcb_ - tls for tcb_, tls in zip(app_tcbs, sorted(addresses), strict=True)}
+    assert len(offsets) == 1 and 0 < offsets.pop() < 4096, (app_tcbs, addresses)
+    assert len({t["app_tcb"] for t in app_threads}) == NTHREADS + 1
+    assert all(not t["problems"] and t["tcb_self"] == t["tcb"] for t in tcb["threads"])
+    started = [c for c in tcb["cpus"] if c["index"] is not None]
+    assert sorted(c["index"] for c in started) == [0, 1], tcb["cpus"]
+    assert all(c["verdict"] == "consistent" for c in started), started
