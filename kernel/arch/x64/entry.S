@@ -135,6 +135,8 @@ syscall_exit:
     popfq
     popq %rcx
     popq %rsp                       /* back on the app's stack */
+.globl syscall_return               /* the last instruction: a debugger checks FS here */
+syscall_return:
     jmp *%rcx
     .cfi_endproc
 .size syscall_entry, . - syscall_entry
@@ -170,7 +172,15 @@ trap_common:
     cld
     movq %rsp, %rdi
     call trap_handler
+#ifdef BROKEN_FS_SWITCH
+    /*
+     * The deliberately broken kernel (make -C kernel broken-fs, for osv-fscheck's tests):
+     * interrupts and exceptions forget the exit half of the protocol, so app code
+     * resumes on the kernel TCB with the counter still raised.
+     */
+#else
     FS_EXIT
+#endif
     addq $16, %rsp
     popq %r15
     popq %r14
@@ -188,6 +198,8 @@ trap_common:
     popq %rbx
     popq %rax
     addq $16, %rsp                  /* vector, error code */
+.globl trap_return                  /* the last instruction: a debugger checks FS here */
+trap_return:
     iretq
     .cfi_endproc
 .size trap_common, . - trap_common
