@@ -136,13 +136,12 @@ noreturn void thread_exit(int status)
 {
     struct thread *t = current_thread;
     t->exit_status = status;
-    if (live_app_threads() <= 1)
-        process_exit(status);
     if (t->clear_child_tid && user_range_ok(t->clear_child_tid, 4, true)) {
         *(volatile u32 *)t->clear_child_tid = 0;
         futex_wake(t->clear_child_tid, 1, ~0u);
     }
     sched_exit_current();
+    process_exit(status);
 }
 
 /* ---- signals the app sends itself ---- */

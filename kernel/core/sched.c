@@ -144,23 +144,27 @@ long sched_sleep_until(u64 deadline_ns)
     return 0;
 }
 
-noreturn void sched_exit_current(void)
+/*
+ * End the calling app thread, unless it is the app's last one: then return, and the
+ * caller ends the app. Counting and marking under one lock, two last threads exiting
+ * at once cannot both leave.
+ */
+void sched_exit_current(void)
 {
-    irq_save();
-    raw_spin_lock(&sched_lock);
-    this_cpu()->current->state = THREAD_EXITED;
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    struct thread *self = this_cpu()->current;
+    unsigned others = 0;
+    for (unsigned i = 0; i < nr_threads; i++) {
+        struct thread *t = all_threads[i];
+        others += t != self && t->is_app && t->state != THREAD_EXITED;
+    }
+    if (!others) {
+        spin_unlock_irqrestore(&sched_lock, flags);
+        return;
+    }
+    self->state = THREAD_EXITED;
     schedule_locked();
     panic("an exited thread was scheduled");
-}
-
-unsigned live_app_threads(void)
-{
-    unsigned n = 0;
-    u64 flags = spin_lock_irqsave(&sched_lock);
-    for (unsigned i = 0; i < nr_threads; i++)
-        n += all_threads[i]->is_app && all_threads[i]->state != THREAD_EXITED;
-    spin_unlock_irqrestore(&sched_lock, flags);
-    return n;
 }
 
 /*

@@ -85,10 +85,9 @@ void sched_make_ready(struct thread *t);
 void schedule(void);
 void sched_tick(void);
 noreturn void sched_idle_loop(void);
-noreturn void sched_exit_current(void);
+void sched_exit_current(void);
 long sched_sleep_until(u64 deadline_ns);
 long futex_wait(u64 uaddr, u32 val, u64 deadline_ns, u32 bitset);
 long futex_wake(u64 uaddr, int n, u32 bitset);
 long futex_requeue(u64 uaddr, int n_wake, int n_requeue, u64 uaddr2, bool cmp, u32 val);
-unsigned live_app_threads(void);
 #endif
