@@ -45,7 +45,7 @@ def kernel_counts(run: Run) -> dict[str, int]:
 
 
 @pytest.mark.usefixtures("apps")
-@pytest.mark.parametrize("name", ["threads", "lazy"])
+@pytest.mark.parametrize("name", ["threads", "lazy", "manythreads"])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_programs_pass_on_host_linux(name: str, variant: str) -> None:
     result = subprocess.run([str(app(name, variant))], capture_output=True, text=True, timeout=60)
@@ -107,3 +107,13 @@ def test_abort_from_a_secondary_thread(variant: str, smp: int) -> None:
     assert "Hello" not in run.stdout and "abort FAILED" not in run.stdout, run
     counts = kernel_counts(run)
     assert counts["stopped"] == smp - 1, run  # all other CPUs halted, none left running
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_exited_threads_are_reclaimed(variant: str) -> None:
+    """1000 threads created and joined one by one: four times the kernel's thread table."""
+    run = run_app("manythreads", variant, smp=2)
+    assert run.status == 0, run
+    assert run.app_lines[0] == "manythreads ok 1000", run
+    # What is left at exit: boot, the other CPU's idle thread, main. None of the 1000.
+    assert re.search(r"; 3 threads$", run.stdout, re.M), run

@@ -292,10 +292,15 @@ static void finish_batch(struct pte_batch *b)
     b->flush = false;
 }
 
-/* What each page of a chunk becomes; fills b. Returns false if a page may not change. */
-typedef bool (*pte_update)(struct pte_batch *b, u64 va, int prot);
+/*
+ * What each page of a chunk becomes; fills b. pte is the page's entry, NULL where no
+ * page table covers it (and none was to be created). False if the page may not change.
+ */
+typedef bool (*pte_update)(struct pte_batch *b, u64 *pte, u64 va, int prot);
 
-static int update_range(u64 va, u64 len, int prot, pte_update update)
+#define PT_SPAN (512 * PAGE_SIZE)   /* what one page table maps: walk once per table */
+
+static int update_range(u64 va, u64 len, int prot, pte_update update, bool create)
 {
     if (!user_range_valid(va, len))
         return -1;
@@ -304,8 +309,10 @@ static int update_range(u64 va, u64 len, int prot, pte_update update)
     while (a < end && ret == 0) {
         struct pte_batch b = { .n = 0, .flush = false };
         spin_lock(&pt_lock);
+        u64 *pte = NULL;
         for (unsigned i = 0; i < CHUNK_PAGES && a < end; i++, a += PAGE_SIZE) {
-            if (!update(&b, a, prot)) {
+            pte = (pte && a % PT_SPAN) ? pte + 1 : pte_walk(a, create);
+            if (!update(&b, pte, a, prot)) {
                 ret = -1;
                 break;
             }
@@ -354,9 +361,8 @@ bool handle_user_fault(u64 addr, bool write, bool exec)
     return handled;
 }
 
-static bool map_page(struct pte_batch *b, u64 va, int prot)
+static bool map_page(struct pte_batch *b, u64 *pte, u64 va, int prot)
 {
-    u64 *pte = pte_walk(va, true);
     if (!pte)
         return false;
     clear_pte(b, pte, va);
@@ -364,17 +370,15 @@ static bool map_page(struct pte_batch *b, u64 va, int prot)
     return true;
 }
 
-static bool unmap_page(struct pte_batch *b, u64 va, int prot)
+static bool unmap_page(struct pte_batch *b, u64 *pte, u64 va, int prot)
 {
-    u64 *pte = pte_walk(va, false);
     if (pte && *pte)
         clear_pte(b, pte, va);
     return true;
 }
 
-static bool protect_page(struct pte_batch *b, u64 va, int prot)
+static bool protect_page(struct pte_batch *b, u64 *pte, u64 va, int prot)
 {
-    u64 *pte = pte_walk(va, false);
     if (!pte || !(*pte & PTE_SW_RESERVED))
         return false;
     if (*pte & PTE_P)
@@ -385,10 +389,9 @@ static bool protect_page(struct pte_batch *b, u64 va, int prot)
 }
 
 /* MADV_DONTNEED: give the frame back; the page reads as zeros when next touched. */
-static bool discard_page(struct pte_batch *b, u64 va, int unused)
+static bool discard_page(struct pte_batch *b, u64 *pte, u64 va, int unused)
 {
-    u64 *pte = pte_walk(va, false);
-    if (pte && (*pte & PTE_SW_RESERVED)) {
+    if (pte && (*pte & PTE_SW_RESERVED) && (*pte & PTE_ADDR)) {    /* only populated pages */
         int prot = pte_prot(*pte);
         clear_pte(b, pte, va);
         *pte = make_pte(0, prot);
@@ -396,10 +399,10 @@ static bool discard_page(struct pte_batch *b, u64 va, int unused)
     return true;
 }
 
-int map_user(u64 va, u64 len, int prot) { return update_range(va, len, prot, map_page); }
-void discard_user(u64 va, u64 len) { update_range(va, len, 0, discard_page); }
-void unmap_user(u64 va, u64 len) { update_range(va, len, 0, unmap_page); }
-int protect_user(u64 va, u64 len, int prot) { return update_range(va, len, prot, protect_page); }
+int map_user(u64 va, u64 len, int prot) { return update_range(va, len, prot, map_page, true); }
+void discard_user(u64 va, u64 len) { update_range(va, len, 0, discard_page, false); }
+void unmap_user(u64 va, u64 len) { update_range(va, len, 0, unmap_page, false); }
+int protect_user(u64 va, u64 len, int prot) { return update_range(va, len, prot, protect_page, false); }
 
 bool user_page_mapped(u64 va)
 {

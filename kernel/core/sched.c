@@ -54,6 +54,29 @@ static struct thread *pick_next(struct arch_cpu *cpu)
     return cpu->idle_thread;
 }
 
+/*
+ * An app thread that exited leaves all_threads[] and gives its memory back, right after
+ * the switch away from it, when no CPU can be on its stacks any more. sched_lock held.
+ */
+static void reap_exited_thread(void)
+{
+    struct arch_cpu *cpu = this_cpu();
+    struct thread *t = cpu->exited_thread;
+    if (!t)
+        return;
+    cpu->exited_thread = NULL;
+    for (unsigned i = 0; i < nr_threads; i++) {
+        if (all_threads[i] != t)
+            continue;
+        memmove(&all_threads[i], &all_threads[i + 1], (nr_threads - i - 1) * sizeof(t));
+        all_threads[--nr_threads] = NULL;
+        if (rr_cursor > i)
+            rr_cursor--;
+        break;
+    }
+    thread_free(t);
+}
+
 /* Called with sched_lock held and interrupts off; returns, maybe on another CPU, the same way. */
 static void schedule_locked(void)
 {
@@ -73,7 +96,10 @@ static void schedule_locked(void)
     if (next->is_app)
         arch_fpu_restore(next->fpu_state);
     install(cpu, next);
+    if (prev->state == THREAD_EXITED)
+        cpu->exited_thread = prev;  /* freed once we are off its stack */
     switch_context(&prev->kernel_rsp, next->kernel_rsp);
+    reap_exited_thread();
 }
 
 void schedule(void)
@@ -88,10 +114,27 @@ void schedule(void)
 /* A new thread's first instructions, from thread_trampoline: finish the switch, run. */
 void thread_start(void)
 {
+    reap_exited_thread();
     raw_spin_unlock(&sched_lock);
     struct thread *t = this_cpu()->current;
     t->entry(t->entry_arg);
     panic("thread %d returned from its entry function", t->tid);
+}
+
+/*
+ * A thread became READY: wake an idle CPU (other than this one, which will look at the
+ * table itself) so it need not wait for its next timer tick.
+ */
+static void kick_idle_cpu(void)
+{
+    struct arch_cpu *self = this_cpu();
+    for (unsigned i = 0; i < nr_cpus; i++) {
+        struct arch_cpu *cpu = &cpus[i];
+        if (cpu != self && cpu->online && !cpu->stopped && cpu->current == cpu->idle_thread) {
+            lapic_send_ipi(cpu->apic_id, IPI_RESCHEDULE_VECTOR);
+            return;
+        }
+    }
 }
 
 void sched_make_ready(struct thread *t)
@@ -99,6 +142,7 @@ void sched_make_ready(struct thread *t)
     u64 flags = spin_lock_irqsave(&sched_lock);
     t->state = THREAD_READY;
     spin_unlock_irqrestore(&sched_lock, flags);
+    kick_idle_cpu();
 }
 
 /* The timer: wake sleepers whose time has come, and take turns. Interrupts are off. */
@@ -215,6 +259,8 @@ long futex_wake(u64 uaddr, int n, u32 bitset)
         }
     }
     spin_unlock_irqrestore(&sched_lock, flags);
+    if (woken)
+        kick_idle_cpu();
     return woken;
 }
 
@@ -242,5 +288,7 @@ long futex_requeue(u64 uaddr, int n_wake, int n_requeue, u64 uaddr2, bool cmp, u
         }
     }
     spin_unlock_irqrestore(&sched_lock, flags);
+    if (woken)
+        kick_idle_cpu();
     return cmp ? woken + moved : woken;
 }

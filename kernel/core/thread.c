@@ -58,12 +58,14 @@ struct thread *thread_create(const char *name, void (*entry)(void *), void *arg)
         return NULL;
     t->syscall_stack = kmalloc(SYSCALL_STACK_SIZE);
     t->exception_stack = kmalloc(EXCEPTION_STACK_SIZE);
-    void *fpu = kzalloc(arch_fpu_state_size() + 64);
-    if (!t->syscall_stack || !t->exception_stack || !fpu)
+    t->fpu_block = kzalloc(arch_fpu_state_size() + 64);
+    if (!t->syscall_stack || !t->exception_stack || !t->fpu_block) {
+        thread_free(t);
         return NULL;
+    }
     t->syscall_stack_size = SYSCALL_STACK_SIZE;
     t->exception_stack_size = EXCEPTION_STACK_SIZE;
-    t->fpu_state = (void *)ALIGN_UP((u64)fpu, 64);
+    t->fpu_state = (void *)ALIGN_UP((u64)t->fpu_block, 64);
     arch_fpu_init_state(t->fpu_state);
     t->state = THREAD_BLOCKED;          /* not runnable until sched_make_ready() */
     t->cpu = -1;
@@ -76,6 +78,7 @@ struct thread *thread_create(const char *name, void (*entry)(void *), void *arg)
     u64 flags = spin_lock_irqsave(&sched_lock);
     if (nr_threads == MAX_THREADS) {
         spin_unlock_irqrestore(&sched_lock, flags);
+        thread_free(t);
         return NULL;
     }
     t->tid = next_tid++;
@@ -88,6 +91,16 @@ struct thread *thread_create(const char *name, void (*entry)(void *), void *arg)
     t->tcb->syscall_stack_top = (u8 *)t->syscall_stack + SYSCALL_STACK_SIZE;
     thread_set_start_stack(t, (u64)t->tcb->syscall_stack_top);
     return t;
+}
+
+/* Give back what thread_create took; the thread is in no table and runs nowhere. */
+void thread_free(struct thread *t)
+{
+    kfree(t->syscall_stack);
+    kfree(t->exception_stack);
+    kfree(t->fpu_block);
+    kfree(t->tls_block);
+    kfree(t);
 }
 
 /* Where the thread's first switch_context finds its (zero) registers and thread_trampoline. */

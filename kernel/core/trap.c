@@ -65,6 +65,10 @@ static void interrupt(struct trap_frame *f, bool from_app)
         tlb_shootdown_ipi();
         lapic_eoi();
         return;
+    case IPI_RESCHEDULE_VECTOR:     /* an idle CPU told that a thread is ready */
+        lapic_eoi();
+        schedule();
+        return;
     case SPURIOUS_VECTOR:
         return;                     /* spurious interrupts take no EOI */
     default:

@@ -54,6 +54,7 @@ struct thread {
     u64 exception_stack_size;
     u64 kernel_rsp;                  /* saved by switch_context while not running */
     void *fpu_state;                 /* XSAVE (or FXSAVE) area, 64-byte aligned */
+    void *fpu_block;                 /* the allocation fpu_state lies in */
     void (*entry)(void *);           /* where a new thread starts, in kernel mode */
     void *entry_arg;
     u64 affinity;                    /* CPUs it may run on, one bit each */
@@ -76,6 +77,7 @@ extern __thread struct thread *current_thread;
 /* A new thread, not yet runnable; it starts in entry(arg) on its syscall stack. */
 struct thread *thread_create(const char *name, void (*entry)(void *), void *arg);
 void thread_set_start_stack(struct thread *t, u64 stack_top);
+void thread_free(struct thread *t);
 void kernel_tls_check(void);
 extern u64 kernel_tls_checks;
 

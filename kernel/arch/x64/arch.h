@@ -63,6 +63,7 @@ struct arch_cpu {
     bool stopped;                 /* halted for good: the app exited, or a panic */
     struct thread *current;       /* thread running on this CPU, for the debugger and panics */
     struct thread *idle_thread;
+    struct thread *exited_thread;   /* switched away from for good: sched.c frees it */
     u32 slice;                    /* timer ticks the current thread has run since it was picked */
     u64 timer_ticks;              /* LAPIC timer interrupts taken */
     u64 app_interrupts;           /* of those and other interrupts, how many landed in app code */
@@ -110,6 +111,7 @@ void delay_us(u64 us);
 #define TIMER_VECTOR    32
 #define TIMER_HZ        1000
 #define IPI_TLB_VECTOR  0xf2
+#define IPI_RESCHEDULE_VECTOR 0xf1
 #define SPURIOUS_VECTOR 0xff
 
 static inline struct arch_cpu *this_cpu(void)
