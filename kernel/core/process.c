@@ -83,8 +83,9 @@ static long clone_thread(const struct syscall_frame *f, u64 flags, u64 stack, u6
     t->is_app = true;
     t->affinity = parent->affinity;
     t->sigmask = parent->sigmask;
+    t->fs_switching = parent->fs_switching || (flags & CLONE_SETTLS);
     t->tcb->app_tcb = (flags & CLONE_SETTLS) ? tls : parent->tcb->app_tcb;
-    t->tcb->kernel_tcb_counter = (t->tcb->app_tcb ? 0 : 1) + 1;
+    t->tcb->kernel_tcb_counter = (t->fs_switching ? 0 : 1) + 1;
     struct syscall_frame *child = (struct syscall_frame *)t->tcb->syscall_stack_top - 1;
     *child = *f;
     child->rax = 0;

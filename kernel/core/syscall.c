@@ -371,19 +371,21 @@ static long sys_madvise(u64 addr, u64 len, long advice)
  */
 static long sys_arch_prctl(long code, u64 addr)
 {
-    struct thread_control_block *tcb = current_thread->tcb;
+    struct thread *t = current_thread;
     switch (code) {
     case ARCH_SET_FS:
         if (addr >= USER_MAX)
             return -EPERM;
-        if (!tcb->app_tcb)
-            tcb->kernel_tcb_counter--;
-        tcb->app_tcb = addr;
+        if (!t->fs_switching) {
+            t->fs_switching = true;
+            t->tcb->kernel_tcb_counter--;
+        }
+        t->tcb->app_tcb = addr;
         return 0;
     case ARCH_GET_FS:
         if (!can_write(addr, 8))
             return -EFAULT;
-        *(u64 *)addr = tcb->app_tcb;
+        *(u64 *)addr = t->tcb->app_tcb;
         return 0;
     default:
         return -EINVAL;             /* GS belongs to the kernel: ARCH_SET_GS/GET_GS too */

@@ -46,6 +46,7 @@ struct thread {
     int cpu;                         /* where it runs or ran last; -1 before it first ran */
     char name[THREAD_NAME_LEN];
     bool is_app;                     /* an app thread, as opposed to the kernel's boot and idle threads */
+    bool fs_switching;               /* called arch_prctl(ARCH_SET_FS): its counter's base is 0, not 1 */
     struct thread_control_block *tcb;
     void *tls_block;                 /* start of the TLS block + TCB allocation */
     void *syscall_stack;             /* lowest address; top is tcb->syscall_stack_top */
