@@ -98,7 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "set to load when the kernel enters it, and connected. QEMU dies with GDB.",
         epilog="exit status: GDB's (with --batch, non-zero when the last command failed);\n"
         f"{run.EXIT_USAGE} for bad arguments, {run.EXIT_NO_STATUS} when QEMU or the build failed.\n"
-        "example: osvgdb debug --batch -ex 'osv-break-syscall write' -ex continue \\\n"
+        "example: osvgdb debug --batch -ex 'osv-break syscall write' -ex continue \\\n"
         "           -ex osv-syscalls build/apps/hello-glibc\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -164,6 +164,13 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
         help="add to the app's environment (repeatable)",
     )
     run_parser.add_argument(
+        "--kernel",
+        type=Path,
+        metavar="PATH",
+        help="boot this kernel ELF instead of build/kernel.elf (which make rebuilds first), "
+        "e.g. build/kernel-broken-fs.elf from `make -C kernel broken-fs`",
+    )
+    run_parser.add_argument(
         "--kernel-arg",
         action="append",
         default=[],
@@ -199,6 +206,11 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
         raise UsageError(f"{namespace.command}: missing EXE")
     exe = Path(command_line[0])
     _check_exe(exe)
+    kernel = namespace.kernel
+    if kernel is not None:
+        if not kernel.is_file():
+            raise UsageError(f"--kernel {kernel}: no such file")
+        kernel = kernel.resolve()
     try:
         accel = choose_accel(namespace.accel)
     except QemuError as error:
@@ -213,6 +225,7 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
         timeout=getattr(namespace, "timeout", 0.0),
         env=list(namespace.env),
         kernel_args=list(namespace.kernel_arg),
+        kernel=kernel,
     )
 
 

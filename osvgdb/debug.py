@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from osvgdb import build, initrd
 from osvgdb.qemu import Qemu, QemuError, die_with_parent
-from osvgdb.run import RunOptions, kernel_cmdline
+from osvgdb.run import RunOptions, kernel_cmdline, kernel_image
 
 GDB = "gdb"
 # `make -C kernel` installs kernel/kernel.elf-gdb.py beside the kernel, where GDB
@@ -56,7 +56,7 @@ class DebugSession:
         self._copier: threading.Thread | None = None
 
     def __enter__(self) -> DebugSession:
-        self.kernel = build.build_kernel(self.root)
+        self.kernel = kernel_image(self.options, self.root)
         self.autoload = self.kernel.with_name(AUTOLOAD_NAME)
         options = self.options
         cmdline = kernel_cmdline(

@@ -122,6 +122,12 @@ class RunOptions:
     timeout: float = 60.0
     env: list[tuple[str, str]] = field(default_factory=list)
     kernel_args: list[str] = field(default_factory=list)
+    kernel: Path | None = None  # None: build/kernel.elf, rebuilt by make if needed
+
+
+def kernel_image(options: RunOptions, root: Path) -> Path:
+    """The kernel to boot: --kernel as given, else build/kernel.elf built by make."""
+    return options.kernel if options.kernel is not None else build.build_kernel(root)
 
 
 class _Debugcon:
@@ -237,7 +243,7 @@ def run(options: RunOptions, *, out: BinaryIO | None = None, err: TextIO | None 
     out = out or sys.stdout.buffer
     err = err or sys.stderr
     root = build.repo_root()
-    kernel = build.build_kernel(root)
+    kernel = kernel_image(options, root)
     name = options.exe.name
     cmdline = kernel_cmdline(
         "/" + name,

@@ -100,10 +100,20 @@ class Debugged:
         *,
         smp: int = 1,
         env: list[tuple[str, str]] | None = None,
+        strace: bool = False,
+        kernel: Path | None = None,
+        kernel_args: list[str] | None = None,
     ):
         self.console = LockedConsole()
         options = RunOptions(
-            exe=exe, args=list(args or []), accel="tcg", smp=smp, env=list(env or [])
+            exe=exe,
+            args=list(args or []),
+            accel="tcg",
+            smp=smp,
+            env=list(env or []),
+            strace=strace,
+            kernel=kernel,
+            kernel_args=list(kernel_args or []),
         )
         self.session = DebugSession(options, console=self.console)
         self.session.__enter__()

@@ -63,3 +63,19 @@ def test_run_help_documents_the_exit_statuses() -> None:
     assert result.returncode == 0
     for status in ("126", "127", "70", "124", "125", "128+N"):
         assert f"\n  {status} " in result.stdout, status
+
+
+def test_kernel_option_takes_an_existing_file(tmp_path: Path) -> None:
+    exe = tmp_path / "app"
+    exe.write_bytes(b"")
+    kernel = tmp_path / "kernel.elf"
+    kernel.write_bytes(b"")
+    assert parse("--kernel", str(kernel), str(exe)).kernel == kernel.resolve()
+    assert parse(str(exe)).kernel is None
+    result = subprocess.run(
+        osvgdb_command("run", "--kernel", str(tmp_path / "nope"), str(exe)),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr == f"osvgdb: error: --kernel {tmp_path / 'nope'}: no such file\n"

@@ -18,8 +18,8 @@ def test_osv_auxv_equals_getauxval(variant: str) -> None:
     exe = app("auxv", variant)
     debugged = Debugged(exe, ARGS, env=list(ENV.items()))
     try:
-        debugged.gdb.run("osv-break-syscall exit_group")
-        assert "in syscall exit_group" in debugged.gdb.run("continue")
+        debugged.gdb.run("osv-break syscall exit_group")
+        assert ": exit_group(0) = ?" in debugged.gdb.run("continue")
         shown = debugged.gdb.json("osv-auxv --json")
         console = debugged.console.wait_for("auxv 0 0x0\n")
     finally:

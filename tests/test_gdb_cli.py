@@ -40,7 +40,11 @@ def test_batch_stops_in_write_and_shows_it() -> None:
     result = debug(
         "--batch",
         "-ex",
-        "osv-break-syscall write",
+        "osv-break syscall write",
+        "-ex",
+        "continue",
+        "-ex",
+        "tbreak dispatch",
         "-ex",
         "continue",
         "-ex",

@@ -20,9 +20,12 @@ ARCH_SET_FS = 0x1002
 def stopped_in_write(kernel: None) -> Debugged:
     debugged = Debugged(app("hello", "glibc"))
     try:
-        debugged.gdb.run("osv-break-syscall write")
+        debugged.gdb.run("osv-break syscall write")
         stop = debugged.gdb.run("continue")
-        assert "in syscall write" in stop, stop
+        assert 'write(1, "Hello from C code\\n", 18)' in stop, stop
+        # On to the dispatch, where the kernel's history holds the call in flight.
+        debugged.gdb.run("tbreak dispatch")
+        debugged.gdb.run("continue")
         debugged.tcb_at_write = debugged.gdb.json("osv-tcb --json")
         debugged.syscalls_at_write = debugged.gdb.json("osv-syscalls -n 0 --json")
         yield debugged
@@ -119,7 +122,12 @@ def test_functions_and_printers(stopped_in_write: Debugged) -> None:
         ("osv-syscalls --name nosuchcall", "osv-syscalls: unknown syscall name 'nosuchcall'"),
         ("osv-tcb --cpu 9", "osv-tcb: no CPU 9"),
         ("osv-tcb --tid 999", "osv-tcb: no thread with tid 999"),
-        ("osv-break-syscall nosuchcall", "osv-break-syscall: unknown syscall 'nosuchcall'"),
+        ("osv-break syscall nosuchcall", "osv-break: unknown syscall 'nosuchcall'"),
+        ("osv-break exception nosuch", "osv-break: unknown exception 'nosuch' (known: "),
+        ("osv-break syscall write --if 'a ==", "osv-break: --if: "),
+        ("osv-break bogus", "osv-break: argument KIND: invalid choice: 'bogus'"),
+        ("osv-trace syscalls nosuchcall", "osv-trace: unknown syscall 'nosuchcall'"),
+        ("osv-fscheck maybe", "osv-fscheck: argument state: invalid choice: 'maybe'"),
         ("print $osv_app_tcb(999)", "$osv_app_tcb: no thread with tid 999"),
         ("osv-app-symbols /nonexistent", "/nonexistent: No such file or directory"),
     ],
@@ -133,6 +141,14 @@ def test_errors_are_one_line(stopped_in_write: Debugged, command: str, message: 
 
 def test_help_summaries(stopped_in_write: Debugged) -> None:
     apropos = stopped_in_write.gdb.run("apropos osv")
-    for command in ("osv-tcb", "osv-syscalls", "osv-auxv", "osv-app-symbols", "osv-break-syscall"):
+    for command in (
+        "osv-tcb",
+        "osv-syscalls",
+        "osv-auxv",
+        "osv-app-symbols",
+        "osv-break",
+        "osv-trace",
+        "osv-fscheck",
+    ):
         assert f"{command} -- " in apropos
     assert "kernel-fs" in stopped_in_write.gdb.run("help osv-tcb")

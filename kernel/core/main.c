@@ -9,6 +9,7 @@
  *   --verbose       kernel statistics when the app exits
  *   --env=NAME=VAL  add to the app's environment (it has no other)
  *   --no-fsgsbase   switch FS with wrmsr even if the CPU has wrfsbase
+ *   --hz=N          timer interrupts per second per CPU (default 1000; 10 to 10000)
  *   --test-panic    fault in the kernel on purpose, to exercise the panic path
  */
 #include "arch.h"
@@ -75,6 +76,17 @@ static int refuse(const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
+static bool parse_hz(const char *s)
+{
+    unsigned hz = 0;
+    for (; *s >= '0' && *s <= '9' && hz <= 10000; s++)
+        hz = hz * 10 + (*s - '0');
+    if (*s || hz < 10 || hz > 10000)
+        return false;
+    timer_hz = hz;
+    return true;
+}
+
 static int parse_cmdline(void)
 {
     const char *words[MAX_ARGS + MAX_ENVS + 16];
@@ -91,7 +103,10 @@ static int parse_cmdline(void)
             no_fsgsbase = true;
         else if (strcmp(words[i], "--test-panic") == 0)
             test_panic = true;
-        else if (strncmp(words[i], "--env=", 6) == 0 && process.envc < MAX_ENVS)
+        else if (strncmp(words[i], "--hz=", 5) == 0) {
+            if (!parse_hz(words[i] + 5))
+                return refuse("--hz wants a number from 10 to 10000, not %s", words[i] + 5);
+        } else if (strncmp(words[i], "--env=", 6) == 0 && process.envc < MAX_ENVS)
             process.envp[process.envc++] = words[i] + 6;
         else
             return refuse("unknown kernel option %s", words[i]);

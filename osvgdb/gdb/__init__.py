@@ -45,7 +45,19 @@ def register() -> None:
     if _registered:
         return
     _registered = True
-    from osvgdb.gdb import appsyms, auxv, breakpoints, command, functions, printers, syscalls, tcb
+    from osvgdb.gdb import (
+        appsyms,
+        auxv,
+        breakpoints,
+        command,
+        fscheck,
+        functions,
+        printers,
+        syscalls,
+        tcb,
+        trace,
+        unwind,
+    )
 
     command.DebugParameter()
     appsyms.AppPathParameter()
@@ -54,12 +66,15 @@ def register() -> None:
         syscalls.OsvSyscalls,
         auxv.OsvAuxv,
         appsyms.OsvAppSymbols,
-        breakpoints.OsvBreakSyscall,
+        breakpoints.OsvBreak,
+        trace.OsvTrace,
+        fscheck.OsvFscheck,
     ):
         command_class()
     for function_class in functions.FUNCTIONS:
         function_class()
     gdb.printing.register_pretty_printer(None, printers.lookup, replace=True)
+    unwind.register()
     gdb.events.new_objfile.connect(_on_new_objfile)
     gdb.events.clear_objfiles.connect(_on_clear_objfiles)
     appsyms.install_breakpoint()

@@ -1,10 +1,10 @@
-"""osv-break-syscall: stop inside the kernel when the app makes given syscalls.
+"""osv-break: stop on the kernel's syscall, interrupt and exception entry paths.
 
-GDB's `catch syscall` cannot see a kernel behind QEMU's gdbstub, so this
-breaks on the kernel's dispatch path instead, where the call's history record
-is already entered (in flight).  stop() reads that record, the newest in this
-CPU's ring (two small reads), and stops only for the wanted numbers, so
-breakpoint conditions never depend on optimized-out arguments.
+GDB's `catch syscall` cannot see a kernel behind QEMU's gdbstub, so these are
+breakpoints on syscall_handler / syscall_exit / trap_handler (osvgdb.gdb.events)
+whose stop() decodes the frame in one read, applies the filters and prints the
+decoded event when it stops.  The same hooks serve Python scripts
+(osvgdb.gdb.api).
 """
 
 from __future__ import annotations
@@ -13,78 +13,122 @@ import argparse
 
 import gdb
 
-from osvgdb.gdb.command import OsvCommand, report_internal_error
-from osvgdb.gdb.target import Kernel, TargetError, selected_vcpu
+from osvgdb.decode import DecodeError
+from osvgdb.decode import frames as frames_decode
+from osvgdb.gdb import events
+from osvgdb.gdb.api import SyscallHook, TrapHook
+from osvgdb.gdb.command import OsvCommand, int_arg
+from osvgdb.gdb.events import Event, SyscallEvent, TrapEvent
+from osvgdb.gdb.target import Kernel, TargetError
 
-# Where a syscall's record is entered and its handler not yet run (kernel/core/syscall.c).
-DISPATCH_LOCATIONS = ("dispatch",)
+NAME = "osv-break"
 
 
-class SyscallBreakpoint(gdb.Breakpoint):
-    def __init__(self, location: str, numbers: set[int], names: list[str], temporary: bool):
-        super().__init__(location, gdb.BP_BREAKPOINT, temporary=temporary)
-        self.numbers = numbers
-        self.names = names
+class _Announce:
+    """Shared by both hook kinds: the --if condition and the stop line."""
 
-    def stop(self) -> bool:
-        try:
-            kernel = Kernel.get()
-            index = kernel.cpu_index(selected_vcpu().gs_base)
-            record = kernel.newest_record(index) if index is not None else None
-        except TargetError:
+    condition = None
+
+    def _announce(self, event: Event) -> bool:
+        if self.condition is not None and not self.condition(event):
             return False
-        except Exception as error:
-            gdb.write(f"{report_internal_error('osv-break-syscall', error)}\n")
-            return True
-        if record is None or record.state != "in-flight":
-            return False
-        if self.numbers and record.nr not in self.numbers:
-            return False
-        name = kernel.syscalls.name(record.nr)
-        gdb.write(f"osv: CPU {index} tid {record.tid} in syscall {name} (seq {record.seq})\n")
+        gdb.write(f"osv: {event.who()}: {event.text}\n")
         return True
 
 
-class OsvBreakSyscall(OsvCommand):
-    NAME = "osv-break-syscall"
-    SUMMARY = "Stop in the kernel when the app makes one of the named syscalls (all if none)."
+class BreakSyscall(_Announce, SyscallHook):
+    def on_entry(self, event: SyscallEvent) -> bool:
+        return self._announce(event)
+
+    def on_exit(self, event: SyscallEvent) -> bool:
+        return self._announce(event)
+
+
+class BreakTrap(_Announce, TrapHook):
+    def on_trap(self, event: TrapEvent) -> bool:
+        return self._announce(event)
+
+
+class OsvBreak(OsvCommand):
+    NAME = NAME
+    SUMMARY = "Stop when the app makes a syscall, or at an interrupt or exception."
     DETAILS = (
-        "A breakpoint on the kernel's syscall dispatch that stops only when this CPU's newest\n"
-        "history record is in flight with one of the given syscalls: osv-syscalls then shows\n"
-        "that call <in flight>. Delete it like any breakpoint."
+        "osv-break syscall NAME|NR... [--exit]  at the call's entry (syscall_handler), or its\n"
+        "                                       return (syscall_exit) showing the result\n"
+        "osv-break interrupt VECTOR|NAME...     at trap_handler: timer, tlb-shootdown, spurious\n"
+        "osv-break exception NAME|VECTOR...     page-fault (pf), gp, ud, de, ... (0..31)\n"
+        "No names: every syscall / interrupt / exception. The stop shows the decoded call\n"
+        '(write(1, "hi\\n", 3) = 3) or the vector, error code, rip, CR2 and whether the CPU\n'
+        "came from app code, a syscall or the kernel. --if takes a Python expression over\n"
+        "the event: nr, name, args, ret, tid, cpu, fs_base, counter, rip, rsp, vector,\n"
+        "error_code, cr2, came_from, arg_string(i), read(addr, n). Each is an ordinary\n"
+        "breakpoint: `info breakpoints`, `delete N`."
     )
     COMMAND_CLASS = gdb.COMMAND_BREAKPOINTS
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("names", nargs="*", metavar="NAME", help="syscall names or numbers")
-        parser.add_argument("-t", "--temporary", action="store_true", help="stop once only")
+        kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+        for kind, what in (
+            ("syscall", "syscall names or numbers"),
+            ("interrupt", "vectors (32..255) or timer, tlb-shootdown, spurious"),
+            ("exception", "vectors (0..31) or names: page-fault/pf, gp, ud, ..."),
+        ):
+            sub = kinds.add_parser(kind, help=f"stop at {kind}s", prog=f"{NAME} {kind}")
+            sub.add_argument("names", nargs="*", metavar="NAME", help=what)
+            if kind == "syscall":
+                sub.add_argument(
+                    "--exit", action="store_true", help="stop at the return, with the result"
+                )
+            sub.add_argument("--tid", type=int_arg, metavar="T", help="only thread T")
+            sub.add_argument("--cpu", type=int_arg, metavar="N", help="only on CPU N")
+            sub.add_argument(
+                "--if", dest="condition", metavar="PYEXPR", help="only when this is true"
+            )
+            sub.add_argument("-t", "--temporary", action="store_true", help="stop once only")
 
     def complete(self, text: str, word: str | None) -> list[str]:
-        try:
-            names = Kernel.get().syscalls.numbers
-        except TargetError:
-            return []
+        words = text.split()
+        if not words or (len(words) == 1 and not text.endswith(" ")):
+            return [k for k in ("syscall", "interrupt", "exception") if k.startswith(word or "")]
+        if (word or "").startswith("-"):
+            return super().complete(text, word)
+        kind = words[0]
+        if kind == "syscall":
+            try:
+                names = list(Kernel.get().syscalls.numbers)
+            except TargetError:
+                return []
+        else:
+            names = frames_decode.vector_names(exceptions=kind == "exception")
         return sorted(n for n in names if n.startswith(word or ""))
 
     def run(self, args: argparse.Namespace) -> None:
-        kernel = Kernel.get()
-        numbers = set()
-        for name in args.names:
-            number = kernel.syscalls.number(name)
-            if number is None:
-                raise gdb.GdbError(f"osv-break-syscall: unknown syscall {name!r}")
-            numbers.add(number)
-        bp = None
-        for location in DISPATCH_LOCATIONS:
+        condition = None
+        if args.condition is not None:
             try:
-                bp = SyscallBreakpoint(location, numbers, args.names, args.temporary)
-            except gdb.error:
-                continue
-            if not bp.pending:
-                break
-            bp.delete()
-            bp = None
-        if bp is None:
-            raise gdb.GdbError("osv-break-syscall: the kernel has no syscall dispatch function")
-        what = ", ".join(args.names) if args.names else "any syscall"
-        gdb.write(f"osv: breakpoint {bp.number} stops on {what}\n")
+                condition = events.compile_condition(args.condition)
+            except SyntaxError as error:
+                raise gdb.GdbError(f"{NAME}: --if: {error.msg}: {args.condition!r}") from None
+        common = dict(tid=args.tid, cpu=args.cpu, temporary=args.temporary, who=NAME)
+        if args.kind == "syscall":
+            try:
+                hook = BreakSyscall(*args.names, entry=not args.exit, exit=args.exit, **common)
+            except TargetError as error:
+                raise gdb.GdbError(f"{NAME}: {error}") from None
+            what = ", ".join(args.names) if args.names else "any syscall"
+            what += " returns" if args.exit else ""
+        else:
+            exceptions = args.kind == "exception"
+            try:
+                vectors = [frames_decode.parse_vector(n, exceptions=exceptions) for n in args.names]
+            except DecodeError as error:
+                raise gdb.GdbError(f"{NAME}: {error}") from None
+            if not vectors:
+                vectors = list(range(32)) if exceptions else list(range(32, 256))
+            hook = BreakTrap(*vectors, **common)
+            what = ", ".join(args.names) if args.names else f"any {args.kind}"
+        hook.condition = condition
+        if args.condition:
+            what += f" if {args.condition}"
+        numbers = ", ".join(str(n) for n in hook.numbers)
+        gdb.write(f"osv: breakpoint {numbers} stops on {what}\n")

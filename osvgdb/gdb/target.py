@@ -168,6 +168,7 @@ class Kernel:
     def __init__(self, objfile: gdb.Objfile):
         self.objfile = objfile
         self._symbols: dict[str, gdb.Symbol | None] = {}
+        self._labels: dict[str, int | None] = {}
 
     # --- symbols -------------------------------------------------------------------------
 
@@ -197,6 +198,19 @@ class Kernel:
     def read_int(self, name: str) -> int:
         symbol = self.symbol(name)
         return int.from_bytes(read(self.address(name), symbol.type.sizeof), "little")
+
+    def label(self, name: str) -> int:
+        """The address of a code label, also one with no debug info (entry.S's
+        syscall_exit, trap_return): from the ELF symbol table."""
+        if name not in self._labels:
+            try:
+                self._labels[name] = u64(gdb.parse_and_eval(f"(unsigned long)&{name}"))
+            except gdb.error:
+                self._labels[name] = None
+        address = self._labels[name]
+        if address is None:
+            raise TargetError(f"the kernel has no label {name}")
+        return address
 
     def function_range(self, name: str) -> tuple[int, int] | None:
         if not self.has(name):
@@ -259,6 +273,18 @@ class Kernel:
     @cached_property
     def process_layout(self) -> Layout:
         return layout_of(self.symbol("process").type)
+
+    def _parameter_target(self, function: str) -> gdb.Type:
+        """The struct a function's first (pointer) parameter points at."""
+        return self.symbol(function).type.fields()[0].type.strip_typedefs().target()
+
+    @cached_property
+    def syscall_frame_layout(self) -> Layout:
+        return layout_of(self._parameter_target("syscall_handler"))
+
+    @cached_property
+    def trap_frame_layout(self) -> Layout:
+        return layout_of(self._parameter_target("trap_handler"))
 
     @cached_property
     def state_names(self) -> dict[int, str]:

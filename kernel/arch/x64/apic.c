@@ -17,6 +17,7 @@
 #define LAPIC_TIMER_CUR 0x390
 #define LAPIC_TIMER_DIV 0x3e0
 
+unsigned timer_hz = 1000;
 static u64 lapic_ticks_per_ms;     /* timer ticks (divide by 16) per millisecond, measured once */
 
 static volatile u32 *lapic_reg(u32 off) { return (volatile u32 *)((u8 *)phys_to_virt(LAPIC_PHYS) + off); }
@@ -44,7 +45,7 @@ void lapic_send_init(u32 apic_id) { lapic_icr(apic_id, (5 << 8) | (1 << 14)); }
 void lapic_send_sipi(u32 apic_id, u32 page) { lapic_icr(apic_id, (6 << 8) | page); }
 
 /*
- * Enable this CPU's APIC and start its periodic timer at TIMER_HZ. The boot CPU
+ * Enable this CPU's APIC and start its periodic timer at timer_hz. The boot CPU
  * first measures the timer's rate against the TSC (calibrated already).
  */
 void lapic_init(void)
@@ -61,5 +62,5 @@ void lapic_init(void)
             lapic_ticks_per_ms = 1;
     }
     lapic_write(LAPIC_LVT_TIMER, TIMER_VECTOR | (1 << 17));    /* periodic */
-    lapic_write(LAPIC_TIMER_INIT, MAX(lapic_ticks_per_ms * 1000 / TIMER_HZ, 1));
+    lapic_write(LAPIC_TIMER_INIT, MAX(lapic_ticks_per_ms * 1000 / timer_hz, 1));
 }

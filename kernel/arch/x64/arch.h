@@ -77,6 +77,7 @@ extern unsigned nr_cpus;
 
 /* 1 when CPUID reports FSGSBASE and CR4.FSGSBASE is on: entry paths use wrfsbase, else wrmsr. */
 extern u8 fsgsbase_avail;
+extern unsigned timer_hz;           /* LAPIC timer interrupts per second per CPU (--hz=N) */
 extern u64 tsc_per_ms;
 extern u64 boot_tsc;
 
@@ -109,7 +110,6 @@ u64 tsc_ns(void);
 void delay_us(u64 us);
 
 #define TIMER_VECTOR    32
-#define TIMER_HZ        1000
 #define IPI_TLB_VECTOR  0xf2
 #define IPI_RESCHEDULE_VECTOR 0xf1
 #define SPURIOUS_VECTOR 0xff

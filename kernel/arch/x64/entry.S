@@ -58,6 +58,50 @@
 .endm
 
 /*
+ * Unwind information for the entry frames, so GDB's backtrace goes from a handler
+ * through the crossing into the app. With the frame built, the app's registers are at
+ * fixed offsets from rsp: DW_CFA_expression says "register REG is saved at rsp + OFF",
+ * DW_CFA_def_cfa_expression "the caller's rsp (the CFA) is the word at rsp + OFF".
+ * The frames are marked as signal frames (.cfi_signal_frame): the app's stack lies
+ * below the kernel's, which GDB accepts only across a signal frame. Offsets are
+ * SLEB128: one byte below 64, two bytes up to 8191.
+ */
+.macro CFI_REG_AT reg, off
+    .if \off < 64
+    .cfi_escape 0x10, \reg, 0x02, 0x77, \off
+    .else
+    .cfi_escape 0x10, \reg, 0x03, 0x77, (\off & 0x7f) | 0x80, \off >> 7
+    .endif
+.endm
+
+.macro CFI_CFA_AT off
+    .if \off < 64
+    .cfi_escape 0x0f, 0x03, 0x77, \off, 0x06
+    .else
+    .cfi_escape 0x0f, 0x04, 0x77, (\off & 0x7f) | 0x80, \off >> 7, 0x06
+    .endif
+.endm
+
+/* DWARF register numbers (x86-64 psABI) */
+#define DW_RAX 0
+#define DW_RDX 1
+#define DW_RCX 2
+#define DW_RBX 3
+#define DW_RSI 4
+#define DW_RDI 5
+#define DW_RBP 6
+#define DW_R8 8
+#define DW_R9 9
+#define DW_R10 10
+#define DW_R11 11
+#define DW_R12 12
+#define DW_R13 13
+#define DW_R14 14
+#define DW_R15 15
+#define DW_RIP 16
+#define DW_RFLAGS 49
+
+/*
  * Push the two words that tell the debugger and the syscall history how we came in:
  * the counter before our increment and the FS base before any switch.
  */
@@ -79,8 +123,9 @@
 .globl syscall_entry
 .type syscall_entry, @function
 syscall_entry:
-    /* Until the debugger's unwinder knows these frames, end backtraces here cleanly. */
+    /* Until the frame is built, and again once it is taken down, backtraces end here. */
     .cfi_startproc simple
+    .cfi_signal_frame
     .cfi_def_cfa rsp, 8
     .cfi_undefined rip
     movq %rax, %gs:GS_TMP0
@@ -106,6 +151,25 @@ syscall_entry:
     pushq %r14
     pushq %r15
     PUSH_ENTRY_STATE
+    /* struct syscall_frame is complete: where the app's registers are (trap.h). */
+    CFI_CFA_AT 17*8
+    CFI_REG_AT DW_RIP, 16*8
+    CFI_REG_AT DW_RCX, 16*8
+    CFI_REG_AT DW_RFLAGS, 15*8
+    CFI_REG_AT DW_R11, 15*8
+    CFI_REG_AT DW_RAX, 14*8
+    CFI_REG_AT DW_RDI, 13*8
+    CFI_REG_AT DW_RSI, 12*8
+    CFI_REG_AT DW_RDX, 11*8
+    CFI_REG_AT DW_R10, 10*8
+    CFI_REG_AT DW_R8, 9*8
+    CFI_REG_AT DW_R9, 8*8
+    CFI_REG_AT DW_RBX, 7*8
+    CFI_REG_AT DW_RBP, 6*8
+    CFI_REG_AT DW_R12, 5*8
+    CFI_REG_AT DW_R13, 4*8
+    CFI_REG_AT DW_R14, 3*8
+    CFI_REG_AT DW_R15, 2*8
     FS_ENTER
     /* Kernel FS from here: C code may use __thread. */
     cld
@@ -113,8 +177,16 @@ syscall_entry:
     call syscall_handler
     movq %rax, 14*8(%rsp)           /* frame->rax */
     cli
+    .cfi_endproc
+    /*
+     * The exit path has unwind information of its own, not a signal frame's: GDB names
+     * a stop inside a signal frame "<signal handler called>", and a debugger stops here.
+     */
 .globl syscall_exit                 /* a cloned thread starts here, with rsp at its frame */
 syscall_exit:
+    .cfi_startproc simple
+    .cfi_def_cfa rsp, 8
+    .cfi_undefined rip
     FS_EXIT
     /* App FS from here (if the thread switches): no more C. */
     addq $16, %rsp                  /* fs_base, counter */
@@ -150,6 +222,7 @@ syscall_return:
 .type trap_common, @function
 trap_common:
     .cfi_startproc simple
+    .cfi_signal_frame
     .cfi_def_cfa rsp, 8
     .cfi_undefined rip
     pushq %rax
@@ -168,6 +241,25 @@ trap_common:
     pushq %r14
     pushq %r15
     PUSH_ENTRY_STATE
+    /* struct trap_frame is complete: where the interrupted registers are (trap.h). */
+    CFI_CFA_AT 22*8
+    CFI_REG_AT DW_RIP, 19*8
+    CFI_REG_AT DW_RFLAGS, 21*8
+    CFI_REG_AT DW_RAX, 16*8
+    CFI_REG_AT DW_RBX, 15*8
+    CFI_REG_AT DW_RCX, 14*8
+    CFI_REG_AT DW_RDX, 13*8
+    CFI_REG_AT DW_RSI, 12*8
+    CFI_REG_AT DW_RDI, 11*8
+    CFI_REG_AT DW_RBP, 10*8
+    CFI_REG_AT DW_R8, 9*8
+    CFI_REG_AT DW_R9, 8*8
+    CFI_REG_AT DW_R10, 7*8
+    CFI_REG_AT DW_R11, 6*8
+    CFI_REG_AT DW_R12, 5*8
+    CFI_REG_AT DW_R13, 4*8
+    CFI_REG_AT DW_R14, 3*8
+    CFI_REG_AT DW_R15, 2*8
     FS_ENTER
     cld
     movq %rsp, %rdi
@@ -175,12 +267,24 @@ trap_common:
 #ifdef BROKEN_FS_SWITCH
     /*
      * The deliberately broken kernel (make -C kernel broken-fs, for osv-fscheck's tests):
-     * interrupts and exceptions forget the exit half of the protocol, so app code
-     * resumes on the kernel TCB with the counter still raised.
+     * the exit half counts down but forgets to load app_tcb, so app code interrupted
+     * at counter 0 resumes with FS on its kernel TCB.
      */
+    movq %gs:GS_KERNEL_TCB, %rax
+    decq TCB_KERNEL_TCB_COUNTER(%rax)
 #else
     FS_EXIT
 #endif
+    .cfi_endproc
+    /*
+     * As for syscall_exit: the rest has unwind information of its own. (GDB looks up a
+     * signal frame's unwind information at its exact pc, the instruction after the call,
+     * so that one stays inside the signal frame's.)
+     */
+trap_exit:
+    .cfi_startproc simple
+    .cfi_def_cfa rsp, 8
+    .cfi_undefined rip
     addq $16, %rsp
     popq %r15
     popq %r14

@@ -1,0 +1,456 @@
+"""The entry paths' frames, interrupt vectors, and the FS-base rules at each crossing.
+
+kernel/include/trap.h defines what the entry stubs save (lowest address first):
+
+    struct syscall_frame  fs_base, kernel_tcb_counter, r15..rbx, r9, r8, r10, rdx,
+                          rsi, rdi, rax (number in, result out), rflags, rip, rsp
+    struct trap_frame     fs_base, kernel_tcb_counter, r15..rax, vector, error_code,
+                          then what the CPU pushed: rip, cs, rflags, rsp, ss
+
+fs_base and kernel_tcb_counter are the values the entry found, before its switch.
+Everything here is pure: bytes + Layout in, plain records out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from osvgdb.decode import DecodeError
+from osvgdb.layout import Layout
+
+U64 = (1 << 64) - 1
+
+# The order the syscall ABI passes arguments in.
+SYSCALL_ARG_REGISTERS = ("rdi", "rsi", "rdx", "r10", "r8", "r9")
+GENERAL_REGISTERS = (
+    "rax",
+    "rbx",
+    "rcx",
+    "rdx",
+    "rsi",
+    "rdi",
+    "rbp",
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+)
+SYSCALL_FRAME_FIELDS = (
+    "fs_base",
+    "kernel_tcb_counter",
+    "r15",
+    "r14",
+    "r13",
+    "r12",
+    "rbp",
+    "rbx",
+    "r9",
+    "r8",
+    "r10",
+    "rdx",
+    "rsi",
+    "rdi",
+    "rax",
+    "rflags",
+    "rip",
+    "rsp",
+)
+TRAP_FRAME_FIELDS = (
+    "fs_base",
+    "kernel_tcb_counter",
+    *GENERAL_REGISTERS[::-1],
+    "vector",
+    "error_code",
+    "rip",
+    "cs",
+    "rflags",
+    "rsp",
+    "ss",
+)
+
+# Interrupt vectors: exception short names (Intel's mnemonics without '#') and
+# long names (as the kernel's trap.c prints them, hyphenated), and the kernel's
+# interrupts (kernel/arch/x64/arch.h).
+EXCEPTIONS = {
+    0: ("de", "divide-error"),
+    1: ("db", "debug"),
+    2: ("nmi", "nmi"),
+    3: ("bp", "breakpoint"),
+    4: ("of", "overflow"),
+    5: ("br", "bound-range"),
+    6: ("ud", "invalid-opcode"),
+    7: ("nm", "device-not-available"),
+    8: ("df", "double-fault"),
+    9: ("cso", "coprocessor-overrun"),
+    10: ("ts", "invalid-tss"),
+    11: ("np", "segment-not-present"),
+    12: ("ss", "stack-fault"),
+    13: ("gp", "general-protection"),
+    14: ("pf", "page-fault"),
+    16: ("mf", "x87-error"),
+    17: ("ac", "alignment-check"),
+    18: ("mc", "machine-check"),
+    19: ("xm", "simd-error"),
+    20: ("ve", "virtualization"),
+    21: ("cp", "control-protection"),
+}
+INTERRUPTS = {32: "timer", 0xF2: "tlb-shootdown", 0xFF: "spurious"}
+PAGE_FAULT = 14
+FIRST_INTERRUPT = 32
+
+
+@dataclass(frozen=True)
+class SyscallFrame:
+    """A struct syscall_frame at `address`: the app's registers at its syscall."""
+
+    address: int
+    registers: dict[str, int]
+    fs_base: int
+    counter: int
+
+    @property
+    def nr(self) -> int:
+        """The syscall number; after the handler ran (syscall_exit), its result."""
+        return self.registers["rax"]
+
+    @property
+    def ret(self) -> int:
+        """rax as a signed result (meaningful at syscall_exit)."""
+        return signed(self.registers["rax"])
+
+    @property
+    def args(self) -> tuple[int, ...]:
+        return tuple(self.registers[r] for r in SYSCALL_ARG_REGISTERS)
+
+    @property
+    def rip(self) -> int:
+        return self.registers["rip"]
+
+    @property
+    def rsp(self) -> int:
+        return self.registers["rsp"]
+
+    def app_registers(self) -> dict[str, int]:
+        """The app's registers as Linux's pt_regs shows them: rcx and r11 hold rip and
+        rflags (the syscall instruction put them there)."""
+        regs = dict(self.registers)
+        regs["rcx"], regs["r11"] = regs["rip"], regs["rflags"]
+        regs["eflags"] = regs.pop("rflags")
+        regs["fs_base"] = self.fs_base
+        return regs
+
+
+@dataclass(frozen=True)
+class TrapFrame:
+    """A struct trap_frame at `address`: the interrupted registers and the CPU's frame."""
+
+    address: int
+    registers: dict[str, int]
+    fs_base: int
+    counter: int
+    vector: int
+    error_code: int
+
+    @property
+    def rip(self) -> int:
+        return self.registers["rip"]
+
+    @property
+    def rsp(self) -> int:
+        return self.registers["rsp"]
+
+    def interrupted_registers(self) -> dict[str, int]:
+        regs = {k: v for k, v in self.registers.items() if k not in ("cs", "ss")}
+        regs["eflags"] = regs.pop("rflags")
+        regs["fs_base"] = self.fs_base
+        return regs
+
+
+def signed(value: int) -> int:
+    value &= U64
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _unpack(buf: bytes, layout: Layout, names: tuple[str, ...]) -> dict[str, int]:
+    values = layout.codec(names).unpack(buf)
+    missing = [n for n in names if values[n] is None]
+    if missing:
+        raise DecodeError(f"struct {layout.name} lacks {', '.join(missing)}")
+    return {name: int(values[name]) & U64 for name in names}  # type: ignore[arg-type]
+
+
+def decode_syscall_frame(buf: bytes, layout: Layout, address: int) -> SyscallFrame:
+    values = _unpack(buf, layout, SYSCALL_FRAME_FIELDS)
+    fs_base, counter = values.pop("fs_base"), signed(values.pop("kernel_tcb_counter"))
+    return SyscallFrame(address, values, fs_base, counter)
+
+
+def decode_trap_frame(buf: bytes, layout: Layout, address: int) -> TrapFrame:
+    values = _unpack(buf, layout, TRAP_FRAME_FIELDS)
+    fs_base, counter = values.pop("fs_base"), signed(values.pop("kernel_tcb_counter"))
+    vector, error_code = values.pop("vector"), values.pop("error_code")
+    return TrapFrame(address, values, fs_base, counter, vector, error_code)
+
+
+# --- vectors -----------------------------------------------------------------------------
+
+
+def vector_name(vector: int) -> str:
+    """`page-fault`, `timer`, `interrupt 0x41`, ..."""
+    if vector in EXCEPTIONS:
+        return EXCEPTIONS[vector][1]
+    if vector in INTERRUPTS:
+        return INTERRUPTS[vector]
+    return f"exception {vector}" if vector < FIRST_INTERRUPT else f"interrupt {vector:#x}"
+
+
+def parse_vector(text: str, *, exceptions: bool) -> int:
+    """A vector from a number (0x.. too) or a name: exception names when
+    `exceptions`, else interrupt names. DecodeError when neither."""
+    text = text.strip().lower().replace("_", "-")
+    try:
+        vector = int(text, 0)
+    except ValueError:
+        vector = None
+    if vector is None:
+        table = (
+            {n: v for v, names in EXCEPTIONS.items() for n in names}
+            if exceptions
+            else {n: v for v, n in INTERRUPTS.items()}
+        )
+        if text not in table:
+            kind = "exception" if exceptions else "interrupt"
+            raise DecodeError(f"unknown {kind} {text!r} (known: {', '.join(sorted(table))})")
+        return table[text]
+    if not 0 <= vector <= 255:
+        raise DecodeError(f"vector {vector} is not 0..255")
+    if exceptions and vector >= FIRST_INTERRUPT:
+        raise DecodeError(f"vector {vector} is an interrupt, not an exception (0..31)")
+    if not exceptions and vector < FIRST_INTERRUPT:
+        raise DecodeError(f"vector {vector} is an exception, not an interrupt (32..255)")
+    return vector
+
+
+def vector_names(*, exceptions: bool) -> list[str]:
+    if exceptions:
+        return sorted(n for names in EXCEPTIONS.values() for n in names)
+    return sorted(INTERRUPTS.values())
+
+
+def trap_label(vector: int, cr2: int | None = None) -> str:
+    """How a backtrace names the crossing: `<interrupt 32 timer>`, `<page fault at 0x..>`."""
+    if vector == PAGE_FAULT and cr2 is not None:
+        return f"<page fault at {cr2:#x}>"
+    if vector < FIRST_INTERRUPT:
+        return f"<exception {vector} {vector_name(vector)}>"
+    return f"<interrupt {vector} {vector_name(vector)}>"
+
+
+# --- where a CPU came from ----------------------------------------------------------------
+
+
+def came_from(
+    rip: int, rsp: int, kernel: tuple[int, int], syscall_stack: tuple[int, int] | None
+) -> str:
+    """app (rip outside the kernel image), syscall (kernel code on the thread's
+    syscall stack) or kernel."""
+    if not kernel[0] <= rip < kernel[1]:
+        return "app"
+    if syscall_stack is not None and syscall_stack[0] <= rsp <= syscall_stack[1]:
+        return "syscall"
+    return "kernel"
+
+
+# --- the FS-base protocol at each crossing ------------------------------------------------
+
+FSCHECK_RULES = """\
+Rules checked at each crossing (kernel/arch/x64/entry.S's protocol):
+  entry-fs      after the entry switch (syscall_handler, trap_handler), FS is this
+                CPU's tcb_data.kernel_tcb
+  entry-count   after the entry, kernel_tcb_counter is >= 1, and the counter the entry
+                found was >= 0
+  return-fs     returning to app code (syscall_return, trap_return; also an interrupt
+                that hit syscall_entry's last instructions, after its popfq), FS is the thread's
+                app_tcb when its counter is 0, else its kernel TCB (counter 1: the thread
+                never set an app TCB)
+  return-count  returning to app code, the counter is 0 (app TCB set) or 1 (never set)
+  kernel-fs     an interrupt returning to kernel code leaves FS on the kernel TCB and the
+                counter >= 1"""
+
+
+@dataclass
+class Violation:
+    rule: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.what}"
+
+
+@dataclass(frozen=True)
+class FsState:
+    """The FS-relevant state of one CPU at a crossing."""
+
+    fs_base: int
+    kernel_tcb: int
+    counter: int
+    app_tcb: int
+    entry_counter: int | None = None  # the counter the entry found (from the frame)
+
+
+def check_entry(state: FsState) -> list[Violation]:
+    """At syscall_handler / trap_handler: the entry half has run."""
+    problems = []
+    if state.fs_base != state.kernel_tcb:
+        problems.append(
+            Violation(
+                "entry-fs",
+                f"FS base is {state.fs_base:#x}, not this CPU's kernel TCB {state.kernel_tcb:#x}",
+            )
+        )
+    if state.counter < 1:
+        problems.append(
+            Violation("entry-count", f"kernel_tcb_counter is {state.counter} after the entry")
+        )
+    if state.entry_counter is not None and state.entry_counter < 0:
+        problems.append(
+            Violation("entry-count", f"the entry found kernel_tcb_counter {state.entry_counter}")
+        )
+    return problems
+
+
+def check_return(state: FsState, *, to_app: bool) -> list[Violation]:
+    """At syscall_return / trap_return: the exit half has run."""
+    problems: list[Violation] = []
+    if not to_app:
+        if state.fs_base != state.kernel_tcb:
+            problems.append(
+                Violation(
+                    "kernel-fs",
+                    f"back to kernel code on FS {state.fs_base:#x}, not the kernel TCB "
+                    f"{state.kernel_tcb:#x}",
+                )
+            )
+        if state.counter < 1:
+            problems.append(
+                Violation("kernel-fs", f"back to kernel code with counter {state.counter}")
+            )
+        return problems
+    if state.counter == 0:
+        if state.fs_base != state.app_tcb:
+            problems.append(
+                Violation(
+                    "return-fs",
+                    f"back to app code on FS {state.fs_base:#x}, not the thread's app_tcb "
+                    f"{state.app_tcb:#x} (counter 0)",
+                )
+            )
+    elif state.counter == 1 and not state.app_tcb:
+        if state.fs_base != state.kernel_tcb:
+            problems.append(
+                Violation(
+                    "return-fs",
+                    f"back to app code on FS {state.fs_base:#x}, not its kernel TCB "
+                    f"{state.kernel_tcb:#x} (counter 1, no app TCB)",
+                )
+            )
+    else:
+        because = (
+            "the exit half of the protocol (counter--, FS := app_tcb at 0) did not run"
+            if state.app_tcb
+            else "entries and exits are unbalanced"
+        )
+        fs_note = (
+            f"; FS is still {state.fs_base:#x}, the kernel TCB, not app_tcb {state.app_tcb:#x}"
+            if state.app_tcb and state.fs_base == state.kernel_tcb
+            else f"; FS is {state.fs_base:#x}"
+        )
+        problems.append(
+            Violation(
+                "return-count",
+                f"back to app code with kernel_tcb_counter {state.counter} "
+                f"(app_tcb {state.app_tcb:#x}): {because}{fs_note}",
+            )
+        )
+    return problems
+
+
+@dataclass
+class Crossing:
+    """Where a violation was seen, for the explanation."""
+
+    location: str  # syscall_handler, trap_handler, syscall_return, trap_return
+    cpu: int | None
+    tid: int | None
+    thread_name: str
+    rip: int
+    detail: str = ""  # e.g. "interrupt 32 timer from app code"
+    last_syscalls: list[str] = field(default_factory=list)
+
+
+def explain(crossing: Crossing, violations: list[Violation]) -> str:
+    """One paragraph: which rule broke, where, and the thread's last syscalls."""
+    rules = ", ".join(sorted({v.rule for v in violations}))
+    who = f"tid {crossing.tid} ({crossing.thread_name})" if crossing.tid is not None else "?"
+    cpu = crossing.cpu if crossing.cpu is not None else "?"
+    detail = f", {crossing.detail}" if crossing.detail else ""
+    text = (
+        f"osv-fscheck: FS-base rule {rules} broken at {crossing.location} on CPU {cpu}, "
+        f"{who}, rip {crossing.rip:#x}{detail}: " + "; ".join(v.what for v in violations) + "."
+    )
+    if crossing.last_syscalls:
+        text += f" Last syscalls of tid {crossing.tid}: " + "; ".join(crossing.last_syscalls) + "."
+    else:
+        text += f" Tid {crossing.tid} made no syscall the history still holds."
+    return text
+
+
+# --- where the frame is, at each instruction of an entry stub ------------------------------
+
+RETURNED = -1  # an offset meaning: the registers are the app's already (syscall_return)
+
+
+@dataclass
+class Stub:
+    kind: str  # syscall or trap
+    start: int
+    end: int
+    offsets: dict[int, int] = field(default_factory=dict)  # pc -> rsp - frame address
+    call_return: int = 0  # after `call HANDLER`: the pc of the handler's caller frame
+
+    def contains(self, pc: int) -> bool:
+        return self.start <= pc < self.end
+
+
+def analyse(kind: str, start: int, end: int, instructions: list[dict]) -> Stub:
+    """Offsets of rsp from the frame at each pc of a stub, from its disassembly
+    (pure: dicts with `addr` and `asm`, as gdb.Architecture.disassemble gives)."""
+    stub = Stub(kind, start, end)
+    calls = [i for i, insn in enumerate(instructions) if insn["asm"].startswith("call")]
+    if not calls:
+        return stub
+    call = calls[0]
+    pushes = [i for i in range(call) if instructions[i]["asm"].startswith("push")]
+    first = pushes[-1] + 1 if pushes else call
+    offset = 0
+    for i in range(first, len(instructions)):
+        insn = instructions[i]
+        stub.offsets[insn["addr"]] = offset
+        asm = " ".join(insn["asm"].split())
+        if i == call + 1:
+            stub.call_return = insn["addr"]
+        if i <= call:
+            continue
+        if asm.startswith("pop") and asm.endswith("%rsp"):
+            offset = RETURNED
+        elif offset == RETURNED:
+            continue
+        elif asm.startswith("pop"):
+            offset += 8
+        elif asm.startswith("add") and asm.endswith(",%rsp") and "$" in asm:
+            offset += int(asm.split("$", 1)[1].split(",", 1)[0], 0)
+    return stub

@@ -1,0 +1,489 @@
+"""Events at the kernel's entry and exit paths, each decoded from one read of its frame.
+
+Where a breakpoint sits and what it finds there (kernel/arch/x64/entry.S):
+
+    syscall-entry   syscall_handler's first instruction: rdi = struct syscall_frame
+    syscall-exit    label syscall_exit: rsp = the frame, frame->rax = the result
+    syscall-return  label syscall_return (jmp *%rcx): app rsp/rip, FS back on the app's
+    trap-entry      trap_handler's first instruction: rdi = struct trap_frame
+    trap-return     label trap_return (iretq): rsp = the CPU's frame (rip, cs, ...)
+
+`EventBreakpoint` is one gdb.Breakpoint at one of them whose stop() decodes the
+event and asks its handler whether to stop.  Silent users that share a location
+(osv-trace, osv-fscheck, the entry recorder) subscribe to one internal
+breakpoint per location through `subscribe`, so each hit is decoded once.
+
+The syscall number is gone at syscall-exit (rax holds the result): the entry
+recorder, subscribed while anything watches exits, keeps each call's number and
+arguments by frame address (one frame per thread) until the call returns.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import gdb
+
+from osvgdb.decode import DecodeError
+from osvgdb.decode import frames as frames_decode
+from osvgdb.decode.args import CallFormatter, read_bytes, read_cstring
+from osvgdb.decode.tcb import ThreadInfo
+from osvgdb.gdb.command import report_internal_error
+from osvgdb.gdb.target import Kernel, TargetError, read, reader, u64
+
+LOCATIONS = {
+    "syscall-entry": "syscall_handler",
+    "syscall-exit": "syscall_exit",
+    "syscall-return": "syscall_return",
+    "trap-entry": "trap_handler",
+    "trap-return": "trap_return",
+}
+NO_RETURN = ("exit", "exit_group")
+STRING_LIMIT = 32
+
+
+def location_address(where: str) -> int:
+    kernel = Kernel.get()
+    name = LOCATIONS[where]
+    return kernel.address(name) if where.endswith("-entry") else kernel.label(name)
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """What the entry recorder keeps of a call until it returns."""
+
+    nr: int
+    args: tuple[int, ...]
+    cpu: int | None
+
+
+_pending: dict[int, PendingCall] = {}
+# Frames whose entries the recorder has seen: a return there with no pending call is a
+# second report of the same hit (GDB with several vCPUs can re-report a breakpoint).
+_seen_frames: set[int] = set()
+
+
+def pending_call(frame_address: int) -> PendingCall | None:
+    """The call a thread is in, as the entry recorder saw it (if it was on)."""
+    return _pending.get(frame_address)
+
+
+class Event:
+    """What every event knows: where (CPU, vCPU, location) and who (thread)."""
+
+    where = ""
+
+    def __init__(self, kernel: Kernel, vcpu: int, registers: gdb.Frame):
+        self.kernel = kernel
+        self.vcpu = vcpu
+        self._frame0 = registers
+        self.gs_base = self.register("gs_base")
+        self.cpu = kernel.cpu_index(self.gs_base)
+
+    def register(self, name: str) -> int:
+        return u64(self._frame0.read_register(name))
+
+    @cached_property
+    def _cpu_state(self) -> dict[str, object]:
+        if self.cpu is None:
+            return {}
+        return self.kernel.read_cpu(self.cpu)
+
+    @property
+    def kernel_tcb(self) -> int:
+        return int(self._cpu_state.get("tcb_data.kernel_tcb") or 0)
+
+    @cached_property
+    def thread(self) -> ThreadInfo | None:
+        """This CPU's current thread (struct thread and its TCB: two reads)."""
+        current = self._cpu_state.get("current")
+        if not current:
+            return None
+        try:
+            return self.kernel.thread(int(current))
+        except (TargetError, DecodeError):
+            return None
+
+    @property
+    def tid(self) -> int | None:
+        return self.thread.tid if self.thread is not None else None
+
+    @property
+    def thread_name(self) -> str:
+        return self.thread.name if self.thread is not None else "?"
+
+    def read(self, address: int, length: int) -> bytes | None:
+        """Guest memory, or None where unreadable."""
+        return read_bytes(reader, address, length)
+
+    def string(self, address: int, limit: int = 4096) -> bytes | None:
+        """A NUL-terminated string in guest memory (without the NUL)."""
+        found = read_cstring(reader, address, limit)
+        return found[0] if found is not None else None
+
+    def who(self) -> str:
+        cpu = self.cpu if self.cpu is not None else "?"
+        return f"CPU {cpu} tid {self.tid} ({self.thread_name})"
+
+    def as_dict(self) -> dict[str, object]:
+        return {"where": self.where, "cpu": self.cpu, "vcpu": self.vcpu, "tid": self.tid}
+
+
+class SyscallEvent(Event):
+    """A syscall's entry (at syscall_handler) or its return (at syscall_exit).
+
+    nr, name, args: the call (at an exit, as the entry recorder saw it; None for a
+    clone child's first return, which has no entry); ret: the result (exits only);
+    rip, rsp: the app's; fs_base, counter: what the entry found; entry_cpu: where
+    the call entered (a thread may move while it sleeps in the kernel).
+    """
+
+    def __init__(self, kernel: Kernel, vcpu: int, registers: gdb.Frame, *, exit: bool):
+        super().__init__(kernel, vcpu, registers)
+        self.is_exit = exit
+        self.where = "syscall-exit" if exit else "syscall-entry"
+        address = self.register("rsp" if exit else "rdi")
+        layout = kernel.syscall_frame_layout
+        self.frame = frames_decode.decode_syscall_frame(read(address, layout.size), layout, address)
+        self.ret: int | None = None
+        self.child = self.repeated = False
+        if exit:
+            self.ret = self.frame.ret
+            pending = _pending.pop(address, None)
+            self.repeated = pending is None and address in _seen_frames
+            if pending is None and not self.repeated:
+                pending = self._from_history()
+            self.nr = pending.nr if pending else None
+            self.args = pending.args if pending else self.frame.args
+            self.entry_cpu = pending.cpu if pending else None
+            self.child = pending is None and not self.repeated
+        else:
+            self.nr, self.args, self.entry_cpu = self.frame.nr, self.frame.args, self.cpu
+
+    def _from_history(self) -> PendingCall | None:
+        """A call whose entry the recorder missed (it was off then): the thread's
+        newest record in the kernel's history, which syscall_handler closed just
+        before syscall_exit. None for a clone child's first return (no record)."""
+        tid = self.tid
+        if tid is None:
+            return None
+        records, _ = self.kernel.history()
+        mine = [r for r in records if r.tid == tid]
+        if not mine or mine[-1].state != "done" or mine[-1].ret != self.frame.ret:
+            return None
+        return PendingCall(mine[-1].nr, mine[-1].args, mine[-1].cpu)
+
+    @property
+    def name(self) -> str:
+        if self.nr is None:
+            return "clone-child" if self.child else "repeated" if self.repeated else "?"
+        return self.kernel.syscalls.name(self.nr)
+
+    @property
+    def rip(self) -> int:
+        return self.frame.rip
+
+    @property
+    def rsp(self) -> int:
+        return self.frame.rsp
+
+    @property
+    def fs_base(self) -> int:
+        return self.frame.fs_base
+
+    @property
+    def counter(self) -> int:
+        return self.frame.counter
+
+    def arg_string(self, index: int, limit: int = 4096) -> bytes | None:
+        """Argument `index` as a NUL-terminated string."""
+        return self.string(self.args[index], limit)
+
+    def arg_buffer(self, index: int, length: int) -> bytes | None:
+        """`length` bytes at argument `index`."""
+        return self.read(self.args[index], length)
+
+    def call_text(self, limit: int = STRING_LIMIT, raw: bool = False) -> str:
+        """strace's form: `write(1, "hi\\n", 3)`, with ` = 3` at an exit."""
+        if self.nr is None:
+            return f"<{self.name} returns {self.ret}>"
+        formatter = CallFormatter(reader, limit=limit, raw=raw)
+        shown, _ = formatter.arguments(self.name, self.args, self.ret)
+        call = f"{self.name}({', '.join(shown)})"
+        if self.is_exit and self.ret is not None:
+            return f"{call} = {formatter.result(self.name, self.ret)}"
+        return call + (" = ?" if self.name in NO_RETURN else "")
+
+    @property
+    def text(self) -> str:
+        return self.call_text()
+
+    def as_dict(self) -> dict[str, object]:
+        data = super().as_dict()
+        data.update(
+            entry_cpu=self.entry_cpu,
+            nr=self.nr,
+            name=self.name,
+            args=list(self.args),
+            ret=self.ret,
+            rip=self.rip,
+            rsp=self.rsp,
+            fs_base=self.fs_base,
+            counter=self.counter,
+            text=self.text,
+        )
+        return data
+
+
+class TrapEvent(Event):
+    """An interrupt or exception at trap_handler: vector, error code, the
+    interrupted rip/rsp, CR2 for page faults, and where the CPU came from."""
+
+    where = "trap-entry"
+
+    def __init__(self, kernel: Kernel, vcpu: int, registers: gdb.Frame):
+        super().__init__(kernel, vcpu, registers)
+        address = self.register("rdi")
+        layout = kernel.trap_frame_layout
+        self.frame = frames_decode.decode_trap_frame(read(address, layout.size), layout, address)
+        self.vector = self.frame.vector
+        self.error_code = self.frame.error_code
+        self.cr2 = self.register("cr2") if self.vector == frames_decode.PAGE_FAULT else None
+
+    @property
+    def name(self) -> str:
+        return frames_decode.vector_name(self.vector)
+
+    @property
+    def rip(self) -> int:
+        return self.frame.rip
+
+    @property
+    def rsp(self) -> int:
+        return self.frame.rsp
+
+    @property
+    def fs_base(self) -> int:
+        return self.frame.fs_base
+
+    @property
+    def counter(self) -> int:
+        return self.frame.counter
+
+    @cached_property
+    def came_from(self) -> str:
+        """app, syscall (kernel code on the thread's syscall stack) or kernel."""
+        thread = self.thread
+        stack = None
+        if thread is not None and thread.syscall_stack_low:
+            stack = (thread.syscall_stack_low, thread.syscall_stack_high or 0)
+        return frames_decode.came_from(self.rip, self.rsp, self.kernel.ranges.kernel, stack)
+
+    @property
+    def text(self) -> str:
+        kind = "exception" if self.vector < frames_decode.FIRST_INTERRUPT else "interrupt"
+        text = f"{kind} {self.vector} {self.name}, error code {self.error_code:#x}"
+        if self.cr2 is not None:
+            text += f", cr2 {self.cr2:#x}"
+        return text + f", rip {self.rip:#x} from {self.came_from}"
+
+    def as_dict(self) -> dict[str, object]:
+        data = super().as_dict()
+        data.update(
+            vector=self.vector,
+            name=self.name,
+            error_code=self.error_code,
+            cr2=self.cr2,
+            rip=self.rip,
+            rsp=self.rsp,
+            fs_base=self.fs_base,
+            counter=self.counter,
+            came_from=self.came_from,
+            text=self.text,
+        )
+        return data
+
+
+class ReturnEvent(Event):
+    """A CPU at syscall_return or trap_return: the exit half of the FS protocol ran."""
+
+    def __init__(self, kernel: Kernel, vcpu: int, registers: gdb.Frame, *, where: str):
+        super().__init__(kernel, vcpu, registers)
+        self.where = where
+        self.fs_base = self.register("fs_base")
+        rsp = self.register("rsp")
+        if where == "syscall-return":
+            self.rip, self.to_app, self.vector = self.register("rcx"), True, None
+        else:
+            layout = kernel.trap_frame_layout
+            address = rsp - layout.offset("rip")
+            frame = frames_decode.decode_trap_frame(read(address, layout.size), layout, address)
+            self.rip, self.vector = frame.rip, frame.vector
+            # syscall_entry's last instructions run with the app's FS and flags (popfq
+            # enables interrupts before `jmp *%rcx`): for the protocol that is app side.
+            self.to_app = not kernel.ranges.in_kernel(frame.rip) or kernel.ranges.in_entry_stub(
+                frame.rip
+            )
+
+    @cached_property
+    def tcb(self) -> dict[str, object]:
+        """The app_tcb and counter of this CPU's kernel TCB (one read)."""
+        layout = self.kernel.tcb_layout
+        codec = layout.codec(("app_tcb", "kernel_tcb_counter"))
+        return codec.unpack(read(self.kernel_tcb, codec.size)) if self.kernel_tcb else {}
+
+
+def decode(where: str) -> Event:
+    """The event the selected vCPU is at (it stopped at `where`)."""
+    kernel = Kernel.get()
+    thread = gdb.selected_thread()
+    if thread is None:
+        raise TargetError("no thread selected")
+    registers = gdb.newest_frame()
+    if where == "syscall-entry":
+        return SyscallEvent(kernel, thread.num, registers, exit=False)
+    if where == "syscall-exit":
+        return SyscallEvent(kernel, thread.num, registers, exit=True)
+    if where == "trap-entry":
+        return TrapEvent(kernel, thread.num, registers)
+    return ReturnEvent(kernel, thread.num, registers, where=where)
+
+
+Handler = Callable[[Event], bool]
+
+
+def report_handler_error(who: str, error: BaseException) -> None:
+    """One line (a traceback with `set osv-debug on`) for a failing handler."""
+    gdb.write(f"{report_internal_error(who, error)}\n", gdb.STDERR)
+
+
+class EventBreakpoint(gdb.Breakpoint):
+    """A breakpoint at one entry/exit location that stops when `handler(event)` is true.
+
+    A handler that raises stops the guest with one error line, so a broken script
+    is noticed; a kernel that cannot be read there (no symbols yet) never stops it.
+    """
+
+    def __init__(
+        self, where: str, handler: Handler, *, who: str, internal: bool = False, temporary=False
+    ):
+        super().__init__(
+            f"*{location_address(where):#x}",
+            gdb.BP_BREAKPOINT,
+            internal=internal,
+            temporary=temporary,
+        )
+        self.where = where
+        self.handler = handler
+        self.who = who
+
+    def stop(self) -> bool:
+        try:
+            event = decode(self.where)
+        except (TargetError, DecodeError, gdb.error):
+            return False
+        except Exception as error:
+            report_handler_error(self.who, error)
+            return True
+        try:
+            return bool(self.handler(event))
+        except Exception as error:
+            report_handler_error(self.who, error)
+            return True
+
+
+# --- shared internal breakpoints -----------------------------------------------------------
+
+
+class _Hub:
+    """One internal breakpoint per location, shared by silent subscribers."""
+
+    def __init__(self) -> None:
+        self.subscribers: dict[str, dict[int, Handler]] = {}
+        self.breakpoints: dict[str, EventBreakpoint] = {}
+        self._next = 0
+
+    def subscribe(self, where: str, handler: Handler) -> int:
+        self._next += 1
+        self.subscribers.setdefault(where, {})[self._next] = handler
+        breakpoint = self.breakpoints.get(where)
+        if breakpoint is None or not breakpoint.is_valid():
+            self.breakpoints[where] = EventBreakpoint(
+                where, lambda event, w=where: self._dispatch(w, event), who="osv", internal=True
+            )
+        return self._next
+
+    def unsubscribe(self, token: int) -> None:
+        for where, handlers in self.subscribers.items():
+            if handlers.pop(token, None) is not None and not handlers:
+                breakpoint = self.breakpoints.pop(where, None)
+                if breakpoint is not None and breakpoint.is_valid():
+                    breakpoint.delete()
+
+    def _dispatch(self, where: str, event: Event) -> bool:
+        stop = False
+        for handler in list(self.subscribers.get(where, {}).values()):
+            stop = bool(handler(event)) or stop
+        return stop
+
+
+hub = _Hub()
+_recorder_users = 0
+_recorder_token: int | None = None
+
+
+def _record(event: Event) -> bool:
+    assert isinstance(event, SyscallEvent)
+    _seen_frames.add(event.frame.address)
+    if event.name not in NO_RETURN:
+        _pending[event.frame.address] = PendingCall(event.nr, event.args, event.cpu)
+    return False
+
+
+def need_entries() -> None:
+    """Something watches syscall exits: record entries until `release_entries`."""
+    global _recorder_users, _recorder_token
+    _recorder_users += 1
+    if _recorder_token is None:
+        _recorder_token = hub.subscribe("syscall-entry", _record)
+
+
+def release_entries() -> None:
+    global _recorder_users, _recorder_token
+    _recorder_users = max(0, _recorder_users - 1)
+    if _recorder_users == 0 and _recorder_token is not None:
+        hub.unsubscribe(_recorder_token)
+        _recorder_token = None
+        _pending.clear()
+        _seen_frames.clear()
+
+
+# --- conditions --------------------------------------------------------------------------
+
+
+class _EventNames(dict):
+    """An event's attributes as names for a condition: `tid == 3 and args[0] == 1`."""
+
+    def __init__(self, event: Event):
+        super().__init__(event=event)
+        self.event = event
+
+    def __missing__(self, name: str) -> object:
+        try:
+            return getattr(self.event, name)
+        except AttributeError:
+            raise KeyError(name) from None
+
+
+def compile_condition(text: str) -> Callable[[Event], bool]:
+    """A Python expression over the event's attributes (SyntaxError if it is not one)."""
+    code = compile(text, "<--if>", "eval")
+    names = {"__builtins__": builtins}
+
+    def condition(event: Event) -> bool:
+        return bool(eval(code, names, _EventNames(event)))  # noqa: S307 (the user's own text)
+
+    return condition

@@ -1,0 +1,182 @@
+"""Backtraces through the entry paths into the app: a gdb.unwinder and a frame decorator.
+
+Once entry.S has built struct syscall_frame or struct trap_frame, its CFI
+describes where every app register was saved and marks the stub a signal frame,
+so GDB's own unwinder continues `bt` into the app (a Python unwinder cannot: its
+frames are normal ones, and GDB refuses a normal frame whose stack lies below
+the next one's, as the app's stack lies below the kernel's). Where the CFI ends
+the backtrace (the exit path's pops, syscall_return) this unwinder gives GDB the
+registers the stub saved, so `bt` still reaches the first app frame. Either way
+`frame N` / `info registers` in an app frame show its registers as saved at the
+crossing, and the frame decorator names the crossing: `<syscall write>`,
+`<interrupt 32 timer>`, `<page fault at 0x...>`.
+
+Where in a stub the frame is, from one disassembly of each stub (cached with
+the kernel's symbols): from its last push before `call` to the end, rsp is the
+frame plus what the exit path popped so far; at syscall_return (after
+`pop %rsp`) the registers already are the app's, with rip in rcx.  During the
+pushes the frame is incomplete and the CFI ends the backtrace as before.
+"""
+
+from __future__ import annotations
+
+import gdb
+from gdb.FrameDecorator import FrameDecorator
+from gdb.unwinder import Unwinder, register_unwinder
+
+from osvgdb.decode import DecodeError
+from osvgdb.decode import frames as frames_decode
+from osvgdb.decode.frames import RETURNED, Stub, analyse
+from osvgdb.gdb import events
+from osvgdb.gdb.target import Kernel, TargetError, read, u64
+
+NAME = "osv-entry"
+# Where entry.S's signal-frame CFI ends in each stub (the exit path's begins there).
+SIGNAL_FRAME_END = {"syscall": "syscall_exit", "trap": "trap_exit"}
+SMALL_REGISTERS = ("eflags", "cs", "ss")  # 32 bits in GDB's amd64 description
+_stubs: dict[int, list[Stub]] = {}
+
+
+def stubs(kernel: Kernel) -> list[Stub]:
+    key = id(kernel)
+    if key not in _stubs:
+        _stubs.clear()
+        found = []
+        architecture = gdb.selected_inferior().architecture()
+        for kind, function in (("syscall", "syscall_entry"), ("trap", "trap_common")):
+            extent = kernel.function_range(function)
+            if extent is None:
+                continue
+            instructions = architecture.disassemble(extent[0], extent[1] - 1)
+            found.append(analyse(kind, extent[0], extent[1], instructions))
+        _stubs[key] = found
+    return _stubs[key]
+
+
+def _value(name: str, number: int) -> gdb.Value:
+    kernel = Kernel.get()
+    if name in SMALL_REGISTERS:
+        return gdb.Value(number & 0xFFFFFFFF).cast(gdb.lookup_type("unsigned int"))
+    return gdb.Value(number & ((1 << 64) - 1)).cast(kernel.u64_type)
+
+
+class _FrameId:
+    def __init__(self, sp: int, pc: int):
+        self.sp = _value("rsp", sp)
+        self.pc = _value("rip", pc)
+
+
+# Labels of the crossings unwound since the last stop, by (pc, sp) of the stub frame.
+_labels: dict[tuple[int, int], str] = {}
+
+
+def _forget_labels(_event: object = None) -> None:
+    _labels.clear()
+
+
+def _syscall_label(frame: frames_decode.SyscallFrame, returning: bool) -> str:
+    table = Kernel.get().syscalls
+    if not returning:
+        return f"<syscall {table.name(frame.nr)}>"
+    pending = events.pending_call(frame.address)
+    name = table.name(pending.nr) if pending else "?"
+    return f"<syscall {name} returning {frame.ret}>"
+
+
+class EntryUnwinder(Unwinder):
+    """Unwinds syscall_entry and trap_common frames into the code they interrupted."""
+
+    def __init__(self) -> None:
+        super().__init__(NAME)
+
+    def __call__(self, pending_frame: gdb.PendingFrame) -> gdb.UnwindInfo | None:
+        try:
+            kernel = Kernel.get()
+            pc = u64(pending_frame.read_register("rip"))
+            if not kernel.ranges.in_entry_stub(pc):
+                return None
+            stub = next((s for s in stubs(kernel) if s.contains(pc)), None)
+            if stub is None or pc not in stub.offsets:
+                return None
+            return self._unwind(kernel, pending_frame, stub, pc)
+        except (TargetError, DecodeError, gdb.error, gdb.MemoryError):
+            return None
+
+    def _unwind(
+        self, kernel: Kernel, pending: gdb.PendingFrame, stub: Stub, pc: int
+    ) -> gdb.UnwindInfo | None:
+        rsp = u64(pending.read_register("rsp"))
+        offset = stub.offsets[pc]
+        if offset == RETURNED:  # syscall_return: rcx holds the app's rip, rsp is the app's
+            info = pending.create_unwind_info(_FrameId(rsp, stub.start))
+            info.add_saved_register("rip", _value("rip", u64(pending.read_register("rcx"))))
+            info.add_saved_register("rsp", _value("rsp", rsp))
+            _labels[(pc, rsp)] = "<syscall return>"
+            return info
+        address = rsp - offset
+        if stub.kind == "syscall":
+            layout = kernel.syscall_frame_layout
+            frame = frames_decode.decode_syscall_frame(read(address, layout.size), layout, address)
+            registers = frame.app_registers()
+            _labels[(pc, rsp)] = _syscall_label(frame, returning=pc > stub.call_return)
+        else:
+            layout = kernel.trap_frame_layout
+            trap = frames_decode.decode_trap_frame(read(address, layout.size), layout, address)
+            registers = trap.interrupted_registers()
+            cr2 = None
+            if trap.vector == frames_decode.PAGE_FAULT:
+                cr2 = u64(pending.read_register("cr2"))
+            _labels[(pc, rsp)] = frames_decode.trap_label(trap.vector, cr2)
+        if pc < kernel.address(SIGNAL_FRAME_END[stub.kind]):
+            # The frame is complete and entry.S's CFI describes it as a signal frame:
+            # GDB's own unwinder, unlike a Python one, may step from the kernel's stack
+            # down to the app's. Only the label is ours.
+            return None
+        # Mid-way through the exit path: no CFI there. The id's sp is on the kernel stack,
+        # so GDB's frame-id order check passes from the handler to this frame, and stops
+        # after the next one (the app's stack lies below; only signal frames may do that).
+        info = pending.create_unwind_info(_FrameId(address + layout.size, stub.start))
+        for name, number in registers.items():
+            try:
+                info.add_saved_register(name, _value(name, number))
+            except (ValueError, gdb.error):
+                continue  # a register this GDB's description lacks
+        return info
+
+
+class EntryFrameDecorator(FrameDecorator):
+    def __init__(self, base: object, label: str):
+        super().__init__(base)
+        self.label = label
+
+    def function(self) -> str:
+        return self.label
+
+
+class EntryFrameFilter:
+    """Labels the entry-stub frames the unwinder unwound."""
+
+    def __init__(self) -> None:
+        self.name = NAME
+        self.priority = 100
+        self.enabled = True
+        gdb.frame_filters[self.name] = self
+
+    def filter(self, frames):
+        return map(self._decorate, frames)
+
+    @staticmethod
+    def _decorate(decorator: FrameDecorator) -> FrameDecorator:
+        try:
+            frame = decorator.inferior_frame()
+            key = (u64(frame.pc()), u64(frame.read_register("rsp")))
+        except (gdb.error, RuntimeError):
+            return decorator
+        label = _labels.get(key)
+        return EntryFrameDecorator(decorator, label) if label else decorator
+
+
+def register() -> None:
+    register_unwinder(None, EntryUnwinder(), replace=True)
+    EntryFrameFilter()
+    gdb.events.cont.connect(_forget_labels)

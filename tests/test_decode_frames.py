@@ -1,0 +1,180 @@
+"""The pure side of the entry paths: frame decoding, vectors, the FS-base rules and
+the stub analysis the unwinder uses, on bytes and instruction lists built here."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from osvgdb.decode import DecodeError, frames
+from osvgdb.layout import Field, Layout
+
+
+def _layout(name: str, names: tuple[str, ...]) -> Layout:
+    fields = {
+        n: Field(n, 8 * i, 8, "int" if n == "kernel_tcb_counter" else "uint")
+        for i, n in enumerate(names)
+    }
+    return Layout(name, 8 * len(names), fields)
+
+
+SYSCALL = _layout("syscall_frame", frames.SYSCALL_FRAME_FIELDS)
+TRAP = _layout("trap_frame", frames.TRAP_FRAME_FIELDS)
+
+
+def test_syscall_frame_decodes_the_call_and_the_apps_registers() -> None:
+    values = dict.fromkeys(frames.SYSCALL_FRAME_FIELDS, 0)
+    values.update(
+        fs_base=0x4AC380,
+        kernel_tcb_counter=0,
+        rax=1,
+        rdi=1,
+        rsi=0x4AD1D0,
+        rdx=18,
+        r10=7,
+        rflags=0x202,
+        rip=0x4308B0,
+        rsp=0x7FFFFFFFEBB8,
+    )
+    data = struct.pack("<18Q", *(values[n] for n in frames.SYSCALL_FRAME_FIELDS))
+    frame = frames.decode_syscall_frame(data, SYSCALL, 0x1000)
+    assert (frame.nr, frame.args[:4], frame.rip, frame.rsp) == (
+        1,
+        (1, 0x4AD1D0, 18, 7),
+        0x4308B0,
+        0x7FFFFFFFEBB8,
+    )
+    regs = frame.app_registers()
+    assert regs["rcx"] == 0x4308B0 and regs["r11"] == 0x202 and regs["eflags"] == 0x202
+    assert regs["fs_base"] == 0x4AC380 and frame.counter == 0
+    values["rax"] = (1 << 64) - 38  # -ENOSYS at syscall_exit
+    frame = frames.decode_syscall_frame(
+        struct.pack("<18Q", *(values[n] for n in frames.SYSCALL_FRAME_FIELDS)), SYSCALL, 0
+    )
+    assert frame.ret == -38
+    with pytest.raises(DecodeError):
+        frames.decode_syscall_frame(data[:40], SYSCALL, 0)
+
+
+def test_trap_frame_decodes_vector_error_and_cpu_frame() -> None:
+    values = dict.fromkeys(frames.TRAP_FRAME_FIELDS, 0)
+    values.update(
+        vector=14,
+        error_code=6,
+        rip=0x401000,
+        rsp=0x7FFF0000,
+        rflags=0x246,
+        kernel_tcb_counter=(1 << 64) - 1,
+    )
+    data = struct.pack(f"<{len(values)}Q", *(values[n] for n in frames.TRAP_FRAME_FIELDS))
+    trap = frames.decode_trap_frame(data, TRAP, 0)
+    assert (trap.vector, trap.error_code, trap.rip, trap.counter) == (14, 6, 0x401000, -1)
+    assert "cs" not in trap.interrupted_registers()
+
+
+@pytest.mark.parametrize(
+    "text, exceptions, vector",
+    [
+        ("page-fault", True, 14),
+        ("pf", True, 14),
+        ("GP", True, 13),
+        ("0xe", True, 14),
+        ("timer", False, 32),
+        ("tlb_shootdown", False, 0xF2),
+        ("255", False, 255),
+    ],
+)
+def test_parse_vector(text: str, exceptions: bool, vector: int) -> None:
+    assert frames.parse_vector(text, exceptions=exceptions) == vector
+
+
+@pytest.mark.parametrize(
+    "text, exceptions, message",
+    [
+        ("timer", True, "unknown exception 'timer'"),
+        ("32", True, "is an interrupt"),
+        ("14", False, "is an exception"),
+        ("300", False, "not 0..255"),
+    ],
+)
+def test_parse_vector_errors(text: str, exceptions: bool, message: str) -> None:
+    with pytest.raises(DecodeError, match=message):
+        frames.parse_vector(text, exceptions=exceptions)
+
+
+def test_labels_and_origin() -> None:
+    assert frames.trap_label(32) == "<interrupt 32 timer>"
+    assert frames.trap_label(14, 0x1234) == "<page fault at 0x1234>"
+    assert frames.trap_label(13) == "<exception 13 general-protection>"
+    kernel = (0x40000000, 0x41000000)
+    assert frames.came_from(0x401000, 0, kernel, (0x5000, 0x6000)) == "app"
+    assert frames.came_from(0x40001000, 0x5800, kernel, (0x5000, 0x6000)) == "syscall"
+    assert frames.came_from(0x40001000, 0x9000, kernel, (0x5000, 0x6000)) == "kernel"
+
+
+KTCB, APP = 0xFFFF800000152410, 0x4AC380
+
+
+def test_entry_rules() -> None:
+    good = frames.FsState(fs_base=KTCB, kernel_tcb=KTCB, counter=1, app_tcb=APP, entry_counter=0)
+    assert frames.check_entry(good) == []
+    bad = frames.FsState(fs_base=APP, kernel_tcb=KTCB, counter=0, app_tcb=APP, entry_counter=-1)
+    assert [v.rule for v in frames.check_entry(bad)] == ["entry-fs", "entry-count", "entry-count"]
+
+
+def test_return_rules() -> None:
+    to_app = frames.FsState(fs_base=APP, kernel_tcb=KTCB, counter=0, app_tcb=APP)
+    assert frames.check_return(to_app, to_app=True) == []
+    never_set = frames.FsState(fs_base=KTCB, kernel_tcb=KTCB, counter=1, app_tcb=0)
+    assert frames.check_return(never_set, to_app=True) == []
+    # The broken kernel's trap exit: FS left on the kernel TCB, counter still raised.
+    broken = frames.FsState(fs_base=KTCB, kernel_tcb=KTCB, counter=1, app_tcb=APP)
+    (violation,) = frames.check_return(broken, to_app=True)
+    assert violation.rule == "return-count"
+    assert "did not run" in violation.what and f"not app_tcb {APP:#x}" in violation.what
+    wrong_fs = frames.FsState(fs_base=KTCB, kernel_tcb=KTCB, counter=0, app_tcb=APP)
+    assert [v.rule for v in frames.check_return(wrong_fs, to_app=True)] == ["return-fs"]
+    to_kernel = frames.FsState(fs_base=APP, kernel_tcb=KTCB, counter=0, app_tcb=APP)
+    assert {v.rule for v in frames.check_return(to_kernel, to_app=False)} == {"kernel-fs"}
+
+
+def test_explanation_is_one_paragraph_naming_rule_place_thread_and_calls() -> None:
+    crossing = frames.Crossing(
+        "trap_return",
+        0,
+        1,
+        "main",
+        0x401000,
+        "interrupt 32 timer",
+        ["arch_prctl(ARCH_SET_FS, 0x4ac380) = 0"],
+    )
+    text = frames.explain(crossing, [frames.Violation("return-count", "counter 1")])
+    assert "\n" not in text
+    assert text.startswith(
+        "osv-fscheck: FS-base rule return-count broken at trap_return on "
+        "CPU 0, tid 1 (main), rip 0x401000, interrupt 32 timer: counter 1."
+    )
+    assert text.endswith("Last syscalls of tid 1: arch_prctl(ARCH_SET_FS, 0x4ac380) = 0.")
+
+
+def test_stub_analysis_follows_rsp_through_the_exit_path() -> None:
+    asm = [
+        "push %rax",
+        "push %rbx",
+        "mov %rsp,%rdi",
+        "call 0x1 <syscall_handler>",
+        "mov %rax,0x70(%rsp)",
+        "cli",
+        "add $0x10,%rsp",
+        "pop %r15",
+        "popf",
+        "pop %rcx",
+        "pop %rsp",
+        "jmp *%rcx",
+    ]
+    instructions = [{"addr": 0x100 + 4 * i, "asm": a} for i, a in enumerate(asm)]
+    stub = frames.analyse("syscall", 0x100, 0x100 + 4 * len(asm), instructions)
+    offsets = [stub.offsets.get(0x100 + 4 * i) for i in range(len(asm))]
+    assert offsets == [None, None, 0, 0, 0, 0, 0, 16, 24, 32, 40, frames.RETURNED]
+    assert stub.call_return == 0x110

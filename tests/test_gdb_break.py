@@ -1,0 +1,147 @@
+"""osv-break, the Python API and the entry-frame unwinder on the bundled programs, in
+real QEMU under real GDB. Oracles: the host's strace of the same binaries, and the
+app's own symbols (its busy loop is in main)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from gdbdriver import Debugged
+from guest import ROOT, app
+from test_gdb_hello import host_strace_names
+
+HELLO = 'write(1, "Hello from C code\\n", 18)'
+
+
+@pytest.fixture
+def hello(kernel: None) -> Debugged:
+    debugged = Debugged(app("hello", "glibc"))
+    yield debugged
+    debugged.close()
+
+
+def _stops(gdb, limit: int = 20) -> list[str]:
+    """Continue until the guest is gone; the osv: lines of each stop."""
+    stops = []
+    for _ in range(limit):
+        output = gdb.run("continue")
+        stops += [line for line in output.splitlines() if line.startswith("osv: CPU")]
+        if "Remote connection closed" in output or "exited" in output:
+            return stops
+    raise AssertionError(f"the guest never finished: {stops}")
+
+
+def test_break_write_stops_once_per_write_with_the_string(hello: Debugged, tmp_path: Path) -> None:
+    created = hello.gdb.run("osv-break syscall write")
+    assert "osv: breakpoint 1 stops on write" in created
+    stops = _stops(hello.gdb)
+    writes = host_strace_names(app("hello", "glibc"), tmp_path).count("write")
+    assert stops == [f"osv: CPU 0 tid 1 (main): {HELLO}"] * writes
+
+
+def test_break_exit_shows_the_result(hello: Debugged) -> None:
+    hello.gdb.run("osv-break syscall write --exit")
+    stop = hello.gdb.run("continue")
+    assert f"osv: CPU 0 tid 1 (main): {HELLO} = 18" in stop
+    assert "syscall_exit" in stop or "syscall_entry" in stop
+    assert "Hello from C code" in hello.console.text()  # the write ran
+
+
+def test_break_if_filters(hello: Debugged, tmp_path: Path) -> None:
+    hello.gdb.run("osv-break syscall brk --if 'args[0] != 0 and tid == 1'")
+    stops = _stops(hello.gdb)
+    # glibc's static startup: brk(NULL) queries, the others move the break
+    host = host_strace_names(app("hello", "glibc"), tmp_path)
+    assert len(stops) == host.count("brk") - 2
+    assert all(": brk(0x" in stop for stop in stops), stops
+
+
+def test_python_hook_stops_after_the_third_brk(hello: Debugged) -> None:
+    script = ROOT / "scripts" / "example_third_brk.py"
+    hello.gdb.run(f"source {script}")
+    stop = hello.gdb.run("continue")
+    assert "example: brk call 3 on CPU 0 tid 1 (main): brk(" in stop
+    records = hello.gdb.json("osv-syscalls -n 0 --json")["records"]
+    # Stopped at syscall_handler's entry: the history holds the first two, done.
+    brks = [r for r in records if r["name"] == "brk"]
+    assert [r["state"] for r in brks] == ["done", "done"], brks
+
+
+def test_bt_in_the_write_handler_crosses_into_the_app(hello: Debugged) -> None:
+    hello.gdb.run("osv-break syscall write")
+    hello.gdb.run("continue")
+    frames = [line for line in hello.gdb.run("bt").splitlines() if line.startswith("#")]
+    assert "syscall_handler" in frames[0]
+    assert "<syscall write>" in frames[1]
+    assert " in write ()" in frames[2], frames
+    # The app frame holds the app's registers as saved at entry: rip right after its
+    # `syscall` instruction (the app's own code says so), FS base its app TCB.
+    tcb = hello.gdb.json("osv-tcb --json")
+    (main,) = [t for t in tcb["threads"] if t["name"] == "main"]
+    # GDB unwinds no FS base (DWARF has no number for it that GDB maps): the crossing
+    # frame's struct syscall_frame holds the app's FS base at entry.
+    hello.gdb.run("frame 1")
+    fs_base = hello.gdb.run("output/x ((struct syscall_frame *)$sp)->fs_base").strip()
+    assert fs_base == hex(main["app_tcb"])
+    hello.gdb.run("frame 2")
+    assert "syscall" in hello.gdb.run("x/i $pc - 2")
+    assert hello.gdb.run("output $rax").strip() == "1"  # __NR_write
+    assert "write" in hello.gdb.run("info symbol $pc")
+
+
+def test_bt_in_the_write_handler_reaches_main(hello: Debugged) -> None:
+    hello.gdb.run("osv-break syscall write")
+    hello.gdb.run("continue")
+    hello.gdb.run("set backtrace past-main on")  # GDB stops at main by default
+    frames = [line for line in hello.gdb.run("bt").splitlines() if line.startswith("#")]
+    assert "syscall_handler" in frames[0] and "<syscall write>" in frames[1], frames
+    names = [line.split(" in ")[-1].split(" (")[0] for line in frames[2:]]
+    assert "main" in names and "__libc_start_call_main" in names, frames
+    assert names.index("__libc_start_call_main") == names.index("main") + 1, frames
+
+
+@pytest.mark.usefixtures("kernel")
+def test_bt_from_a_timer_interrupt_in_the_apps_busy_loop() -> None:
+    exe = app("spin", "glibc")
+    start, size = _symbol_extent(exe, "main")
+    debugged = Debugged(exe, ["0.3"])
+    try:
+        gdb = debugged.gdb
+        condition = f"came_from == 'app' and {start} <= rip < {start + size}"
+        created = gdb.run(f'osv-break interrupt timer --if "{condition}" -t')
+        assert "stops on timer if came_from" in created
+        stop = gdb.run("continue")
+        assert "osv: CPU 0 tid 1 (main): interrupt 32 timer, error code 0x0, rip 0x" in stop
+        assert stop.rstrip().splitlines()[-3:] and "from app" in stop, stop
+        frames = [line for line in gdb.run("bt").splitlines() if line.startswith("#")]
+        assert "trap_handler" in frames[0]
+        assert "<interrupt 32 timer>" in frames[1]
+        # Then the app: main, or what the compiler inlined into it (atof), then main.
+        assert any(" main (" in frame for frame in frames[2:4]), frames
+    finally:
+        debugged.close()
+
+
+def _symbol_extent(exe: Path, name: str) -> tuple[int, int]:
+    """(address, size) of a symbol, from binutils' nm."""
+    output = subprocess.run(
+        ["nm", "-S", str(exe)], capture_output=True, text=True, check=True
+    ).stdout
+    for line in output.splitlines():
+        fields = line.split()
+        if len(fields) == 4 and fields[3] == name:
+            return int(fields[0], 16), int(fields[1], 16)
+    raise AssertionError(f"{exe} has no symbol {name}")
+
+
+def test_break_exception_page_fault_shows_cr2_and_origin(hello: Debugged) -> None:
+    hello.gdb.run("osv-break exception page-fault -t")
+    stop = hello.gdb.run("continue")
+    line = next(line for line in stop.splitlines() if line.startswith("osv: CPU"))
+    assert ": exception 14 page-fault, error code 0x" in line
+    assert ", cr2 0x" in line and line.split(" from ")[-1] in ("app", "syscall", "kernel")
+    cr2 = int(line.split(", cr2 ")[1].split(",")[0], 16)
+    assert hello.gdb.run("output/x $cr2").strip() == hex(cr2)
+    assert f"<page fault at {cr2:#x}>" in hello.gdb.run("bt")

@@ -1,0 +1,97 @@
+"""osv-trace and osv-break under real QEMU and GDB, one and two CPUs.
+
+Oracles: the kernel's own --strace lines printed on the console in the same run
+(the issue names it), QEMU's vCPU numbering (GDB thread N is vCPU N-1), and the
+kernel's syscall history rings, which record each call's CPU and tid."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import pytest
+from gdbdriver import Debugged
+from guest import app
+
+
+def _trace_lines(output: str) -> list[str]:
+    return [line.split("] ", 1)[1] for line in output.splitlines() if line.startswith("[cpu")]
+
+
+def _name_and_result(text: str) -> tuple[str, str]:
+    name = text.split("(", 1)[0]
+    return name, text.rsplit(" = ", 1)[1] if " = " in text else "?"
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize("variant", ["glibc", "musl"])
+def test_trace_prints_the_same_sequence_as_the_kernels_strace(variant: str) -> None:
+    debugged = Debugged(app("hello", variant), strace=True)
+    try:
+        gdb = debugged.gdb
+        assert "osv-trace: tracing every syscall" in gdb.run("osv-trace syscalls -s 64")
+        gdb.run("break process_exit")
+        output = gdb.run("continue")
+        assert "process_exit" in output
+        console = debugged.console.text()
+    finally:
+        debugged.close()
+    traced = _trace_lines(output)
+    kernel = [line[3:] for line in console.splitlines() if line.startswith("-> ")]
+    assert len(kernel) > 3
+    assert [_name_and_result(t) for t in traced] == [_name_and_result(k) for k in kernel]
+    write = "writev" if variant == "musl" else "write"
+    (ours,) = [t for t in traced if t.startswith(write + "(")]
+    (theirs,) = [k for k in kernel if k.startswith(write + "(")]
+    assert "Hello from C code" in ours and ours.endswith(" = 18")
+    if variant == "glibc":
+        assert ours == theirs
+    assert all(line.startswith("[cpu0 tid1] ") for line in output.splitlines() if "[cpu" in line)
+
+
+@pytest.mark.usefixtures("kernel")
+def test_trace_and_break_attribute_cpu_and_thread_under_smp2() -> None:
+    debugged = Debugged(app("threads", "glibc"), smp=2)
+    try:
+        gdb = debugged.gdb
+        # Breakpoints: each stop names the CPU whose vCPU stopped and the thread the
+        # kernel's history has in flight there.
+        gdb.run("osv-break syscall nanosleep clock_nanosleep --exit")
+        seen = []
+        for _ in range(6):
+            stop = gdb.run("continue")
+            (line,) = [x for x in stop.splitlines() if x.startswith("osv: CPU")]
+            cpu, tid = int(line.split()[2]), int(line.split()[4])
+            assert int(gdb.run("output $_thread").strip()) == cpu + 1, line
+            assert int(gdb.run("output $osv_current()->tid").strip()) == tid
+            records = gdb.json(f"osv-syscalls --tid {tid} -n 1 --json")["records"]
+            assert records[-1]["name"] in ("nanosleep", "clock_nanosleep"), records
+            seen.append((cpu, tid))
+        gdb.run("delete")
+        # Trace: every call, then compare with the history, per thread.
+        gdb.run("osv-trace syscalls --json")
+        gdb.run("break process_exit")
+        output = gdb.run("continue", timeout=120)
+        assert "process_exit" in output
+        history = gdb.json("osv-syscalls -n 0 --json")["records"]
+    finally:
+        debugged.close()
+    assert len({tid for _, tid in seen}) > 1, seen
+    events = [json.loads(line) for line in output.splitlines() if line.startswith('{"where"')]
+    assert len(events) > 50
+    assert {e["cpu"] for e in events} == {0, 1}
+    assert all(e["cpu"] == e["vcpu"] - 1 for e in events)
+    traced, recorded = defaultdict(list), defaultdict(list)
+    for e in events:
+        traced[e["tid"]].append((e["name"], e["args"], e["ret"], e["entry_cpu"]))
+    # A ring that wrapped lost its oldest records: compare from where all are complete.
+    complete = max(min(r["seq"] for r in history if r["ring"] == ring) for ring in (0, 1))
+    for r in history:
+        if r["seq"] >= complete and (r["state"] == "done" or r["name"] in ("exit", "exit_group")):
+            ret = r["ret"] if r["state"] == "done" else None
+            recorded[r["tid"]].append((r["name"], r["args"], ret, r["cpu"]))
+    assert len(traced) > 2
+    for tid, calls in traced.items():
+        # The trace began mid-run and the history may have wrapped: their common end.
+        n = min(len(calls), len(recorded[tid]))
+        assert n > 0 and recorded[tid][-n:] == calls[-n:], tid
