@@ -46,7 +46,7 @@ def test_break_exit_shows_the_result(hello: Debugged) -> None:
     stop = hello.gdb.run("continue")
     assert f"osv: CPU 0 tid 1 (main): {HELLO} = 18" in stop
     assert "syscall_exit" in stop or "syscall_entry" in stop
-    assert "Hello from C code" in hello.console.text()  # the write ran
+    hello.console.wait_for("Hello from C code")  # the write ran
 
 
 def test_break_if_filters(hello: Debugged, tmp_path: Path) -> None:

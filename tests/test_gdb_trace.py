@@ -33,7 +33,9 @@ def test_trace_prints_the_same_sequence_as_the_kernels_strace(variant: str) -> N
         gdb.run("break process_exit")
         output = gdb.run("continue")
         assert "process_exit" in output
-        console = debugged.console.text()
+        # The console reaches us through a pipe and a copying thread: wait for the
+        # kernel's last line, printed before process_exit was reached.
+        console = debugged.console.wait_for("-> exit_group(", timeout=30)
     finally:
         debugged.close()
     traced = _trace_lines(output)

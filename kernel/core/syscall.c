@@ -731,6 +731,7 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
 
 long syscall_handler(struct syscall_frame *f)
 {
+    this_cpu()->entries++;
     kernel_tls_check();
     struct syscall_record *r = syscall_history_enter(f, current_thread->tid);
     /* A copy: the ring slot may be reused by other calls while this one runs. */

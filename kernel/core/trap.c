@@ -79,6 +79,7 @@ static void interrupt(struct trap_frame *f, bool from_app)
 
 void trap_handler(struct trap_frame *f)
 {
+    this_cpu()->entries++;
     bool from_app = !in_kernel_code(f->rip);
     if (f->vector >= 32) {
         interrupt(f, from_app);

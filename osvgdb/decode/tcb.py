@@ -41,7 +41,7 @@ TCB_FIELDS = (
     "app_tcb",
     "kernel_tcb_counter",
 )
-CPU_FIELDS = ("tcb_data.kernel_tcb", "id", "current", "idle_thread")
+CPU_FIELDS = ("tcb_data.kernel_tcb", "id", "current", "idle_thread", "entries")
 
 VERDICT_RULES = """\
 Verdict rules, per CPU (each broken rule is listed; none broken: consistent):

@@ -96,6 +96,12 @@ class Event:
     def kernel_tcb(self) -> int:
         return int(self._cpu_state.get("tcb_data.kernel_tcb") or 0)
 
+    @property
+    def hit(self) -> tuple[object, ...]:
+        """What tells this breakpoint hit from another: the CPU's count of kernel entries
+        (cpus[i].entries, which the handlers raise first thing) and the stack pointer."""
+        return (self.cpu, self._cpu_state.get("entries"), self.register("rsp"))
+
     @cached_property
     def thread(self) -> ThreadInfo | None:
         """This CPU's current thread (struct thread and its TCB: two reads)."""
@@ -132,7 +138,28 @@ class Event:
         return {"where": self.where, "cpu": self.cpu, "vcpu": self.vcpu, "tid": self.tid}
 
 
-class SyscallEvent(Event):
+class FrameEvent(Event):
+    """An event with an entry frame (struct syscall_frame or trap_frame) in self.frame:
+    the interrupted rip and rsp, and the FS base and counter the entry found."""
+
+    @property
+    def rip(self) -> int:
+        return self.frame.rip
+
+    @property
+    def rsp(self) -> int:
+        return self.frame.rsp
+
+    @property
+    def fs_base(self) -> int:
+        return self.frame.fs_base
+
+    @property
+    def counter(self) -> int:
+        return self.frame.counter
+
+
+class SyscallEvent(FrameEvent):
     """A syscall's entry (at syscall_handler) or its return (at syscall_exit).
 
     nr, name, args: the call (at an exit, as the entry recorder saw it; None for a
@@ -182,22 +209,6 @@ class SyscallEvent(Event):
             return "clone-child" if self.child else "repeated" if self.repeated else "?"
         return self.kernel.syscalls.name(self.nr)
 
-    @property
-    def rip(self) -> int:
-        return self.frame.rip
-
-    @property
-    def rsp(self) -> int:
-        return self.frame.rsp
-
-    @property
-    def fs_base(self) -> int:
-        return self.frame.fs_base
-
-    @property
-    def counter(self) -> int:
-        return self.frame.counter
-
     def arg_string(self, index: int, limit: int = 4096) -> bytes | None:
         """Argument `index` as a NUL-terminated string."""
         return self.string(self.args[index], limit)
@@ -238,7 +249,7 @@ class SyscallEvent(Event):
         return data
 
 
-class TrapEvent(Event):
+class TrapEvent(FrameEvent):
     """An interrupt or exception at trap_handler: vector, error code, the
     interrupted rip/rsp, CR2 for page faults, and where the CPU came from."""
 
@@ -256,22 +267,6 @@ class TrapEvent(Event):
     @property
     def name(self) -> str:
         return frames_decode.vector_name(self.vector)
-
-    @property
-    def rip(self) -> int:
-        return self.frame.rip
-
-    @property
-    def rsp(self) -> int:
-        return self.frame.rsp
-
-    @property
-    def fs_base(self) -> int:
-        return self.frame.fs_base
-
-    @property
-    def counter(self) -> int:
-        return self.frame.counter
 
     @cached_property
     def came_from(self) -> str:
@@ -379,6 +374,7 @@ class EventBreakpoint(gdb.Breakpoint):
         self.where = where
         self.handler = handler
         self.who = who
+        self._last_hit: dict[int, tuple[object, ...]] = {}
 
     def stop(self) -> bool:
         try:
@@ -388,6 +384,11 @@ class EventBreakpoint(gdb.Breakpoint):
         except Exception as error:
             report_handler_error(self.who, error)
             return True
+        # With several vCPUs GDB may report one hit twice (a pending stop it replays
+        # after stepping another vCPU over the breakpoint): the guest did not move.
+        if self._last_hit.get(event.vcpu) == event.hit:
+            return False
+        self._last_hit[event.vcpu] = event.hit
         try:
             return bool(self.handler(event))
         except Exception as error:

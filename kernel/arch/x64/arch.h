@@ -65,6 +65,8 @@ struct arch_cpu {
     struct thread *idle_thread;
     struct thread *exited_thread;   /* switched away from for good: sched.c frees it */
     u32 slice;                    /* timer ticks the current thread has run since it was picked */
+    u64 entries;                  /* syscalls, interrupts and exceptions entered: a debugger
+                                     tells two breakpoint hits apart by it */
     u64 timer_ticks;              /* LAPIC timer interrupts taken */
     u64 app_interrupts;           /* of those and other interrupts, how many landed in app code */
     u64 gdt[NR_GDT];
