@@ -4,6 +4,7 @@ app's own symbols (its busy loop is in main)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -47,6 +48,15 @@ def test_break_exit_shows_the_result(hello: Debugged) -> None:
     assert f"osv: CPU 0 tid 1 (main): {HELLO} = 18" in stop
     assert "syscall_exit" in stop or "syscall_entry" in stop
     hello.console.wait_for("Hello from C code")  # the write ran
+
+
+def test_break_json_stop_is_one_object(hello: Debugged) -> None:
+    hello.gdb.run("osv-break syscall write --exit --json")
+    stop = hello.gdb.run("continue")
+    (line,) = [x for x in stop.splitlines() if x.startswith("{")]
+    event = json.loads(line)
+    assert (event["name"], event["ret"], event["tid"], event["cpu"]) == ("write", 18, 1, 0)
+    assert event["args"][2] == 18 and event["text"] == f"{HELLO} = 18"
 
 
 def test_break_if_filters(hello: Debugged, tmp_path: Path) -> None:

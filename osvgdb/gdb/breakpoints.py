@@ -10,6 +10,7 @@ decoded event when it stops.  The same hooks serve Python scripts
 from __future__ import annotations
 
 import argparse
+import json
 
 import gdb
 
@@ -25,14 +26,18 @@ NAME = "osv-break"
 
 
 class _Announce:
-    """Shared by both hook kinds: the --if condition and the stop line."""
+    """Shared by both hook kinds: the --if condition and the stop line (or JSON object)."""
 
     condition = None
+    as_json = False
 
     def _announce(self, event: Event) -> bool:
         if self.condition is not None and not self.condition(event):
             return False
-        gdb.write(f"osv: {event.who()}: {event.text}\n")
+        if self.as_json:
+            gdb.write(json.dumps(event.as_dict()) + "\n")
+        else:
+            gdb.write(f"osv: {event.who()}: {event.text}\n")
         return True
 
 
@@ -59,7 +64,8 @@ class OsvBreak(OsvCommand):
         "osv-break exception NAME|VECTOR...     page-fault (pf), gp, ud, de, ... (0..31)\n"
         "No names: every syscall / interrupt / exception. The stop shows the decoded call\n"
         '(write(1, "hi\\n", 3) = 3) or the vector, error code, rip, CR2 and whether the CPU\n'
-        "came from app code, a syscall or the kernel. --if takes a Python expression over\n"
+        "came from app code, a syscall or the kernel (--json: as one JSON object). --if\n"
+        "takes a Python expression over\n"
         "the event: nr, name, args, ret, tid, cpu, fs_base, counter, rip, rsp, vector,\n"
         "error_code, cr2, came_from, arg_string(i), read(addr, n). Each is an ordinary\n"
         "breakpoint: `info breakpoints`, `delete N`."
@@ -85,6 +91,9 @@ class OsvBreak(OsvCommand):
                 "--if", dest="condition", metavar="PYEXPR", help="only when this is true"
             )
             sub.add_argument("-t", "--temporary", action="store_true", help="stop once only")
+            sub.add_argument(
+                "--json", action="store_true", help="each stop as one JSON object, not a line"
+            )
 
     def complete(self, text: str, word: str | None) -> list[str]:
         words = text.split()
@@ -128,6 +137,7 @@ class OsvBreak(OsvCommand):
             hook = BreakTrap(*vectors, **common)
             what = ", ".join(args.names) if args.names else f"any {args.kind}"
         hook.condition = condition
+        hook.as_json = args.json
         if args.condition:
             what += f" if {args.condition}"
         numbers = ", ".join(str(n) for n in hook.numbers)
