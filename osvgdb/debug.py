@@ -170,3 +170,14 @@ def debug(options: DebugOptions) -> int:
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def run_script_standalone(script: str, *commands: str, exe: str = "hello-glibc") -> int:
+    """For example scripts run by themselves: `osvgdb debug --batch` on build/apps/EXE
+    that sources SCRIPT, continues, then runs COMMANDS; GDB's exit status."""
+    root = build.repo_root()
+    argv = [sys.executable, "-m", "osvgdb", "debug", "--batch", "-ex", f"source {script}"]
+    argv += ["-ex", "continue"]
+    for command in commands:
+        argv += ["-ex", command]
+    return subprocess.call([*argv, str(root / "build" / "apps" / exe)])

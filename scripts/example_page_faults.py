@@ -49,21 +49,9 @@ if gdb is not None:
     at_exit = AtExit(page_faults)
 
 elif __name__ == "__main__":
-    import subprocess
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    sys.exit(
-        subprocess.call(
-            [
-                str(root / ".venv" / "bin" / "osvgdb"),
-                "debug",
-                "--batch",
-                "-ex",
-                f"source {Path(__file__).resolve()}",
-                "-ex",
-                "continue",
-                str(root / "build" / "apps" / "hello-glibc"),
-            ]
-        )
-    )
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from osvgdb.debug import run_script_standalone
+
+    sys.exit(run_script_standalone(str(Path(__file__).resolve())))

@@ -104,13 +104,26 @@ FIRST_INTERRUPT = 32
 
 
 @dataclass(frozen=True)
-class SyscallFrame:
-    """A struct syscall_frame at `address`: the app's registers at its syscall."""
+class EntryFrame:
+    """What entry.S saved at `address`: registers, and the FS base and counter the entry found."""
 
     address: int
     registers: dict[str, int]
     fs_base: int
     counter: int
+
+    @property
+    def rip(self) -> int:
+        return self.registers["rip"]
+
+    @property
+    def rsp(self) -> int:
+        return self.registers["rsp"]
+
+
+@dataclass(frozen=True)
+class SyscallFrame(EntryFrame):
+    """A struct syscall_frame: the app's registers at its syscall."""
 
     @property
     def nr(self) -> int:
@@ -126,14 +139,6 @@ class SyscallFrame:
     def args(self) -> tuple[int, ...]:
         return tuple(self.registers[r] for r in SYSCALL_ARG_REGISTERS)
 
-    @property
-    def rip(self) -> int:
-        return self.registers["rip"]
-
-    @property
-    def rsp(self) -> int:
-        return self.registers["rsp"]
-
     def app_registers(self) -> dict[str, int]:
         """The app's registers as Linux's pt_regs shows them: rcx and r11 hold rip and
         rflags (the syscall instruction put them there)."""
@@ -145,23 +150,11 @@ class SyscallFrame:
 
 
 @dataclass(frozen=True)
-class TrapFrame:
-    """A struct trap_frame at `address`: the interrupted registers and the CPU's frame."""
+class TrapFrame(EntryFrame):
+    """A struct trap_frame: the interrupted registers and the CPU's frame."""
 
-    address: int
-    registers: dict[str, int]
-    fs_base: int
-    counter: int
     vector: int
     error_code: int
-
-    @property
-    def rip(self) -> int:
-        return self.registers["rip"]
-
-    @property
-    def rsp(self) -> int:
-        return self.registers["rsp"]
 
     def interrupted_registers(self) -> dict[str, int]:
         regs = {k: v for k, v in self.registers.items() if k not in ("cs", "ss")}
