@@ -169,15 +169,6 @@ static long send_signal(int sig)
     process_exit(128 + sig);
 }
 
-static bool is_our_thread(long tid)
-{
-    for (unsigned i = 0; i < nr_threads; i++)
-        if (all_threads[i]->tid == tid && all_threads[i]->is_app &&
-            all_threads[i]->state != THREAD_EXITED)
-            return true;
-    return false;
-}
-
 long sys_kill(long pid, long sig)
 {
     if (pid != process_pid() && pid != 0 && pid != -1)
@@ -187,7 +178,9 @@ long sys_kill(long pid, long sig)
 
 long sys_tgkill(long tgid, long tid, long sig)
 {
-    if ((tgid != -1 && tgid != process_pid()) || !is_our_thread(tid))
+    if (tid <= 0)
+        return -EINVAL;
+    if ((tgid != -1 && tgid != process_pid()) || !sched_thread_alive(tid))
         return -ESRCH;
     return send_signal(sig);
 }

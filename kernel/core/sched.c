@@ -211,6 +211,41 @@ void sched_exit_current(void)
     panic("an exited thread was scheduled");
 }
 
+/* A live app thread by tid (0: the caller). sched_lock held: the table may not shift. */
+static struct thread *find_app_thread(long tid)
+{
+    if (tid == 0)
+        return this_cpu()->current;
+    for (unsigned i = 0; i < nr_threads; i++) {
+        struct thread *t = all_threads[i];
+        if (t->tid == tid && t->is_app && t->state != THREAD_EXITED)
+            return t;
+    }
+    return NULL;
+}
+
+bool sched_thread_alive(long tid)
+{
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    bool alive = find_app_thread(tid) != NULL;
+    spin_unlock_irqrestore(&sched_lock, flags);
+    return alive;
+}
+
+/* sched_setaffinity: false if there is no such thread. */
+bool sched_set_affinity(long tid, u64 mask)
+{
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    struct thread *t = find_app_thread(tid);
+    if (t)
+        t->affinity = mask;
+    bool moved_off = t == this_cpu()->current && !(mask & (1UL << this_cpu()->id));
+    spin_unlock_irqrestore(&sched_lock, flags);
+    if (moved_off)
+        schedule();                 /* leave a CPU it may no longer use */
+    return t != NULL;
+}
+
 /*
  * Futexes: a waiter is a BLOCKED thread whose futex_addr is the word; wakers scan the
  * thread table. The word is read under sched_lock, so a wake between the check and the

@@ -620,32 +620,16 @@ static long sys_sched_getaffinity(long pid, u64 len, u64 mask)
     return 8;                       /* bytes of the kernel's cpumask */
 }
 
-static struct thread *find_app_thread(long tid)
-{
-    if (tid == 0)
-        return current_thread;
-    for (unsigned i = 0; i < nr_threads; i++)
-        if (all_threads[i]->tid == tid && all_threads[i]->is_app)
-            return all_threads[i];
-    return NULL;
-}
-
 static long sys_sched_setaffinity(long pid, u64 len, u64 mask)
 {
     if (len < 8)
         return -EINVAL;
     if (!can_read(mask, 8))
         return -EFAULT;
-    struct thread *t = find_app_thread(pid);
-    if (!t)
-        return -ESRCH;
     u64 m = *(u64 *)mask & (nr_cpus == 64 ? ~0UL : (1UL << nr_cpus) - 1);
     if (!m)
         return -EINVAL;
-    t->affinity = m;
-    if (t == current_thread && !(m & (1UL << this_cpu()->id)))
-        schedule();                 /* move off a CPU it may no longer use */
-    return 0;
+    return sched_set_affinity(pid, m) ? 0 : -ESRCH;
 }
 
 static long sys_getcpu(u64 cpu, u64 node, u64 unused)

@@ -89,6 +89,8 @@ void schedule(void);
 void sched_tick(void);
 noreturn void sched_idle_loop(void);
 void sched_exit_current(void);
+bool sched_thread_alive(long tid);
+bool sched_set_affinity(long tid, u64 mask);
 long sched_sleep_until(u64 deadline_ns);
 long futex_wait(u64 uaddr, u32 val, u64 deadline_ns, u32 bitset);
 long futex_wake(u64 uaddr, int n, u32 bitset);

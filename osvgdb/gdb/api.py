@@ -120,8 +120,6 @@ class SyscallHook(_Hook):
             self._add("syscall-exit", self._exit)
 
     def _wants(self, event: SyscallEvent) -> bool:
-        if event.is_exit and event.repeated:
-            return False
         if self.wanted and event.nr not in self.wanted:
             return False
         return self._passes(event)

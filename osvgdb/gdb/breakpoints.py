@@ -64,11 +64,10 @@ class OsvBreak(OsvCommand):
         "osv-break exception NAME|VECTOR...     page-fault (pf), gp, ud, de, ... (0..31)\n"
         "No names: every syscall / interrupt / exception. The stop shows the decoded call\n"
         '(write(1, "hi\\n", 3) = 3) or the vector, error code, rip, CR2 and whether the CPU\n'
-        "came from app code, a syscall or the kernel (--json: as one JSON object). --if\n"
-        "takes a Python expression over\n"
-        "the event: nr, name, args, ret, tid, cpu, fs_base, counter, rip, rsp, vector,\n"
-        "error_code, cr2, came_from, arg_string(i), read(addr, n). Each is an ordinary\n"
-        "breakpoint: `info breakpoints`, `delete N`."
+        "came from app code, a syscall or the kernel; --json prints it as one JSON object.\n"
+        "--if takes a Python expression over the event: nr, name, args, ret, tid, cpu,\n"
+        "fs_base, counter, rip, rsp, vector, error_code, cr2, came_from, arg_string(i),\n"
+        "read(addr, n). Each is an ordinary breakpoint: `info breakpoints`, `delete N`."
     )
     COMMAND_CLASS = gdb.COMMAND_BREAKPOINTS
 

@@ -61,9 +61,6 @@ class PendingCall:
 
 
 _pending: dict[int, PendingCall] = {}
-# Frames whose entries the recorder has seen: a return there with no pending call is a
-# second report of the same hit (GDB with several vCPUs can re-report a breakpoint).
-_seen_frames: set[int] = set()
 
 
 def pending_call(frame_address: int) -> PendingCall | None:
@@ -176,17 +173,16 @@ class SyscallEvent(FrameEvent):
         layout = kernel.syscall_frame_layout
         self.frame = frames_decode.decode_syscall_frame(read(address, layout.size), layout, address)
         self.ret: int | None = None
-        self.child = self.repeated = False
+        self.child = False
         if exit:
             self.ret = self.frame.ret
             pending = _pending.pop(address, None)
-            self.repeated = pending is None and address in _seen_frames
-            if pending is None and not self.repeated:
+            if pending is None:
                 pending = self._from_history()
             self.nr = pending.nr if pending else None
             self.args = pending.args if pending else self.frame.args
             self.entry_cpu = pending.cpu if pending else None
-            self.child = pending is None and not self.repeated
+            self.child = pending is None
         else:
             self.nr, self.args, self.entry_cpu = self.frame.nr, self.frame.args, self.cpu
 
@@ -206,7 +202,7 @@ class SyscallEvent(FrameEvent):
     @property
     def name(self) -> str:
         if self.nr is None:
-            return "clone-child" if self.child else "repeated" if self.repeated else "?"
+            return "clone-child" if self.child else "?"
         return self.kernel.syscalls.name(self.nr)
 
     def arg_string(self, index: int, limit: int = 4096) -> bytes | None:
@@ -438,7 +434,6 @@ _recorder_token: int | None = None
 
 def _record(event: Event) -> bool:
     assert isinstance(event, SyscallEvent)
-    _seen_frames.add(event.frame.address)
     if event.name not in NO_RETURN:
         _pending[event.frame.address] = PendingCall(event.nr, event.args, event.cpu)
     return False
@@ -459,7 +454,6 @@ def release_entries() -> None:
         hub.unsubscribe(_recorder_token)
         _recorder_token = None
         _pending.clear()
-        _seen_frames.clear()
 
 
 # --- conditions --------------------------------------------------------------------------
