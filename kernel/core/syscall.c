@@ -720,6 +720,8 @@ long syscall_handler(struct syscall_frame *f)
     struct syscall_record *r = syscall_history_enter(f, current_thread->tid);
     /* A copy: the ring slot may be reused by other calls while this one runs. */
     struct syscall_record call = *r;
+    current_thread->syscall_record = r;
+    current_thread->syscall_seq = call.seq;
     if (process.strace && (f->rax == __NR_exit || f->rax == __NR_exit_group))
         strace_print(&call, false);     /* they never return: strace prints "= ?" */
     /* Interrupts on while the call runs: the timer may preempt it, as the issue asks. */

@@ -66,6 +66,9 @@ struct thread {
     u32 futex_bitset;
     bool timed_out;
     u64 clear_child_tid;             /* set_tid_address / CLONE_CHILD_CLEARTID */
+    /* The syscall it is in or made last: its history record, valid while its seq matches */
+    struct syscall_record *syscall_record;
+    u64 syscall_seq;                 /* 0: no syscall yet */
     int exit_status;
 };
 

@@ -16,7 +16,7 @@ import gdb
 
 from osvgdb.decode import DecodeError
 from osvgdb.decode import frames as frames_decode
-from osvgdb.gdb import events
+from osvgdb.gdb import conditions, events
 from osvgdb.gdb.api import SyscallHook, TrapHook
 from osvgdb.gdb.command import OsvCommand, int_arg
 from osvgdb.gdb.events import Event, SyscallEvent, TrapEvent
@@ -114,7 +114,7 @@ class OsvBreak(OsvCommand):
         condition = None
         if args.condition is not None:
             try:
-                condition = events.compile_condition(args.condition)
+                condition = conditions.compile_condition(args.condition)
             except SyntaxError as error:
                 raise gdb.GdbError(f"{NAME}: --if: {error.msg}: {args.condition!r}") from None
         common = dict(tid=args.tid, cpu=args.cpu, temporary=args.temporary, who=NAME)

@@ -508,6 +508,28 @@ class Kernel:
         )
         return records[0] if records else None
 
+    def thread_call(self, thread_address: int) -> history_decode.SyscallRecord | None:
+        """The history record of the syscall a thread is in or made last (struct
+        thread's syscall_record and syscall_seq), or None: no call yet, or its ring
+        slot has since been reused by a newer call."""
+        codec = self.thread_layout.codec(("syscall_record", "syscall_seq"))
+        fields = codec.unpack(read(thread_address, codec.size))
+        address, seq = fields["syscall_record"], fields["syscall_seq"]
+        if not address or not seq:
+            return None
+        records_offset = self.history_layout.offset("records")
+        ring, within = divmod(address - self.address("syscall_history"), self.history_layout.size)
+        slot, rest = divmod(within - records_offset, self.record_layout.size)
+        if not 0 <= ring < self.array_lengths["syscall_history"] or rest or slot < 0:
+            raise TargetError(f"thread {thread_address:#x}: syscall_record {address:#x} is not a slot")
+        records = history_decode.decode_ring(
+            read(address, self.record_layout.size), self.record_layout, ring=ring, count=1
+        )
+        if not records or records[0].seq != seq:
+            return None
+        records[0].slot = slot
+        return records[0]
+
     def tsc_per_ms(self) -> int:
         try:
             return self.read_int("tsc_per_ms")

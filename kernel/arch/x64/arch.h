@@ -111,10 +111,13 @@ void init_cpu_tables(struct arch_cpu *cpu);
 u64 tsc_ns(void);
 void delay_us(u64 us);
 
-#define TIMER_VECTOR    32
-#define IPI_TLB_VECTOR  0xf2
-#define IPI_RESCHEDULE_VECTOR 0xf1
-#define SPURIOUS_VECTOR 0xff
+/* The kernel's interrupt vectors (the debugger reads their names from this enum's DWARF). */
+enum interrupt_vector {
+    TIMER_VECTOR = 32,
+    IPI_RESCHEDULE_VECTOR = 0xf1,
+    IPI_TLB_VECTOR = 0xf2,
+    SPURIOUS_VECTOR = 0xff,
+};
 
 static inline struct arch_cpu *this_cpu(void)
 {
