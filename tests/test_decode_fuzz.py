@@ -208,5 +208,9 @@ def test_verdict_rules() -> None:
 
 
 def test_strace_quoting() -> None:
-    assert quote(b'a"\\\n\x00\xff') == '"a\\"\\\\\\n\\x00\\xff"'
+    assert quote(b'a"\\\n\x00\xff') == '"a\\"\\\\\\n\\0\\377"'
     assert quote(b"abc", truncated=True) == '"abc"...'
+    # strace's octal: three digits only where a digit follows
+    assert quote(b"\x012a\n\t\x7f\x005") == '"\\0012a\\n\\t\\177\\0005"'
+    assert quote(b"\x7fELF\x02\x01") == '"\\177ELF\\2\\1"'
+    assert quote(b"\x2a\xe7", hex_bytes=True) == '"\\x2a\\xe7"'

@@ -10,6 +10,7 @@
  *   --env=NAME=VAL  add to the app's environment (it has no other)
  *   --no-fsgsbase   switch FS with wrmsr even if the CPU has wrfsbase
  *   --hz=N          timer interrupts per second per CPU (default 1000; 10 to 10000)
+ *   --no-capture    the syscall history keeps no argument memory (to measure its cost)
  *   --test-panic    fault in the kernel on purpose, to exercise the panic path
  */
 #include "arch.h"
@@ -103,6 +104,8 @@ static int parse_cmdline(void)
             no_fsgsbase = true;
         else if (strcmp(words[i], "--test-panic") == 0)
             test_panic = true;
+        else if (strcmp(words[i], "--no-capture") == 0)
+            syscall_capture_on = false;
         else if (strncmp(words[i], "--hz=", 5) == 0) {
             if (!parse_hz(words[i] + 5))
                 return refuse("--hz wants a number from 10 to 10000, not %s", words[i] + 5);

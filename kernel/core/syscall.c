@@ -125,6 +125,26 @@ static long sys_writev(long fd, u64 iov_addr, long iovcnt)
     return total;
 }
 
+/* musl's stdio reads through readv: its own buffer after the caller's. */
+static long sys_readv(long fd, u64 iov_addr, long iovcnt)
+{
+    if (iovcnt < 0 || iovcnt > 1024)
+        return -EINVAL;
+    if (!can_read(iov_addr, iovcnt * sizeof(struct iovec)))
+        return -EFAULT;
+    const struct iovec *iov = (const void *)iov_addr;
+    long total = 0;
+    for (long i = 0; i < iovcnt; i++) {
+        long n = sys_read(fd, (u64)iov[i].iov_base, iov[i].iov_len);
+        if (n < 0)
+            return total ? total : n;
+        total += n;
+        if ((u64)n < iov[i].iov_len)
+            break;                  /* end of file: the rest stays unfilled */
+    }
+    return total;
+}
+
 static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
 {
     const char *path = user_path(path_addr, 4096);
@@ -658,6 +678,7 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_write: return sys_write(a[0], a[1], a[2]);
     case __NR_pread64: return sys_pread64(a[0], a[1], a[2], a[3]);
     case __NR_writev: return sys_writev(a[0], a[1], a[2]);
+    case __NR_readv: return sys_readv(a[0], a[1], a[2]);
     case __NR_open: return LOCKED(&process.files_lock, sys_openat(AT_FDCWD, a[0], a[1], a[2]));
     case __NR_openat: return LOCKED(&process.files_lock, sys_openat(a[0], a[1], a[2], a[3]));
     case __NR_close: return LOCKED(&process.files_lock, sys_close(a[0]));

@@ -5,11 +5,141 @@
  * any other field changes, and released by the store that clears it. A reader (the
  * debugger, with the machine stopped) tells a half-written record by that flag.
  */
+#include "lib.h"
+#include "mm.h"
 #include "syscall_history.h"
 #include "trap.h"
+#include <asm/unistd_64.h>
+#include <linux/uio.h>
 
 struct syscall_history syscall_history[MAX_CPUS];
 u64 syscall_seq;
+bool syscall_capture_on = true;
+
+/*
+ * Which pointer arguments each syscall's record captures (see syscall_history.h). The
+ * debugger's decoders (osvgdb/decode/args.py SIGNATURES: s, b:N, B:N, iov:N, IOV:N)
+ * show the same arguments; tests/test_capture_rules.py checks the two agree.
+ */
+#define STRING(a)       { CAPTURE_STRING, a, 0 }
+#define IN(a, n)        { CAPTURE_IN, a, n }
+#define OUT(a, n)       { CAPTURE_OUT, a, n }
+#define IN_IOVEC(a, n)  { CAPTURE_IN_IOVEC, a, n }
+#define OUT_IOVEC(a, n) { CAPTURE_OUT_IOVEC, a, n }
+const struct syscall_capture_rule capture_rules[][SYSCALL_CAPTURE_RULES] = {
+    [__NR_read] = { OUT(1, 2) },
+    [__NR_write] = { IN(1, 2) },
+    [__NR_open] = { STRING(0) },
+    [__NR_stat] = { STRING(0) },
+    [__NR_lstat] = { STRING(0) },
+    [__NR_pread64] = { OUT(1, 2) },
+    [__NR_pwrite64] = { IN(1, 2) },
+    [__NR_readv] = { OUT_IOVEC(1, 2) },
+    [__NR_writev] = { IN_IOVEC(1, 2) },
+    [__NR_access] = { STRING(0) },
+    [__NR_execve] = { STRING(0) },
+    [__NR_mkdir] = { STRING(0) },
+    [__NR_unlink] = { STRING(0) },
+    [__NR_readlink] = { STRING(0), OUT(1, 2) },
+    [__NR_openat] = { STRING(1) },
+    [__NR_mkdirat] = { STRING(1) },
+    [__NR_newfstatat] = { STRING(1) },
+    [__NR_unlinkat] = { STRING(1) },
+    [__NR_readlinkat] = { STRING(1), OUT(2, 3) },
+    [__NR_faccessat] = { STRING(1) },
+    [__NR_getrandom] = { OUT(0, 1) },
+    [__NR_statx] = { STRING(1) },
+};
+#define NR_CAPTURE_RULES (sizeof(capture_rules) / sizeof(capture_rules[0]))
+
+/* Bytes of capture_data already used by the record's regions. */
+static u32 capture_used(const struct syscall_record *r, int *free_region)
+{
+    u32 used = 0;
+    *free_region = -1;
+    for (int i = 0; i < SYSCALL_CAPTURE_REGIONS; i++) {
+        if (r->capture_len[i] == 0) {
+            *free_region = i;
+            break;
+        }
+        used += r->capture_len[i];
+    }
+    return used;
+}
+
+/* Append a region of up to len bytes at addr; false once the record is full. */
+static bool capture_region(struct syscall_record *r, u64 addr, u64 len, bool string)
+{
+    int region;
+    u32 used = capture_used(r, &region);
+    if (region < 0 || used >= SYSCALL_CAPTURE_BYTES)
+        return false;
+    len = MIN(MIN(len, (u64)SYSCALL_CAPTURE_MAX), (u64)(SYSCALL_CAPTURE_BYTES - used));
+    if (addr == 0 || len == 0)
+        return true;
+    u8 *dst = r->capture_data + used;
+    u64 n = user_copy_present(dst, addr, len);
+    if (string) {
+        for (u64 i = 0; i < n; i++) {
+            if (dst[i] == 0) {
+                n = i + 1;          /* keep the NUL: the string ended inside the capture */
+                break;
+            }
+        }
+    }
+    if (n == 0)
+        return true;
+    r->capture_addr[region] = addr;
+    r->capture_len[region] = n;
+    return true;
+}
+
+/* An iovec array and, while room remains, the first `total` bytes of its buffers. */
+static void capture_iovec(struct syscall_record *r, u64 addr, u64 count, u64 total)
+{
+    struct iovec iov[SYSCALL_CAPTURE_MAX / sizeof(struct iovec)];
+    count = MIN(count, (u64)(sizeof(iov) / sizeof(iov[0])));
+    u64 n = user_copy_present(iov, addr, count * sizeof(struct iovec)) / sizeof(struct iovec);
+    if (!capture_region(r, addr, n * sizeof(struct iovec), false))
+        return;
+    for (u64 i = 0; i < n && total > 0; i++) {
+        u64 len = MIN((u64)iov[i].iov_len, total);
+        if (!capture_region(r, (u64)iov[i].iov_base, len, false))
+            return;
+        total -= len;
+    }
+}
+
+/* Capture the arguments capture_rules[] names for this moment: entry, or return with ret. */
+static void capture(struct syscall_record *r, bool at_exit, long ret)
+{
+    if (!syscall_capture_on || r->nr >= NR_CAPTURE_RULES)
+        return;
+    for (int i = 0; i < SYSCALL_CAPTURE_RULES; i++) {
+        const struct syscall_capture_rule *rule = &capture_rules[r->nr][i];
+        u64 addr = r->args[rule->arg], size = r->args[rule->size_arg];
+        bool out = rule->kind == CAPTURE_OUT || rule->kind == CAPTURE_OUT_IOVEC;
+        if (rule->kind == CAPTURE_NONE || out != at_exit || (out && ret < 0))
+            continue;
+        switch (rule->kind) {
+        case CAPTURE_STRING:
+            capture_region(r, addr, SYSCALL_CAPTURE_MAX, true);
+            break;
+        case CAPTURE_IN:
+            capture_region(r, addr, size, false);
+            break;
+        case CAPTURE_OUT:
+            capture_region(r, addr, MIN(size, (u64)ret), false);
+            break;
+        case CAPTURE_IN_IOVEC:
+            capture_iovec(r, addr, size, ~0ull);
+            break;
+        case CAPTURE_OUT_IOVEC:
+            capture_iovec(r, addr, size, ret);
+            break;
+        }
+    }
+}
 
 void syscall_history_init(void)
 {
@@ -55,6 +185,8 @@ struct syscall_record *syscall_history_enter(const struct syscall_frame *f, int 
     r->kernel_tcb_counter = f->kernel_tcb_counter;
     r->cpu = cpu->id;
     r->tid = tid;
+    memset(r->capture_len, 0, sizeof(r->capture_len));
+    capture(r, false, 0);
     __atomic_store_n(&r->flags, SYSCALL_RECORD_IN_FLIGHT, __ATOMIC_RELEASE);
     return r;
 }
@@ -71,6 +203,7 @@ void syscall_history_exit(struct syscall_record *r, u64 seq, long ret)
         return;                     /* the slot holds a newer call, still in flight */
     }
     r->ret = ret;
+    capture(r, true, ret);
     r->tsc_exit = rdtsc();
     __atomic_store_n(&r->flags, SYSCALL_RECORD_DONE, __ATOMIC_RELEASE);
 }

@@ -12,6 +12,19 @@
 #define SYSCALL_HISTORY_ORDER 10
 #define SYSCALL_HISTORY_SIZE (1u << SYSCALL_HISTORY_ORDER)     /* records per CPU */
 
+/*
+ * What a record keeps of the memory its pointer arguments point at, so a debugger
+ * shows the bytes as the call saw them, not as memory holds them when it looks: input
+ * arguments (write's buffer, open's path, writev's iovecs and their buffers) copied at
+ * entry, output arguments (read's buffer, getrandom's) at return. Up to
+ * SYSCALL_CAPTURE_MAX bytes of each, SYSCALL_CAPTURE_BYTES in all, in at most
+ * SYSCALL_CAPTURE_REGIONS regions; which arguments, from capture_rules[] in
+ * syscall_history.c. Only pages already present are copied (no faults here).
+ */
+#define SYSCALL_CAPTURE_REGIONS 6
+#define SYSCALL_CAPTURE_BYTES 192
+#define SYSCALL_CAPTURE_MAX 64
+
 enum syscall_record_flags {
     SYSCALL_RECORD_WRITING = 1,     /* being (re)written: the other fields may be torn */
     SYSCALL_RECORD_IN_FLIGHT = 2,   /* entered, not yet returned: ret and tsc_exit not valid */
@@ -31,7 +44,31 @@ struct syscall_record {
     u32 cpu;
     u32 tid;
     u32 flags;                      /* enum syscall_record_flags */
+    /* Captured argument memory: region i is capture_len[i] bytes that were at
+       capture_addr[i], stored in capture_data after regions 0..i-1; len 0: unused */
+    u64 capture_addr[SYSCALL_CAPTURE_REGIONS];
+    u16 capture_len[SYSCALL_CAPTURE_REGIONS];
+    u8 capture_data[SYSCALL_CAPTURE_BYTES];
 };
+
+/* How capture_rules[] says to capture one pointer argument. */
+enum syscall_capture_kind {
+    CAPTURE_NONE,
+    CAPTURE_STRING,                 /* at entry: a NUL-terminated string */
+    CAPTURE_IN,                     /* at entry: args[size_arg] bytes */
+    CAPTURE_OUT,                    /* at return: the result's bytes, at most args[size_arg] */
+    CAPTURE_IN_IOVEC,               /* at entry: args[size_arg] iovecs, then their buffers */
+    CAPTURE_OUT_IOVEC,              /* at return: the iovecs, then the result's bytes in them */
+};
+
+struct syscall_capture_rule {
+    u8 kind;                        /* enum syscall_capture_kind */
+    u8 arg;                         /* which argument points at the memory */
+    u8 size_arg;                    /* which argument gives its length or count */
+};
+#define SYSCALL_CAPTURE_RULES 2     /* rules per syscall */
+
+extern bool syscall_capture_on;     /* --no-capture clears it (to measure what capture costs) */
 
 struct syscall_history {
     u64 head;                       /* records ever entered on this CPU; next slot: head % size */

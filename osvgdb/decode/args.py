@@ -9,14 +9,22 @@ result.  Argument kinds:
     s    NUL-terminated string in guest memory
     b:N  buffer the call reads, of argument N's length (write's data)
     B:N  buffer the call fills: shown once it returned, of the result's length
-    iov:N  an iovec array of argument N entries (writev)
+    iov:N  an iovec array of argument N entries the call reads (writev)
+    IOV:N  an iovec array the call fills: shown once it returned (readv)
+    off  a file offset (mmap's last argument): hex, 0 as 0
     a flag set's name (open, prot, map, clone, futex, ...): symbolic
 
 Results are `d` (errno name and text when -4095..-1) or `x` (addresses: brk,
 mmap).  Syscalls without a signature show their six raw arguments in hex.
 
-Memory is read through `read(address, length) -> bytes | None`; anything
-unreadable is shown as its address, so a bad pointer never breaks a line.
+Memory comes from two places.  A kernel history record carries `Capture`s:
+the bytes its pointer arguments pointed at when the call entered (inputs) or
+returned (outputs), a bounded prefix of each (kernel/include/syscall_history.h).
+Whatever a capture does not cover is read from guest memory as it is now,
+through `read(address, length) -> bytes | None`, and the argument is marked
+`/* memory now */` unless the caller says memory now is the call's
+(`live_is_call_time`: a stop at the call's own entry).  Anything unreadable is
+shown as its address, so a bad pointer never breaks a line.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from __future__ import annotations
 import errno
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 Reader = Callable[[int, int], "bytes | None"]
 
@@ -319,7 +328,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "lstat": (("s", "x"), "d"),
     "poll": (("x", "u", "d"), "d"),
     "lseek": (("d", "ld", "whence"), "d"),
-    "mmap": (("x", "u", "prot", "map", "d", "x"), "x"),
+    "mmap": (("x", "u", "prot", "map", "d", "off"), "x"),
     "mprotect": (("x", "u", "prot"), "d"),
     "munmap": (("x", "u"), "d"),
     "brk": (("x",), "x"),
@@ -328,7 +337,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "ioctl": (("d", "ioctl", "x"), "d"),
     "pread64": (("d", "B:2", "u", "ld"), "d"),
     "pwrite64": (("d", "b:2", "u", "ld"), "d"),
-    "readv": (("d", "x", "d"), "d"),
+    "readv": (("d", "IOV:2", "d"), "d"),
     "writev": (("d", "iov:2", "d"), "d"),
     "access": (("s", "x"), "d"),
     "pipe": (("x",), "d"),
@@ -401,17 +410,23 @@ _ESCAPES = {
 }
 
 
-def quote(data: bytes, *, truncated: bool = False) -> str:
-    """strace's quoting: printable ASCII as is, C escapes, \\xNN for the rest;
-    `...` after the closing quote when the data went on."""
+def quote(data: bytes, *, truncated: bool = False, hex_bytes: bool = False) -> str:
+    """strace's quoting: printable ASCII as is, C escapes, octal for the rest
+    (three digits only before a digit: `"\\0012"`, `"\\0"`); every byte as \\xNN
+    with `hex_bytes` (strace's choice for random bytes); `...` after the closing
+    quote when the data went on."""
+    if hex_bytes:
+        return '"' + "".join(f"\\x{b:02x}" for b in data) + '"' + ("..." if truncated else "")
     out = []
-    for byte in data:
+    for index, byte in enumerate(data):
         if byte in _ESCAPES:
             out.append(_ESCAPES[byte])
         elif 0x20 <= byte < 0x7F:
             out.append(chr(byte))
+        elif index + 1 < len(data) and 0x30 <= data[index + 1] <= 0x37:
+            out.append(f"\\{byte:03o}")
         else:
-            out.append(f"\\x{byte:02x}")
+            out.append(f"\\{byte:o}")
     return '"' + "".join(out) + '"' + ("..." if truncated else "")
 
 
@@ -457,6 +472,55 @@ def read_cstring(read: Reader, address: int, limit: int) -> tuple[bytes, bool] |
     return data[:limit], True
 
 
+@dataclass(frozen=True)
+class Capture:
+    """`data` was at `address` when the call entered or returned (a history record's)."""
+
+    address: int
+    data: bytes
+
+    @property
+    def end(self) -> int:
+        return self.address + len(self.data)
+
+
+MEMORY_NOW = "/* memory now */"
+
+
+class CallMemory:
+    """One call's memory: its captures first, then guest memory as it is now."""
+
+    def __init__(self, captures: Sequence[Capture], read: Reader):
+        self.captures = [c for c in captures if c.data]
+        self.read = read
+
+    def _captured(self, address: int, length: int) -> bytes:
+        """The bytes from `address` on that captures cover without a gap."""
+        out = b""
+        position, end = address, address + length
+        while position < end:
+            capture = next((c for c in self.captures if c.address <= position < c.end), None)
+            if capture is None:
+                break
+            piece = capture.data[position - capture.address : end - capture.address]
+            out += piece
+            position += len(piece)
+        return out
+
+    def fetch(self, address: int, length: int) -> tuple[bytes | None, int | None]:
+        """(up to `length` bytes, the index of the first byte read from memory now or
+        None when the captures held them all); (None, None) when nothing is readable."""
+        if length <= 0:
+            return b"", None
+        captured = self._captured(address, length)
+        if len(captured) == length:
+            return captured, None
+        rest = read_bytes(self.read, address + len(captured), length - len(captured))
+        if rest is None:
+            return (captured, None) if captured else (None, None)
+        return captured + rest, len(captured)
+
+
 def errno_text(ret: int) -> str | None:
     """`-1 ENOENT (No such file or directory)` for a failing result, else None."""
     if not -MAX_ERRNO <= ret <= -1:
@@ -466,7 +530,7 @@ def errno_text(ret: int) -> str | None:
 
 
 class CallFormatter:
-    """Formats one syscall record's arguments and result.
+    """Formats one syscall's arguments and result.
 
     `read` is the guest memory reader; `limit` caps strings and buffers (as
     strace -s); `raw` shows every argument in hex, nothing dereferenced.
@@ -476,19 +540,40 @@ class CallFormatter:
         self.read = read
         self.limit = limit
         self.raw = raw
+        self._memory = CallMemory((), read)
+        self._mark = False
+        self._used_now = False
 
     def arguments(
-        self, name: str, args: tuple[int, ...], ret: int | None
+        self,
+        name: str,
+        args: tuple[int, ...],
+        ret: int | None,
+        *,
+        captures: Sequence[Capture] = (),
+        live_is_call_time: bool = False,
     ) -> tuple[list[str], dict[int, str]]:
-        """(shown arguments, {index: the decoded bytes as text}) for one call."""
+        """(shown arguments, {index: the decoded bytes as text}) for one call.
+
+        Pointer arguments come from `captures` where they cover them; bytes they
+        do not cover are read now and marked `/* memory now */`, unless
+        `live_is_call_time`.  `memory_now` lists the marked arguments afterwards.
+        """
+        self.memory_now: list[int] = []
         signature = None if self.raw else SIGNATURES.get(name)
         if signature is None:
             return [hex(a & U64) for a in args], {}
+        self._memory = CallMemory(captures, self.read)
+        self._mark = not live_is_call_time
         shown, strings = [], {}
         for index, kind in enumerate(signature[0]):
             if index >= len(args):
                 break
-            text, data = self._argument(kind, args[index], args, ret)
+            self._used_now = False
+            text, data = self._argument(name, kind, args[index], args, ret)
+            if self._used_now and self._mark:
+                text += " " + MEMORY_NOW
+                self.memory_now.append(index)
             shown.append(text)
             if data is not None:
                 strings[index] = data.decode("utf-8", "backslashreplace")
@@ -504,7 +589,7 @@ class CallFormatter:
         return str(ret)
 
     def _argument(
-        self, kind: str, value: int, args: tuple[int, ...], ret: int | None
+        self, name: str, kind: str, value: int, args: tuple[int, ...], ret: int | None
     ) -> tuple[str, bytes | None]:
         value &= U64
         if kind == "d":
@@ -515,13 +600,15 @@ class CallFormatter:
             return str(value), None
         if kind == "x":
             return "NULL" if value == 0 else hex(value), None
+        if kind == "off":
+            return hex(value) if value else "0", None
         if kind == "o":
             return f"0{value & 0xFFFFFFFF:o}" if value else "0", None
         if kind == "dirfd":
             fd = _s32(value)
             return ("AT_FDCWD" if fd == AT_FDCWD else str(fd)), None
         if kind == "s":
-            string = read_cstring(self.read, value, self.limit) if value else None
+            string = self._cstring(value) if value else None
             if string is None:
                 return ("NULL" if value == 0 else hex(value)), None
             return quote(string[0], truncated=string[1]), string[0]
@@ -532,33 +619,66 @@ class CallFormatter:
                 if ret is None or ret < 0:
                     return hex(value), None
                 length = min(length, ret)
-            return self._buffer(value, length)
-        if kind.startswith("iov:"):
+            return self._buffer(value, length, hex_bytes=name == "getrandom")
+        if kind.startswith(("iov:", "IOV:")):
             count_index = int(kind[4:])
-            return self._iovec(value, _s32(args[count_index]) if count_index < len(args) else 0)
+            count = _s32(args[count_index]) if count_index < len(args) else 0
+            if kind[0] == "I":  # filled by the call: its result says how much
+                if ret is None or ret < 0:
+                    return hex(value), None
+                return self._iovec(value, count, ret)
+            return self._iovec(value, count)
         decoder = _FLAG_KINDS.get(kind)
         if decoder is not None:
             return decoder(value), None
         return hex(value), None
 
-    def _buffer(self, address: int, length: int) -> tuple[str, bytes | None]:
+    def _fetch(self, address: int, length: int) -> bytes | None:
+        """`length` bytes of the call's memory, noting when any came from memory now."""
+        data, live_from = self._memory.fetch(address, length)
+        if live_from is not None and data is not None and live_from < len(data):
+            self._used_now = True
+        return data
+
+    def _cstring(self, address: int) -> tuple[bytes, bool] | None:
+        """As read_cstring, from the call's memory: only the bytes up to the NUL
+        (or the limit) count towards the memory-now mark."""
+        data, live_from = self._memory.fetch(address, self.limit + 1)
+        if data is None:
+            return None
+        end = data.find(b"\0")
+        decisive = end + 1 if end >= 0 else len(data)
+        if live_from is not None and live_from < decisive:
+            self._used_now = True
+        if end >= 0:
+            return data[:end], False
+        return data[: self.limit], True
+
+    def _buffer(
+        self, address: int, length: int, *, hex_bytes: bool = False
+    ) -> tuple[str, bytes | None]:
         if length == 0:
             return '""', b""
-        data = read_bytes(self.read, address, min(length, self.limit))
+        data = self._fetch(address, min(length, self.limit))
         if data is None:
             return hex(address), None
-        return quote(data, truncated=length > len(data)), data
+        return quote(data, truncated=length > len(data), hex_bytes=hex_bytes), data
 
-    def _iovec(self, address: int, count: int) -> tuple[str, bytes | None]:
+    def _iovec(self, address: int, count: int, filled: int | None = None) -> tuple[str, bytes | None]:
+        """`[{iov_base="...", iov_len=N}, ...]`; `filled`: only that many bytes in all
+        hold data (a readv's result), as strace shows it."""
         if count <= 0 or count > 1024:
             return hex(address), None
         shown_count = min(count, 8)
-        table = read_bytes(self.read, address, 16 * shown_count)
+        table = self._fetch(address, 16 * shown_count)
         if table is None or len(table) < 16 * shown_count:
             return hex(address), None
         parts, joined = [], b""
         for base, length in struct.iter_unpack("<QQ", table):
-            text, data = self._buffer(base, length)
+            used = length if filled is None else min(length, filled)
+            text, data = self._buffer(base, used)
+            if filled is not None:
+                filled -= used
             parts.append(f"{{iov_base={text}, iov_len={length}}}")
             joined += data or b""
         more = ", ..." if count > shown_count else ""

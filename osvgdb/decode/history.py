@@ -11,6 +11,10 @@ these states:
     garbage    inconsistent (unknown flags, a seq beyond the global counter,
                a cpu that is not the ring's, an exit before the entry)
 
+A record also carries `captures`: the memory its pointer arguments pointed at
+as the call saw it (osvgdb.decode.args.Capture), which the formatter prefers
+over memory as it is now.
+
 `decode_header` and `decode_ring` raise only DecodeError.
 """
 
@@ -20,6 +24,7 @@ import heapq
 from dataclasses import asdict, dataclass
 
 from osvgdb.decode import DecodeError
+from osvgdb.decode.args import Capture
 from osvgdb.layout import Layout
 
 WRITING = 1
@@ -40,6 +45,9 @@ RECORD_FIELDS = (
     "cpu",
     "tid",
     "flags",
+    "capture_addr",
+    "capture_len",
+    "capture_data",
 )
 
 
@@ -73,6 +81,7 @@ class SyscallRecord:
     slot: int
     state: str
     problem: str | None = None
+    captures: tuple[Capture, ...] = ()
 
     @property
     def returned(self) -> bool:
@@ -84,7 +93,11 @@ class SyscallRecord:
         return (self.tsc_exit - self.tsc_entry) / tsc_per_ms
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        data = asdict(self)
+        data["captures"] = [
+            {"address": c.address, "data": c.data.hex()} for c in self.captures
+        ]
+        return data
 
 
 def decode_header(
@@ -122,6 +135,25 @@ def _state(values: dict[str, object], ring: int, max_seq: int | None) -> tuple[s
     return ("done" if flags == DONE else "in-flight"), None
 
 
+def _captures(values: dict[str, object]) -> tuple[Capture, ...] | None:
+    """The record's captured regions, one after another in capture_data; None when
+    their lengths do not fit the data (a garbage record)."""
+    addresses, lengths, data = values["capture_addr"], values["capture_len"], values["capture_data"]
+    if not isinstance(addresses, tuple) or not isinstance(lengths, tuple):
+        return ()  # a kernel without captures
+    if not isinstance(data, bytes):
+        return ()
+    captures, offset = [], 0
+    for address, length in zip(addresses, lengths, strict=False):
+        if not length:
+            break
+        if offset + length > len(data):
+            return None
+        captures.append(Capture(address, data[offset : offset + length]))
+        offset += length
+    return tuple(captures)
+
+
 def _signed(value: int | None) -> int:
     if value is None:
         return 0
@@ -140,6 +172,9 @@ def decode_ring(
         if not values["seq"]:
             continue
         state, problem = _state(values, ring, max_seq)
+        captures = _captures(values)
+        if captures is None:
+            state, problem, captures = "garbage", "captured lengths exceed capture_data", ()
         args = values["args"] if isinstance(values["args"], tuple) else ()
         records.append(
             SyscallRecord(
@@ -159,6 +194,7 @@ def decode_ring(
                 slot=slot,
                 state=state,
                 problem=problem,
+                captures=captures,
             )
         )
     return records

@@ -28,7 +28,8 @@ import gdb
 
 from osvgdb.decode import DecodeError
 from osvgdb.decode import frames as frames_decode
-from osvgdb.decode.args import CallFormatter, read_bytes, read_cstring
+from osvgdb.decode import history as history_decode
+from osvgdb.decode.args import CallFormatter, CallMemory, read_bytes, read_cstring
 from osvgdb.decode.tcb import ThreadInfo
 from osvgdb.gdb.command import report_internal_error
 from osvgdb.gdb.target import Kernel, TargetError, read, reader, u64
@@ -185,18 +186,27 @@ class SyscallEvent(FrameEvent):
         else:
             self.nr, self.args, self.entry_cpu = self.frame.nr, self.frame.args, self.cpu
 
+    @cached_property
+    def record(self) -> history_decode.SyscallRecord | None:
+        """This call's record in the kernel's history (struct thread's syscall_record),
+        at an exit: it carries the argument memory the kernel captured. None at an
+        entry (the handler has not entered it yet) and for a clone child's first return."""
+        if not self.is_exit or self.thread is None:
+            return None
+        try:
+            record = self.kernel.thread_call(self.thread.address)
+        except (TargetError, DecodeError):
+            return None
+        if record is None or record.state != "done" or record.ret != self.frame.ret:
+            return None
+        return record
+
     def _from_history(self) -> PendingCall | None:
         """A call whose entry the recorder missed (it was off then): the thread's
-        newest record in the kernel's history, which syscall_handler closed just
+        current call in the kernel's history, which syscall_handler closed just
         before syscall_exit. None for a clone child's first return (no record)."""
-        tid = self.tid
-        if tid is None:
-            return None
-        records, _ = self.kernel.history()
-        mine = [r for r in records if r.tid == tid]
-        if not mine or mine[-1].state != "done" or mine[-1].ret != self.frame.ret:
-            return None
-        return PendingCall(mine[-1].nr, mine[-1].args, mine[-1].cpu)
+        record = self.record
+        return PendingCall(record.nr, record.args, record.cpu) if record is not None else None
 
     @property
     def name(self) -> str:
@@ -205,19 +215,35 @@ class SyscallEvent(FrameEvent):
         return self.kernel.syscalls.name(self.nr)
 
     def arg_string(self, index: int, limit: int = 4096) -> bytes | None:
-        """Argument `index` as a NUL-terminated string."""
-        return self.string(self.args[index], limit)
+        """Argument `index` as a NUL-terminated string, as the call saw it."""
+        found = read_cstring(self.call_memory, self.args[index], limit)
+        return found[0] if found is not None else None
 
     def arg_buffer(self, index: int, length: int) -> bytes | None:
-        """`length` bytes at argument `index`."""
-        return self.read(self.args[index], length)
+        """`length` bytes at argument `index`, as the call saw them."""
+        return read_bytes(self.call_memory, self.args[index], length)
+
+    def call_memory(self, address: int, length: int) -> bytes | None:
+        """The call's memory: at an exit what the kernel captured, beyond that (and at
+        an entry) memory as it is now."""
+        record = self.record
+        return CallMemory(record.captures if record else (), reader).fetch(address, length)[0]
 
     def call_text(self, limit: int = STRING_LIMIT, raw: bool = False) -> str:
         """strace's form: `write(1, "hi\\n", 3)`, with ` = 3` at an exit."""
         if self.nr is None:
             return f"<{self.name} returns {self.ret}>"
         formatter = CallFormatter(reader, limit=limit, raw=raw)
-        shown, _ = formatter.arguments(self.name, self.args, self.ret)
+        # At an entry memory now is what the call will see; at an exit the record's
+        # captures are what it saw, and anything else is marked as read now.
+        record = self.record
+        shown, _ = formatter.arguments(
+            self.name,
+            self.args,
+            self.ret,
+            captures=record.captures if record is not None else (),
+            live_is_call_time=not self.is_exit,
+        )
         call = f"{self.name}({', '.join(shown)})"
         if self.is_exit and self.ret is not None:
             return f"{call} = {formatter.result(self.name, self.ret)}"

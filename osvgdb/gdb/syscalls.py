@@ -28,12 +28,13 @@ def describe(
             text=f"{name}(?) <{record.state}: {record.problem}>",
             shown_args=[],
             strings={},
+            memory_now=[],
             result=None,
             duration_ms=None,
         )
         return data
     ret = record.ret if record.returned else None
-    shown, strings = formatter.arguments(name, record.args, ret)
+    shown, strings = formatter.arguments(name, record.args, ret, captures=record.captures)
     call = f"{name}({', '.join(shown)})"
     if record.returned:
         result = formatter.result(name, record.ret)
@@ -45,6 +46,7 @@ def describe(
         text=text,
         shown_args=shown,
         strings={str(k): v for k, v in strings.items()},
+        memory_now=list(formatter.memory_now),
         result=result,
         duration_ms=record.duration_ms(tsc_per_ms),
     )
@@ -64,7 +66,10 @@ class OsvSyscalls(OsvCommand):
         "Reads every CPU's syscall_history ring (one read each) and prints the records in\n"
         "global sequence order: seq, cpu, tid, the FS base at entry, then the call as\n"
         "strace shows it, with its result, errno name and duration. A call still running is\n"
-        "marked <in flight>; a record being written is <torn>, an inconsistent one <garbage>."
+        "marked <in flight>; a record being written is <torn>, an inconsistent one <garbage>.\n"
+        "Strings and buffers are the bytes the kernel captured when the call entered (inputs)\n"
+        "or returned (outputs), up to 64 bytes each; bytes beyond what it kept are read from\n"
+        "memory as it is now and marked /* memory now */."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
