@@ -34,6 +34,8 @@ noreturn void process_exit(int status)
     if (__atomic_exchange_n(&exiting, 1, __ATOMIC_ACQ_REL))
         cpu_stop_halt();
     unsigned stopped = stop_other_cpus(false);
+    if (syscall_trace_batch)
+        syscall_trace_flush();          /* osv-trace: the last calls, also after a fatal fault */
     if (process.verbose) {
         u64 ticks = 0, app_interrupts = 0;
         for (unsigned i = 0; i < nr_cpus; i++) {

@@ -743,8 +743,12 @@ long syscall_handler(struct syscall_frame *f)
     struct syscall_record call = *r;
     current_thread->syscall_record = r;
     current_thread->syscall_seq = call.seq;
-    if (process.strace && (f->rax == __NR_exit || f->rax == __NR_exit_group))
-        strace_print(&call, false);     /* they never return: strace prints "= ?" */
+    if (f->rax == __NR_exit || f->rax == __NR_exit_group) {
+        if (process.strace)
+            strace_print(&call, false); /* they never return: strace prints "= ?" */
+        if (syscall_trace_batch)
+            syscall_trace_flush();      /* osv-trace shows the calls before the end */
+    }
     /* Interrupts on while the call runs: the timer may preempt it, as the issue asks. */
     __asm__ __volatile__("sti" : : : "memory");
     call.ret = dispatch(f, f->rax, call.args);
@@ -752,5 +756,6 @@ long syscall_handler(struct syscall_frame *f)
     syscall_history_exit(r, call.seq, call.ret);
     if (process.strace)
         strace_print(&call, true);
+    syscall_trace_check(false);
     return call.ret;
 }

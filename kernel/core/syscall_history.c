@@ -15,6 +15,7 @@
 struct syscall_history syscall_history[MAX_CPUS];
 u64 syscall_seq;
 bool syscall_capture_on = true;
+u32 syscall_trace_batch, syscall_trace_ticks;
 
 /*
  * Which pointer arguments each syscall's record captures (see syscall_history.h). The
@@ -173,6 +174,7 @@ struct syscall_record *syscall_history_enter(const struct syscall_frame *f, int 
     r->tsc_entry = rdtsc();
     r->tsc_exit = 0;
     r->nr = f->rax;
+    r->exit_cpu = cpu->id;
     r->args[0] = f->rdi;
     r->args[1] = f->rsi;
     r->args[2] = f->rdx;
@@ -203,7 +205,38 @@ void syscall_history_exit(struct syscall_record *r, u64 seq, long ret)
         return;                     /* the slot holds a newer call, still in flight */
     }
     r->ret = ret;
+    r->exit_cpu = this_cpu()->id;
     capture(r, true, ret);
     r->tsc_exit = rdtsc();
     __atomic_store_n(&r->flags, SYSCALL_RECORD_DONE, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&syscall_history[r->cpu].exits, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * The debugger's breakpoint: it reads every ring's new records here. noinline and the
+ * barrier keep the call and the stores; the marks only decide when the next flush comes.
+ */
+__attribute__((noinline)) void syscall_trace_flush(void)
+{
+    for (unsigned i = 0; i < nr_cpus; i++) {
+        struct syscall_history *h = &syscall_history[i];
+        h->flushed_head = h->head;
+        h->flushed_exits = __atomic_load_n(&h->exits, __ATOMIC_RELAXED);
+        h->ticks_since_flush = 0;
+    }
+    __asm__ __volatile__("" : : : "memory");
+}
+
+/* After each syscall (tick false) and each timer tick: is a batch due on this CPU? */
+void syscall_trace_check(bool tick)
+{
+    if (!syscall_trace_batch)
+        return;
+    struct syscall_history *h = &syscall_history[this_cpu()->id];
+    u64 news = (h->head - h->flushed_head) +
+               (__atomic_load_n(&h->exits, __ATOMIC_RELAXED) - h->flushed_exits);
+    if (news == 0)
+        return;
+    if (news >= syscall_trace_batch || (tick && ++h->ticks_since_flush >= syscall_trace_ticks))
+        syscall_trace_flush();
 }

@@ -3,6 +3,7 @@
  * A fault in app code ends the program the way Linux's signal would (status 128+sig);
  * a fault in kernel code is a kernel panic.
  */
+#include "syscall_history.h"
 #include "trap.h"
 #include "arch.h"
 #include "console.h"
@@ -59,6 +60,7 @@ static void interrupt(struct trap_frame *f, bool from_app)
     case TIMER_VECTOR:
         cpu->timer_ticks++;
         lapic_eoi();
+        syscall_trace_check(true);
         sched_tick();               /* may switch threads: this frame waits on our exception stack */
         return;
     case IPI_TLB_VECTOR:

@@ -44,6 +44,7 @@ struct syscall_record {
     u32 cpu;
     u32 tid;
     u32 flags;                      /* enum syscall_record_flags */
+    u32 exit_cpu;                   /* where it returned (a thread may move while it sleeps) */
     /* Captured argument memory: region i is capture_len[i] bytes that were at
        capture_addr[i], stored in capture_data after regions 0..i-1; len 0: unused */
     u64 capture_addr[SYSCALL_CAPTURE_REGIONS];
@@ -74,11 +75,27 @@ struct syscall_history {
     u64 head;                       /* records ever entered on this CPU; next slot: head % size */
     u32 size;                       /* SYSCALL_HISTORY_SIZE, for readers */
     u32 record_size;                /* sizeof(struct syscall_record), for readers */
+    u64 exits;                      /* records of this ring completed (on any CPU) */
+    /* For osv-trace's batches: head and exits at the last syscall_trace_flush() */
+    u64 flushed_head, flushed_exits;
+    u32 ticks_since_flush;
     struct syscall_record records[SYSCALL_HISTORY_SIZE];
 };
 
 extern struct syscall_history syscall_history[MAX_CPUS];
 extern u64 syscall_seq;
+
+/*
+ * osv-trace reads the rings in batches instead of stopping the guest twice per call
+ * (osvgdb/gdb/trace.py). The debugger writes syscall_trace_batch (0: off) and
+ * syscall_trace_ticks and keeps one breakpoint on syscall_trace_flush(), which a CPU
+ * calls when its ring has syscall_trace_batch new entries or exits, when
+ * syscall_trace_ticks timer ticks passed with some, and before the app ends (exit,
+ * exit_group, a fatal fault). Off, it costs one predictable branch per syscall and tick.
+ */
+extern u32 syscall_trace_batch, syscall_trace_ticks;
+void syscall_trace_flush(void);
+void syscall_trace_check(bool tick);
 
 struct syscall_frame;
 struct syscall_record *syscall_history_enter(const struct syscall_frame *f, int tid);

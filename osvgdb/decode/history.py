@@ -45,6 +45,7 @@ RECORD_FIELDS = (
     "cpu",
     "tid",
     "flags",
+    "exit_cpu",
     "capture_addr",
     "capture_len",
     "capture_data",
@@ -80,6 +81,7 @@ class SyscallRecord:
     ring: int
     slot: int
     state: str
+    exit_cpu: int | None = None
     problem: str | None = None
     captures: tuple[Capture, ...] = ()
 
@@ -190,6 +192,7 @@ def decode_ring(
                 cpu=ring if values["cpu"] is None else values["cpu"],
                 tid=values["tid"] if values["tid"] is not None else -1,
                 flags=values["flags"],
+                exit_cpu=values["exit_cpu"],
                 ring=ring,
                 slot=slot,
                 state=state,
@@ -203,3 +206,27 @@ def decode_ring(
 def merge(rings: list[list[SyscallRecord]]) -> list[SyscallRecord]:
     """All rings' records in global sequence order."""
     return list(heapq.merge(*(sorted(r, key=lambda x: x.seq) for r in rings), key=lambda x: x.seq))
+
+
+@dataclass(frozen=True)
+class NewSlots:
+    """Which of a ring's slots hold records entered since a reader last looked."""
+
+    first: int  # the first new slot
+    count: int  # how many, at most the ring's size
+    lost: int  # entered and overwritten before the reader came back
+
+
+def new_slots(seen: int, head: int, size: int) -> NewSlots:
+    """Records `seen`..`head` of a ring (counts of records ever entered): the slots
+    to read, and how many were lost because the ring wrapped over them."""
+    if head < seen:
+        raise DecodeError(f"ring head went back from {seen} to {head}")
+    lost = max(0, head - seen - size)
+    return NewSlots((seen + lost) % size, head - seen - lost, lost)
+
+
+def completion_order(records: list[SyscallRecord]) -> list[SyscallRecord]:
+    """In the order the calls returned (as the kernel's --strace prints them): by exit
+    TSC, calls that never return (exit, exit_group) at their entry."""
+    return sorted(records, key=lambda r: (r.tsc_exit if r.returned else r.tsc_entry, r.seq))

@@ -474,6 +474,22 @@ class Kernel:
             data, self.record_layout, ring=index, count=header.used, max_seq=max_seq
         )
 
+    def ring_slots(self, index: int, first: int, count: int) -> list[history_decode.SyscallRecord]:
+        """Slots first..first+count-1 of CPU `index`'s ring (wrapping round), in one or two
+        reads; the used ones, with their slot numbers."""
+        size = self.ring_capacity
+        start = self.ring_address(index) + self.history_layout.offset("records")
+        stride = self.record_layout.size
+        records = []
+        while count > 0:
+            chunk = min(count, size - first)
+            data = read(start + first * stride, chunk * stride)
+            for record in history_decode.decode_ring(data, self.record_layout, ring=index, count=chunk):
+                record.slot += first
+                records.append(record)
+            first, count = 0, count - chunk
+        return records
+
     def history(
         self, cpus: list[int] | None = None
     ) -> tuple[list[history_decode.SyscallRecord], list[str]]:

@@ -1,10 +1,20 @@
 """osv-trace: print each syscall and its result as the guest runs, like strace.
 
-Two shared silent breakpoints (syscall_handler and syscall_exit, see
-osvgdb.gdb.events) whose stop() returns False: the guest never stops for them,
-each call costs two breakpoint round trips.  A call prints when it returns, as
-the kernel's own --strace does; exit and exit_group (which never return) print
-at their entry with `= ?`.
+The kernel records every call in its per-CPU history rings anyway
+(kernel/include/syscall_history.h); osv-trace reads them in batches instead of
+stopping the guest at every entry and exit.  It writes syscall_trace_batch and
+syscall_trace_ticks into the guest and keeps one silent breakpoint on
+syscall_trace_flush(), which a CPU calls when its ring has that many new
+entries or returns, when that many timer ticks passed with some, and before the
+app ends.  Every other stop of the guest reads the rings too, so the trace is
+complete whenever the user looks.
+
+At each read, every ring's new slots come in one read (two when the range
+wraps) and the slots of calls still in flight are read again; the calls that
+returned since print in the order they returned, as the kernel's --strace
+prints them; exit and exit_group, which never return, print at once with
+`= ?`.  Records the ring overwrote before they were read (its head moved more
+than its size) are reported with their number, never hidden.
 """
 
 from __future__ import annotations
@@ -14,17 +24,29 @@ import json
 
 import gdb
 
-from osvgdb.gdb import events
+from osvgdb.decode import DecodeError
+from osvgdb.decode import history as history_decode
+from osvgdb.decode.args import CallFormatter
+from osvgdb.decode.history import SyscallRecord
 from osvgdb.gdb.api import syscall_numbers
-from osvgdb.gdb.command import OsvCommand, int_arg
-from osvgdb.gdb.events import Event, SyscallEvent
-from osvgdb.gdb.target import TargetError
+from osvgdb.gdb.command import OsvCommand, int_arg, report_internal_error
+from osvgdb.gdb.syscalls import describe
+from osvgdb.gdb.target import Kernel, TargetError, reader
 
 NAME = "osv-trace"
+NO_RETURN = ("exit", "exit_group")
+STRING_LIMIT = 32
+DEFAULT_BATCH = 256  # records: a quarter of a ring, so a busy CPU never wraps between reads
+MAX_BATCH = 1 << 24
+INTERVAL_MS = 50  # a CPU with new records is read at least this often (guest time)
+
+
+def _write_u32(kernel: Kernel, name: str, value: int) -> None:
+    gdb.selected_inferior().write_memory(kernel.address(name), value.to_bytes(4, "little"))
 
 
 class SyscallTrace:
-    """The filters and output of one `osv-trace syscalls`."""
+    """The filters, the read position in each ring and the output of one `osv-trace`."""
 
     def __init__(
         self,
@@ -34,59 +56,159 @@ class SyscallTrace:
         limit: int,
         raw: bool,
         as_json: bool,
+        batch: int,
     ):
         self.numbers, self.tid, self.cpu = numbers, tid, cpu
-        self.limit, self.raw, self.as_json = limit, raw, as_json
+        self.as_json, self.batch = as_json, batch
+        self.formatter = CallFormatter(reader, limit=limit, raw=raw)
         self.count = 0
-        self.tokens: list[int] = []
+        self.lost = 0
+        self.reads = 0
+        self.seen: dict[int, int] = {}  # ring -> its head when last read
+        self.pending: dict[tuple[int, int], int | None] = {}  # (ring, slot) -> seq in flight
+        self.breakpoint: gdb.Breakpoint | None = None
+
+    # --- starting and stopping ---------------------------------------------------------
 
     def start(self) -> None:
-        events.need_entries()
-        self.tokens = [
-            events.hub.subscribe("syscall-entry", self.on_entry),
-            events.hub.subscribe("syscall-exit", self.on_exit),
-        ]
+        kernel = Kernel.get()
+        try:
+            hz = kernel.read_int("timer_hz")
+        except TargetError:
+            hz = 1000
+        _write_u32(kernel, "syscall_trace_ticks", max(1, hz * INTERVAL_MS // 1000))
+        _write_u32(kernel, "syscall_trace_batch", self.batch)
+        for ring in self._rings(kernel):
+            header = kernel.ring_header(ring)
+            self.seen[ring] = header.head
+            # Calls in flight now print when they return, as if traced from their entry.
+            for record in kernel.ring_slots(ring, 0, header.used):
+                if record.state == "in-flight" and kernel.syscalls.name(record.nr) not in NO_RETURN:
+                    self.pending[(ring, record.slot)] = record.seq
+        self.breakpoint = _FlushBreakpoint(self)
+        gdb.events.stop.connect(self._on_stop)
 
     def stop(self) -> None:
-        for token in self.tokens:
-            events.hub.unsubscribe(token)
-        if self.tokens:
-            events.release_entries()
-        self.tokens = []
+        """Print what is still unread, then leave the guest as it was."""
+        gdb.events.stop.disconnect(self._on_stop)
+        try:
+            self.read_rings()
+        except (TargetError, DecodeError, gdb.error):
+            pass
+        try:
+            _write_u32(Kernel.get(), "syscall_trace_batch", 0)
+        except (TargetError, gdb.error, gdb.MemoryError):
+            pass  # no target any more: nothing to switch off
+        if self.breakpoint is not None and self.breakpoint.is_valid():
+            self.breakpoint.delete()
+        self.breakpoint = None
 
-    def wanted(self, event: SyscallEvent) -> bool:
-        if event.nr is None or (self.numbers and event.nr not in self.numbers):
-            return False
-        if self.cpu is not None and event.cpu != self.cpu:
-            return False
-        return self.tid is None or event.tid == self.tid
+    def _on_stop(self, _event: object) -> None:
+        try:
+            self.read_rings()
+        except (TargetError, DecodeError, gdb.error):
+            pass  # the target went away: nothing more to read
+        except Exception as error:
+            gdb.write(f"{report_internal_error(NAME, error)}\n", gdb.STDERR)
 
-    def on_entry(self, event: Event) -> bool:
-        assert isinstance(event, SyscallEvent)
-        if event.name in events.NO_RETURN and self.wanted(event):
-            self.show(event)
-        return False
+    # --- reading the rings ---------------------------------------------------------------
 
-    def on_exit(self, event: Event) -> bool:
-        assert isinstance(event, SyscallEvent)
-        if self.wanted(event):
-            self.show(event)
-        return False
+    @staticmethod
+    def _rings(kernel: Kernel) -> range:
+        count = max(kernel.nr_cpus(), len(gdb.selected_inferior().threads()))
+        return range(min(count, kernel.array_lengths["syscall_history"]))
 
-    def show(self, event: SyscallEvent) -> None:
-        self.count += 1
-        text = event.call_text(self.limit, self.raw)
-        if self.as_json:
-            data = event.as_dict()
-            data["text"] = text
-            line = json.dumps(data)
-        else:
-            cpu = f"{event.entry_cpu}" if event.entry_cpu is not None else "?"
-            if event.cpu != event.entry_cpu:
-                cpu += f">{event.cpu}"
-            line = f"[cpu{cpu} tid{event.tid}] {text}"
-        gdb.write(line + "\n")
+    def read_rings(self) -> None:
+        """Print every call that returned since the last read, in the order they returned."""
+        kernel = Kernel.get()
+        self.reads += 1
+        ready: list[SyscallRecord] = []
+        for ring in self._rings(kernel):
+            ready += self._read_pending(kernel, ring)
+            header = kernel.ring_header(ring)
+            new = history_decode.new_slots(self.seen.get(ring, 0), header.head, header.size)
+            self.seen[ring] = header.head
+            if new.lost:
+                self._report_lost(ring, new.lost, "the ring wrapped before osv-trace read it")
+            for record in kernel.ring_slots(ring, new.first, new.count):
+                ready += self._take(kernel, record, expected=None)
+        for record in history_decode.completion_order(ready):
+            self.show(kernel, record)
         gdb.flush()
+
+    def _read_pending(self, kernel: Kernel, ring: int) -> list[SyscallRecord]:
+        ready = []
+        for key in sorted(k for k in self.pending if k[0] == ring):
+            expected = self.pending.pop(key)
+            (record,) = kernel.ring_slots(ring, key[1], 1) or (None,)
+            if record is None or (expected is not None and record.seq != expected):
+                self._report_lost(ring, 1, f"call seq {expected} was overwritten before it returned")
+                continue
+            ready += self._take(kernel, record, expected)
+        return ready
+
+    def _take(self, kernel: Kernel, record: SyscallRecord, expected: int | None) -> list:
+        """The record if it is ready to print, else remember its slot for the next read."""
+        if record.state == "done":
+            return [record]
+        if record.state == "in-flight" and kernel.syscalls.name(record.nr) in NO_RETURN:
+            return [record]
+        if record.state in ("in-flight", "torn"):
+            self.pending[(record.ring, record.slot)] = (
+                record.seq if record.state == "in-flight" else expected
+            )
+        return []
+
+    # --- output ----------------------------------------------------------------------------
+
+    def wanted(self, record: SyscallRecord) -> bool:
+        if self.numbers and record.nr not in self.numbers:
+            return False
+        exit_cpu = record.exit_cpu if record.exit_cpu is not None else record.cpu
+        if self.cpu is not None and exit_cpu != self.cpu:
+            return False
+        return self.tid is None or record.tid == self.tid
+
+    def show(self, kernel: Kernel, record: SyscallRecord) -> None:
+        if not self.wanted(record):
+            return
+        self.count += 1
+        data = describe(record, kernel.syscalls, self.formatter, kernel.tsc_per_ms())
+        exit_cpu = record.exit_cpu if record.exit_cpu is not None else record.cpu
+        if self.as_json:
+            data.pop("captures", None)
+            line = {"where": "history", **data, "entry_cpu": record.cpu, "cpu": exit_cpu}
+            line["ret"] = record.ret if record.returned else None  # exit, exit_group
+            gdb.write(json.dumps(line) + "\n")
+            return
+        cpu = f"{record.cpu}" + (f">{exit_cpu}" if exit_cpu != record.cpu else "")
+        gdb.write(f"[cpu{cpu} tid{record.tid}] {data['text']}\n")
+
+    def _report_lost(self, ring: int, count: int, why: str) -> None:
+        self.lost += count
+        if self.as_json:
+            gdb.write(json.dumps({"where": "lost", "ring": ring, "lost": count, "why": why}) + "\n")
+        else:
+            gdb.write(f"[cpu{ring}] <{count} syscall record(s) lost: {why}>\n")
+
+
+class _FlushBreakpoint(gdb.Breakpoint):
+    """syscall_trace_flush(): read the rings and let the guest go on."""
+
+    def __init__(self, trace: SyscallTrace):
+        super().__init__("syscall_trace_flush", gdb.BP_BREAKPOINT, internal=True)
+        self.silent = True
+        self.trace = trace
+
+    def stop(self) -> bool:
+        try:
+            self.trace.read_rings()
+        except (TargetError, DecodeError, gdb.error):
+            return False
+        except Exception as error:
+            gdb.write(f"{report_internal_error(NAME, error)}\n", gdb.STDERR)
+            return True
+        return False
 
 
 _active: SyscallTrace | None = None
@@ -96,14 +218,18 @@ class OsvTrace(OsvCommand):
     NAME = NAME
     SUMMARY = "Print each syscall and its result as the guest runs (strace, live)."
     DETAILS = (
-        "osv-trace syscalls [NAME...] [--tid T] [--cpu N] [-s N] [--raw] [--json]\n"
-        "    from now on, print `[cpuC tidT] name(args) = result` as each call returns\n"
-        "    (exit/exit_group at their entry); `cpuA>B` when the call entered on A and\n"
-        "    returned on B. The guest does not stop; ^C interrupts it as usual.\n"
-        "osv-trace off       stop tracing\n"
+        "osv-trace syscalls [NAME...] [--tid T] [--cpu N] [-s N] [--raw] [--batch N] [--json]\n"
+        "    from now on, print `[cpuC tidT] name(args) = result` as calls return, in the\n"
+        "    order they returned (exit/exit_group with `= ?`); `cpuA>B` when the call\n"
+        "    entered on A and returned on B. The guest does not stop; ^C interrupts it.\n"
+        "osv-trace off       print what is left and stop tracing\n"
         "osv-trace status    what is traced\n"
-        "Each traced call costs two breakpoint round trips (scripts/benchmark measures\n"
-        "them); osv-syscalls reads the kernel's own history at no cost to the guest."
+        "It reads the kernel's syscall history in batches: one silent stop when a CPU's\n"
+        f"ring has N new records (--batch, default {DEFAULT_BATCH}), when {INTERVAL_MS} ms of "
+        "guest time\npassed with some, before the app ends, and at every other stop. "
+        "Strings and buffers are\nwhat the kernel captured as the call ran (see "
+        "osv-syscalls). Records a ring overwrote\nbefore they were read are reported as "
+        "lost, with their number."
     )
     COMMAND_CLASS = gdb.COMMAND_RUNNING
 
@@ -112,16 +238,23 @@ class OsvTrace(OsvCommand):
         syscalls = what.add_parser("syscalls", help="trace syscalls", prog=f"{NAME} syscalls")
         syscalls.add_argument("names", nargs="*", metavar="NAME", help="only these syscalls")
         syscalls.add_argument("--tid", type=int_arg, metavar="T", help="only thread T")
-        syscalls.add_argument("--cpu", type=int_arg, metavar="N", help="only calls on CPU N")
+        syscalls.add_argument("--cpu", type=int_arg, metavar="N", help="only calls returning on CPU N")
         syscalls.add_argument(
             "-s",
             "--string-limit",
             type=int_arg,
-            default=events.STRING_LIMIT,
+            default=STRING_LIMIT,
             metavar="N",
-            help=f"show at most N bytes of strings and buffers (default {events.STRING_LIMIT})",
+            help=f"show at most N bytes of strings and buffers (default {STRING_LIMIT})",
         )
         syscalls.add_argument("--raw", action="store_true", help="arguments as raw hex")
+        syscalls.add_argument(
+            "--batch",
+            type=int_arg,
+            default=DEFAULT_BATCH,
+            metavar="N",
+            help=f"read a CPU's ring once it has N new records (default {DEFAULT_BATCH})",
+        )
         syscalls.add_argument("--json", action="store_true", help="one JSON object per call")
         what.add_parser("off", help="stop tracing", prog=f"{NAME} off")
         status = what.add_parser("status", help="what is traced", prog=f"{NAME} status")
@@ -134,30 +267,43 @@ class OsvTrace(OsvCommand):
                 gdb.write("osv-trace: not tracing\n")
                 return
             _active.stop()
-            gdb.write(f"osv-trace: off after {_active.count} calls\n")
+            gdb.write(f"osv-trace: off after {_active.count} calls, {_active.lost} lost\n")
             _active = None
             return
         if args.what == "status":
             data = {
                 "tracing": _active is not None,
                 "calls": _active.count if _active else 0,
+                "lost": _active.lost if _active else 0,
+                "reads": _active.reads if _active else 0,
                 "names": sorted(_active.numbers) if _active else [],
             }
             if args.json:
                 gdb.write(json.dumps(data) + "\n")
             else:
-                state = f"on, {data['calls']} calls so far" if _active else "off"
+                state = (
+                    f"on, {data['calls']} calls so far, {data['lost']} lost, "
+                    f"{data['reads']} reads of the rings"
+                    if _active
+                    else "off"
+                )
                 gdb.write(f"osv-trace: {state}\n")
             return
         if args.string_limit < 0:
             raise gdb.GdbError(f"{NAME}: -s takes a number >= 0")
+        if not 1 <= args.batch <= MAX_BATCH:
+            raise gdb.GdbError(f"{NAME}: --batch takes a number from 1 to {MAX_BATCH}")
         try:
             numbers = syscall_numbers(args.names)
         except TargetError as error:
             raise gdb.GdbError(f"{NAME}: {error}") from None
         if _active is not None:
             _active.stop()
-        _active = SyscallTrace(numbers, args.tid, args.cpu, args.string_limit, args.raw, args.json)
-        _active.start()
+            _active = None
+        trace = SyscallTrace(
+            numbers, args.tid, args.cpu, args.string_limit, args.raw, args.json, args.batch
+        )
+        trace.start()
+        _active = trace
         what = ", ".join(args.names) if args.names else "every syscall"
         gdb.write(f"osv-trace: tracing {what} (osv-trace off to stop)\n")
