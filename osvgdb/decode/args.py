@@ -543,6 +543,7 @@ class CallFormatter:
         self._memory = CallMemory((), read)
         self._mark = False
         self._used_now = False
+        self.memory_now: list[int] = []  # of the last arguments(): marked memory now
 
     def arguments(
         self,
@@ -559,7 +560,7 @@ class CallFormatter:
         do not cover are read now and marked `/* memory now */`, unless
         `live_is_call_time`.  `memory_now` lists the marked arguments afterwards.
         """
-        self.memory_now: list[int] = []
+        self.memory_now = []
         signature = None if self.raw else SIGNATURES.get(name)
         if signature is None:
             return [hex(a & U64) for a in args], {}

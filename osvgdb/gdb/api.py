@@ -112,11 +112,9 @@ class SyscallHook(_Hook):
     ):
         super().__init__(who, tid, cpu, temporary)
         self.wanted = syscall_numbers(names)
-        self.watches_exits = exit
         if entry:
             self._add("syscall-entry", self._entry)
         if exit:
-            events.need_entries()
             self._add("syscall-exit", self._exit)
 
     def _wants(self, event: SyscallEvent) -> bool:
@@ -137,12 +135,6 @@ class SyscallHook(_Hook):
 
     def on_exit(self, event: SyscallEvent) -> bool:
         return False
-
-    def delete(self) -> None:
-        if self.watches_exits and self.breakpoints:
-            events.release_entries()
-        super().delete()
-
 
 class TrapHook(_Hook):
     """Calls on_trap(event) at each wanted interrupt or exception (at trap_handler).

@@ -10,12 +10,12 @@ Where a breakpoint sits and what it finds there (kernel/arch/x64/entry.S):
 
 `EventBreakpoint` is one gdb.Breakpoint at one of them whose stop() decodes the
 event and asks its handler whether to stop.  Silent users that share a location
-(osv-trace, osv-fscheck, the entry recorder) subscribe to one internal
+(osv-fscheck) subscribe to one internal
 breakpoint per location through `subscribe`, so each hit is decoded once.
 
-The syscall number is gone at syscall-exit (rax holds the result): the entry
-recorder, subscribed while anything watches exits, keeps each call's number and
-arguments by frame address (one frame per thread) until the call returns.
+The syscall number is gone at syscall-exit (rax holds the result): the exit event
+takes the call from the thread's record in the kernel's history (struct thread's
+syscall_record), which also holds the argument memory the call saw.
 """
 
 from __future__ import annotations
@@ -49,23 +49,6 @@ def location_address(where: str) -> int:
     kernel = Kernel.get()
     name = LOCATIONS[where]
     return kernel.address(name) if where.endswith("-entry") else kernel.label(name)
-
-
-@dataclass(frozen=True)
-class PendingCall:
-    """What the entry recorder keeps of a call until it returns."""
-
-    nr: int
-    args: tuple[int, ...]
-    cpu: int | None
-
-
-_pending: dict[int, PendingCall] = {}
-
-
-def pending_call(frame_address: int) -> PendingCall | None:
-    """The call a thread is in, as the entry recorder saw it (if it was on)."""
-    return _pending.get(frame_address)
 
 
 class Event:
@@ -176,13 +159,13 @@ class SyscallEvent(FrameEvent):
         self.child = False
         if exit:
             self.ret = self.frame.ret
-            pending = _pending.pop(address, None)
-            if pending is None:
-                pending = self._from_history()
-            self.nr = pending.nr if pending else None
-            self.args = pending.args if pending else self.frame.args
-            self.entry_cpu = pending.cpu if pending else None
-            self.child = pending is None
+            record = self.record
+            self.nr = record.nr if record else None
+            self.args = record.args if record else self.frame.args
+            self.entry_cpu = record.cpu if record else None
+            # No record: a clone child's first return (it never entered a syscall),
+            # or a call whose record a wrapped ring overwrote (its number is lost).
+            self.child = record is None and self._thread_seq() == 0
         else:
             self.nr, self.args, self.entry_cpu = self.frame.nr, self.frame.args, self.cpu
 
@@ -201,12 +184,14 @@ class SyscallEvent(FrameEvent):
             return None
         return record
 
-    def _from_history(self) -> PendingCall | None:
-        """A call whose entry the recorder missed (it was off then): the thread's
-        current call in the kernel's history, which syscall_handler closed just
-        before syscall_exit. None for a clone child's first return (no record)."""
-        record = self.record
-        return PendingCall(record.nr, record.args, record.cpu) if record is not None else None
+    def _thread_seq(self) -> int | None:
+        """struct thread's syscall_seq: 0 for a thread that never made a syscall."""
+        if self.thread is None:
+            return None
+        try:
+            return self.kernel.thread_syscall_seq(self.thread.address)
+        except TargetError:
+            return None
 
     @property
     def name(self) -> str:
@@ -453,29 +438,3 @@ class _Hub:
 
 
 hub = _Hub()
-_recorder_users = 0
-_recorder_token: int | None = None
-
-
-def _record(event: Event) -> bool:
-    assert isinstance(event, SyscallEvent)
-    if event.name not in NO_RETURN:
-        _pending[event.frame.address] = PendingCall(event.nr, event.args, event.cpu)
-    return False
-
-
-def need_entries() -> None:
-    """Something watches syscall exits: record entries until `release_entries`."""
-    global _recorder_users, _recorder_token
-    _recorder_users += 1
-    if _recorder_token is None:
-        _recorder_token = hub.subscribe("syscall-entry", _record)
-
-
-def release_entries() -> None:
-    global _recorder_users, _recorder_token
-    _recorder_users = max(0, _recorder_users - 1)
-    if _recorder_users == 0 and _recorder_token is not None:
-        hub.unsubscribe(_recorder_token)
-        _recorder_token = None
-        _pending.clear()

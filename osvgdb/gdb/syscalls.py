@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
 import gdb
 
@@ -15,40 +16,46 @@ from osvgdb.gdb.target import Kernel, reader
 DEFAULT_COUNT = 50
 
 
+@dataclass(frozen=True)
+class CallText:
+    text: str  # strace's line: write(1, "hi\n", 3) = 3
+    shown: list[str]  # each argument as shown
+    strings: dict[int, str]  # decoded strings and buffers, by argument
+    memory_now: list[int]  # arguments (partly) read from memory as it is now
+
+
+def call_text(record: SyscallRecord, name: str, formatter: CallFormatter) -> CallText:
+    """strace's line for one record, from its captures where they cover the arguments."""
+    if record.state in ("torn", "garbage"):
+        return CallText(f"{name}(?) <{record.state}: {record.problem}>", [], {}, [])
+    ret = record.ret if record.returned else None
+    shown, strings = formatter.arguments(name, record.args, ret, captures=record.captures)
+    call = f"{name}({', '.join(shown)})"
+    if record.returned:
+        text = f"{call} = {formatter.result(name, record.ret)}"
+    elif name in ("exit", "exit_group"):
+        text = f"{call} = ?"
+    else:
+        text = f"{call} = ? <in flight>"
+    return CallText(text, shown, strings, list(formatter.memory_now))
+
+
 def describe(
     record: SyscallRecord, table: SyscallTable, formatter: CallFormatter, tsc_per_ms: int
 ) -> dict[str, object]:
     """One record as the command shows it, text and fields."""
     name = table.name(record.nr)
+    call = call_text(record, name, formatter)
     data = record.as_dict()
-    data["name"] = name
-    data["args"] = [a & U64 for a in record.args]
-    if record.state in ("torn", "garbage"):
-        data.update(
-            text=f"{name}(?) <{record.state}: {record.problem}>",
-            shown_args=[],
-            strings={},
-            memory_now=[],
-            result=None,
-            duration_ms=None,
-        )
-        return data
-    ret = record.ret if record.returned else None
-    shown, strings = formatter.arguments(name, record.args, ret, captures=record.captures)
-    call = f"{name}({', '.join(shown)})"
-    if record.returned:
-        result = formatter.result(name, record.ret)
-        text = f"{call} = {result}"
-    else:
-        result = None
-        text = f"{call} = ? <in flight>" if name not in ("exit", "exit_group") else f"{call} = ?"
     data.update(
-        text=text,
-        shown_args=shown,
-        strings={str(k): v for k, v in strings.items()},
-        memory_now=list(formatter.memory_now),
-        result=result,
-        duration_ms=record.duration_ms(tsc_per_ms),
+        name=name,
+        args=[a & U64 for a in record.args],
+        text=call.text,
+        shown_args=call.shown,
+        strings={str(k): v for k, v in call.strings.items()},
+        memory_now=call.memory_now,
+        result=formatter.result(name, record.ret) if record.returned else None,
+        duration_ms=record.duration_ms(tsc_per_ms) if record.state == "done" else None,
     )
     return data
 

@@ -546,6 +546,11 @@ class Kernel:
         records[0].slot = slot
         return records[0]
 
+    def thread_syscall_seq(self, thread_address: int) -> int:
+        """The seq of the syscall a thread is in or made last; 0: none yet."""
+        codec = self.thread_layout.codec(("syscall_seq",))
+        return int(codec.unpack(read(thread_address, codec.size))["syscall_seq"] or 0)
+
     def tsc_per_ms(self) -> int:
         try:
             return self.read_int("tsc_per_ms")

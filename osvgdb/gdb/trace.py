@@ -30,7 +30,7 @@ from osvgdb.decode.args import CallFormatter
 from osvgdb.decode.history import SyscallRecord
 from osvgdb.gdb.api import syscall_numbers
 from osvgdb.gdb.command import OsvCommand, int_arg, report_internal_error
-from osvgdb.gdb.syscalls import describe
+from osvgdb.gdb.syscalls import call_text, describe
 from osvgdb.gdb.target import Kernel, TargetError, reader
 
 NAME = "osv-trace"
@@ -132,8 +132,9 @@ class SyscallTrace:
                 self._report_lost(ring, new.lost, "the ring wrapped before osv-trace read it")
             for record in kernel.ring_slots(ring, new.first, new.count):
                 ready += self._take(kernel, record, expected=None)
+        tsc_per_ms = kernel.tsc_per_ms() if self.as_json else 0
         for record in history_decode.completion_order(ready):
-            self.show(kernel, record)
+            self.show(kernel, record, tsc_per_ms)
         gdb.flush()
 
     def _read_pending(self, kernel: Kernel, ring: int) -> list[SyscallRecord]:
@@ -169,20 +170,21 @@ class SyscallTrace:
             return False
         return self.tid is None or record.tid == self.tid
 
-    def show(self, kernel: Kernel, record: SyscallRecord) -> None:
+    def show(self, kernel: Kernel, record: SyscallRecord, tsc_per_ms: int) -> None:
         if not self.wanted(record):
             return
         self.count += 1
-        data = describe(record, kernel.syscalls, self.formatter, kernel.tsc_per_ms())
         exit_cpu = record.exit_cpu if record.exit_cpu is not None else record.cpu
         if self.as_json:
+            data = describe(record, kernel.syscalls, self.formatter, tsc_per_ms)
             data.pop("captures", None)
             line = {"where": "history", **data, "entry_cpu": record.cpu, "cpu": exit_cpu}
             line["ret"] = record.ret if record.returned else None  # exit, exit_group
             gdb.write(json.dumps(line) + "\n")
             return
+        text = call_text(record, kernel.syscalls.name(record.nr), self.formatter).text
         cpu = f"{record.cpu}" + (f">{exit_cpu}" if exit_cpu != record.cpu else "")
-        gdb.write(f"[cpu{cpu} tid{record.tid}] {data['text']}\n")
+        gdb.write(f"[cpu{cpu} tid{record.tid}] {text}\n")
 
     def _report_lost(self, ring: int, count: int, why: str) -> None:
         self.lost += count

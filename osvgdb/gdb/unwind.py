@@ -27,7 +27,6 @@ from gdb.unwinder import Unwinder, register_unwinder
 from osvgdb.decode import DecodeError
 from osvgdb.decode import frames as frames_decode
 from osvgdb.decode.frames import RETURNED, Stub, analyse
-from osvgdb.gdb import events
 from osvgdb.gdb.target import Kernel, TargetError, read, u64
 
 NAME = "osv-entry"
@@ -74,12 +73,16 @@ def _forget_labels(_event: object = None) -> None:
     _labels.clear()
 
 
-def _syscall_label(frame: frames_decode.SyscallFrame, returning: bool) -> str:
-    table = Kernel.get().syscalls
+def _syscall_label(frame: frames_decode.SyscallFrame, returning: bool, gs_base: int) -> str:
+    kernel = Kernel.get()
+    table = kernel.syscalls
     if not returning:
         return f"<syscall {table.name(frame.nr)}>"
-    pending = events.pending_call(frame.address)
-    name = table.name(pending.nr) if pending else "?"
+    # rax holds the result now: the call is the CPU's current thread's (its history record)
+    cpu = kernel.cpu_index(gs_base)
+    current = kernel.read_cpu(cpu).get("current") if cpu is not None else None
+    record = kernel.thread_call(int(current)) if current else None
+    name = table.name(record.nr) if record else "?"
     return f"<syscall {name} returning {frame.ret}>"
 
 
@@ -118,7 +121,9 @@ class EntryUnwinder(Unwinder):
             layout = kernel.syscall_frame_layout
             frame = frames_decode.decode_syscall_frame(read(address, layout.size), layout, address)
             registers = frame.app_registers()
-            _labels[(pc, rsp)] = _syscall_label(frame, returning=pc > stub.call_return)
+            _labels[(pc, rsp)] = _syscall_label(
+                frame, pc > stub.call_return, u64(pending.read_register("gs_base"))
+            )
         else:
             layout = kernel.trap_frame_layout
             trap = frames_decode.decode_trap_frame(read(address, layout.size), layout, address)
