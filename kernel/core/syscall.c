@@ -6,6 +6,7 @@
 #include "arch.h"
 #include "console.h"
 #include "elf.h"
+#include "fscheck.h"
 #include "initrd.h"
 #include "lib.h"
 #include "mm.h"
@@ -737,6 +738,8 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
 long syscall_handler(struct syscall_frame *f)
 {
     this_cpu()->entries++;
+    if (fscheck_enabled)
+        fscheck_syscall_entry(f);
     kernel_tls_check();
     struct syscall_record *r = syscall_history_enter(f, current_thread->tid);
     /* A copy: the ring slot may be reused by other calls while this one runs. */

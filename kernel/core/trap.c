@@ -7,6 +7,7 @@
 #include "trap.h"
 #include "arch.h"
 #include "console.h"
+#include "fscheck.h"
 #include "lib.h"
 #include "mm.h"
 #include "panic.h"
@@ -82,6 +83,8 @@ static void interrupt(struct trap_frame *f, bool from_app)
 void trap_handler(struct trap_frame *f)
 {
     this_cpu()->entries++;
+    if (fscheck_enabled)
+        fscheck_trap_entry(f);
     bool from_app = !in_kernel_code(f->rip);
     if (f->vector >= 32) {
         interrupt(f, from_app);

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -410,24 +411,31 @@ _ESCAPES = {
 }
 
 
+def _short_escape(byte: int) -> str:
+    if byte in _ESCAPES:
+        return _ESCAPES[byte]
+    return chr(byte) if 0x20 <= byte < 0x7F else f"\\{byte:o}"
+
+
+_SHORT = [_short_escape(b) for b in range(256)]
+_LONG = [f"\\{b:03o}" for b in range(256)]
+# An octal escape right before a digit would swallow it: those take three digits.
+_OCTAL_BEFORE_DIGIT = re.compile(rb"[\x00-\x08\x0e-\x1f\x7f-\xff](?=[0-7])")
+
+
 def quote(data: bytes, *, truncated: bool = False, hex_bytes: bool = False) -> str:
     """strace's quoting: printable ASCII as is, C escapes, octal for the rest
     (three digits only before a digit: `"\\0012"`, `"\\0"`); every byte as \\xNN
     with `hex_bytes` (strace's choice for random bytes); `...` after the closing
     quote when the data went on."""
     if hex_bytes:
-        return '"' + "".join(f"\\x{b:02x}" for b in data) + '"' + ("..." if truncated else "")
-    out = []
-    for index, byte in enumerate(data):
-        if byte in _ESCAPES:
-            out.append(_ESCAPES[byte])
-        elif 0x20 <= byte < 0x7F:
-            out.append(chr(byte))
-        elif index + 1 < len(data) and 0x30 <= data[index + 1] <= 0x37:
-            out.append(f"\\{byte:03o}")
-        else:
-            out.append(f"\\{byte:o}")
-    return '"' + "".join(out) + '"' + ("..." if truncated else "")
+        body = "".join(f"\\x{b:02x}" for b in data)
+    else:
+        parts = [_SHORT[b] for b in data]
+        for match in _OCTAL_BEFORE_DIGIT.finditer(data):
+            parts[match.start()] = _LONG[data[match.start()]]
+        body = "".join(parts)
+    return '"' + body + '"' + ("..." if truncated else "")
 
 
 def read_bytes(read: Reader, address: int, length: int) -> bytes | None:

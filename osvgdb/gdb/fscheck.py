@@ -1,13 +1,18 @@
 """osv-fscheck: a watchdog on the FS-base protocol at every kernel crossing.
 
-Four shared silent breakpoints (osvgdb.gdb.events): after each entry switch
-(syscall_handler, trap_handler) and at each final return (syscall_return,
-trap_return).  Each hit reads FS base and GS base (registers), this CPU's
-tcb_data.kernel_tcb and that TCB's app_tcb and counter (one read each), and at
-trap_return the saved frame (one read) to know whether it returns to app code.
-The rules are pure (osvgdb.decode.frames.FSCHECK_RULES); at the first broken
-one the guest stops with one paragraph: the rule, where, the CPU and thread,
-and the thread's last syscalls from the kernel's history.
+The kernel checks the rules itself (kernel/include/fscheck.h, core/fscheck.c) at
+each syscall and trap entry, after the entry half of the protocol, and at each
+return, after the exit half, while `fscheck_enabled` is set in its memory: off,
+a crossing costs one predictable branch; on, a few dozen instructions and no
+breakpoint, so a program that faults in thousands of pages runs at nearly its
+own speed and ^C stops it at once.  A broken rule calls fscheck_violation(),
+where this module keeps one breakpoint: it reads the kernel's state there
+(struct fscheck_state), checks the same rules in Python
+(osvgdb.decode.frames.check_entry/check_return, FSCHECK_RULES), says so if the
+two ever disagree, and stops the guest with one paragraph: the rule, where,
+the CPU and thread, and the thread's last syscalls.  A broken return stops at
+the crossing's last instruction (syscall_return or trap_return), as the app
+would go on from there.
 """
 
 from __future__ import annotations
@@ -17,89 +22,200 @@ import json
 
 import gdb
 
+from osvgdb.decode import DecodeError
 from osvgdb.decode import frames as frames_decode
 from osvgdb.decode.args import CallFormatter
-from osvgdb.gdb import events
-from osvgdb.gdb.command import OsvCommand
-from osvgdb.gdb.events import Event, ReturnEvent, SyscallEvent, TrapEvent
-from osvgdb.gdb.syscalls import describe
-from osvgdb.gdb.target import read, reader
+from osvgdb.gdb.command import OsvCommand, report_internal_error
+from osvgdb.gdb.syscalls import call_text
+from osvgdb.gdb.target import Kernel, TargetError, read, reader, u64
 
 NAME = "osv-fscheck"
 LAST_SYSCALLS = 5
-LOCATIONS = ("syscall-entry", "trap-entry", "syscall-return", "trap-return")
+VIOLATION = "fscheck_violation"
+STATE_FIELDS = (
+    "where",
+    "to_app",
+    "fs_base",
+    "kernel_tcb",
+    "app_tcb",
+    "counter",
+    "entry_counter",
+    "rip",
+    "vector",
+    "nr",
+)
+# enum fscheck_where -> the crossing's name in explanations, and where a return goes on
+WHERE = {
+    "FSCHECK_SYSCALL_ENTRY": "syscall_handler",
+    "FSCHECK_TRAP_ENTRY": "trap_handler",
+    "FSCHECK_SYSCALL_RETURN": "syscall_return",
+    "FSCHECK_TRAP_RETURN": "trap_return",
+}
+
+
+def rule_name(enumerator: str) -> str:
+    """FSCHECK_RETURN_FS -> return-fs, the name FSCHECK_RULES gives the rule."""
+    return enumerator.removeprefix("FSCHECK_").lower().replace("_", "-")
+
+
+def _set_enabled(kernel: Kernel, on: bool) -> None:
+    address = kernel.address("fscheck_enabled")
+    gdb.selected_inferior().write_memory(address, (1 if on else 0).to_bytes(4, "little"))
 
 
 class FsCheck:
     def __init__(self) -> None:
-        self.tokens: list[int] = []
-        self.crossings = 0
-        self.by_cpu: dict[int, int] = {}
         self.violations = 0
+        self.disagreements = 0
         self.last_explanation = ""
+        self.breakpoint: _ViolationBreakpoint | None = None
+        self.baseline: dict[int, int] = {}  # the kernel's counts when this check began
 
     def start(self) -> None:
-        self.tokens = [events.hub.subscribe(where, self.check) for where in LOCATIONS]
+        kernel = Kernel.get()
+        if not kernel.has("fscheck_enabled"):
+            raise TargetError("this kernel has no FS-base watchdog (fscheck_enabled)")
+        self.baseline = self.checks_by_cpu()
+        _set_enabled(kernel, True)
+        self.breakpoint = _ViolationBreakpoint(self)
 
     def stop(self) -> None:
-        for token in self.tokens:
-            events.hub.unsubscribe(token)
-        self.tokens = []
+        try:
+            _set_enabled(Kernel.get(), False)
+        except (TargetError, gdb.error, gdb.MemoryError):
+            pass  # no target any more: nothing to switch off
+        if self.breakpoint is not None and self.breakpoint.is_valid():
+            self.breakpoint.delete()
+        self.breakpoint = None
 
-    def state(self, event: Event, entry_counter: int | None) -> frames_decode.FsState:
-        layout = event.kernel.tcb_layout
-        codec = layout.codec(("app_tcb", "kernel_tcb_counter"))
-        tcb = codec.unpack(read(event.kernel_tcb, codec.size)) if event.kernel_tcb else {}
-        return frames_decode.FsState(
-            fs_base=event.register("fs_base"),
-            kernel_tcb=event.kernel_tcb,
-            counter=frames_decode.signed(int(tcb.get("kernel_tcb_counter") or 0)),
-            app_tcb=int(tcb.get("app_tcb") or 0),
-            entry_counter=entry_counter,
+    def checks_by_cpu(self) -> dict[int, int]:
+        """How many crossings each CPU's watchdog checked (cpus[i].fscheck_checks)."""
+        kernel = Kernel.get()
+        layout = kernel.cpu_layout
+        if not layout.has("fscheck_checks"):
+            return {}
+        offset = layout.offset("fscheck_checks")
+        counts = {}
+        for index in range(kernel.nr_cpus()):
+            data = read(kernel.cpu_address(index) + offset, 8)
+            counts[index] = int.from_bytes(data, "little") - self.baseline.get(index, 0)
+        return counts
+
+    def explain(self, broken: int, state_address: int) -> tuple[str, str]:
+        """The paragraph for one violation, and the crossing's name."""
+        kernel = Kernel.get()
+        layout = kernel.parameter_layout(VIOLATION, 1)
+        values = layout.codec(STATE_FIELDS).unpack(read(state_address, layout.size))
+        wheres = {v: k for k, v in kernel.enum_values("fscheck_where").items()}
+        location = WHERE.get(wheres.get(int(values["where"] or 0), ""), "?")
+        kernel_rules = {
+            rule_name(name) for name, bit in kernel.enum_values("fscheck_rule").items() if broken & bit
+        }
+        state = frames_decode.FsState(
+            fs_base=int(values["fs_base"] or 0),
+            kernel_tcb=int(values["kernel_tcb"] or 0),
+            counter=int(values["counter"] or 0),
+            app_tcb=int(values["app_tcb"] or 0),
+            entry_counter=int(values["entry_counter"] or 0),
         )
-
-    def check(self, event: Event) -> bool:
-        self.crossings += 1
-        if event.cpu is None or not event.kernel_tcb:
-            return False  # a CPU not started yet: its GS base is not ours
-        self.by_cpu[event.cpu] = self.by_cpu.get(event.cpu, 0) + 1
-        if isinstance(event, (SyscallEvent, TrapEvent)):
-            violations = frames_decode.check_entry(self.state(event, event.counter))
-            detail = event.text if isinstance(event, TrapEvent) else f"syscall {event.name}"
-            location = events.LOCATIONS[event.where]
+        entry = location.endswith("_handler")
+        to_app = bool(values["to_app"])
+        if entry:
+            violations = frames_decode.check_entry(state)
         else:
-            assert isinstance(event, ReturnEvent)
-            violations = frames_decode.check_return(self.state(event, None), to_app=event.to_app)
-            target = "app" if event.to_app else "kernel"
-            detail = f"returning to {target} code"
-            if event.vector is not None:
-                detail = f"{frames_decode.trap_label(event.vector).strip('<>')} {detail}"
-            location = events.LOCATIONS[event.where]
-        if not violations:
-            return False
-        self.violations += 1
+            violations = frames_decode.check_return(state, to_app=to_app)
+        ours = {v.rule for v in violations}
+        if ours != kernel_rules:
+            self.disagreements += 1
+            violations.append(
+                frames_decode.Violation(
+                    "disagreement",
+                    f"the kernel found {', '.join(sorted(kernel_rules)) or 'nothing'} broken, "
+                    f"the debugger's rules {', '.join(sorted(ours)) or 'nothing'}",
+                )
+            )
+        cpu, thread = _current(kernel)
+        vector = int(values["vector"] or 0)
+        if location.startswith("trap"):
+            detail = frames_decode.trap_label(vector).strip("<>")
+        else:
+            detail = "syscall " + _syscall_name(kernel, entry, int(values["nr"] or 0), thread)
+        if not entry:
+            detail += f" returning to {'app' if to_app else 'kernel'} code"
         crossing = frames_decode.Crossing(
             location=location,
-            cpu=event.cpu,
-            tid=event.tid,
-            thread_name=event.thread_name,
-            rip=event.rip,
+            cpu=cpu,
+            tid=thread.tid if thread else None,
+            thread_name=thread.name if thread else "?",
+            rip=int(values["rip"] or 0),
             detail=detail,
-            last_syscalls=last_syscalls(event),
+            last_syscalls=last_syscalls(kernel, thread.tid) if thread else [],
         )
-        self.last_explanation = frames_decode.explain(crossing, violations)
-        gdb.write(self.last_explanation + "\n")
+        return frames_decode.explain(crossing, violations), location
+
+
+def _current(kernel: Kernel):
+    """This vCPU's CPU index and current thread (None, None where unknown)."""
+    frame = gdb.newest_frame()
+    cpu = kernel.cpu_index(u64(frame.read_register("gs_base")))
+    if cpu is None:
+        return None, None
+    current = kernel.read_cpu(cpu).get("current")
+    try:
+        return cpu, kernel.thread(int(current)) if current else None
+    except (TargetError, DecodeError):
+        return cpu, None
+
+
+def _syscall_name(kernel: Kernel, entry: bool, nr: int, thread) -> str:
+    if entry:
+        return kernel.syscalls.name(nr)
+    record = kernel.thread_call(thread.address) if thread else None
+    return kernel.syscalls.name(record.nr) if record else "?"
+
+
+def last_syscalls(kernel: Kernel, tid: int) -> list[str]:
+    records, _ = kernel.history()
+    mine = [r for r in records if r.tid == tid][-LAST_SYSCALLS:]
+    formatter = CallFormatter(reader)
+    return [call_text(r, kernel.syscalls.name(r.nr), formatter).text for r in mine]
+
+
+class _ViolationBreakpoint(gdb.Breakpoint):
+    """fscheck_violation(broken, state): explain, then stop (a return: at its last
+    instruction, through a temporary breakpoint on this vCPU)."""
+
+    def __init__(self, check: FsCheck):
+        super().__init__(VIOLATION, gdb.BP_BREAKPOINT, internal=True)
+        self.silent = True
+        self.check = check
+
+    def stop(self) -> bool:
+        try:
+            frame = gdb.newest_frame()
+            broken = u64(frame.read_register("rdi")) & 0xFFFFFFFF
+            text, location = self.check.explain(broken, u64(frame.read_register("rsi")))
+        except (TargetError, DecodeError, gdb.error) as error:
+            gdb.write(f"{NAME}: a violation, but its state cannot be read: {error}\n", gdb.STDERR)
+            return True
+        except Exception as error:
+            gdb.write(f"{report_internal_error(NAME, error)}\n", gdb.STDERR)
+            return True
+        self.check.violations += 1
+        self.check.last_explanation = text
+        gdb.write(text + "\n")
+        if location.endswith("_return"):
+            _StopAt(location, gdb.selected_thread().num)
+            return False
         return True
 
 
-def last_syscalls(event: Event) -> list[str]:
-    if event.tid is None:
-        return []
-    records, _ = event.kernel.history()
-    mine = [r for r in records if r.tid == event.tid][-LAST_SYSCALLS:]
-    formatter = CallFormatter(reader)
-    table = event.kernel.syscalls
-    return [str(describe(r, table, formatter, 0)["text"]) for r in mine]
+class _StopAt(gdb.Breakpoint):
+    """A one-shot stop at a label on one vCPU."""
+
+    def __init__(self, label: str, vcpu: int):
+        super().__init__(f"*{Kernel.get().label(label):#x}", internal=True, temporary=True)
+        self.thread = vcpu
 
 
 _active: FsCheck | None = None
@@ -110,10 +226,11 @@ class OsvFscheck(OsvCommand):
     SUMMARY = "Check the FS-base protocol at every kernel entry and exit; stop at a violation."
     DETAILS = (
         "osv-fscheck on|off|status [--json]\n"
-        "Silent breakpoints after each entry switch (syscall_handler, trap_handler) and at\n"
-        "each return (syscall_return, trap_return) check the rules below; at the first\n"
-        "broken one the guest stops with an explanation: the rule, where, the CPU, the\n"
-        "thread, and its last syscalls. Costs one breakpoint round trip per crossing.\n\n"
+        "The kernel checks the rules below itself at every syscall and trap entry and\n"
+        "return (kernel/include/fscheck.h) once this sets its fscheck_enabled flag, at a\n"
+        "few dozen instructions per crossing and no breakpoint; at the first broken one\n"
+        "the guest stops with an explanation: the rule, where, the CPU, the thread, and\n"
+        "its last syscalls (a broken return stops at syscall_return or trap_return).\n\n"
         + frames_decode.FSCHECK_RULES
     )
     COMMAND_CLASS = gdb.COMMAND_RUNNING
@@ -126,24 +243,29 @@ class OsvFscheck(OsvCommand):
         global _active
         if args.state == "on":
             if _active is None:
-                _active = FsCheck()
-                _active.start()
-            gdb.write("osv-fscheck: on (checking every syscall and trap entry and return)\n")
+                check = FsCheck()
+                try:
+                    check.start()
+                except TargetError as error:
+                    raise gdb.GdbError(f"{NAME}: {error}") from None
+                _active = check
+            gdb.write("osv-fscheck: on (the kernel checks every syscall and trap entry and return)\n")
         elif args.state == "off":
             if _active is not None:
+                crossings = sum(_active.checks_by_cpu().values())
                 _active.stop()
-                gdb.write(f"osv-fscheck: off after {_active.crossings} crossings\n")
+                gdb.write(f"osv-fscheck: off after {crossings} crossings\n")
                 _active = None
             else:
                 gdb.write("osv-fscheck: already off\n")
         else:
+            by_cpu = _active.checks_by_cpu() if _active else {}
             data = {
                 "on": _active is not None,
-                "crossings": _active.crossings if _active else 0,
-                "crossings_by_cpu": {str(k): v for k, v in sorted(_active.by_cpu.items())}
-                if _active
-                else {},
+                "crossings": sum(by_cpu.values()),
+                "crossings_by_cpu": {str(k): v for k, v in sorted(by_cpu.items())},
                 "violations": _active.violations if _active else 0,
+                "disagreements": _active.disagreements if _active else 0,
                 "last_explanation": _active.last_explanation if _active else "",
             }
             if args.json:

@@ -286,6 +286,23 @@ class Kernel:
     def trap_frame_layout(self) -> Layout:
         return layout_of(self._parameter_target("trap_handler"))
 
+    def enum_values(self, name: str) -> dict[str, int]:
+        """An enum's enumerators from the kernel's DWARF: {name: value}."""
+        try:
+            enum = gdb.lookup_type(f"enum {name}", self._any_block())
+        except gdb.error as error:
+            raise TargetError(f"the kernel has no enum {name}") from error
+        return {f.name: f.enumval for f in enum.fields()}
+
+    def _any_block(self) -> gdb.Block:
+        """A block of the kernel objfile, so type lookups never find an app's types."""
+        return gdb.block_for_pc(self.address("syscall_handler")).global_block
+
+    def parameter_layout(self, function: str, index: int) -> Layout:
+        """The struct a function's (pointer) parameter `index` points at."""
+        parameter = self.symbol(function).type.fields()[index]
+        return layout_of(parameter.type.strip_typedefs().target())
+
     @cached_property
     def state_names(self) -> dict[int, str]:
         state_type = self.thread_type["state"].type.strip_typedefs()

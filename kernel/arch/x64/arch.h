@@ -69,6 +69,7 @@ struct arch_cpu {
                                      tells two breakpoint hits apart by it */
     u64 timer_ticks;              /* LAPIC timer interrupts taken */
     u64 app_interrupts;           /* of those and other interrupts, how many landed in app code */
+    u64 fscheck_checks;           /* crossings osv-fscheck's watchdog checked (core/fscheck.c) */
     u64 gdt[NR_GDT];
     struct tss tss __attribute__((aligned(16)));
     u8 ist_stack[NR_IST][IST_STACK_SIZE] __attribute__((aligned(16)));

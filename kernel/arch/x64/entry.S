@@ -102,6 +102,18 @@
 #define DW_RFLAGS 49
 
 /*
+ * osv-fscheck's return check (core/fscheck.c), once the exit half has run and before
+ * anything is popped: rsp is the frame. Off, a load and a predictable branch.
+ */
+.macro FSCHECK_RETURN function
+    testl $1, fscheck_enabled(%rip)
+    jz 1f
+    movq %rsp, %rdi
+    call \function
+1:
+.endm
+
+/*
  * Push the two words that tell the debugger and the syscall history how we came in:
  * the counter before our increment and the FS base before any switch.
  */
@@ -113,6 +125,8 @@
 .endm
 
 .text
+.globl entry_text_start             /* the entry stubs lie between these two labels */
+entry_text_start:
 
 /*
  * syscall_entry: reached through IA32_LSTAR. The CPU left rip in rcx, rflags in r11,
@@ -188,7 +202,8 @@ syscall_exit:
     .cfi_def_cfa rsp, 8
     .cfi_undefined rip
     FS_EXIT
-    /* App FS from here (if the thread switches): no more C. */
+    /* App FS from here (if the thread switches): no more C that touches __thread. */
+    FSCHECK_RETURN fscheck_syscall_return
     addq $16, %rsp                  /* fs_base, counter */
     popq %r15
     popq %r14
@@ -275,6 +290,7 @@ trap_common:
 #else
     FS_EXIT
 #endif
+    FSCHECK_RETURN fscheck_trap_return
     .cfi_endproc
     /*
      * As for syscall_exit: the rest has unwind information of its own. (GDB looks up a
@@ -323,6 +339,8 @@ trap_stubs:
     jmp trap_common
     .set vec, vec + 1
 .endr
+.globl entry_text_end
+entry_text_end:
 
 /*
  * app_start(entry, stack): enter the app as Linux's execve leaves it (psABI 3.4.1):
