@@ -1,12 +1,13 @@
 """Backtraces through the entry paths into the app: a gdb.unwinder and a frame decorator.
 
 Once entry.S has built struct syscall_frame or struct trap_frame, its CFI
-describes where every app register was saved and marks the stub a signal frame,
-so GDB's own unwinder continues `bt` into the app (a Python unwinder cannot: its
-frames are normal ones, and GDB refuses a normal frame whose stack lies below
-the next one's, as the app's stack lies below the kernel's). Where the CFI ends
-the backtrace (the exit path's pops, syscall_return) this unwinder gives GDB the
-registers the stub saved, so `bt` still reaches the first app frame. Either way
+describes where every app register was saved and marks the stub a signal
+frame, so GDB's own unwinder continues `bt` from the handler into the app. A
+Python unwinder could not do that part: its frames are normal ones, and GDB
+ends a backtrace at a normal frame whose stack lies below (is inner to) that
+of the normal frame it returns to, as the app's stack lies below the handler's.
+From the handler's return on (the exit path's pops, syscall_return,
+trap_return) this unwinder gives GDB the registers the stub saved. Either way
 `frame N` / `info registers` in an app frame show its registers as saved at the
 crossing, and the frame decorator names the crossing: `<syscall write>`,
 `<interrupt 32 timer>`, `<page fault at 0x...>`.
@@ -31,8 +32,6 @@ from osvgdb.gdb import events
 from osvgdb.gdb.target import Kernel, TargetError, read, u64
 
 NAME = "osv-entry"
-# Where entry.S's signal-frame CFI ends in each stub (the exit path's begins there).
-SIGNAL_FRAME_END = {"syscall": "syscall_exit", "trap": "trap_exit"}
 SMALL_REGISTERS = ("eflags", "cs", "ss")  # 32 bits in GDB's amd64 description
 _stubs: dict[int, list[Stub]] = {}
 
@@ -127,15 +126,16 @@ class EntryUnwinder(Unwinder):
             if trap.vector == frames_decode.PAGE_FAULT:
                 cr2 = u64(pending.read_register("cr2"))
             _labels[(pc, rsp)] = frames_decode.trap_label(trap.vector, cr2)
-        if pc < kernel.address(SIGNAL_FRAME_END[stub.kind]):
-            # The frame is complete and entry.S's CFI describes it as a signal frame:
-            # GDB's own unwinder, unlike a Python one, may step from the kernel's stack
-            # down to the app's. Only the label is ours.
+        if pc <= stub.call_return:
+            # The handler's caller: entry.S's CFI describes this frame as a signal frame,
+            # which GDB lets return to the app's stack below the handler's. Only the
+            # label is ours.
             return None
-        # Mid-way through the exit path: no CFI there. The id's sp is on the kernel stack,
-        # so GDB's frame-id order check passes from the handler to this frame, and stops
-        # after the next one (the app's stack lies below; only signal frames may do that).
-        info = pending.create_unwind_info(_FrameId(address + layout.size, stub.start))
+        # From the handler's return on. GDB ends a backtrace at a normal frame whose id
+        # is inner to (below) that of the normal frame newer than it: like the signal
+        # frame's CFA, the id's sp is the stack pointer this frame returns to, so the
+        # frames of the code it returns to lie at or above it.
+        info = pending.create_unwind_info(_FrameId(registers["rsp"], stub.start))
         for name, number in registers.items():
             try:
                 info.add_saved_register(name, _value(name, number))
