@@ -10,6 +10,7 @@ import re
 import pytest
 from gdbdriver import Debugged, GdbDriver
 from guest import app
+from test_gdb_break import _symbol_extent
 
 STEP_LIMIT = 60  # instructions from a handler's return to the app: about 30 today
 FAST_TIMER = "--hz=100"  # fewer timer interrupts while GDB holds the guest
@@ -76,7 +77,7 @@ def test_bt_at_a_write_return_reaches_main(backtraces_past_main, variant: str) -
     gdb.run("osv-break syscall write --exit")
     gdb.run("continue")
     frames = backtrace(gdb)
-    assert frames[0].startswith("#0  <syscall "), frames
+    assert frames[0].startswith("#0  <syscall write returning 18> ("), frames
     assert function_of(frames[1]) == "write", frames
     assert_reaches(frames, "main")
     # The app frame is a real frame: its registers are the app's at its syscall.
@@ -91,9 +92,10 @@ def test_bt_at_futex_returns_reaches_each_threads_function(backtraces_past_main)
     threads = set()
     for _ in range(4):
         stop = gdb.run("continue")
-        tid = int(re.search(r"osv: CPU \d+ tid (\d+) ", stop).group(1))
+        tid, ret = re.search(r"osv: CPU \d+ tid (\d+) \(\w+\): futex\(.*\) = (-?\d+)", stop).groups()
+        tid = int(tid)
         frames = backtrace(gdb)
-        assert frames[0].startswith("#0  <syscall "), frames
+        assert frames[0].startswith(f"#0  <syscall futex returning {ret}> ("), frames
         assert_reaches(frames, "main" if tid == 1 else "worker")
         threads.add(tid)
     assert threads - {1}, "no worker thread returned from a futex call"
@@ -104,7 +106,7 @@ def test_bt_at_every_instruction_of_the_syscall_exit_path(backtraces_past_main) 
     gdb = backtraces_past_main(app("hello", "glibc")).gdb
     gdb.run("osv-break syscall write --exit")
     gdb.run("continue")
-    visited = step_to_the_app(gdb, "<syscall ", "main")
+    visited = step_to_the_app(gdb, "<syscall write returning 18>", "main")
     assert visited[0] == label_address(gdb, "syscall_exit")
     assert visited[-1] == label_address(gdb, "syscall_return")
 
@@ -113,7 +115,8 @@ def test_bt_at_every_instruction_of_the_syscall_exit_path(backtraces_past_main) 
 def test_bt_at_every_instruction_of_the_interrupt_exit_path(backtraces_past_main) -> None:
     debugged = backtraces_past_main(app("spin", "glibc"), ["0.3"], kernel_args=[FAST_TIMER])
     gdb = debugged.gdb
-    gdb.run("osv-break interrupt timer --if \"came_from == 'app'\" -t")
+    start, size = _symbol_extent(app("spin", "glibc"), "main")  # its busy loop
+    gdb.run(f'osv-break interrupt timer --if "{start} <= rip < {start + size}" -t')
     gdb.run("continue")
     gdb.run("finish")  # back from trap_handler, at the instruction after its call
     visited = step_to_the_app(gdb, "<interrupt 32 timer>", "main")

@@ -28,7 +28,6 @@ from gdb.unwinder import Unwinder, register_unwinder
 from osvgdb.decode import DecodeError
 from osvgdb.decode import frames as frames_decode
 from osvgdb.decode.frames import RETURNED, Stub, analyse
-from osvgdb.gdb import events
 from osvgdb.gdb.target import Kernel, TargetError, read, u64
 
 NAME = "osv-entry"
@@ -73,13 +72,26 @@ def _forget_labels(_event: object = None) -> None:
     _labels.clear()
 
 
-def _syscall_label(frame: frames_decode.SyscallFrame, returning: bool) -> str:
-    table = Kernel.get().syscalls
-    if not returning:
-        return f"<syscall {table.name(frame.nr)}>"
-    pending = events.pending_call(frame.address)
-    name = table.name(pending.nr) if pending else "?"
-    return f"<syscall {name} returning {frame.ret}>"
+def _returning_call(kernel: Kernel, gs_base: int) -> str:
+    """The name of the syscall this CPU's current thread returns from (the number is
+    gone from the frame: rax holds the result), from the history record its struct
+    thread points at."""
+    cpu = kernel.cpu_index(gs_base)
+    current = int(kernel.read_cpu(cpu)["current"] or 0) if cpu is not None else 0
+    if not current:
+        return "?"
+    record = kernel.thread_call(current)
+    if record is not None:
+        return kernel.syscalls.name(record.nr)
+    codec = kernel.thread_layout.codec(("syscall_seq",))
+    if not codec.unpack(read(current, codec.size))["syscall_seq"]:
+        return "clone-child"  # a new thread's first return: the call was its parent's
+    return "?"  # newer calls on that CPU have reused the record's ring slot
+
+
+def _returning_label(kernel: Kernel, pending: gdb.PendingFrame, ret: int) -> str:
+    name = _returning_call(kernel, u64(pending.read_register("gs_base")))
+    return f"<syscall {name} returning {ret}>"
 
 
 class EntryUnwinder(Unwinder):
@@ -110,14 +122,18 @@ class EntryUnwinder(Unwinder):
             info = pending.create_unwind_info(_FrameId(rsp, stub.start))
             info.add_saved_register("rip", _value("rip", u64(pending.read_register("rcx"))))
             info.add_saved_register("rsp", _value("rsp", rsp))
-            _labels[(pc, rsp)] = "<syscall return>"
+            ret = frames_decode.signed(u64(pending.read_register("rax")))
+            _labels[(pc, rsp)] = _returning_label(kernel, pending, ret)
             return info
         address = rsp - offset
         if stub.kind == "syscall":
             layout = kernel.syscall_frame_layout
             frame = frames_decode.decode_syscall_frame(read(address, layout.size), layout, address)
             registers = frame.app_registers()
-            _labels[(pc, rsp)] = _syscall_label(frame, returning=pc > stub.call_return)
+            if pc > stub.call_return:
+                _labels[(pc, rsp)] = _returning_label(kernel, pending, frame.ret)
+            else:
+                _labels[(pc, rsp)] = f"<syscall {kernel.syscalls.name(frame.nr)}>"
         else:
             layout = kernel.trap_frame_layout
             trap = frames_decode.decode_trap_frame(read(address, layout.size), layout, address)
