@@ -121,3 +121,15 @@ def test_bt_at_every_instruction_of_the_interrupt_exit_path(backtraces_past_main
     gdb.run("finish")  # back from trap_handler, at the instruction after its call
     visited = step_to_the_app(gdb, "<interrupt 32 timer>", "main")
     assert visited[-1] == label_address(gdb, "trap_return")
+
+
+@pytest.mark.usefixtures("kernel")
+def test_frames_no_symbol_covers_print_as_gdb_prints_them(backtraces_past_main) -> None:
+    gdb = backtraces_past_main(app("hello", "glibc")).gdb
+    gdb.run("set osv-app-path")  # no app symbols: no app frame has a function
+    gdb.run("osv-break syscall write --exit")
+    gdb.run("continue")
+    frames = backtrace(gdb)
+    unfiltered = [line for line in gdb.run("bt -no-filters").splitlines() if line.startswith("#")]
+    assert frames[0].startswith("#0  <syscall write returning 18> ("), frames
+    assert frames[1:] == unfiltered[1:] and " in ?? ()" in frames[1], frames

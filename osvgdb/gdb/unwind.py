@@ -161,16 +161,25 @@ class EntryUnwinder(Unwinder):
 
 
 class EntryFrameDecorator(FrameDecorator):
-    def __init__(self, base: object, label: str):
+    """A frame as `bt` shows it: an entry stub's frame by the crossing's label, a
+    frame no symbol covers as `??`, like GDB without frame filters. (FrameDecorator
+    gives GDB such a frame's pc to look up, and GDB prints a failed lookup as `in  ()`.)"""
+
+    def __init__(self, base: object, label: str | None):
         super().__init__(base)
         self.label = label
 
-    def function(self) -> str:
-        return self.label
+    def function(self) -> str | int:
+        if self.label:
+            return self.label
+        function = super().function()
+        if isinstance(function, int) and self.inferior_frame().name() is None:
+            return "??"
+        return function
 
 
 class EntryFrameFilter:
-    """Labels the entry-stub frames the unwinder unwound."""
+    """Labels the entry-stub frames the unwinder unwound, and names unknown frames `??`."""
 
     def __init__(self) -> None:
         self.name = NAME
@@ -188,8 +197,7 @@ class EntryFrameFilter:
             key = (u64(frame.pc()), u64(frame.read_register("rsp")))
         except (gdb.error, RuntimeError):
             return decorator
-        label = _labels.get(key)
-        return EntryFrameDecorator(decorator, label) if label else decorator
+        return EntryFrameDecorator(decorator, _labels.get(key))
 
 
 def register() -> None:
