@@ -158,23 +158,60 @@ def test_explanation_is_one_paragraph_naming_rule_place_thread_and_calls() -> No
     assert text.endswith("Last syscalls of tid 1: arch_prctl(ARCH_SET_FS, 0x4ac380) = 0.")
 
 
+# syscall_entry's shape, in the encodings the assembler gives it (objdump -d).
+STUB = [
+    ("push %rax", "50"),
+    ("push %rbx", "53"),
+    ("mov %rsp,%rdi", "48 89 e7"),
+    ("call syscall_handler", "e8 00 10 00 00"),
+    ("mov %rax,0x70(%rsp)", "48 89 44 24 70"),
+    ("cli", "fa"),
+    ("add $0x10,%rsp", "48 83 c4 10"),
+    ("pop %r15", "41 5f"),
+    ("popf", "9d"),
+    ("pop %rcx", "59"),
+    ("pop %rsp", "5c"),
+    ("jmp *%rcx", "ff e1"),
+]
+
+
+def _instructions(stub: list[tuple[str, str]]) -> list[tuple[int, bytes]]:
+    return [(0x100 + 4 * i, bytes.fromhex(code)) for i, (_, code) in enumerate(stub)]
+
+
 def test_stub_analysis_follows_rsp_through_the_exit_path() -> None:
-    asm = [
-        "push %rax",
-        "push %rbx",
-        "mov %rsp,%rdi",
-        "call 0x1 <syscall_handler>",
-        "mov %rax,0x70(%rsp)",
-        "cli",
-        "add $0x10,%rsp",
-        "pop %r15",
-        "popf",
-        "pop %rcx",
-        "pop %rsp",
-        "jmp *%rcx",
-    ]
-    instructions = [{"addr": 0x100 + 4 * i, "asm": a} for i, a in enumerate(asm)]
-    stub = frames.analyse("syscall", 0x100, 0x100 + 4 * len(asm), instructions)
-    offsets = [stub.offsets.get(0x100 + 4 * i) for i in range(len(asm))]
+    stub = frames.analyse("syscall", 0x100, 0x100 + 4 * len(STUB), _instructions(STUB))
+    offsets = [stub.offsets.get(0x100 + 4 * i) for i in range(len(STUB))]
     assert offsets == [None, None, 0, 0, 0, 0, 0, 16, 24, 32, 40, frames.RETURNED]
     assert stub.call_return == 0x110
+
+
+@pytest.mark.parametrize(
+    "asm, code, effect",
+    [
+        ("pushq 0x28(%rax)", "ff 70 28", ("push", -8)),
+        ("push $0x20", "6a 20", ("push", -8)),
+        ("pop %r12", "41 5c", ("pop", 8)),  # REX.B: not pop %rsp
+        ("pop %rsp", "5c", ("pop-rsp", 0)),
+        ("sub $0x8,%rsp", "48 83 ec 08", ("adjust", -8)),
+        ("add $0x200,%rsp", "48 81 c4 00 02 00 00", ("adjust", 0x200)),
+        ("add $0x10,%r12", "49 83 c4 10", ("other", 0)),
+        ("mov %gs:0x0,%rax", "65 48 8b 04 25 00 00 00 00", ("other", 0)),
+        ("mov (%rsp),%r11", "4c 8b 1c 24", ("other", 0)),
+        ("mov 0x18(%rax),%rsp", "48 8b 60 18", ("moves-rsp", 0)),
+        ("mov %rdi,%rsp", "48 89 fc", ("moves-rsp", 0)),
+        ("lea 0x10(%rsp),%rsp", "48 8d 64 24 10", ("moves-rsp", 0)),
+        ("call *%rax", "ff d0", ("call", 0)),
+        ("iretq", "48 cf", ("moves-rsp", 0)),
+        ("wrfsbase %rax", "f3 48 0f ae d0", ("other", 0)),
+    ],
+)
+def test_stack_effect_from_the_encoding(asm: str, code: str, effect: tuple[str, int]) -> None:
+    assert frames.stack_effect(bytes.fromhex(code)) == effect, asm
+
+
+def test_stub_analysis_stops_at_a_write_of_rsp_it_cannot_follow() -> None:
+    stub = list(STUB)
+    stub[7] = ("mov %rdi,%rsp", "48 89 fc")
+    analysed = frames.analyse("syscall", 0x100, 0x100 + 4 * len(stub), _instructions(stub))
+    assert max(analysed.offsets) == 0x100 + 4 * 7 and analysed.offsets[0x11C] == 16

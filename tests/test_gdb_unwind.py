@@ -102,8 +102,11 @@ def test_bt_at_futex_returns_reaches_each_threads_function(backtraces_past_main)
 
 
 @pytest.mark.usefixtures("kernel")
-def test_bt_at_every_instruction_of_the_syscall_exit_path(backtraces_past_main) -> None:
+@pytest.mark.parametrize("flavor", ["att", "intel"])
+def test_bt_at_every_instruction_of_the_syscall_exit_path(backtraces_past_main, flavor) -> None:
     gdb = backtraces_past_main(app("hello", "glibc")).gdb
+    # The unwinder's stub analysis reads encodings, not the disassembler's text.
+    gdb.run(f"set disassembly-flavor {flavor}")
     gdb.run("osv-break syscall write --exit")
     gdb.run("continue")
     visited = step_to_the_app(gdb, "<syscall write returning 18>", "main")

@@ -405,6 +405,59 @@ def explain(crossing: Crossing, violations: list[Violation]) -> str:
 # --- where the frame is, at each instruction of an entry stub ------------------------------
 
 RETURNED = -1  # an offset meaning: the registers are the app's already (syscall_return)
+RSP = 4  # rsp's number in an opcode's or a ModRM byte's register field
+LEGACY_PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3))
+# Opcodes whose ModRM reg field names the register written, and those whose rm field does
+# (the mov, lea and ALU forms a stub could point rsp elsewhere with).
+WRITES_REG = frozenset((0x03, 0x0B, 0x13, 0x1B, 0x23, 0x2B, 0x33, 0x8B, 0x8D))
+WRITES_RM = frozenset((0x01, 0x09, 0x11, 0x19, 0x21, 0x29, 0x31, 0x89, 0xC7))
+
+
+def stack_effect(code: bytes) -> tuple[str, int]:
+    """What one x86-64 instruction, from its encoding, does to rsp: ("push", -8),
+    ("pop", 8), ("adjust", n) for an add or sub of an immediate, ("call", 0),
+    ("pop-rsp", 0), ("moves-rsp", 0) for any other write of rsp (which the stub
+    analysis does not follow), else ("other", 0)."""
+    i = 0
+    while i < len(code) and code[i] in LEGACY_PREFIXES:
+        i += 1
+    rex = code[i] if i < len(code) and 0x40 <= code[i] <= 0x4F else 0
+    i += 1 if rex else 0
+    if i >= len(code):
+        return ("other", 0)
+    op = code[i]
+    modrm = code[i + 1] if i + 1 < len(code) else 0
+    extension = (modrm >> 3) & 7  # the reg field, when it extends the opcode
+    reg = extension | (rex & 4) << 1
+    rm = modrm & 7 | (rex & 1) << 3
+    on_rsp = modrm >> 6 == 3 and rm == RSP  # the rm operand is rsp itself, not memory
+    if 0x50 <= op <= 0x57 or op in (0x68, 0x6A, 0x9C) or (op == 0xFF and extension == 6):
+        return ("push", -8)
+    if 0x58 <= op <= 0x5F:
+        return ("pop-rsp", 0) if (op - 0x58 | (rex & 1) << 3) == RSP else ("pop", 8)
+    if op == 0x8F and extension == 0:
+        return ("pop-rsp", 0) if on_rsp else ("pop", 8)
+    if op == 0x9D:  # popfq
+        return ("pop", 8)
+    if op == 0xE8 or (op == 0xFF and extension in (2, 3)):
+        return ("call", 0)
+    if op in (0x81, 0x83) and on_rsp:
+        size = 1 if op == 0x83 else 4
+        immediate = int.from_bytes(code[i + 2 : i + 2 + size], "little", signed=True)
+        if extension == 0:
+            return ("adjust", immediate)
+        if extension == 5:
+            return ("adjust", -immediate)
+        return ("other", 0) if extension == 7 else ("moves-rsp", 0)  # cmp reads only
+    if (
+        (op in WRITES_REG and reg == RSP)
+        or (op in WRITES_RM and on_rsp)
+        or (op == 0xFF and extension in (0, 1) and on_rsp)  # inc, dec
+        or (0xB8 <= op <= 0xBF and (op - 0xB8 | (rex & 1) << 3) == RSP)  # mov $imm, %rsp
+        or op in (0xC3, 0xC9, 0xCF)  # ret, leave, iret
+    ):
+        return ("moves-rsp", 0)
+    return ("other", 0)
 
 
 @dataclass
@@ -419,31 +472,32 @@ class Stub:
         return self.start <= pc < self.end
 
 
-def analyse(kind: str, start: int, end: int, instructions: list[dict]) -> Stub:
-    """Offsets of rsp from the frame at each pc of a stub, from its disassembly
-    (pure: dicts with `addr` and `asm`, as gdb.Architecture.disassemble gives)."""
+def analyse(kind: str, start: int, end: int, instructions: list[tuple[int, bytes]]) -> Stub:
+    """Offsets of rsp from the frame at each pc of a stub, from its instructions'
+    encodings (pure: (address, bytes) pairs in order). The frame is complete after
+    the last push before the first call; from there on the offset follows the pops
+    and adjustments, up to the end or to a write of rsp it cannot follow."""
     stub = Stub(kind, start, end)
-    calls = [i for i, insn in enumerate(instructions) if insn["asm"].startswith("call")]
+    effects = [stack_effect(code) for _, code in instructions]
+    calls = [i for i, (effect, _) in enumerate(effects) if effect == "call"]
     if not calls:
         return stub
     call = calls[0]
-    pushes = [i for i in range(call) if instructions[i]["asm"].startswith("push")]
+    pushes = [i for i in range(call) if effects[i][0] == "push"]
     first = pushes[-1] + 1 if pushes else call
     offset = 0
     for i in range(first, len(instructions)):
-        insn = instructions[i]
-        stub.offsets[insn["addr"]] = offset
-        asm = " ".join(insn["asm"].split())
+        address = instructions[i][0]
+        stub.offsets[address] = offset
         if i == call + 1:
-            stub.call_return = insn["addr"]
-        if i <= call:
+            stub.call_return = address
+        effect, delta = effects[i]
+        if i <= call or offset == RETURNED:
             continue
-        if asm.startswith("pop") and asm.endswith("%rsp"):
+        if effect == "pop-rsp":
             offset = RETURNED
-        elif offset == RETURNED:
-            continue
-        elif asm.startswith("pop"):
-            offset += 8
-        elif asm.startswith("add") and asm.endswith(",%rsp") and "$" in asm:
-            offset += int(asm.split("$", 1)[1].split(",", 1)[0], 0)
+        elif effect == "moves-rsp":
+            break
+        else:
+            offset += delta
     return stub

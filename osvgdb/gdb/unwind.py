@@ -12,11 +12,12 @@ trap_return) this unwinder gives GDB the registers the stub saved. Either way
 crossing, and the frame decorator names the crossing: `<syscall write>`,
 `<interrupt 32 timer>`, `<page fault at 0x...>`.
 
-Where in a stub the frame is, from one disassembly of each stub (cached with
-the kernel's symbols): from its last push before `call` to the end, rsp is the
-frame plus what the exit path popped so far; at syscall_return (after
-`pop %rsp`) the registers already are the app's, with rip in rcx.  During the
-pushes the frame is incomplete and the CFI ends the backtrace as before.
+Where in a stub the frame is, from its instructions' encodings (GDB's
+disassembler only says where each starts; cached with the kernel's symbols):
+from its last push before `call` to the end, rsp is the frame plus what the
+exit path popped so far; at syscall_return (after `pop %rsp`) the registers
+already are the app's, with rip in rcx.  During the pushes the frame is
+incomplete and the CFI ends the backtrace as before.
 """
 
 from __future__ import annotations
@@ -45,8 +46,14 @@ def stubs(kernel: Kernel) -> list[Stub]:
             extent = kernel.function_range(function)
             if extent is None:
                 continue
-            instructions = architecture.disassemble(extent[0], extent[1] - 1)
-            found.append(analyse(kind, extent[0], extent[1], instructions))
+            start, end = extent
+            code = read(start, end - start)
+            # Only where each instruction starts: the text follows `set disassembly-flavor`.
+            instructions = [
+                (insn["addr"], code[insn["addr"] - start : insn["addr"] - start + insn["length"]])
+                for insn in architecture.disassemble(start, end - 1)
+            ]
+            found.append(analyse(kind, start, end, instructions))
         _stubs[key] = found
     return _stubs[key]
 
