@@ -73,6 +73,40 @@ def test_trap_frame_decodes_vector_error_and_cpu_frame() -> None:
     assert "cs" not in trap.interrupted_registers()
 
 
+# The kernel's enum interrupt_vector (kernel/arch/x64/arch.h) as DWARF gives it.
+INTERRUPT_VECTOR = [
+    ("TIMER_VECTOR", 32),
+    ("IPI_RESCHEDULE_VECTOR", 0xF1),
+    ("IPI_TLB_VECTOR", 0xF2),
+    ("SPURIOUS_VECTOR", 0xFF),
+]
+VECTORS = frames.Vectors(frames.interrupt_names(INTERRUPT_VECTOR))
+
+
+def test_interrupt_names_from_the_kernels_enum() -> None:
+    assert frames.interrupt_names([*INTERRUPT_VECTOR, ("NOT_A_VECTOR", 300)]) == {
+        32: ("timer", "timer"),
+        0xF1: ("reschedule", "reschedule"),
+        0xF2: ("tlb", "tlb-shootdown"),
+        0xFF: ("spurious", "spurious"),
+    }
+    assert VECTORS.names(exceptions=False) == [
+        "reschedule",
+        "spurious",
+        "timer",
+        "tlb",
+        "tlb-shootdown",
+    ]
+    assert [VECTORS.name(v) for v in (0xF1, 0xF2, 0x41, 14, 15)] == [
+        "reschedule",
+        "tlb-shootdown",
+        "interrupt 0x41",
+        "page-fault",
+        "exception 15",
+    ]
+    assert frames.Vectors({}).name(32) == "interrupt 0x20"  # a kernel without the enum
+
+
 @pytest.mark.parametrize(
     "text, exceptions, vector",
     [
@@ -81,12 +115,13 @@ def test_trap_frame_decodes_vector_error_and_cpu_frame() -> None:
         ("GP", True, 13),
         ("0xe", True, 14),
         ("timer", False, 32),
+        ("reschedule", False, 0xF1),
         ("tlb_shootdown", False, 0xF2),
         ("255", False, 255),
     ],
 )
 def test_parse_vector(text: str, exceptions: bool, vector: int) -> None:
-    assert frames.parse_vector(text, exceptions=exceptions) == vector
+    assert VECTORS.parse(text, exceptions=exceptions) == vector
 
 
 @pytest.mark.parametrize(
@@ -100,13 +135,14 @@ def test_parse_vector(text: str, exceptions: bool, vector: int) -> None:
 )
 def test_parse_vector_errors(text: str, exceptions: bool, message: str) -> None:
     with pytest.raises(DecodeError, match=message):
-        frames.parse_vector(text, exceptions=exceptions)
+        VECTORS.parse(text, exceptions=exceptions)
 
 
 def test_labels_and_origin() -> None:
-    assert frames.trap_label(32) == "<interrupt 32 timer>"
-    assert frames.trap_label(14, 0x1234) == "<page fault at 0x1234>"
-    assert frames.trap_label(13) == "<exception 13 general-protection>"
+    assert VECTORS.label(32) == "<interrupt 32 timer>"
+    assert VECTORS.label(14, 0x1234) == "<page fault at 0x1234>"
+    assert VECTORS.label(13) == "<exception 13 general-protection>"
+    assert VECTORS.label(0xF1) == "<interrupt 241 reschedule>"
     kernel = (0x40000000, 0x41000000)
     assert frames.came_from(0x401000, 0, kernel, (0x5000, 0x6000)) == "app"
     assert frames.came_from(0x40001000, 0x5800, kernel, (0x5000, 0x6000)) == "syscall"

@@ -13,7 +13,8 @@ from guest import app
 from test_gdb_break import _symbol_extent
 
 STEP_LIMIT = 60  # instructions from a handler's return to the app: about 30 today
-FAST_TIMER = "--hz=100"  # fewer timer interrupts while GDB holds the guest
+SLOW_TIMER = "--hz=100"  # fewer timer interrupts while GDB holds the guest
+STOP_LINE = re.compile(r"osv: CPU \d+ tid (\d+) \(\w+\): \w+\(.*\) = (-?\d+)")  # tid, result
 
 
 def backtrace(gdb: GdbDriver) -> list[str]:
@@ -92,13 +93,12 @@ def test_bt_at_futex_returns_reaches_each_threads_function(backtraces_past_main)
     threads = set()
     for _ in range(4):
         stop = gdb.run("continue")
-        tid, ret = re.search(r"osv: CPU \d+ tid (\d+) \(\w+\): futex\(.*\) = (-?\d+)", stop).groups()
-        tid = int(tid)
+        tid, ret = STOP_LINE.search(stop).groups()
         frames = backtrace(gdb)
         assert frames[0].startswith(f"#0  <syscall futex returning {ret}> ("), frames
-        assert_reaches(frames, "main" if tid == 1 else "worker")
+        assert_reaches(frames, "main" if tid == "1" else "worker")
         threads.add(tid)
-    assert threads - {1}, "no worker thread returned from a futex call"
+    assert threads - {"1"}, "no worker thread returned from a futex call"
 
 
 @pytest.mark.usefixtures("kernel")
@@ -116,7 +116,7 @@ def test_bt_at_every_instruction_of_the_syscall_exit_path(backtraces_past_main, 
 
 @pytest.mark.usefixtures("kernel")
 def test_bt_at_every_instruction_of_the_interrupt_exit_path(backtraces_past_main) -> None:
-    debugged = backtraces_past_main(app("spin", "glibc"), ["0.3"], kernel_args=[FAST_TIMER])
+    debugged = backtraces_past_main(app("spin", "glibc"), ["0.3"], kernel_args=[SLOW_TIMER])
     gdb = debugged.gdb
     start, size = _symbol_extent(app("spin", "glibc"), "main")  # its busy loop
     gdb.run(f'osv-break interrupt timer --if "{start} <= rip < {start + size}" -t')
@@ -136,3 +136,15 @@ def test_frames_no_symbol_covers_print_as_gdb_prints_them(backtraces_past_main) 
     unfiltered = [line for line in gdb.run("bt -no-filters").splitlines() if line.startswith("#")]
     assert frames[0].startswith("#0  <syscall write returning 18> ("), frames
     assert frames[1:] == unfiltered[1:] and " in ?? ()" in frames[1], frames
+
+
+@pytest.mark.usefixtures("kernel")
+def test_interrupt_names_come_from_the_kernels_enum(backtraces_past_main) -> None:
+    gdb = backtraces_past_main(app("threads", "glibc"), smp=2).gdb
+    known = gdb.run("osv-break interrupt no-such-interrupt")
+    assert "(known: reschedule, spurious, timer, tlb, tlb-shootdown)" in known, known
+    # An idle CPU is woken by the reschedule IPI when a thread becomes ready for it.
+    assert "stops on reschedule" in gdb.run("osv-break interrupt reschedule -t")
+    stop = gdb.run("continue")
+    assert ": interrupt 241 reschedule, error code 0x0" in stop, stop
+    assert "<interrupt 241 reschedule>" in backtrace(gdb)[1]

@@ -13,6 +13,7 @@ Everything here is pure: bytes + Layout in, plain records out.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from osvgdb.decode import DecodeError
@@ -72,9 +73,9 @@ TRAP_FRAME_FIELDS = (
     "ss",
 )
 
-# Interrupt vectors: exception short names (Intel's mnemonics without '#') and
-# long names (as the kernel's trap.c prints them, hyphenated), and the kernel's
-# interrupts (kernel/arch/x64/arch.h).
+# Exceptions, the architecture's vectors 0..31: short names (Intel's mnemonics without
+# '#') and long names (as the kernel's trap.c prints them, hyphenated). The kernel's own
+# interrupts come from its DWARF: `interrupt_names`.
 EXCEPTIONS = {
     0: ("de", "divide-error"),
     1: ("db", "debug"),
@@ -98,9 +99,10 @@ EXCEPTIONS = {
     20: ("ve", "virtualization"),
     21: ("cp", "control-protection"),
 }
-INTERRUPTS = {32: "timer", 0xF2: "tlb-shootdown", 0xFF: "spurious"}
 PAGE_FAULT = 14
 FIRST_INTERRUPT = 32
+# Enumerator names that abbreviate what the interrupt is known by.
+INTERRUPT_LONG_NAMES = {"tlb": "tlb-shootdown"}
 
 
 @dataclass(frozen=True)
@@ -192,55 +194,67 @@ def decode_trap_frame(buf: bytes, layout: Layout, address: int) -> TrapFrame:
 # --- vectors -----------------------------------------------------------------------------
 
 
-def vector_name(vector: int) -> str:
-    """`page-fault`, `timer`, `interrupt 0x41`, ..."""
-    if vector in EXCEPTIONS:
-        return EXCEPTIONS[vector][1]
-    if vector in INTERRUPTS:
-        return INTERRUPTS[vector]
-    return f"exception {vector}" if vector < FIRST_INTERRUPT else f"interrupt {vector:#x}"
+def interrupt_names(enumerators: Iterable[tuple[str, int]]) -> dict[int, tuple[str, str]]:
+    """Short and long names by vector, from the (name, value) pairs of the kernel's
+    enum interrupt_vector: TIMER_VECTOR -> timer, IPI_RESCHEDULE_VECTOR -> reschedule,
+    IPI_TLB_VECTOR -> tlb and tlb-shootdown. Values outside 32..255 are no interrupt."""
+    names = {}
+    for enumerator, vector in enumerators:
+        if not FIRST_INTERRUPT <= vector <= 255:
+            continue
+        short = enumerator.lower().removesuffix("_vector").removeprefix("ipi_").replace("_", "-")
+        names[vector] = (short, INTERRUPT_LONG_NAMES.get(short, short))
+    return names
 
 
-def parse_vector(text: str, *, exceptions: bool) -> int:
-    """A vector from a number (0x.. too) or a name: exception names when
-    `exceptions`, else interrupt names. DecodeError when neither."""
-    text = text.strip().lower().replace("_", "-")
-    try:
-        vector = int(text, 0)
-    except ValueError:
-        vector = None
-    if vector is None:
-        table = (
-            {n: v for v, names in EXCEPTIONS.items() for n in names}
-            if exceptions
-            else {n: v for v, n in INTERRUPTS.items()}
-        )
-        if text not in table:
-            kind = "exception" if exceptions else "interrupt"
-            raise DecodeError(f"unknown {kind} {text!r} (known: {', '.join(sorted(table))})")
-        return table[text]
-    if not 0 <= vector <= 255:
-        raise DecodeError(f"vector {vector} is not 0..255")
-    if exceptions and vector >= FIRST_INTERRUPT:
-        raise DecodeError(f"vector {vector} is an interrupt, not an exception (0..31)")
-    if not exceptions and vector < FIRST_INTERRUPT:
-        raise DecodeError(f"vector {vector} is an exception, not an interrupt (32..255)")
-    return vector
+@dataclass(frozen=True)
+class Vectors:
+    """The names of the vectors: the exceptions, and a kernel's interrupts (short and
+    long names by vector, as `interrupt_names` gives them)."""
 
+    interrupts: dict[int, tuple[str, str]]
 
-def vector_names(*, exceptions: bool) -> list[str]:
-    if exceptions:
-        return sorted(n for names in EXCEPTIONS.values() for n in names)
-    return sorted(INTERRUPTS.values())
+    def name(self, vector: int) -> str:
+        """`page-fault`, `timer`, `interrupt 0x41`, ..."""
+        names = EXCEPTIONS.get(vector) or self.interrupts.get(vector)
+        if names:
+            return names[1]
+        return f"exception {vector}" if vector < FIRST_INTERRUPT else f"interrupt {vector:#x}"
 
+    def _table(self, exceptions: bool) -> dict[int, tuple[str, str]]:
+        return EXCEPTIONS if exceptions else self.interrupts
 
-def trap_label(vector: int, cr2: int | None = None) -> str:
-    """How a backtrace names the crossing: `<interrupt 32 timer>`, `<page fault at 0x..>`."""
-    if vector == PAGE_FAULT and cr2 is not None:
-        return f"<page fault at {cr2:#x}>"
-    if vector < FIRST_INTERRUPT:
-        return f"<exception {vector} {vector_name(vector)}>"
-    return f"<interrupt {vector} {vector_name(vector)}>"
+    def parse(self, text: str, *, exceptions: bool) -> int:
+        """A vector from a number (0x.. too) or a name: exception names when
+        `exceptions`, else interrupt names. DecodeError when neither."""
+        text = text.strip().lower().replace("_", "-")
+        try:
+            vector = int(text, 0)
+        except ValueError:
+            vector = None
+        if vector is None:
+            table = {n: v for v, names in self._table(exceptions).items() for n in names}
+            if text not in table:
+                kind = "exception" if exceptions else "interrupt"
+                raise DecodeError(f"unknown {kind} {text!r} (known: {', '.join(sorted(table))})")
+            return table[text]
+        if not 0 <= vector <= 255:
+            raise DecodeError(f"vector {vector} is not 0..255")
+        if exceptions and vector >= FIRST_INTERRUPT:
+            raise DecodeError(f"vector {vector} is an interrupt, not an exception (0..31)")
+        if not exceptions and vector < FIRST_INTERRUPT:
+            raise DecodeError(f"vector {vector} is an exception, not an interrupt (32..255)")
+        return vector
+
+    def names(self, *, exceptions: bool) -> list[str]:
+        return sorted({n for names in self._table(exceptions).values() for n in names})
+
+    def label(self, vector: int, cr2: int | None = None) -> str:
+        """How a backtrace names the crossing: `<interrupt 32 timer>`, `<page fault at 0x..>`."""
+        if vector == PAGE_FAULT and cr2 is not None:
+            return f"<page fault at {cr2:#x}>"
+        kind = "exception" if vector < FIRST_INTERRUPT else "interrupt"
+        return f"<{kind} {vector} {self.name(vector)}>"
 
 
 # --- where a CPU came from ----------------------------------------------------------------

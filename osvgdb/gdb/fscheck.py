@@ -73,7 +73,7 @@ class FsCheck:
             target = "app" if event.to_app else "kernel"
             detail = f"returning to {target} code"
             if event.vector is not None:
-                detail = f"{frames_decode.trap_label(event.vector).strip('<>')} {detail}"
+                detail = f"{event.kernel.vectors.label(event.vector).strip('<>')} {detail}"
             location = events.LOCATIONS[event.where]
         if not violations:
             return False

@@ -148,7 +148,7 @@ class EntryUnwinder(Unwinder):
             cr2 = None
             if trap.vector == frames_decode.PAGE_FAULT:
                 cr2 = u64(pending.read_register("cr2"))
-            _labels[(pc, rsp)] = frames_decode.trap_label(trap.vector, cr2)
+            _labels[(pc, rsp)] = kernel.vectors.label(trap.vector, cr2)
         if pc <= stub.call_return:
             # The handler's caller: entry.S's CFI describes this frame as a signal frame,
             # which GDB lets return to the app's stack below the handler's. Only the
