@@ -82,18 +82,21 @@ def _forget_labels(_event: object = None) -> None:
 def _returning_call(kernel: Kernel, gs_base: int) -> str:
     """The name of the syscall this CPU's current thread returns from (the number is
     gone from the frame: rax holds the result), from the history record its struct
-    thread points at."""
-    cpu = kernel.cpu_index(gs_base)
-    current = int(kernel.read_cpu(cpu)["current"] or 0) if cpu is not None else 0
-    if not current:
-        return "?"
-    record = kernel.thread_call(current)
-    if record is not None:
-        return kernel.syscalls.name(record.nr)
-    codec = kernel.thread_layout.codec(("syscall_seq",))
-    if not codec.unpack(read(current, codec.size))["syscall_seq"]:
-        return "clone-child"  # a new thread's first return: the call was its parent's
-    return "?"  # newer calls on that CPU have reused the record's ring slot
+    thread points at; `?` when that cannot tell, which leaves the unwinding alone."""
+    try:
+        cpu = kernel.cpu_index(gs_base)
+        current = int(kernel.read_cpu(cpu)["current"] or 0) if cpu is not None else 0
+        if not current:
+            return "?"
+        record = kernel.thread_call(current)
+        if record is not None:
+            return kernel.syscalls.name(record.nr)
+        codec = kernel.thread_layout.codec(("syscall_seq",))
+        if not codec.unpack(read(current, codec.size))["syscall_seq"]:
+            return "clone-child"  # a new thread's first return: the call was its parent's
+    except (TargetError, DecodeError):
+        pass
+    return "?"  # e.g. newer calls on that CPU have reused the record's ring slot
 
 
 def _returning_label(kernel: Kernel, pending: gdb.PendingFrame, ret: int) -> str:
