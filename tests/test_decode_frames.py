@@ -73,6 +73,40 @@ def test_trap_frame_decodes_vector_error_and_cpu_frame() -> None:
     assert "cs" not in trap.interrupted_registers()
 
 
+# The kernel's enum interrupt_vector (kernel/arch/x64/arch.h) as DWARF gives it.
+INTERRUPT_VECTOR = [
+    ("TIMER_VECTOR", 32),
+    ("IPI_RESCHEDULE_VECTOR", 0xF1),
+    ("IPI_TLB_VECTOR", 0xF2),
+    ("SPURIOUS_VECTOR", 0xFF),
+]
+VECTORS = frames.Vectors(frames.interrupt_names(INTERRUPT_VECTOR))
+
+
+def test_interrupt_names_from_the_kernels_enum() -> None:
+    assert frames.interrupt_names([*INTERRUPT_VECTOR, ("NOT_A_VECTOR", 300)]) == {
+        32: ("timer", "timer"),
+        0xF1: ("reschedule", "reschedule"),
+        0xF2: ("tlb", "tlb-shootdown"),
+        0xFF: ("spurious", "spurious"),
+    }
+    assert VECTORS.names(exceptions=False) == [
+        "reschedule",
+        "spurious",
+        "timer",
+        "tlb",
+        "tlb-shootdown",
+    ]
+    assert [VECTORS.name(v) for v in (0xF1, 0xF2, 0x41, 14, 15)] == [
+        "reschedule",
+        "tlb-shootdown",
+        "interrupt 0x41",
+        "page-fault",
+        "exception 15",
+    ]
+    assert frames.Vectors({}).name(32) == "interrupt 0x20"  # a kernel without the enum
+
+
 @pytest.mark.parametrize(
     "text, exceptions, vector",
     [
@@ -81,12 +115,13 @@ def test_trap_frame_decodes_vector_error_and_cpu_frame() -> None:
         ("GP", True, 13),
         ("0xe", True, 14),
         ("timer", False, 32),
+        ("reschedule", False, 0xF1),
         ("tlb_shootdown", False, 0xF2),
         ("255", False, 255),
     ],
 )
 def test_parse_vector(text: str, exceptions: bool, vector: int) -> None:
-    assert frames.parse_vector(text, exceptions=exceptions) == vector
+    assert VECTORS.parse(text, exceptions=exceptions) == vector
 
 
 @pytest.mark.parametrize(
@@ -100,13 +135,14 @@ def test_parse_vector(text: str, exceptions: bool, vector: int) -> None:
 )
 def test_parse_vector_errors(text: str, exceptions: bool, message: str) -> None:
     with pytest.raises(DecodeError, match=message):
-        frames.parse_vector(text, exceptions=exceptions)
+        VECTORS.parse(text, exceptions=exceptions)
 
 
 def test_labels_and_origin() -> None:
-    assert frames.trap_label(32) == "<interrupt 32 timer>"
-    assert frames.trap_label(14, 0x1234) == "<page fault at 0x1234>"
-    assert frames.trap_label(13) == "<exception 13 general-protection>"
+    assert VECTORS.label(32) == "<interrupt 32 timer>"
+    assert VECTORS.label(14, 0x1234) == "<page fault at 0x1234>"
+    assert VECTORS.label(13) == "<exception 13 general-protection>"
+    assert VECTORS.label(0xF1) == "<interrupt 241 reschedule>"
     kernel = (0x40000000, 0x41000000)
     assert frames.came_from(0x401000, 0, kernel, (0x5000, 0x6000)) == "app"
     assert frames.came_from(0x40001000, 0x5800, kernel, (0x5000, 0x6000)) == "syscall"
@@ -158,23 +194,60 @@ def test_explanation_is_one_paragraph_naming_rule_place_thread_and_calls() -> No
     assert text.endswith("Last syscalls of tid 1: arch_prctl(ARCH_SET_FS, 0x4ac380) = 0.")
 
 
+# syscall_entry's shape, in the encodings the assembler gives it (objdump -d).
+STUB = [
+    ("push %rax", "50"),
+    ("push %rbx", "53"),
+    ("mov %rsp,%rdi", "48 89 e7"),
+    ("call syscall_handler", "e8 00 10 00 00"),
+    ("mov %rax,0x70(%rsp)", "48 89 44 24 70"),
+    ("cli", "fa"),
+    ("add $0x10,%rsp", "48 83 c4 10"),
+    ("pop %r15", "41 5f"),
+    ("popf", "9d"),
+    ("pop %rcx", "59"),
+    ("pop %rsp", "5c"),
+    ("jmp *%rcx", "ff e1"),
+]
+
+
+def _instructions(stub: list[tuple[str, str]]) -> list[tuple[int, bytes]]:
+    return [(0x100 + 4 * i, bytes.fromhex(code)) for i, (_, code) in enumerate(stub)]
+
+
 def test_stub_analysis_follows_rsp_through_the_exit_path() -> None:
-    asm = [
-        "push %rax",
-        "push %rbx",
-        "mov %rsp,%rdi",
-        "call 0x1 <syscall_handler>",
-        "mov %rax,0x70(%rsp)",
-        "cli",
-        "add $0x10,%rsp",
-        "pop %r15",
-        "popf",
-        "pop %rcx",
-        "pop %rsp",
-        "jmp *%rcx",
-    ]
-    instructions = [{"addr": 0x100 + 4 * i, "asm": a} for i, a in enumerate(asm)]
-    stub = frames.analyse("syscall", 0x100, 0x100 + 4 * len(asm), instructions)
-    offsets = [stub.offsets.get(0x100 + 4 * i) for i in range(len(asm))]
+    stub = frames.analyse("syscall", 0x100, 0x100 + 4 * len(STUB), _instructions(STUB))
+    offsets = [stub.offsets.get(0x100 + 4 * i) for i in range(len(STUB))]
     assert offsets == [None, None, 0, 0, 0, 0, 0, 16, 24, 32, 40, frames.RETURNED]
     assert stub.call_return == 0x110
+
+
+@pytest.mark.parametrize(
+    "asm, code, effect",
+    [
+        ("pushq 0x28(%rax)", "ff 70 28", ("push", -8)),
+        ("push $0x20", "6a 20", ("push", -8)),
+        ("pop %r12", "41 5c", ("pop", 8)),  # REX.B: not pop %rsp
+        ("pop %rsp", "5c", ("pop-rsp", 0)),
+        ("sub $0x8,%rsp", "48 83 ec 08", ("adjust", -8)),
+        ("add $0x200,%rsp", "48 81 c4 00 02 00 00", ("adjust", 0x200)),
+        ("add $0x10,%r12", "49 83 c4 10", ("other", 0)),
+        ("mov %gs:0x0,%rax", "65 48 8b 04 25 00 00 00 00", ("other", 0)),
+        ("mov (%rsp),%r11", "4c 8b 1c 24", ("other", 0)),
+        ("mov 0x18(%rax),%rsp", "48 8b 60 18", ("moves-rsp", 0)),
+        ("mov %rdi,%rsp", "48 89 fc", ("moves-rsp", 0)),
+        ("lea 0x10(%rsp),%rsp", "48 8d 64 24 10", ("moves-rsp", 0)),
+        ("call *%rax", "ff d0", ("call", 0)),
+        ("iretq", "48 cf", ("moves-rsp", 0)),
+        ("wrfsbase %rax", "f3 48 0f ae d0", ("other", 0)),
+    ],
+)
+def test_stack_effect_from_the_encoding(asm: str, code: str, effect: tuple[str, int]) -> None:
+    assert frames.stack_effect(bytes.fromhex(code)) == effect, asm
+
+
+def test_stub_analysis_stops_at_a_write_of_rsp_it_cannot_follow() -> None:
+    stub = list(STUB)
+    stub[7] = ("mov %rdi,%rsp", "48 89 fc")
+    analysed = frames.analyse("syscall", 0x100, 0x100 + 4 * len(stub), _instructions(stub))
+    assert max(analysed.offsets) == 0x100 + 4 * 7 and analysed.offsets[0x11C] == 16

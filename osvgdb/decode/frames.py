@@ -13,6 +13,7 @@ Everything here is pure: bytes + Layout in, plain records out.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from osvgdb.decode import DecodeError
@@ -72,9 +73,9 @@ TRAP_FRAME_FIELDS = (
     "ss",
 )
 
-# Interrupt vectors: exception short names (Intel's mnemonics without '#') and
-# long names (as the kernel's trap.c prints them, hyphenated), and the kernel's
-# interrupts (kernel/arch/x64/arch.h).
+# Exceptions, the architecture's vectors 0..31: short names (Intel's mnemonics without
+# '#') and long names (as the kernel's trap.c prints them, hyphenated). The kernel's own
+# interrupts come from its DWARF: `interrupt_names`.
 EXCEPTIONS = {
     0: ("de", "divide-error"),
     1: ("db", "debug"),
@@ -98,9 +99,10 @@ EXCEPTIONS = {
     20: ("ve", "virtualization"),
     21: ("cp", "control-protection"),
 }
-INTERRUPTS = {32: "timer", 0xF2: "tlb-shootdown", 0xFF: "spurious"}
 PAGE_FAULT = 14
 FIRST_INTERRUPT = 32
+# Enumerator names that abbreviate what the interrupt is known by.
+INTERRUPT_LONG_NAMES = {"tlb": "tlb-shootdown"}
 
 
 @dataclass(frozen=True)
@@ -192,55 +194,67 @@ def decode_trap_frame(buf: bytes, layout: Layout, address: int) -> TrapFrame:
 # --- vectors -----------------------------------------------------------------------------
 
 
-def vector_name(vector: int) -> str:
-    """`page-fault`, `timer`, `interrupt 0x41`, ..."""
-    if vector in EXCEPTIONS:
-        return EXCEPTIONS[vector][1]
-    if vector in INTERRUPTS:
-        return INTERRUPTS[vector]
-    return f"exception {vector}" if vector < FIRST_INTERRUPT else f"interrupt {vector:#x}"
+def interrupt_names(enumerators: Iterable[tuple[str, int]]) -> dict[int, tuple[str, str]]:
+    """Short and long names by vector, from the (name, value) pairs of the kernel's
+    enum interrupt_vector: TIMER_VECTOR -> timer, IPI_RESCHEDULE_VECTOR -> reschedule,
+    IPI_TLB_VECTOR -> tlb and tlb-shootdown. Values outside 32..255 are no interrupt."""
+    names = {}
+    for enumerator, vector in enumerators:
+        if not FIRST_INTERRUPT <= vector <= 255:
+            continue
+        short = enumerator.lower().removesuffix("_vector").removeprefix("ipi_").replace("_", "-")
+        names[vector] = (short, INTERRUPT_LONG_NAMES.get(short, short))
+    return names
 
 
-def parse_vector(text: str, *, exceptions: bool) -> int:
-    """A vector from a number (0x.. too) or a name: exception names when
-    `exceptions`, else interrupt names. DecodeError when neither."""
-    text = text.strip().lower().replace("_", "-")
-    try:
-        vector = int(text, 0)
-    except ValueError:
-        vector = None
-    if vector is None:
-        table = (
-            {n: v for v, names in EXCEPTIONS.items() for n in names}
-            if exceptions
-            else {n: v for v, n in INTERRUPTS.items()}
-        )
-        if text not in table:
-            kind = "exception" if exceptions else "interrupt"
-            raise DecodeError(f"unknown {kind} {text!r} (known: {', '.join(sorted(table))})")
-        return table[text]
-    if not 0 <= vector <= 255:
-        raise DecodeError(f"vector {vector} is not 0..255")
-    if exceptions and vector >= FIRST_INTERRUPT:
-        raise DecodeError(f"vector {vector} is an interrupt, not an exception (0..31)")
-    if not exceptions and vector < FIRST_INTERRUPT:
-        raise DecodeError(f"vector {vector} is an exception, not an interrupt (32..255)")
-    return vector
+@dataclass(frozen=True)
+class Vectors:
+    """The names of the vectors: the exceptions, and a kernel's interrupts (short and
+    long names by vector, as `interrupt_names` gives them)."""
 
+    interrupts: dict[int, tuple[str, str]]
 
-def vector_names(*, exceptions: bool) -> list[str]:
-    if exceptions:
-        return sorted(n for names in EXCEPTIONS.values() for n in names)
-    return sorted(INTERRUPTS.values())
+    def name(self, vector: int) -> str:
+        """`page-fault`, `timer`, `interrupt 0x41`, ..."""
+        names = EXCEPTIONS.get(vector) or self.interrupts.get(vector)
+        if names:
+            return names[1]
+        return f"exception {vector}" if vector < FIRST_INTERRUPT else f"interrupt {vector:#x}"
 
+    def _table(self, exceptions: bool) -> dict[int, tuple[str, str]]:
+        return EXCEPTIONS if exceptions else self.interrupts
 
-def trap_label(vector: int, cr2: int | None = None) -> str:
-    """How a backtrace names the crossing: `<interrupt 32 timer>`, `<page fault at 0x..>`."""
-    if vector == PAGE_FAULT and cr2 is not None:
-        return f"<page fault at {cr2:#x}>"
-    if vector < FIRST_INTERRUPT:
-        return f"<exception {vector} {vector_name(vector)}>"
-    return f"<interrupt {vector} {vector_name(vector)}>"
+    def parse(self, text: str, *, exceptions: bool) -> int:
+        """A vector from a number (0x.. too) or a name: exception names when
+        `exceptions`, else interrupt names. DecodeError when neither."""
+        text = text.strip().lower().replace("_", "-")
+        try:
+            vector = int(text, 0)
+        except ValueError:
+            vector = None
+        if vector is None:
+            table = {n: v for v, names in self._table(exceptions).items() for n in names}
+            if text not in table:
+                kind = "exception" if exceptions else "interrupt"
+                raise DecodeError(f"unknown {kind} {text!r} (known: {', '.join(sorted(table))})")
+            return table[text]
+        if not 0 <= vector <= 255:
+            raise DecodeError(f"vector {vector} is not 0..255")
+        if exceptions and vector >= FIRST_INTERRUPT:
+            raise DecodeError(f"vector {vector} is an interrupt, not an exception (0..31)")
+        if not exceptions and vector < FIRST_INTERRUPT:
+            raise DecodeError(f"vector {vector} is an exception, not an interrupt (32..255)")
+        return vector
+
+    def names(self, *, exceptions: bool) -> list[str]:
+        return sorted({n for names in self._table(exceptions).values() for n in names})
+
+    def label(self, vector: int, cr2: int | None = None) -> str:
+        """How a backtrace names the crossing: `<interrupt 32 timer>`, `<page fault at 0x..>`."""
+        if vector == PAGE_FAULT and cr2 is not None:
+            return f"<page fault at {cr2:#x}>"
+        kind = "exception" if vector < FIRST_INTERRUPT else "interrupt"
+        return f"<{kind} {vector} {self.name(vector)}>"
 
 
 # --- where a CPU came from ----------------------------------------------------------------
@@ -405,6 +419,59 @@ def explain(crossing: Crossing, violations: list[Violation]) -> str:
 # --- where the frame is, at each instruction of an entry stub ------------------------------
 
 RETURNED = -1  # an offset meaning: the registers are the app's already (syscall_return)
+RSP = 4  # rsp's number in an opcode's or a ModRM byte's register field
+LEGACY_PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3))
+# Opcodes whose ModRM reg field names the register written, and those whose rm field does
+# (the mov, lea and ALU forms a stub could point rsp elsewhere with).
+WRITES_REG = frozenset((0x03, 0x0B, 0x13, 0x1B, 0x23, 0x2B, 0x33, 0x8B, 0x8D))
+WRITES_RM = frozenset((0x01, 0x09, 0x11, 0x19, 0x21, 0x29, 0x31, 0x89, 0xC7))
+
+
+def stack_effect(code: bytes) -> tuple[str, int]:
+    """What one x86-64 instruction, from its encoding, does to rsp: ("push", -8),
+    ("pop", 8), ("adjust", n) for an add or sub of an immediate, ("call", 0),
+    ("pop-rsp", 0), ("moves-rsp", 0) for any other write of rsp (which the stub
+    analysis does not follow), else ("other", 0)."""
+    i = 0
+    while i < len(code) and code[i] in LEGACY_PREFIXES:
+        i += 1
+    rex = code[i] if i < len(code) and 0x40 <= code[i] <= 0x4F else 0
+    i += 1 if rex else 0
+    if i >= len(code):
+        return ("other", 0)
+    op = code[i]
+    modrm = code[i + 1] if i + 1 < len(code) else 0
+    extension = (modrm >> 3) & 7  # the reg field, when it extends the opcode
+    reg = extension | (rex & 4) << 1
+    rm = modrm & 7 | (rex & 1) << 3
+    on_rsp = modrm >> 6 == 3 and rm == RSP  # the rm operand is rsp itself, not memory
+    if 0x50 <= op <= 0x57 or op in (0x68, 0x6A, 0x9C) or (op == 0xFF and extension == 6):
+        return ("push", -8)
+    if 0x58 <= op <= 0x5F:
+        return ("pop-rsp", 0) if (op - 0x58 | (rex & 1) << 3) == RSP else ("pop", 8)
+    if op == 0x8F and extension == 0:
+        return ("pop-rsp", 0) if on_rsp else ("pop", 8)
+    if op == 0x9D:  # popfq
+        return ("pop", 8)
+    if op == 0xE8 or (op == 0xFF and extension in (2, 3)):
+        return ("call", 0)
+    if op in (0x81, 0x83) and on_rsp:
+        size = 1 if op == 0x83 else 4
+        immediate = int.from_bytes(code[i + 2 : i + 2 + size], "little", signed=True)
+        if extension == 0:
+            return ("adjust", immediate)
+        if extension == 5:
+            return ("adjust", -immediate)
+        return ("other", 0) if extension == 7 else ("moves-rsp", 0)  # cmp reads only
+    if (
+        (op in WRITES_REG and reg == RSP)
+        or (op in WRITES_RM and on_rsp)
+        or (op == 0xFF and extension in (0, 1) and on_rsp)  # inc, dec
+        or (0xB8 <= op <= 0xBF and (op - 0xB8 | (rex & 1) << 3) == RSP)  # mov $imm, %rsp
+        or op in (0xC3, 0xC9, 0xCF)  # ret, leave, iret
+    ):
+        return ("moves-rsp", 0)
+    return ("other", 0)
 
 
 @dataclass
@@ -419,31 +486,32 @@ class Stub:
         return self.start <= pc < self.end
 
 
-def analyse(kind: str, start: int, end: int, instructions: list[dict]) -> Stub:
-    """Offsets of rsp from the frame at each pc of a stub, from its disassembly
-    (pure: dicts with `addr` and `asm`, as gdb.Architecture.disassemble gives)."""
+def analyse(kind: str, start: int, end: int, instructions: list[tuple[int, bytes]]) -> Stub:
+    """Offsets of rsp from the frame at each pc of a stub, from its instructions'
+    encodings (pure: (address, bytes) pairs in order). The frame is complete after
+    the last push before the first call; from there on the offset follows the pops
+    and adjustments, up to the end or to a write of rsp it cannot follow."""
     stub = Stub(kind, start, end)
-    calls = [i for i, insn in enumerate(instructions) if insn["asm"].startswith("call")]
+    effects = [stack_effect(code) for _, code in instructions]
+    calls = [i for i, (effect, _) in enumerate(effects) if effect == "call"]
     if not calls:
         return stub
     call = calls[0]
-    pushes = [i for i in range(call) if instructions[i]["asm"].startswith("push")]
+    pushes = [i for i in range(call) if effects[i][0] == "push"]
     first = pushes[-1] + 1 if pushes else call
     offset = 0
     for i in range(first, len(instructions)):
-        insn = instructions[i]
-        stub.offsets[insn["addr"]] = offset
-        asm = " ".join(insn["asm"].split())
+        address = instructions[i][0]
+        stub.offsets[address] = offset
         if i == call + 1:
-            stub.call_return = insn["addr"]
-        if i <= call:
+            stub.call_return = address
+        effect, delta = effects[i]
+        if i <= call or offset == RETURNED:
             continue
-        if asm.startswith("pop") and asm.endswith("%rsp"):
+        if effect == "pop-rsp":
             offset = RETURNED
-        elif offset == RETURNED:
-            continue
-        elif asm.startswith("pop"):
-            offset += 8
-        elif asm.startswith("add") and asm.endswith(",%rsp") and "$" in asm:
-            offset += int(asm.split("$", 1)[1].split(",", 1)[0], 0)
+        elif effect == "moves-rsp":
+            break
+        else:
+            offset += delta
     return stub

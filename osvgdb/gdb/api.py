@@ -33,7 +33,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from osvgdb.decode import DecodeError
-from osvgdb.decode import frames as frames_decode
 from osvgdb.gdb import events
 from osvgdb.gdb.events import Event, EventBreakpoint, SyscallEvent, TrapEvent
 from osvgdb.gdb.target import Kernel, TargetError
@@ -139,7 +138,7 @@ class SyscallHook(_Hook):
 class TrapHook(_Hook):
     """Calls on_trap(event) at each wanted interrupt or exception (at trap_handler).
 
-    vectors: numbers, interrupt names (timer, tlb-shootdown, spurious) or exception
+    vectors: numbers, interrupt names (timer, reschedule, tlb-shootdown, ...) or exception
     names (page-fault/pf, gp, ud, ...); none: every vector."""
 
     def __init__(
@@ -167,10 +166,11 @@ class TrapHook(_Hook):
 def parse_vector(vector: str | int) -> int:
     if isinstance(vector, int):
         return vector
+    vectors = Kernel.get().vectors
     try:
-        return frames_decode.parse_vector(vector, exceptions=True)
+        return vectors.parse(vector, exceptions=True)
     except DecodeError:
-        return frames_decode.parse_vector(vector, exceptions=False)
+        return vectors.parse(vector, exceptions=False)
 
 
 def on_syscall(

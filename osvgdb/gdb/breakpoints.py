@@ -15,7 +15,6 @@ import json
 import gdb
 
 from osvgdb.decode import DecodeError
-from osvgdb.decode import frames as frames_decode
 from osvgdb.gdb import conditions, events
 from osvgdb.gdb.api import SyscallHook, TrapHook
 from osvgdb.gdb.command import OsvCommand, int_arg
@@ -60,7 +59,7 @@ class OsvBreak(OsvCommand):
     DETAILS = (
         "osv-break syscall NAME|NR... [--exit]  at the call's entry (syscall_handler), or its\n"
         "                                       return (syscall_exit) showing the result\n"
-        "osv-break interrupt VECTOR|NAME...     at trap_handler: timer, tlb-shootdown, spurious\n"
+        "osv-break interrupt VECTOR|NAME...     at trap_handler: timer, reschedule, tlb-shootdown\n"
         "osv-break exception NAME|VECTOR...     page-fault (pf), gp, ud, de, ... (0..31)\n"
         "No names: every syscall / interrupt / exception. The stop shows the decoded call\n"
         '(write(1, "hi\\n", 3) = 3) or the vector, error code, rip, CR2 and whether the CPU\n'
@@ -75,7 +74,7 @@ class OsvBreak(OsvCommand):
         kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
         for kind, what in (
             ("syscall", "syscall names or numbers"),
-            ("interrupt", "vectors (32..255) or timer, tlb-shootdown, spurious"),
+            ("interrupt", "vectors (32..255) or the kernel's names: timer, reschedule, ..."),
             ("exception", "vectors (0..31) or names: page-fault/pf, gp, ud, ..."),
         ):
             sub = kinds.add_parser(kind, help=f"stop at {kind}s", prog=f"{NAME} {kind}")
@@ -107,7 +106,10 @@ class OsvBreak(OsvCommand):
             except TargetError:
                 return []
         else:
-            names = frames_decode.vector_names(exceptions=kind == "exception")
+            try:
+                names = Kernel.get().vectors.names(exceptions=kind == "exception")
+            except TargetError:
+                return []
         return sorted(n for n in names if n.startswith(word or ""))
 
     def run(self, args: argparse.Namespace) -> None:
@@ -128,8 +130,8 @@ class OsvBreak(OsvCommand):
         else:
             exceptions = args.kind == "exception"
             try:
-                vectors = [frames_decode.parse_vector(n, exceptions=exceptions) for n in args.names]
-            except DecodeError as error:
+                vectors = [Kernel.get().vectors.parse(n, exceptions=exceptions) for n in args.names]
+            except (DecodeError, TargetError) as error:
                 raise gdb.GdbError(f"{NAME}: {error}") from None
             if not vectors:
                 vectors = list(range(32)) if exceptions else list(range(32, 256))

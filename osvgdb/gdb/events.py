@@ -272,7 +272,7 @@ class TrapEvent(FrameEvent):
 
     @property
     def name(self) -> str:
-        return frames_decode.vector_name(self.vector)
+        return self.kernel.vectors.name(self.vector)
 
     @cached_property
     def came_from(self) -> str:

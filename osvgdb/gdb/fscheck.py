@@ -137,7 +137,7 @@ class FsCheck:
         cpu, thread = _current(kernel)
         vector = int(values["vector"] or 0)
         if location.startswith("trap"):
-            detail = frames_decode.trap_label(vector).strip("<>")
+            detail = kernel.vectors.label(vector).strip("<>")
         else:
             detail = "syscall " + _syscall_name(kernel, entry, int(values["nr"] or 0), thread)
         if not entry:

@@ -19,6 +19,7 @@ from functools import cached_property
 import gdb
 
 from osvgdb.decode import DecodeError
+from osvgdb.decode import frames as frames_decode
 from osvgdb.decode import history as history_decode
 from osvgdb.decode import tcb as tcb_decode
 from osvgdb.decode.syscalls import SyscallTable, host_table
@@ -309,6 +310,18 @@ class Kernel:
         if state_type.code != gdb.TYPE_CODE_ENUM:
             return {}
         return {f.enumval: f.name.removeprefix("THREAD_").lower() for f in state_type.fields()}
+
+    @cached_property
+    def vectors(self) -> frames_decode.Vectors:
+        """Vector names: the exceptions, and the kernel's enum interrupt_vector (kept
+        in DWARF for this), looked up in trap.c, which handles them."""
+        try:
+            block = self.symbol("trap_handler").symtab.static_block()
+            enum = gdb.lookup_type("enum interrupt_vector", block)
+        except (TargetError, gdb.error):
+            return frames_decode.Vectors({})  # a kernel without the enum: numbers only
+        enumerators = ((f.name, f.enumval) for f in enum.fields())
+        return frames_decode.Vectors(frames_decode.interrupt_names(enumerators))
 
     @cached_property
     def array_lengths(self) -> dict[str, int]:

@@ -1,21 +1,23 @@
 """Backtraces through the entry paths into the app: a gdb.unwinder and a frame decorator.
 
 Once entry.S has built struct syscall_frame or struct trap_frame, its CFI
-describes where every app register was saved and marks the stub a signal frame,
-so GDB's own unwinder continues `bt` into the app (a Python unwinder cannot: its
-frames are normal ones, and GDB refuses a normal frame whose stack lies below
-the next one's, as the app's stack lies below the kernel's). Where the CFI ends
-the backtrace (the exit path's pops, syscall_return) this unwinder gives GDB the
-registers the stub saved, so `bt` still reaches the first app frame. Either way
+describes where every app register was saved and marks the stub a signal
+frame, so GDB's own unwinder continues `bt` from the handler into the app. A
+Python unwinder could not do that part: its frames are normal ones, and GDB
+ends a backtrace at a normal frame whose stack lies below (is inner to) that
+of the normal frame it returns to, as the app's stack lies below the handler's.
+From the handler's return on (the exit path's pops, syscall_return,
+trap_return) this unwinder gives GDB the registers the stub saved. Either way
 `frame N` / `info registers` in an app frame show its registers as saved at the
 crossing, and the frame decorator names the crossing: `<syscall write>`,
 `<interrupt 32 timer>`, `<page fault at 0x...>`.
 
-Where in a stub the frame is, from one disassembly of each stub (cached with
-the kernel's symbols): from its last push before `call` to the end, rsp is the
-frame plus what the exit path popped so far; at syscall_return (after
-`pop %rsp`) the registers already are the app's, with rip in rcx.  During the
-pushes the frame is incomplete and the CFI ends the backtrace as before.
+Where in a stub the frame is, from its instructions' encodings (GDB's
+disassembler only says where each starts; cached with the kernel's symbols):
+from its last push before `call` to the end, rsp is the frame plus what the
+exit path popped so far; at syscall_return (after `pop %rsp`) the registers
+already are the app's, with rip in rcx.  During the pushes the frame is
+incomplete and the CFI ends the backtrace as before.
 """
 
 from __future__ import annotations
@@ -30,8 +32,6 @@ from osvgdb.decode.frames import RETURNED, Stub, analyse
 from osvgdb.gdb.target import Kernel, TargetError, read, u64
 
 NAME = "osv-entry"
-# Where entry.S's signal-frame CFI ends in each stub (the exit path's begins there).
-SIGNAL_FRAME_END = {"syscall": "syscall_exit", "trap": "trap_exit"}
 SMALL_REGISTERS = ("eflags", "cs", "ss")  # 32 bits in GDB's amd64 description
 _stubs: dict[int, list[Stub]] = {}
 
@@ -46,8 +46,14 @@ def stubs(kernel: Kernel) -> list[Stub]:
             extent = kernel.function_range(function)
             if extent is None:
                 continue
-            instructions = architecture.disassemble(extent[0], extent[1] - 1)
-            found.append(analyse(kind, extent[0], extent[1], instructions))
+            start, end = extent
+            code = read(start, end - start)
+            # Only where each instruction starts: the text follows `set disassembly-flavor`.
+            instructions = [
+                (insn["addr"], code[insn["addr"] - start : insn["addr"] - start + insn["length"]])
+                for insn in architecture.disassemble(start, end - 1)
+            ]
+            found.append(analyse(kind, start, end, instructions))
         _stubs[key] = found
     return _stubs[key]
 
@@ -73,17 +79,29 @@ def _forget_labels(_event: object = None) -> None:
     _labels.clear()
 
 
-def _syscall_label(frame: frames_decode.SyscallFrame, returning: bool, gs_base: int) -> str:
-    kernel = Kernel.get()
-    table = kernel.syscalls
-    if not returning:
-        return f"<syscall {table.name(frame.nr)}>"
-    # rax holds the result now: the call is the CPU's current thread's (its history record)
-    cpu = kernel.cpu_index(gs_base)
-    current = kernel.read_cpu(cpu).get("current") if cpu is not None else None
-    record = kernel.thread_call(int(current)) if current else None
-    name = table.name(record.nr) if record else "?"
-    return f"<syscall {name} returning {frame.ret}>"
+def _returning_call(kernel: Kernel, gs_base: int) -> str:
+    """The name of the syscall this CPU's current thread returns from (the number is
+    gone from the frame: rax holds the result), from the history record its struct
+    thread points at; `?` when that cannot tell, which leaves the unwinding alone."""
+    try:
+        cpu = kernel.cpu_index(gs_base)
+        current = int(kernel.read_cpu(cpu)["current"] or 0) if cpu is not None else 0
+        if not current:
+            return "?"
+        record = kernel.thread_call(current)
+        if record is not None:
+            return kernel.syscalls.name(record.nr)
+        codec = kernel.thread_layout.codec(("syscall_seq",))
+        if not codec.unpack(read(current, codec.size))["syscall_seq"]:
+            return "clone-child"  # a new thread's first return: the call was its parent's
+    except (TargetError, DecodeError):
+        pass
+    return "?"  # e.g. newer calls on that CPU have reused the record's ring slot
+
+
+def _returning_label(kernel: Kernel, pending: gdb.PendingFrame, ret: int) -> str:
+    name = _returning_call(kernel, u64(pending.read_register("gs_base")))
+    return f"<syscall {name} returning {ret}>"
 
 
 class EntryUnwinder(Unwinder):
@@ -114,16 +132,18 @@ class EntryUnwinder(Unwinder):
             info = pending.create_unwind_info(_FrameId(rsp, stub.start))
             info.add_saved_register("rip", _value("rip", u64(pending.read_register("rcx"))))
             info.add_saved_register("rsp", _value("rsp", rsp))
-            _labels[(pc, rsp)] = "<syscall return>"
+            ret = frames_decode.signed(u64(pending.read_register("rax")))
+            _labels[(pc, rsp)] = _returning_label(kernel, pending, ret)
             return info
         address = rsp - offset
         if stub.kind == "syscall":
             layout = kernel.syscall_frame_layout
             frame = frames_decode.decode_syscall_frame(read(address, layout.size), layout, address)
             registers = frame.app_registers()
-            _labels[(pc, rsp)] = _syscall_label(
-                frame, pc > stub.call_return, u64(pending.read_register("gs_base"))
-            )
+            if pc > stub.call_return:
+                _labels[(pc, rsp)] = _returning_label(kernel, pending, frame.ret)
+            else:
+                _labels[(pc, rsp)] = f"<syscall {kernel.syscalls.name(frame.nr)}>"
         else:
             layout = kernel.trap_frame_layout
             trap = frames_decode.decode_trap_frame(read(address, layout.size), layout, address)
@@ -131,16 +151,17 @@ class EntryUnwinder(Unwinder):
             cr2 = None
             if trap.vector == frames_decode.PAGE_FAULT:
                 cr2 = u64(pending.read_register("cr2"))
-            _labels[(pc, rsp)] = frames_decode.trap_label(trap.vector, cr2)
-        if pc < kernel.address(SIGNAL_FRAME_END[stub.kind]):
-            # The frame is complete and entry.S's CFI describes it as a signal frame:
-            # GDB's own unwinder, unlike a Python one, may step from the kernel's stack
-            # down to the app's. Only the label is ours.
+            _labels[(pc, rsp)] = kernel.vectors.label(trap.vector, cr2)
+        if pc <= stub.call_return:
+            # The handler's caller: entry.S's CFI describes this frame as a signal frame,
+            # which GDB lets return to the app's stack below the handler's. Only the
+            # label is ours.
             return None
-        # Mid-way through the exit path: no CFI there. The id's sp is on the kernel stack,
-        # so GDB's frame-id order check passes from the handler to this frame, and stops
-        # after the next one (the app's stack lies below; only signal frames may do that).
-        info = pending.create_unwind_info(_FrameId(address + layout.size, stub.start))
+        # From the handler's return on. GDB ends a backtrace at a normal frame whose id
+        # is inner to (below) that of the normal frame newer than it: like the signal
+        # frame's CFA, the id's sp is the stack pointer this frame returns to, so the
+        # frames of the code it returns to lie at or above it.
+        info = pending.create_unwind_info(_FrameId(registers["rsp"], stub.start))
         for name, number in registers.items():
             try:
                 info.add_saved_register(name, _value(name, number))
@@ -150,16 +171,25 @@ class EntryUnwinder(Unwinder):
 
 
 class EntryFrameDecorator(FrameDecorator):
-    def __init__(self, base: object, label: str):
+    """A frame as `bt` shows it: an entry stub's frame by the crossing's label, a
+    frame no symbol covers as `??`, like GDB without frame filters. (FrameDecorator
+    gives GDB such a frame's pc to look up, and GDB prints a failed lookup as `in  ()`.)"""
+
+    def __init__(self, base: object, label: str | None):
         super().__init__(base)
         self.label = label
 
-    def function(self) -> str:
-        return self.label
+    def function(self) -> str | int:
+        if self.label:
+            return self.label
+        function = super().function()
+        if isinstance(function, int) and self.inferior_frame().name() is None:
+            return "??"
+        return function
 
 
 class EntryFrameFilter:
-    """Labels the entry-stub frames the unwinder unwound."""
+    """Labels the entry-stub frames the unwinder unwound, and names unknown frames `??`."""
 
     def __init__(self) -> None:
         self.name = NAME
@@ -177,8 +207,7 @@ class EntryFrameFilter:
             key = (u64(frame.pc()), u64(frame.read_register("rsp")))
         except (gdb.error, RuntimeError):
             return decorator
-        label = _labels.get(key)
-        return EntryFrameDecorator(decorator, label) if label else decorator
+        return EntryFrameDecorator(decorator, _labels.get(key))
 
 
 def register() -> None:
