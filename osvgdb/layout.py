@@ -247,3 +247,29 @@ def layouts_from_elf(path: Path, names: list[str]) -> dict[str, Layout]:
             if len(found) == len(wanted):
                 break
     return found
+
+
+def enums_from_elf(path: Path, names: list[str]) -> dict[str, dict[str, int]]:
+    """The enumerators of `enum NAME` for each name, {name: value}, from the ELF's DWARF."""
+    from elftools.elf.elffile import ELFFile
+
+    wanted = set(names)
+    found: dict[str, dict[str, int]] = {}
+    with open(path, "rb") as f:
+        dwarf = ELFFile(f).get_dwarf_info()
+        for unit in dwarf.iter_CUs():
+            for die in unit.iter_DIEs():
+                if die.tag != "DW_TAG_enumeration_type" or "DW_AT_name" not in die.attributes:
+                    continue
+                name = die.attributes["DW_AT_name"].value.decode()
+                if name in wanted and name not in found:
+                    found[name] = {
+                        child.attributes["DW_AT_name"].value.decode(): child.attributes[
+                            "DW_AT_const_value"
+                        ].value
+                        for child in die.iter_children()
+                        if child.tag == "DW_TAG_enumerator"
+                    }
+            if len(found) == len(wanted):
+                break
+    return found

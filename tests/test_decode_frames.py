@@ -147,6 +147,9 @@ def test_labels_and_origin() -> None:
     assert frames.came_from(0x401000, 0, kernel, (0x5000, 0x6000)) == "app"
     assert frames.came_from(0x40001000, 0x5800, kernel, (0x5000, 0x6000)) == "syscall"
     assert frames.came_from(0x40001000, 0x9000, kernel, (0x5000, 0x6000)) == "kernel"
+    # The idle thread runs kernel code on its own stack: neither a syscall nor the app.
+    assert frames.came_from(0x40001000, 0x5800, kernel, (0x5000, 0x6000), idle=True) == "idle"
+    assert frames.came_from(0x401000, 0x5800, kernel, (0x5000, 0x6000), idle=True) == "app"
 
 
 KTCB, APP = 0xFFFF800000152410, 0x4AC380

@@ -63,7 +63,8 @@ def test_fscheck_explains_the_broken_trap_exit(broken_kernel: None) -> None:
         trap_return = gdb.run("output/x &trap_return").strip().split()[0]
     finally:
         debugged.close()
-    (explanation,) = [line for line in output.splitlines() if line.startswith("osv-fscheck:")]
+    (explanation, stopped) = [line for line in output.splitlines() if line.startswith("osv-fscheck:")]
+    assert stopped == "osv-fscheck: stopped at trap_return, the crossing's last instruction"
     (main,) = [t for t in tcb["threads"] if t["name"] == "main"]
     assert where == trap_return, output
     assert explanation.startswith(

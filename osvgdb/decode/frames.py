@@ -261,12 +261,20 @@ class Vectors:
 
 
 def came_from(
-    rip: int, rsp: int, kernel: tuple[int, int], syscall_stack: tuple[int, int] | None
+    rip: int,
+    rsp: int,
+    kernel: tuple[int, int],
+    syscall_stack: tuple[int, int] | None,
+    *,
+    idle: bool = False,
 ) -> str:
-    """app (rip outside the kernel image), syscall (kernel code on the thread's
+    """app (rip outside the kernel image), idle (the CPU's idle thread, which runs on
+    a stack of its own like any thread), syscall (kernel code on an app thread's
     syscall stack) or kernel."""
     if not kernel[0] <= rip < kernel[1]:
         return "app"
+    if idle:
+        return "idle"
     if syscall_stack is not None and syscall_stack[0] <= rsp <= syscall_stack[1]:
         return "syscall"
     return "kernel"
@@ -287,6 +295,11 @@ Rules checked at each crossing (kernel/arch/x64/entry.S's protocol):
   return-count  returning to app code, the counter is 0 (app TCB set) or 1 (never set)
   kernel-fs     an interrupt returning to kernel code leaves FS on the kernel TCB and the
                 counter >= 1"""
+
+
+def rule_name(enumerator: str) -> str:
+    """The kernel's enum fscheck_rule names a rule FSCHECK_RETURN_FS: return-fs here."""
+    return enumerator.removeprefix("FSCHECK_").lower().replace("_", "-")
 
 
 @dataclass

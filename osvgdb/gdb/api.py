@@ -14,7 +14,7 @@ The function gets a decoded event: `nr`, `name`, `args`, `text` (strace's form),
 `ret` (exits), `tid`, `thread_name`, `cpu`, `fs_base` and `counter` (as the
 entry found them), `rip`/`rsp` (the app's), and readers `arg_string(i)`,
 `arg_buffer(i, n)`, `read(addr, n)`, `string(addr)`.  Trap events have `vector`,
-`name`, `error_code`, `cr2`, `rip`, `came_from` (app, syscall or kernel).
+`name`, `error_code`, `cr2`, `rip`, `came_from` (app, idle, syscall or kernel).
 
 For state across calls, subclass instead:
 

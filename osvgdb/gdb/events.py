@@ -276,12 +276,16 @@ class TrapEvent(FrameEvent):
 
     @cached_property
     def came_from(self) -> str:
-        """app, syscall (kernel code on the thread's syscall stack) or kernel."""
+        """app, idle, syscall (kernel code on an app thread's syscall stack) or kernel."""
         thread = self.thread
         stack = None
         if thread is not None and thread.syscall_stack_low:
             stack = (thread.syscall_stack_low, thread.syscall_stack_high or 0)
-        return frames_decode.came_from(self.rip, self.rsp, self.kernel.ranges.kernel, stack)
+        current = self._cpu_state.get("current")
+        idle = bool(current) and current == self._cpu_state.get("idle_thread")
+        return frames_decode.came_from(
+            self.rip, self.rsp, self.kernel.ranges.kernel, stack, idle=idle
+        )
 
     @property
     def text(self) -> str:

@@ -53,11 +53,6 @@ WHERE = {
 }
 
 
-def rule_name(enumerator: str) -> str:
-    """FSCHECK_RETURN_FS -> return-fs, the name FSCHECK_RULES gives the rule."""
-    return enumerator.removeprefix("FSCHECK_").lower().replace("_", "-")
-
-
 def _set_enabled(kernel: Kernel, on: bool) -> None:
     address = kernel.address("fscheck_enabled")
     gdb.selected_inferior().write_memory(address, (1 if on else 0).to_bytes(4, "little"))
@@ -109,7 +104,7 @@ class FsCheck:
         wheres = {v: k for k, v in kernel.enum_values("fscheck_where").items()}
         location = WHERE.get(wheres.get(int(values["where"] or 0), ""), "?")
         kernel_rules = {
-            rule_name(name) for name, bit in kernel.enum_values("fscheck_rule").items() if broken & bit
+            frames_decode.rule_name(name) for name, bit in kernel.enum_values("fscheck_rule").items() if broken & bit
         }
         state = frames_decode.FsState(
             fs_base=int(values["fs_base"] or 0),
@@ -207,15 +202,22 @@ class _ViolationBreakpoint(gdb.Breakpoint):
         if location.endswith("_return"):
             _StopAt(location, gdb.selected_thread().num)
             return False
+        gdb.write(f"{NAME}: stopped in {VIOLATION}; `up` is {location}\n")
         return True
 
 
 class _StopAt(gdb.Breakpoint):
-    """A one-shot stop at a label on one vCPU."""
+    """A one-shot stop at a label on one vCPU, which says where it stopped."""
 
     def __init__(self, label: str, vcpu: int):
         super().__init__(f"*{Kernel.get().label(label):#x}", internal=True, temporary=True)
+        self.silent = True  # GDB would call it "Temporary breakpoint -N"
         self.thread = vcpu
+        self.label = label
+
+    def stop(self) -> bool:
+        gdb.write(f"{NAME}: stopped at {self.label}, the crossing's last instruction\n")
+        return True
 
 
 _active: FsCheck | None = None
