@@ -42,7 +42,8 @@ EXIT_STATUS_HELP = f"""\
 exit status:
   0-255  the app's exit status, as the kernel reported it; the kernel's loader
          uses two of them:
-  {EXIT_CANNOT_EXECUTE}    the loader rejected the executable (the console says why)
+  {EXIT_CANNOT_EXECUTE}    the loader rejected the executable (the console says why); or,
+         before anything started, EXE has no execute permission
   {EXIT_NOT_FOUND}    no such executable in the initrd
   {EXIT_USAGE}      bad osvgdb arguments (nothing was run)
   {EXIT_PANIC}     kernel panic (QEMU killed; the panic report is on the console)
