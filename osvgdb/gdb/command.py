@@ -71,6 +71,39 @@ def report_internal_error(where: str, error: BaseException) -> gdb.GdbError:
     return gdb.GdbError(f"{where}: internal error: {type(error).__name__}: {error}{hint}")
 
 
+NO_LIVE_TARGET = "no live target (connect with target remote, or QEMU has exited)"
+
+
+def live_target() -> bool:
+    """True while GDB is connected to a target with a vCPU to read.
+
+    Without one GDB reads memory from the kernel ELF's own sections, where the
+    kernel's tables are their zero initial values: commands would print "no
+    records" as if the guest had none. A QEMU that died is noticed at the next
+    packet, which fails; GDB then drops the remote target: pid 0, no thread.
+    (Not inferior.threads(): that asks the remote for its thread list.)
+    """
+    return gdb.selected_inferior().pid != 0 and gdb.selected_thread() is not None
+
+
+def no_live_target(who: str) -> gdb.GdbError:
+    return gdb.GdbError(f"{who}: {NO_LIVE_TARGET}")
+
+
+def one_line_error(who: str, error: Exception) -> gdb.GdbError:
+    """The one line for what a command or function raised.
+
+    A target that went away meanwhile is the reason, whatever failed: the QEMU
+    that died is only noticed when a read fails."""
+    if not live_target():
+        return no_live_target(who)
+    if isinstance(error, gdb.GdbError):
+        return error
+    if isinstance(error, (TargetError, DecodeError, gdb.error)):
+        return gdb.GdbError(f"{who}: {error}")
+    return report_internal_error(who, error)
+
+
 def print_json(data: object) -> None:
     gdb.write(json.dumps(data, indent=1) + "\n")
 
@@ -119,16 +152,12 @@ class OsvCommand(gdb.Command):
             return
         except _Usage as error:
             raise gdb.GdbError(f"{self.NAME}: {error} (usage: {self.usage()})") from None
+        if not live_target():
+            raise no_live_target(self.NAME)
         try:
             self.run(args)
-        except gdb.GdbError:
-            raise
-        except (TargetError, DecodeError, gdb.MemoryError) as error:
-            raise gdb.GdbError(f"{self.NAME}: {error}") from None
-        except gdb.error as error:
-            raise gdb.GdbError(f"{self.NAME}: {error}") from None
         except Exception as error:
-            raise report_internal_error(self.NAME, error) from None
+            raise one_line_error(self.NAME, error) from None
 
     def usage(self) -> str:
         return " ".join(self.parser.format_usage().split()).removeprefix("usage: ")
