@@ -11,16 +11,21 @@ from __future__ import annotations
 import argparse
 import json
 import traceback
+from collections.abc import Collection
 from typing import NoReturn
 
 import gdb
 
 from osvgdb.decode import DecodeError
-from osvgdb.gdb.target import TargetError
+from osvgdb.gdb.target import Kernel, TargetError
 
 
 class _Usage(Exception):
     pass
+
+
+class FilterError(Exception):
+    """A filter no event can ever match: the message names the option."""
 
 
 class _HelpShown(Exception):
@@ -99,7 +104,7 @@ def one_line_error(who: str, error: Exception) -> gdb.GdbError:
         return no_live_target(who)
     if isinstance(error, gdb.GdbError):
         return error
-    if isinstance(error, (TargetError, DecodeError, gdb.error)):
+    if isinstance(error, (FilterError, TargetError, DecodeError, gdb.error)):
         return gdb.GdbError(f"{who}: {error}")
     return report_internal_error(who, error)
 
@@ -118,6 +123,38 @@ def int_arg(text: str) -> int:
         return int(gdb.parse_and_eval(text))
     except gdb.error as error:
         raise argparse.ArgumentTypeError(f"not a number: {text!r} ({error})") from None
+
+
+def check_filters(
+    cpu: int | None, tid: int | None, numbers: Collection[int] | None = None
+) -> None:
+    """Refuse, with FilterError, the event filters that could never match.
+
+    cpu: a CPU the guest has; tid: a thread id, which starts at 0 (the kernel's
+    boot thread) or, for syscalls, at 1 (only app threads make them); numbers:
+    for syscall filters, the syscall numbers (empty: every syscall), each in the
+    syscall table; None for interrupt and exception filters.
+    """
+    kernel = Kernel.get()
+    if cpu is not None:
+        # nr_cpus counts the CPUs the kernel has started (1 until it has); QEMU's
+        # vCPUs, GDB's threads, are all there from the first instruction.
+        count = max(kernel.nr_cpus(), len(gdb.selected_inferior().threads()))
+        if not 0 <= cpu < count:
+            has = "only CPU 0" if count == 1 else f"CPUs 0-{count - 1}"
+            raise FilterError(f"--cpu {cpu}: the guest has {has}")
+    if tid is not None:
+        if numbers is not None and tid < 1:
+            raise FilterError(
+                f"--tid {tid}: only app threads make syscalls, and their tids start at 1"
+            )
+        if tid < 0:
+            raise FilterError(f"--tid {tid}: tids start at 0 (the kernel's boot thread)")
+    if numbers:
+        highest = max(kernel.syscalls.names)
+        for number in sorted(numbers):
+            if not 0 <= number <= highest:
+                raise FilterError(f"syscall {number} is beyond the syscall table (0-{highest})")
 
 
 class OsvCommand(gdb.Command):
