@@ -6,7 +6,7 @@ import os
 import subprocess
 
 import pytest
-from guest import app, osvgdb_command
+from guest import BANNER, app, osvgdb_command
 
 TIMEOUT = 60
 
@@ -61,10 +61,22 @@ def test_batch_stops_in_write_and_shows_it() -> None:
 
 
 @pytest.mark.usefixtures("kernel")
+def test_connecting_says_where_the_guest_is() -> None:
+    result = debug("--batch", "-ex", "info threads", str(app("hello", "glibc")))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "osvgdb: connected, the guest is stopped before its first instruction"
+    assert "?? ()" not in lines[0] and "Remote debugging using" not in result.stdout
+
+
+@pytest.mark.usefixtures("kernel")
 def test_batch_exit_status_is_gdbs() -> None:
-    result = debug("--batch", "-ex", "osv-tcb --bogus", str(app("hello", "glibc")))
+    # Were the guest resumed when GDB exits (a detach does that), it would boot,
+    # and this app exit, before QEMU is killed.
+    result = debug("--batch", "-ex", "osv-tcb --bogus", str(app("exit", "glibc")), "3")
     assert result.returncode != 0
     assert "osv-tcb: unrecognized arguments: --bogus" in result.stderr
+    assert BANNER not in result.stdout
 
 
 def test_usage_error() -> None:
