@@ -103,9 +103,8 @@ def _parser() -> argparse.ArgumentParser:
         "the gdbstub on a private unix socket, and start GDB on build/kernel.elf with the\n"
         "osvgdb extension loaded (osv-tcb, osv-syscalls, osv-auxv, ...), the app's symbols\n"
         "set to load when the kernel enters it, and connected. QEMU dies with GDB.",
-        epilog="exit status: GDB's (with --batch, non-zero when the last command failed);\n"
-        f"{run.EXIT_USAGE} for bad arguments, {run.EXIT_NO_STATUS} when QEMU or the build failed.\n"
-        "example: osvgdb debug --batch -ex 'osv-break syscall write' -ex continue \\\n"
+        epilog=debug.EXIT_STATUS_HELP
+        + "\nexample: osvgdb debug --batch -ex 'osv-break syscall write' -ex continue \\\n"
         "           -ex osv-syscalls build/apps/hello-glibc\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
