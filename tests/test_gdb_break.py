@@ -42,6 +42,17 @@ def test_break_write_stops_once_per_write_with_the_string(hello: Debugged, tmp_p
     assert stops == [f"osv: CPU 0 tid 1 (main): {HELLO}"] * writes
 
 
+def test_break_stop_names_its_own_breakpoint_beside_internal_ones(hello: Debugged) -> None:
+    # osv-trace's internal breakpoint (a negative number) is at syscall_handler first.
+    hello.gdb.run("osv-trace syscalls")
+    assert "osv-break 1: syscall write\n" in hello.gdb.run("osv-break syscall write")
+    stop = hello.gdb.run("continue")
+    assert f"osv: CPU 0 tid 1 (main): {HELLO}" in stop
+    assert "\nBreakpoint 1, syscall_handler (f=0x" in stop
+    assert "Breakpoint -" not in stop
+    assert "It stopped at breakpoint 1." in hello.gdb.run("info program")
+
+
 def test_break_exit_shows_the_result(hello: Debugged) -> None:
     hello.gdb.run("osv-break syscall write --exit")
     stop = hello.gdb.run("continue")
