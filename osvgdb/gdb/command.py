@@ -4,6 +4,8 @@ A command is a subclass of `OsvCommand` with NAME, SUMMARY (the first line of
 its help, so `apropos osv` reads well), `add_arguments(parser)` and
 `run(args)`.  Usage errors and failures reach the user as one line through
 gdb.GdbError; `set osv-debug on` prints the traceback of unexpected errors.
+run() is only called with a live target (`live_target`): without one every
+command, and every $osv_* function, says so instead.
 """
 
 from __future__ import annotations
@@ -24,12 +26,12 @@ class _Usage(Exception):
     pass
 
 
-class FilterError(Exception):
-    """A filter no event can ever match: the message names the option."""
-
-
 class _HelpShown(Exception):
     pass
+
+
+class FilterError(Exception):
+    """A filter no event can ever match: the message names the option."""
 
 
 class Parser(argparse.ArgumentParser):
