@@ -7,6 +7,7 @@ set OSVGDB_TRACEBACK=1 to see the traceback of an unexpected error.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import re
 import signal
@@ -24,6 +25,12 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 class UsageError(Exception):
     """Bad arguments: reported in one line, exit status 2."""
+
+
+class CannotExecute(Exception):
+    """An EXE that Linux's execve would refuse: one line in a shell's form
+    (`osvgdb run: ./x: Permission denied`), exit status 126 as for what the
+    kernel's loader rejects."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,9 +103,8 @@ def _parser() -> argparse.ArgumentParser:
         "the gdbstub on a private unix socket, and start GDB on build/kernel.elf with the\n"
         "osvgdb extension loaded (osv-tcb, osv-syscalls, osv-auxv, ...), the app's symbols\n"
         "set to load when the kernel enters it, and connected. QEMU dies with GDB.",
-        epilog="exit status: GDB's (with --batch, non-zero when the last command failed);\n"
-        f"{run.EXIT_USAGE} for bad arguments, {run.EXIT_NO_STATUS} when QEMU or the build failed.\n"
-        "example: osvgdb debug --batch -ex 'osv-break syscall write' -ex continue \\\n"
+        epilog=debug.EXIT_STATUS_HELP
+        + "\nexample: osvgdb debug --batch -ex 'osv-break syscall write' -ex continue \\\n"
         "           -ex osv-syscalls build/apps/hello-glibc\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -187,11 +193,14 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
     )
 
 
-def _check_exe(path: Path) -> None:
+def _check_exe(path: Path, command: str) -> None:
     if not path.exists():
         raise UsageError(f"{path}: no such file")
     if not path.is_file():
         raise UsageError(f"{path}: not a regular file")
+    # As execve does: without an execute bit it is EACCES, even for root.
+    if not os.access(path, os.X_OK):
+        raise CannotExecute(f"osvgdb {command}: {path}: {os.strerror(errno.EACCES)}")
     try:
         path.open("rb").close()
     except OSError as error:
@@ -205,7 +214,7 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
     if not command_line:
         raise UsageError(f"{namespace.command}: missing EXE")
     exe = Path(command_line[0])
-    _check_exe(exe)
+    _check_exe(exe, namespace.command)
     kernel = namespace.kernel
     if kernel is not None:
         if not kernel.is_file():
@@ -250,6 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as error:
         print(f"osvgdb: error: {error}", file=sys.stderr)
         return run.EXIT_USAGE
+    except CannotExecute as error:
+        print(error, file=sys.stderr)
+        return run.EXIT_CANNOT_EXECUTE
     except (BuildError, QemuError) as error:
         print(f"osvgdb: error: {error}", file=sys.stderr)
         return run.EXIT_NO_STATUS

@@ -6,7 +6,9 @@ its private 0700 directory; GDB starts on build/kernel.elf with gdbinit.py,
 enters it) and connected.  The guest console is copied to our stdout by a
 thread.  While GDB runs we ignore ^C (GDB uses it to interrupt the guest);
 when GDB exits, QEMU is killed.  With --batch GDB runs the -ex commands and
-exits; our exit status is GDB's.
+exits.  Our exit status says how the session ended (EXIT_STATUS_HELP): the
+app's status when the kernel reported its exit on debugcon (as for `osvgdb
+run`), else GDB's own.
 """
 
 from __future__ import annotations
@@ -20,13 +22,34 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TextIO
 
 from osvgdb import build, initrd
 from osvgdb.qemu import Qemu, QemuError, die_with_parent
-from osvgdb.run import RunOptions, kernel_cmdline, kernel_image
+from osvgdb.run import (
+    EXIT_CANNOT_EXECUTE,
+    EXIT_NO_STATUS,
+    EXIT_PANIC,
+    EXIT_USAGE,
+    Debugcon,
+    RunOptions,
+    kernel_cmdline,
+    kernel_image,
+    print_qemu_stderr,
+)
 
 GDB = "gdb"
+EXIT_STATUS_HELP = f"""\
+exit status, the first that applies (each but GDB's own also said on stderr):
+  128+N  GDB died of signal N
+  0-255  the app's exit status, once it has exited
+  {EXIT_PANIC}     kernel panic (the report is on the console)
+  {EXIT_NO_STATUS}    QEMU exited, or was killed, before the app did; or the build or QEMU
+         failed to start
+  other  GDB's: with --batch, non-zero when the last command failed
+  {EXIT_CANNOT_EXECUTE}    (before anything starts) EXE has no execute permission
+  {EXIT_USAGE}      (before anything starts) bad osvgdb arguments
+"""
 # `make -C kernel` installs kernel/kernel.elf-gdb.py beside the kernel, where GDB
 # auto-loads it once the path is allowed (add-auto-load-safe-path, see README).
 AUTOLOAD_NAME = "kernel.elf-gdb.py"
@@ -129,7 +152,9 @@ class DebugSession:
         if batch:
             argv += ["-ex", "set pagination off", "-ex", "set confirm off"]
         argv += ["-ex", f"set osv-app-path {self.options.exe.resolve()}"]
-        argv += ["-ex", f"target remote {self.gdb_socket}"]
+        # Quietly: osvgdb.gdb.debug_session says what GDB's stop line would.
+        argv += ["-ex", f"with suppress-cli-notifications on -- target remote {self.gdb_socket}"]
+        argv += ["-ex", "python import osvgdb.gdb; osvgdb.gdb.debug_session()"]
         for command in commands:
             argv += ["-ex", command]
         if batch:
@@ -154,6 +179,7 @@ def start_gdb(argv: list[str], **popen: object) -> subprocess.Popen:
 
 
 def debug(options: DebugOptions) -> int:
+    """Run GDB on the booted kernel; the exit status of EXIT_STATUS_HELP."""
     with DebugSession(options.run) as session:
         argv = session.gdb_argv(
             options.commands, batch=options.batch, gdb=options.gdb, extra=options.gdb_args
@@ -164,12 +190,41 @@ def debug(options: DebugOptions) -> int:
         process = None
         try:
             process = start_gdb(argv)
-            return process.wait()
+            gdb_status = process.wait()
         finally:
             signal.signal(signal.SIGINT, previous)
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
+        return exit_status(session, gdb_status, sys.stderr)
+
+
+def exit_status(session: DebugSession, gdb_status: int, err: TextIO) -> int:
+    """What the session came to once GDB has exited, said in one line (none when
+    GDB's own status is the answer); QEMU still runs, or has exited by itself."""
+    assert session.vm is not None
+    if gdb_status < 0:
+        signum = -gdb_status
+        print(f"osvgdb debug: GDB died of signal {signum} ({signal.strsignal(signum)})", file=err)
+        return 128 + signum
+    qemu_status = session.vm.poll()
+    report = Debugcon(session.vm.debugcon).poll(final=qemu_status is not None)
+    if report is not None and report.panic:
+        print("osvgdb debug: kernel panic (the report is on the console)", file=err)
+        return EXIT_PANIC
+    if report is not None:
+        print(f"osvgdb debug: the app exited with status {report.status}", file=err)
+        return report.status
+    if qemu_status is not None:
+        how = (
+            f"was killed by signal {-qemu_status} ({signal.strsignal(-qemu_status)})"
+            if qemu_status < 0
+            else f"exited with status {qemu_status}"
+        )
+        print(f"osvgdb debug: QEMU {how} before the app exited", file=err)
+        print_qemu_stderr(session.vm, err)
+        return EXIT_NO_STATUS
+    return gdb_status
 
 
 def run_script_standalone(script: str, *commands: str, exe: str = "hello-glibc") -> int:

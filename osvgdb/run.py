@@ -42,7 +42,8 @@ EXIT_STATUS_HELP = f"""\
 exit status:
   0-255  the app's exit status, as the kernel reported it; the kernel's loader
          uses two of them:
-  {EXIT_CANNOT_EXECUTE}    the loader rejected the executable (the console says why)
+  {EXIT_CANNOT_EXECUTE}    the loader rejected the executable (the console says why); or,
+         before anything started, EXE has no execute permission
   {EXIT_NOT_FOUND}    no such executable in the initrd
   {EXIT_USAGE}      bad osvgdb arguments (nothing was run)
   {EXIT_PANIC}     kernel panic (QEMU killed; the panic report is on the console)
@@ -130,7 +131,7 @@ def kernel_image(options: RunOptions, root: Path) -> Path:
     return options.kernel if options.kernel is not None else build.build_kernel(root)
 
 
-class _Debugcon:
+class Debugcon:
     """Reads the debugcon file incrementally as QEMU appends to it."""
 
     def __init__(self, path: Path):
@@ -179,7 +180,7 @@ def _drain_console(fd: int, out: BinaryIO) -> None:
 def watch(vm: Qemu, *, timeout: float, out: BinaryIO, err: TextIO) -> int:
     """Stream the console until the app's exit, a panic or the timeout;
     return the osvgdb exit status (see EXIT_STATUS_HELP)."""
-    debugcon = _Debugcon(vm.debugcon)
+    debugcon = Debugcon(vm.debugcon)
     started = time.monotonic()
     reported_at: float | None = None
     console_open = True
@@ -233,9 +234,14 @@ def _no_status(vm: Qemu, err: TextIO) -> int:
         why = ":" if lines else ""
     what = f"exited with status {status}" if status is not None and status >= 0 else "failed"
     print(f"osvgdb: error: QEMU {what} before the kernel reported an exit{why}", file=err)
-    for line in lines:
-        print(f"  qemu: {line}", file=err)
+    print_qemu_stderr(vm, err)
     return EXIT_NO_STATUS
+
+
+def print_qemu_stderr(vm: Qemu, err: TextIO) -> None:
+    """The end of what QEMU said on stderr, indented, each line marked as QEMU's."""
+    for line in vm.stderr_tail():
+        print(f"  qemu: {line}", file=err)
 
 
 def run(options: RunOptions, *, out: BinaryIO | None = None, err: TextIO | None = None) -> int:

@@ -104,6 +104,7 @@ BAD: dict[str, Callable[[Path], Path]] = {
 @pytest.mark.parametrize("make_bad", BAD.values(), ids=BAD.keys())
 def test_rejected_with_one_line_and_126(make_bad: Callable[[Path], Path], tmp_path: Path) -> None:
     exe = make_bad(tmp_path)
+    exe.chmod(0o755)  # for the kernel's loader to judge: osvgdb refuses what execve would
     run = osvgdb_run("--accel", "tcg", str(exe))
     assert run.status == EXIT_CANNOT_EXECUTE, run
     prefix = f"osv: /{exe.name}: "

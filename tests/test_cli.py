@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from guest import osvgdb_command
+from guest import app, osvgdb_command
 
 from osvgdb.cli import _parser, parse_run_options
 
@@ -15,9 +17,15 @@ def parse(*argv: str):
     return parse_run_options(_parser().parse_args(["run", *argv]))
 
 
+def executable(tmp_path: Path) -> Path:
+    path = tmp_path / "app"
+    path.write_bytes(b"")
+    path.chmod(0o755)
+    return path
+
+
 def test_words_after_exe_belong_to_the_app(tmp_path: Path) -> None:
-    exe = tmp_path / "app"
-    exe.write_bytes(b"")
+    exe = executable(tmp_path)
     options = parse("--strace", "--accel", "tcg", str(exe), "-x", "--strace", "--", "--timeout")
     assert options.exe == exe
     assert options.args == ["-x", "--strace", "--", "--timeout"]
@@ -25,8 +33,7 @@ def test_words_after_exe_belong_to_the_app(tmp_path: Path) -> None:
 
 
 def test_leading_double_dash_ends_osvgdb_options(tmp_path: Path) -> None:
-    exe = tmp_path / "app"
-    exe.write_bytes(b"")
+    exe = executable(tmp_path)
     options = parse("--env", "A=b c", "--no-fsgsbase", "--", str(exe), "a")
     assert options.args == ["a"]
     assert options.env == [("A", "b c")]
@@ -58,6 +65,27 @@ def test_bad_arguments_give_one_line_and_status_2(argv: list[str], message: str)
     assert result.stderr.startswith(message), result.stderr
 
 
+@pytest.mark.usefixtures("apps")
+@pytest.mark.parametrize("command", ["run", "debug"])
+def test_exe_without_execute_permission_is_refused_as_execve_would(
+    command: str, tmp_path: Path
+) -> None:
+    exe = tmp_path / "app"
+    shutil.copyfile(app("hello", "glibc"), exe)
+    exe.chmod(0o644)
+    # A TMPDIR of its own: QEMU would leave its private directory there.
+    result = subprocess.run(
+        osvgdb_command(command, str(exe)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert (result.returncode, result.stdout) == (126, ""), result
+    assert result.stderr == f"osvgdb {command}: {exe}: Permission denied\n"
+    assert list(tmp_path.iterdir()) == [exe]  # nothing was started
+
+
 def test_run_help_documents_the_exit_statuses() -> None:
     result = osvgdb("run", "--help")
     assert result.returncode == 0
@@ -66,8 +94,7 @@ def test_run_help_documents_the_exit_statuses() -> None:
 
 
 def test_kernel_option_takes_an_existing_file(tmp_path: Path) -> None:
-    exe = tmp_path / "app"
-    exe.write_bytes(b"")
+    exe = executable(tmp_path)
     kernel = tmp_path / "kernel.elf"
     kernel.write_bytes(b"")
     assert parse("--kernel", str(kernel), str(exe)).kernel == kernel.resolve()

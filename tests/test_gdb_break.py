@@ -36,10 +36,21 @@ def _stops(gdb, limit: int = 20) -> list[str]:
 
 def test_break_write_stops_once_per_write_with_the_string(hello: Debugged, tmp_path: Path) -> None:
     created = hello.gdb.run("osv-break syscall write")
-    assert "osv: breakpoint 1 stops on write" in created
+    assert "osv-break 1: syscall write\n" in created
     stops = _stops(hello.gdb)
     writes = host_strace_names(app("hello", "glibc"), tmp_path).count("write")
     assert stops == [f"osv: CPU 0 tid 1 (main): {HELLO}"] * writes
+
+
+def test_break_stop_names_its_own_breakpoint_beside_internal_ones(hello: Debugged) -> None:
+    # osv-trace's internal breakpoint (a negative number) is at syscall_handler first.
+    hello.gdb.run("osv-trace syscalls")
+    assert "osv-break 1: syscall write\n" in hello.gdb.run("osv-break syscall write")
+    stop = hello.gdb.run("continue")
+    assert f"osv: CPU 0 tid 1 (main): {HELLO}" in stop
+    assert "\nBreakpoint 1, syscall_handler (f=0x" in stop
+    assert "Breakpoint -" not in stop
+    assert "It stopped at breakpoint 1." in hello.gdb.run("info program")
 
 
 def test_break_exit_shows_the_result(hello: Debugged) -> None:
@@ -66,6 +77,61 @@ def test_break_if_filters(hello: Debugged, tmp_path: Path) -> None:
     host = host_strace_names(app("hello", "glibc"), tmp_path)
     assert len(stops) == host.count("brk") - 2
     assert all(": brk(0x" in stop for stop in stops), stops
+
+
+def test_break_echoes_the_filters_it_accepted_and_applies_them(hello: Debugged) -> None:
+    created = hello.gdb.run("osv-break syscall 1 --exit --tid 1 --cpu 0 --if 'args[0] == 1'")
+    assert "osv-break 1: syscall write --exit --tid 1 --cpu 0 --if 'args[0] == 1'\n" in created
+    assert f"osv: CPU 0 tid 1 (main): {HELLO} = 18" in hello.gdb.run("continue")
+
+
+@pytest.mark.parametrize(
+    ("expression", "error"),
+    [
+        ("args[9] == 1", "IndexError: tuple index out of range"),
+        ("nosuch == 1", "NameError: name 'nosuch' is not defined"),
+        ("args[0] / 0", "ZeroDivisionError: division by zero"),
+    ],
+)
+def test_break_if_that_raises_is_the_users_error_and_stops(
+    hello: Debugged, expression: str, error: str
+) -> None:
+    hello.gdb.run(f"osv-break syscall brk --if '{expression}'")
+    stop = hello.gdb.run("continue")
+    assert f"osv-break 1: --if '{expression}': {error}\n" in stop
+    assert "internal error" not in stop and "Traceback" not in stop
+    # It stopped there, once, showing the call the expression failed on.
+    assert "osv: CPU 0 tid 1 (main): brk(NULL)" in stop
+    assert "Breakpoint 1, syscall_handler" in stop
+    assert stop.count(f"--if '{expression}'") == 1, stop
+
+
+@pytest.mark.usefixtures("kernel")
+def test_break_refuses_filters_that_could_never_match() -> None:
+    debugged = Debugged(app("hello", "glibc"), smp=2)
+    try:
+        gdb = debugged.gdb
+        for command, error in [
+            ("syscall write --cpu 99", "--cpu 99: the guest has CPUs 0-1"),
+            ("interrupt timer --cpu -1", "--cpu -1: the guest has CPUs 0-1"),
+            ("syscall write --tid -1", "--tid -1: only app threads make syscalls"),
+            ("syscall write --tid 0", "--tid 0: only app threads make syscalls"),
+            ("exception page-fault --tid -1", "--tid -1: tids start at 0"),
+            ("syscall 99999", "syscall 99999 is beyond the syscall table (0-"),
+        ]:
+            output = gdb.run(f"osv-break {command}")
+            assert output.strip().startswith(f"osv-break: {error}"), output
+            assert len(output.strip().splitlines()) == 1, output
+        assert "No breakpoints" in gdb.run("info breakpoints")
+        # Still at the first instruction, the kernel has counted one CPU (nr_cpus is 1):
+        # CPU 1 is QEMU's second vCPU all the same. The boot thread, tid 0, takes faults.
+        assert "osv-break 1: syscall write --cpu 1\n" in gdb.run("osv-break syscall write --cpu 1")
+        assert "osv-break 2: exception page-fault --tid 0 -t\n" in gdb.run(
+            "osv-break exception pf --tid 0 -t"
+        )
+        assert "osv: CPU 0 tid 0 (boot): exception 14 page-fault" in gdb.run("continue")
+    finally:
+        debugged.close()
 
 
 def test_python_hook_stops_after_the_third_brk(hello: Debugged) -> None:
@@ -121,7 +187,7 @@ def test_bt_from_a_timer_interrupt_in_the_apps_busy_loop() -> None:
         gdb = debugged.gdb
         condition = f"came_from == 'app' and {start} <= rip < {start + size}"
         created = gdb.run(f'osv-break interrupt timer --if "{condition}" -t')
-        assert "stops on timer if came_from" in created
+        assert f'osv-break 1: interrupt timer --if "{condition}" -t\n' in created
         stop = gdb.run("continue")
         assert "osv: CPU 0 tid 1 (main): interrupt 32 timer, error code 0x0, rip 0x" in stop
         assert stop.rstrip().splitlines()[-3:] and "from app" in stop, stop
@@ -152,6 +218,8 @@ def test_break_exception_page_fault_shows_cr2_and_origin(hello: Debugged) -> Non
     line = next(line for line in stop.splitlines() if line.startswith("osv: CPU"))
     assert ": exception 14 page-fault, error code 0x" in line
     assert ", cr2 0x" in line and line.split(" from ")[-1] in ("app", "syscall", "kernel")
+    # The first fault is the kernel's loader on the boot thread (CPU 0's idle thread too).
+    assert "(boot)" not in line or line.endswith(" from kernel"), line
     cr2 = int(line.split(", cr2 ")[1].split(",")[0], 16)
     assert hello.gdb.run("output/x $cr2").strip() == hex(cr2)
     assert f"<page fault at {cr2:#x}>" in hello.gdb.run("bt")

@@ -11,7 +11,8 @@ from guest import app
 
 @pytest.mark.usefixtures("kernel")
 def test_a_tick_on_the_idle_thread_is_from_idle() -> None:
-    debugged = Debugged(app("sleep", "glibc"), ["2"])
+    # --hz=10: ticks 100 ms apart, so none piles up while GDB holds the guest.
+    debugged = Debugged(app("sleep", "glibc"), ["2"], kernel_args=["--hz=10"])
     try:
         gdb = debugged.gdb
         gdb.run("osv-break interrupt timer --if \"came_from != 'app'\"")

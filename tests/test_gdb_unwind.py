@@ -144,7 +144,7 @@ def test_interrupt_names_come_from_the_kernels_enum(backtraces_past_main) -> Non
     known = gdb.run("osv-break interrupt no-such-interrupt")
     assert "(known: reschedule, spurious, timer, tlb, tlb-shootdown)" in known, known
     # An idle CPU is woken by the reschedule IPI when a thread becomes ready for it.
-    assert "stops on reschedule" in gdb.run("osv-break interrupt reschedule -t")
+    assert ": interrupt reschedule -t" in gdb.run("osv-break interrupt reschedule -t")
     stop = gdb.run("continue")
     assert ": interrupt 241 reschedule, error code 0x0" in stop, stop
     assert "<interrupt 241 reschedule>" in backtrace(gdb)[1]

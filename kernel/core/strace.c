@@ -9,11 +9,16 @@
 #include "syscall_names.h"
 #include <asm/unistd_64.h>
 #include <asm-generic/errno.h>
+#include <linux/mman.h>
 
 /*
- * Argument kinds, one letter per argument:
- *   d signed  u unsigned  x hex  s string  b buffer of the next argument's length
- *   B buffer the call filled, of the return value's length  f dirfd (AT_FDCWD)
+ * Argument kinds, one letter per argument, each printed as strace prints it:
+ *   i int (fds, statuses, clock ids: the register's low 32 bits, so fd -1 is -1
+ *     however the caller extended it)  d long  u unsigned long
+ *   x hex number (flags, offsets: 0 is 0)  p pointer (0 is NULL)
+ *   s string  b buffer of the next argument's length  B buffer the call filled,
+ *   of the return value's length  f dirfd (AT_FDCWD)
+ *   P PROT_* bits (0 is PROT_NONE)  M MAP_* flags (the mapping type first)
  * and the return value's: d (errno on failure) or x (addresses: brk, mmap).
  */
 struct syscall_format {
@@ -22,27 +27,56 @@ struct syscall_format {
 };
 
 static const struct syscall_format formats[] = {
-    [__NR_read] = { "dBu", 'd' },          [__NR_write] = { "dbu", 'd' },
-    [__NR_open] = { "sxx", 'd' },          [__NR_close] = { "d", 'd' },
-    [__NR_fstat] = { "dx", 'd' },          [__NR_lseek] = { "ddd", 'd' },
-    [__NR_mmap] = { "xuxxdx", 'x' },       [__NR_mprotect] = { "xux", 'd' },
-    [__NR_munmap] = { "xu", 'd' },         [__NR_brk] = { "x", 'x' },
-    [__NR_rt_sigaction] = { "dxxu", 'd' }, [__NR_rt_sigprocmask] = { "dxxu", 'd' },
-    [__NR_ioctl] = { "dxx", 'd' },         [__NR_writev] = { "dxd", 'd' },
-    [__NR_sched_yield] = { "", 'd' },      [__NR_madvise] = { "xud", 'd' },
-    [__NR_nanosleep] = { "xx", 'd' },      [__NR_getpid] = { "", 'd' },
-    [__NR_exit] = { "d", 'd' },            [__NR_uname] = { "x", 'd' },
-    [__NR_readlink] = { "sBu", 'd' },      [__NR_gettimeofday] = { "xx", 'd' },
+    [__NR_read] = { "iBu", 'd' },          [__NR_write] = { "ibu", 'd' },
+    [__NR_open] = { "sxx", 'd' },          [__NR_close] = { "i", 'd' },
+    [__NR_fstat] = { "ip", 'd' },          [__NR_lseek] = { "idi", 'd' },
+    [__NR_mmap] = { "puPMix", 'x' },       [__NR_mprotect] = { "puP", 'd' },
+    [__NR_munmap] = { "pu", 'd' },         [__NR_brk] = { "p", 'x' },
+    [__NR_rt_sigaction] = { "ippu", 'd' }, [__NR_rt_sigprocmask] = { "ippu", 'd' },
+    [__NR_ioctl] = { "ixp", 'd' },         [__NR_writev] = { "ipi", 'd' },
+    [__NR_sched_yield] = { "", 'd' },      [__NR_madvise] = { "pui", 'd' },
+    [__NR_nanosleep] = { "pp", 'd' },      [__NR_getpid] = { "", 'd' },
+    [__NR_exit] = { "i", 'd' },            [__NR_uname] = { "p", 'd' },
+    [__NR_readlink] = { "sBu", 'd' },      [__NR_gettimeofday] = { "pp", 'd' },
     [__NR_getuid] = { "", 'd' },           [__NR_getgid] = { "", 'd' },
     [__NR_geteuid] = { "", 'd' },          [__NR_getegid] = { "", 'd' },
     [__NR_getppid] = { "", 'd' },          [__NR_arch_prctl] = { "xx", 'd' },
-    [__NR_gettid] = { "", 'd' },           [__NR_set_tid_address] = { "x", 'd' },
-    [__NR_clock_gettime] = { "dx", 'd' },  [__NR_exit_group] = { "d", 'd' },
-    [__NR_openat] = { "fsxx", 'd' },       [__NR_newfstatat] = { "fsxx", 'd' },
-    [__NR_readlinkat] = { "fsBu", 'd' },   [__NR_set_robust_list] = { "xu", 'd' },
-    [__NR_prlimit64] = { "ddxx", 'd' },    [__NR_getrandom] = { "Bux", 'd' },
-    [__NR_rseq] = { "xuxx", 'd' },         [__NR_clock_nanosleep] = { "ddxx", 'd' },
-    [__NR_stat] = { "sx", 'd' },           [__NR_lstat] = { "sx", 'd' },         [__NR_pread64] = { "dBud", 'd' },
+    [__NR_gettid] = { "", 'd' },           [__NR_set_tid_address] = { "p", 'd' },
+    [__NR_clock_gettime] = { "ip", 'd' },  [__NR_exit_group] = { "i", 'd' },
+    [__NR_openat] = { "fsxx", 'd' },       [__NR_newfstatat] = { "fspx", 'd' },
+    [__NR_readlinkat] = { "fsBu", 'd' },   [__NR_set_robust_list] = { "pu", 'd' },
+    [__NR_prlimit64] = { "iipp", 'd' },    [__NR_getrandom] = { "Bux", 'd' },
+    [__NR_rseq] = { "pxix", 'd' },         [__NR_clock_nanosleep] = { "iipp", 'd' },
+    [__NR_stat] = { "sp", 'd' },           [__NR_lstat] = { "sp", 'd' },
+    [__NR_pread64] = { "iBud", 'd' },
+};
+
+struct flag {
+    u64 bit;
+    const char *name;
+};
+
+static const struct flag prot_flags[] = {
+    { PROT_READ, "PROT_READ" },   { PROT_WRITE, "PROT_WRITE" },
+    { PROT_EXEC, "PROT_EXEC" },   { PROT_SEM, "PROT_SEM" },
+    { PROT_GROWSDOWN, "PROT_GROWSDOWN" }, { PROT_GROWSUP, "PROT_GROWSUP" },
+};
+
+/* After the mapping type (MAP_TYPE's bits), in strace's order. */
+static const struct flag map_flags[] = {
+    { MAP_FIXED, "MAP_FIXED" },         { MAP_ANONYMOUS, "MAP_ANONYMOUS" },
+    { MAP_32BIT, "MAP_32BIT" },         { MAP_GROWSDOWN, "MAP_GROWSDOWN" },
+    { MAP_DENYWRITE, "MAP_DENYWRITE" }, { MAP_EXECUTABLE, "MAP_EXECUTABLE" },
+    { MAP_LOCKED, "MAP_LOCKED" },       { MAP_NORESERVE, "MAP_NORESERVE" },
+    { MAP_POPULATE, "MAP_POPULATE" },   { MAP_NONBLOCK, "MAP_NONBLOCK" },
+    { MAP_STACK, "MAP_STACK" },         { MAP_HUGETLB, "MAP_HUGETLB" },
+    { MAP_SYNC, "MAP_SYNC" },           { MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE" },
+    { MAP_UNINITIALIZED, "MAP_UNINITIALIZED" },
+};
+
+static const char *const map_types[] = {
+    [MAP_SHARED] = "MAP_SHARED", [MAP_PRIVATE] = "MAP_PRIVATE",
+    [MAP_SHARED_VALIDATE] = "MAP_SHARED_VALIDATE",
 };
 
 static const struct { int nr; const char *name, *text; } errnos[] = {
@@ -91,6 +125,48 @@ static void add(struct line *l, const char *fmt, ...)
         l->len = sizeof(l->buf) - 1;
 }
 
+/* Hex as strace prints it: 0x1000, and 0 for zero (the kernel's %#lx prints 0x0). */
+static void add_hex(struct line *l, u64 value)
+{
+    if (value)
+        add(l, "%#lx", value);
+    else
+        add(l, "0");
+}
+
+/* NAME|NAME|0xREST as strace joins them; `none` when no bit is set. */
+static void add_flags(struct line *l, u64 value, const struct flag *flags, size_t n,
+                      const char *none)
+{
+    if (!value) {
+        add(l, "%s", none);
+        return;
+    }
+    const char *sep = "";
+    for (size_t i = 0; i < n; i++) {
+        if (value & flags[i].bit) {
+            add(l, "%s%s", sep, flags[i].name);
+            value &= ~flags[i].bit;
+            sep = "|";
+        }
+    }
+    if (value)
+        add(l, "%s%#lx", sep, value);
+}
+
+static void add_map_flags(struct line *l, u64 value)
+{
+    u64 type = value & MAP_TYPE;
+    if (type < ARRAY_SIZE(map_types) && map_types[type])
+        add(l, "%s", map_types[type]);
+    else
+        add_hex(l, type);
+    if (value & ~(u64)MAP_TYPE) {
+        add(l, "|");
+        add_flags(l, value & ~(u64)MAP_TYPE, map_flags, ARRAY_SIZE(map_flags), "");
+    }
+}
+
 #define STRING_LIMIT 32     /* strace's default -s */
 
 /* A quoted, escaped string from app memory; stops at NUL when nul_terminated. */
@@ -135,8 +211,12 @@ void strace_print(const struct syscall_record *r, bool returned)
         if (i)
             add(&l, ", ");
         switch (kinds[i]) {
+        case 'i': add(&l, "%d", (int)a); break;
         case 'd': add(&l, "%ld", (long)a); break;
         case 'u': add(&l, "%lu", a); break;
+        case 'x': add_hex(&l, a); break;
+        case 'P': add_flags(&l, a, prot_flags, ARRAY_SIZE(prot_flags), "PROT_NONE"); break;
+        case 'M': add_map_flags(&l, a); break;
         case 'f': if ((int)a == -100) add(&l, "AT_FDCWD"); else add(&l, "%d", (int)a); break;
         case 's': add_string(&l, a, STRING_LIMIT + 1, true); break;
         case 'b': add_string(&l, a, r->args[i + 1], false); break;
@@ -146,12 +226,13 @@ void strace_print(const struct syscall_record *r, bool returned)
             else
                 add(&l, "%#lx", a);
             break;
-        default:
+        case 'p':
             if (a)
                 add(&l, "%#lx", a);
             else
                 add(&l, "NULL");
             break;
+        default: add_hex(&l, a); break;
         }
     }
     if (!returned) {

@@ -268,9 +268,9 @@ def came_from(
     *,
     idle: bool = False,
 ) -> str:
-    """app (rip outside the kernel image), idle (the CPU's idle thread, which runs on
-    a stack of its own like any thread), syscall (kernel code on an app thread's
-    syscall stack) or kernel."""
+    """app (rip outside the kernel image), idle (the CPU's idle loop, which runs on a
+    kernel stack as syscalls do), syscall (kernel code on an app thread's syscall
+    stack) or kernel."""
     if not kernel[0] <= rip < kernel[1]:
         return "app"
     if idle:

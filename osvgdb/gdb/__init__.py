@@ -40,6 +40,25 @@ def setup() -> None:
     register()
 
 
+def debug_session() -> None:
+    """What `osvgdb debug` runs once GDB has tried to connect to its paused QEMU.
+
+    One line instead of GDB's "0x000000000000fff0 in ?? ()" (QEMU's reset vector,
+    which no symbol covers). And when GDB exits, the connection is dropped without
+    detaching: a detach resumes the guest, which could then exit and change how
+    the session ends after it has ended; QEMU is killed next anyway.
+    """
+    if gdb.selected_inferior().pid == 0:
+        return  # target remote failed, and said why
+    gdb.write("osvgdb: connected, the guest is stopped before its first instruction\n")
+    gdb.events.gdb_exiting.connect(_disconnect)
+
+
+def _disconnect(_event: object) -> None:
+    if gdb.selected_inferior().pid != 0:
+        gdb.execute("disconnect", to_string=True)
+
+
 def register() -> None:
     global _registered
     if _registered:

@@ -15,9 +15,10 @@ import json
 import gdb
 
 from osvgdb.decode import DecodeError
-from osvgdb.gdb import conditions, events
-from osvgdb.gdb.api import SyscallHook, TrapHook
-from osvgdb.gdb.command import OsvCommand, int_arg
+from osvgdb.decode import frames as frames_decode
+from osvgdb.gdb import conditions
+from osvgdb.gdb.api import SyscallHook, TrapHook, syscall_numbers
+from osvgdb.gdb.command import OsvCommand, check_filters, int_arg
 from osvgdb.gdb.events import Event, SyscallEvent, TrapEvent
 from osvgdb.gdb.target import Kernel, TargetError
 
@@ -29,9 +30,17 @@ class _Announce:
 
     condition = None
     as_json = False
+    label = NAME  # with the breakpoint's number once it has one: `osv-break 2`
 
     def _announce(self, event: Event) -> bool:
-        if self.condition is not None and not self.condition(event):
+        try:
+            wanted = self.condition is None or self.condition(event)
+        except conditions.ConditionError as error:
+            # The user's mistake, not ours: say so, and stop so it is seen (as GDB
+            # stops when a breakpoint condition cannot be evaluated).
+            gdb.write(f"{self.label}: {error}\n", gdb.STDERR)
+            wanted = True
+        if not wanted:
             return False
         if self.as_json:
             gdb.write(json.dumps(event.as_dict()) + "\n")
@@ -66,7 +75,11 @@ class OsvBreak(OsvCommand):
         "came from app code, a syscall or the kernel; --json prints it as one JSON object.\n"
         "--if takes a Python expression over the event: nr, name, args, ret, tid, cpu,\n"
         "fs_base, counter, rip, rsp, vector, error_code, cr2, came_from, arg_string(i),\n"
-        "read(addr, n). Each is an ordinary breakpoint: `info breakpoints`, `delete N`."
+        "read(addr, n). A hit where that expression raises stops, with one line naming it\n"
+        "(osv-break 2: --if 'args[9] == 1': IndexError: ...), as GDB stops when it cannot\n"
+        "evaluate a condition. Filters that could never match (a CPU the guest lacks, a\n"
+        "tid below 0, or 1 for syscalls, a number past the syscall table) are refused.\n"
+        "Each is an ordinary breakpoint: `info breakpoints`, `delete N`."
     )
     COMMAND_CLASS = gdb.COMMAND_BREAKPOINTS
 
@@ -121,25 +134,59 @@ class OsvBreak(OsvCommand):
                 raise gdb.GdbError(f"{NAME}: --if: {error.msg}: {args.condition!r}") from None
         common = dict(tid=args.tid, cpu=args.cpu, temporary=args.temporary, who=NAME)
         if args.kind == "syscall":
-            try:
-                hook = BreakSyscall(*args.names, entry=not args.exit, exit=args.exit, **common)
-            except TargetError as error:
-                raise gdb.GdbError(f"{NAME}: {error}") from None
-            what = ", ".join(args.names) if args.names else "any syscall"
-            what += " returns" if args.exit else ""
+            numbers = _syscall_numbers(args.names)
+            check_filters(args.cpu, args.tid, numbers)
+            hook = BreakSyscall(*numbers, entry=not args.exit, exit=args.exit, **common)
+            table = Kernel.get().syscalls
+            words = [table.name(n) for n in numbers]
         else:
             exceptions = args.kind == "exception"
             try:
                 vectors = [Kernel.get().vectors.parse(n, exceptions=exceptions) for n in args.names]
             except (DecodeError, TargetError) as error:
                 raise gdb.GdbError(f"{NAME}: {error}") from None
+            check_filters(args.cpu, args.tid)
+            words = [_vector_word(v) for v in vectors]
             if not vectors:
                 vectors = list(range(32)) if exceptions else list(range(32, 256))
             hook = BreakTrap(*vectors, **common)
-            what = ", ".join(args.names) if args.names else f"any {args.kind}"
         hook.condition = condition
         hook.as_json = args.json
-        if args.condition:
-            what += f" if {args.condition}"
-        numbers = ", ".join(str(n) for n in hook.numbers)
-        gdb.write(f"osv: breakpoint {numbers} stops on {what}\n")
+        hook.label = f"{NAME} {', '.join(str(n) for n in hook.numbers)}"
+        gdb.write(f"{hook.label}: {_command_text(args, words)}\n")
+
+
+def _syscall_numbers(names: list[str]) -> list[int]:
+    """Each name's number, in the order given (TargetError names an unknown one)."""
+    numbers: list[int] = []
+    for name in names:
+        (number,) = syscall_numbers([name])
+        if number not in numbers:
+            numbers.append(number)
+    return numbers
+
+
+def _vector_word(vector: int) -> str:
+    """A vector as osv-break takes it back: its name, or its number if it has none."""
+    vectors = Kernel.get().vectors
+    named = vector in frames_decode.EXCEPTIONS or vector in vectors.interrupts
+    return vectors.name(vector) if named else str(vector)
+
+
+def _command_text(args: argparse.Namespace, words: list[str]) -> str:
+    """What the breakpoint stops on, as the osv-break arguments that say it:
+    `syscall write --exit --tid 1 --cpu 0 --if 'args[0] == 1'`."""
+    parts = [args.kind, *(words or ["(any)"])]
+    if getattr(args, "exit", False):
+        parts.append("--exit")
+    if args.tid is not None:
+        parts.append(f"--tid {args.tid}")
+    if args.cpu is not None:
+        parts.append(f"--cpu {args.cpu}")
+    if args.condition is not None:
+        parts.append(conditions.option_text(args.condition))
+    if args.temporary:
+        parts.append("-t")
+    if args.json:
+        parts.append("--json")
+    return " ".join(parts)

@@ -4,6 +4,8 @@ A command is a subclass of `OsvCommand` with NAME, SUMMARY (the first line of
 its help, so `apropos osv` reads well), `add_arguments(parser)` and
 `run(args)`.  Usage errors and failures reach the user as one line through
 gdb.GdbError; `set osv-debug on` prints the traceback of unexpected errors.
+run() is only called with a live target (`live_target`): without one every
+command, and every $osv_* function, says so instead.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import traceback
+from collections.abc import Collection
 from typing import NoReturn
 
 import gdb
 
 from osvgdb.decode import DecodeError
-from osvgdb.gdb.target import TargetError
+from osvgdb.gdb.target import Kernel, TargetError
 
 
 class _Usage(Exception):
@@ -25,6 +28,10 @@ class _Usage(Exception):
 
 class _HelpShown(Exception):
     pass
+
+
+class FilterError(Exception):
+    """A filter no event can ever match: the message names the option."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -71,6 +78,39 @@ def report_internal_error(where: str, error: BaseException) -> gdb.GdbError:
     return gdb.GdbError(f"{where}: internal error: {type(error).__name__}: {error}{hint}")
 
 
+NO_LIVE_TARGET = "no live target (connect with target remote, or QEMU has exited)"
+
+
+def live_target() -> bool:
+    """True while GDB is connected to a target with a vCPU to read.
+
+    Without one GDB reads memory from the kernel ELF's own sections, where the
+    kernel's tables are their zero initial values: commands would print "no
+    records" as if the guest had none. A QEMU that died is noticed at the next
+    packet, which fails; GDB then drops the remote target: pid 0, no thread.
+    (Not inferior.threads(): that asks the remote for its thread list.)
+    """
+    return gdb.selected_inferior().pid != 0 and gdb.selected_thread() is not None
+
+
+def no_live_target(who: str) -> gdb.GdbError:
+    return gdb.GdbError(f"{who}: {NO_LIVE_TARGET}")
+
+
+def one_line_error(who: str, error: Exception) -> gdb.GdbError:
+    """The one line for what a command or function raised.
+
+    A target that went away meanwhile is the reason, whatever failed: the QEMU
+    that died is only noticed when a read fails."""
+    if not live_target():
+        return no_live_target(who)
+    if isinstance(error, gdb.GdbError):
+        return error
+    if isinstance(error, (FilterError, TargetError, DecodeError, gdb.error)):
+        return gdb.GdbError(f"{who}: {error}")
+    return report_internal_error(who, error)
+
+
 def print_json(data: object) -> None:
     gdb.write(json.dumps(data, indent=1) + "\n")
 
@@ -85,6 +125,38 @@ def int_arg(text: str) -> int:
         return int(gdb.parse_and_eval(text))
     except gdb.error as error:
         raise argparse.ArgumentTypeError(f"not a number: {text!r} ({error})") from None
+
+
+def check_filters(
+    cpu: int | None, tid: int | None, numbers: Collection[int] | None = None
+) -> None:
+    """Refuse, with FilterError, the event filters that could never match.
+
+    cpu: a CPU the guest has; tid: a thread id, which starts at 0 (the kernel's
+    boot thread) or, for syscalls, at 1 (only app threads make them); numbers:
+    for syscall filters, the syscall numbers (empty: every syscall), each in the
+    syscall table; None for interrupt and exception filters.
+    """
+    kernel = Kernel.get()
+    if cpu is not None:
+        # nr_cpus counts the CPUs the kernel has started (1 until it has); QEMU's
+        # vCPUs, GDB's threads, are all there from the first instruction.
+        count = max(kernel.nr_cpus(), len(gdb.selected_inferior().threads()))
+        if not 0 <= cpu < count:
+            has = "only CPU 0" if count == 1 else f"CPUs 0-{count - 1}"
+            raise FilterError(f"--cpu {cpu}: the guest has {has}")
+    if tid is not None:
+        if numbers is not None and tid < 1:
+            raise FilterError(
+                f"--tid {tid}: only app threads make syscalls, and their tids start at 1"
+            )
+        if tid < 0:
+            raise FilterError(f"--tid {tid}: tids start at 0 (the kernel's boot thread)")
+    if numbers:
+        highest = max(kernel.syscalls.names)
+        for number in sorted(numbers):
+            if not 0 <= number <= highest:
+                raise FilterError(f"syscall {number} is beyond the syscall table (0-{highest})")
 
 
 class OsvCommand(gdb.Command):
@@ -119,16 +191,12 @@ class OsvCommand(gdb.Command):
             return
         except _Usage as error:
             raise gdb.GdbError(f"{self.NAME}: {error} (usage: {self.usage()})") from None
+        if not live_target():
+            raise no_live_target(self.NAME)
         try:
             self.run(args)
-        except gdb.GdbError:
-            raise
-        except (TargetError, DecodeError, gdb.MemoryError) as error:
-            raise gdb.GdbError(f"{self.NAME}: {error}") from None
-        except gdb.error as error:
-            raise gdb.GdbError(f"{self.NAME}: {error}") from None
         except Exception as error:
-            raise report_internal_error(self.NAME, error) from None
+            raise one_line_error(self.NAME, error) from None
 
     def usage(self) -> str:
         return " ".join(self.parser.format_usage().split()).removeprefix("usage: ")

@@ -281,8 +281,9 @@ class TrapEvent(FrameEvent):
         stack = None
         if thread is not None and thread.syscall_stack_low:
             stack = (thread.syscall_stack_low, thread.syscall_stack_high or 0)
-        current = self._cpu_state.get("current")
-        idle = bool(current) and current == self._cpu_state.get("idle_thread")
+        # Interrupts reach an idle CPU only in its idle loop's sti; hlt (the boot CPU's
+        # idle thread is the boot thread, which loads the app first: that is kernel code).
+        idle = any(start <= self.rip < end for start, end in self.kernel.ranges.idle)
         return frames_decode.came_from(
             self.rip, self.rsp, self.kernel.ranges.kernel, stack, idle=idle
         )
@@ -381,6 +382,9 @@ class EventBreakpoint(gdb.Breakpoint):
             internal=internal,
             temporary=temporary,
         )
+        # A stopping internal breakpoint would be announced as "Breakpoint -5, ...":
+        # its handler's own line says why the guest stopped.
+        self.silent = internal
         self.where = where
         self.handler = handler
         self.who = who

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gdb
 
-from osvgdb.gdb.command import report_internal_error
+from osvgdb.gdb.command import live_target, no_live_target, one_line_error
 from osvgdb.gdb.target import Kernel, TargetError, selected_vcpu
 
 
@@ -24,16 +24,14 @@ class _OsvFunction(gdb.Function):
         super().__init__(self.NAME)
 
     def invoke(self, *args: gdb.Value) -> gdb.Value:
+        if not live_target():
+            raise no_live_target(f"${self.NAME}")
         try:
             return self.compute(Kernel.get(), *[int(a) for a in args])
         except TypeError:
             raise gdb.GdbError(f"${self.NAME}: wrong number of arguments") from None
-        except gdb.GdbError:
-            raise
-        except (TargetError, gdb.error) as error:
-            raise gdb.GdbError(f"${self.NAME}: {error}") from None
         except Exception as error:
-            raise report_internal_error(f"${self.NAME}", error) from None
+            raise one_line_error(f"${self.NAME}", error) from None
 
     def compute(self, kernel: Kernel, *args: int) -> gdb.Value:
         raise NotImplementedError

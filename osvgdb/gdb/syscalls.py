@@ -10,7 +10,7 @@ import gdb
 from osvgdb.decode.args import U64, CallFormatter
 from osvgdb.decode.history import SyscallRecord
 from osvgdb.decode.syscalls import SyscallTable
-from osvgdb.gdb.command import OsvCommand, int_arg, print_json
+from osvgdb.gdb.command import OsvCommand, check_filters, int_arg, print_json
 from osvgdb.gdb.target import Kernel, reader
 
 DEFAULT_COUNT = 50
@@ -124,6 +124,7 @@ class OsvSyscalls(OsvCommand):
             if number is None:
                 raise gdb.GdbError(f"osv-syscalls: unknown syscall name {name!r}")
             numbers.add(number)
+        check_filters(args.cpu, args.tid, numbers)
         records, errors = kernel.history([args.cpu] if args.cpu is not None else None)
         if args.tid is not None:
             records = [r for r in records if r.tid == args.tid]

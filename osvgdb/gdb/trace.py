@@ -29,7 +29,7 @@ from osvgdb.decode import history as history_decode
 from osvgdb.decode.args import CallFormatter
 from osvgdb.decode.history import SyscallRecord
 from osvgdb.gdb.api import syscall_numbers
-from osvgdb.gdb.command import OsvCommand, int_arg, report_internal_error
+from osvgdb.gdb.command import OsvCommand, check_filters, int_arg, report_internal_error
 from osvgdb.gdb.syscalls import call_text, describe
 from osvgdb.gdb.target import Kernel, TargetError, reader
 
@@ -299,6 +299,7 @@ class OsvTrace(OsvCommand):
             numbers = syscall_numbers(args.names)
         except TargetError as error:
             raise gdb.GdbError(f"{NAME}: {error}") from None
+        check_filters(args.cpu, args.tid, numbers)
         if _active is not None:
             _active.stop()
             _active = None
@@ -307,5 +308,9 @@ class OsvTrace(OsvCommand):
         )
         trace.start()
         _active = trace
-        what = ", ".join(args.names) if args.names else "every syscall"
-        gdb.write(f"osv-trace: tracing {what} (osv-trace off to stop)\n")
+        table = Kernel.get().syscalls
+        what = ", ".join(table.name(n) for n in sorted(numbers)) if numbers else "every syscall"
+        filters = "".join(
+            f" {flag} {value}" for flag, value in (("--tid", args.tid), ("--cpu", args.cpu)) if value is not None
+        )
+        gdb.write(f"osv-trace: tracing {what}{filters} (osv-trace off to stop)\n")
