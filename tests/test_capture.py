@@ -96,3 +96,17 @@ def test_exit_event_shows_the_bytes_read(kernel: None, tmp_path: Path) -> None:
         assert f"EVENT {host} 7f454c46" in stop, stop
     finally:
         debugged.close()
+
+
+def test_trace_shows_the_bytes_read(kernel: None, tmp_path: Path) -> None:
+    """osv-trace prints each call from its record after the program changed the buffer:
+    the line is host strace's."""
+    (host,) = host_strace(app("readback", "glibc"), [], "read", tmp_path)
+    debugged = Debugged(app("readback", "glibc"))
+    try:
+        debugged.gdb.run("osv-trace syscalls read")
+        debugged.gdb.run("osv-break syscall exit_group")
+        output = debugged.gdb.run("continue")
+    finally:
+        debugged.close()
+    assert f"[cpu0 tid1] {host}" in output.splitlines(), output

@@ -149,3 +149,22 @@ def test_trace_reports_records_lost_to_ring_wrap() -> None:
     assert count > 1000
     assert printed + count == total, (printed, count, total)
     assert f"{count} lost" in status
+
+
+@pytest.mark.usefixtures("kernel")
+def test_trace_refuses_filters_that_never_match() -> None:
+    debugged = Debugged(app("hello", "glibc"), smp=2)
+    try:
+        gdb = debugged.gdb
+        cpu = gdb.run("osv-trace syscalls --cpu 99")
+        tid = gdb.run("osv-trace syscalls --tid -1")
+        number = gdb.run("osv-trace syscalls 99999")
+        accepted = gdb.run("osv-trace syscalls write --tid 1 --cpu 1")
+        status = gdb.run("osv-trace status")
+    finally:
+        debugged.close()
+    assert cpu.strip() == "osv-trace: --cpu 99: the guest has CPUs 0-1", cpu
+    assert "--tid -1" in tid and "osv-trace: tracing" not in tid
+    assert "syscall 99999 is beyond the syscall table" in number
+    assert "osv-trace: tracing write --tid 1 --cpu 1 (osv-trace off to stop)" in accepted
+    assert status.startswith("osv-trace: on")
