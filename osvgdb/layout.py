@@ -224,52 +224,45 @@ def _add_members(die, prefix: str, base: int, fields: dict[str, Field]) -> None:
         fields[name] = Field(name, offset, size, kind or "bytes", count)
 
 
-def layouts_from_elf(path: Path, names: list[str]) -> dict[str, Layout]:
-    """Layouts of `struct NAME` for each name, from the ELF file's DWARF."""
+def _named_dies(path: Path, tag: str, names: list[str]):
+    """(name, DIE) for the first definition with this tag of each wanted name in the
+    ELF's DWARF (declarations, which have no members, are passed over)."""
     from elftools.elf.elffile import ELFFile
 
-    wanted = set(names)
-    found: dict[str, Layout] = {}
+    wanted, seen = set(names), set()
     with open(path, "rb") as f:
         dwarf = ELFFile(f).get_dwarf_info()
         for unit in dwarf.iter_CUs():
             for die in unit.iter_DIEs():
-                if die.tag != "DW_TAG_structure_type" or "DW_AT_byte_size" not in die.attributes:
+                if die.tag != tag or "DW_AT_name" not in die.attributes:
                     continue
-                name_attr = die.attributes.get("DW_AT_name")
-                if name_attr is None:
+                if "DW_AT_declaration" in die.attributes:
                     continue
-                name = name_attr.value.decode()
-                if name in wanted and name not in found:
-                    fields: dict[str, Field] = {}
-                    _add_members(die, "", 0, fields)
-                    found[name] = Layout(name, die.attributes["DW_AT_byte_size"].value, fields)
-            if len(found) == len(wanted):
-                break
+                name = die.attributes["DW_AT_name"].value.decode()
+                if name in wanted and name not in seen:
+                    seen.add(name)
+                    yield name, die
+            if seen == wanted:
+                return
+
+
+def layouts_from_elf(path: Path, names: list[str]) -> dict[str, Layout]:
+    """Layouts of `struct NAME` for each name, from the ELF file's DWARF."""
+    found: dict[str, Layout] = {}
+    for name, die in _named_dies(path, "DW_TAG_structure_type", names):
+        fields: dict[str, Field] = {}
+        _add_members(die, "", 0, fields)
+        found[name] = Layout(name, die.attributes["DW_AT_byte_size"].value, fields)
     return found
 
 
 def enums_from_elf(path: Path, names: list[str]) -> dict[str, dict[str, int]]:
     """The enumerators of `enum NAME` for each name, {name: value}, from the ELF's DWARF."""
-    from elftools.elf.elffile import ELFFile
-
-    wanted = set(names)
-    found: dict[str, dict[str, int]] = {}
-    with open(path, "rb") as f:
-        dwarf = ELFFile(f).get_dwarf_info()
-        for unit in dwarf.iter_CUs():
-            for die in unit.iter_DIEs():
-                if die.tag != "DW_TAG_enumeration_type" or "DW_AT_name" not in die.attributes:
-                    continue
-                name = die.attributes["DW_AT_name"].value.decode()
-                if name in wanted and name not in found:
-                    found[name] = {
-                        child.attributes["DW_AT_name"].value.decode(): child.attributes[
-                            "DW_AT_const_value"
-                        ].value
-                        for child in die.iter_children()
-                        if child.tag == "DW_TAG_enumerator"
-                    }
-            if len(found) == len(wanted):
-                break
-    return found
+    return {
+        name: {
+            child.attributes["DW_AT_name"].value.decode(): child.attributes["DW_AT_const_value"].value
+            for child in die.iter_children()
+            if child.tag == "DW_TAG_enumerator"
+        }
+        for name, die in _named_dies(path, "DW_TAG_enumeration_type", names)
+    }

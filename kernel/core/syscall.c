@@ -109,7 +109,12 @@ static long sys_write(long fd, u64 buf, u64 count)
     return count;
 }
 
-static long sys_writev(long fd, u64 iov_addr, long iovcnt)
+/*
+ * readv and writev: each iovec in turn through read or write, as Linux does; a short
+ * transfer (the end of a file) ends it. musl's stdio reads through readv, its own
+ * buffer after the caller's.
+ */
+static long sys_iov(long fd, u64 iov_addr, long iovcnt, long (*transfer)(long, u64, u64))
 {
     if (iovcnt < 0 || iovcnt > 1024)
         return -EINVAL;
@@ -118,30 +123,12 @@ static long sys_writev(long fd, u64 iov_addr, long iovcnt)
     const struct iovec *iov = (const void *)iov_addr;
     long total = 0;
     for (long i = 0; i < iovcnt; i++) {
-        long n = sys_write(fd, (u64)iov[i].iov_base, iov[i].iov_len);
-        if (n < 0)
-            return total ? total : n;
-        total += n;
-    }
-    return total;
-}
-
-/* musl's stdio reads through readv: its own buffer after the caller's. */
-static long sys_readv(long fd, u64 iov_addr, long iovcnt)
-{
-    if (iovcnt < 0 || iovcnt > 1024)
-        return -EINVAL;
-    if (!can_read(iov_addr, iovcnt * sizeof(struct iovec)))
-        return -EFAULT;
-    const struct iovec *iov = (const void *)iov_addr;
-    long total = 0;
-    for (long i = 0; i < iovcnt; i++) {
-        long n = sys_read(fd, (u64)iov[i].iov_base, iov[i].iov_len);
+        long n = transfer(fd, (u64)iov[i].iov_base, iov[i].iov_len);
         if (n < 0)
             return total ? total : n;
         total += n;
         if ((u64)n < iov[i].iov_len)
-            break;                  /* end of file: the rest stays unfilled */
+            break;
     }
     return total;
 }
@@ -678,8 +665,8 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_read: return sys_read(a[0], a[1], a[2]);
     case __NR_write: return sys_write(a[0], a[1], a[2]);
     case __NR_pread64: return sys_pread64(a[0], a[1], a[2], a[3]);
-    case __NR_writev: return sys_writev(a[0], a[1], a[2]);
-    case __NR_readv: return sys_readv(a[0], a[1], a[2]);
+    case __NR_writev: return sys_iov(a[0], a[1], a[2], sys_write);
+    case __NR_readv: return sys_iov(a[0], a[1], a[2], sys_read);
     case __NR_open: return LOCKED(&process.files_lock, sys_openat(AT_FDCWD, a[0], a[1], a[2]));
     case __NR_openat: return LOCKED(&process.files_lock, sys_openat(a[0], a[1], a[2], a[3]));
     case __NR_close: return LOCKED(&process.files_lock, sys_close(a[0]));
