@@ -4,14 +4,12 @@ Where a breakpoint sits and what it finds there (kernel/arch/x64/entry.S):
 
     syscall-entry   syscall_handler's first instruction: rdi = struct syscall_frame
     syscall-exit    label syscall_exit: rsp = the frame, frame->rax = the result
-    syscall-return  label syscall_return (jmp *%rcx): app rsp/rip, FS back on the app's
     trap-entry      trap_handler's first instruction: rdi = struct trap_frame
-    trap-return     label trap_return (iretq): rsp = the CPU's frame (rip, cs, ...)
 
 `EventBreakpoint` is one gdb.Breakpoint at one of them whose stop() decodes the
-event and asks its handler whether to stop.  Silent users that share a location
-(osv-fscheck) subscribe to one internal
-breakpoint per location through `subscribe`, so each hit is decoded once.
+event and asks its handler whether to stop (osv-break and the script API).  The
+tools that watch every crossing do not stop there: osv-trace reads the kernel's
+history in batches (trace.py), osv-fscheck lets the kernel check (fscheck.py).
 
 The syscall number is gone at syscall-exit (rax holds the result): the exit event
 takes the call from the thread's record in the kernel's history (struct thread's
@@ -37,9 +35,7 @@ from osvgdb.gdb.target import Kernel, TargetError, read, reader, u64
 LOCATIONS = {
     "syscall-entry": "syscall_handler",
     "syscall-exit": "syscall_exit",
-    "syscall-return": "syscall_return",
     "trap-entry": "trap_handler",
-    "trap-return": "trap_return",
 }
 NO_RETURN = ("exit", "exit_group")
 STRING_LIMIT = 32
@@ -313,35 +309,6 @@ class TrapEvent(FrameEvent):
         return data
 
 
-class ReturnEvent(Event):
-    """A CPU at syscall_return or trap_return: the exit half of the FS protocol ran."""
-
-    def __init__(self, kernel: Kernel, vcpu: int, registers: gdb.Frame, *, where: str):
-        super().__init__(kernel, vcpu, registers)
-        self.where = where
-        self.fs_base = self.register("fs_base")
-        rsp = self.register("rsp")
-        if where == "syscall-return":
-            self.rip, self.to_app, self.vector = self.register("rcx"), True, None
-        else:
-            layout = kernel.trap_frame_layout
-            address = rsp - layout.offset("rip")
-            frame = frames_decode.decode_trap_frame(read(address, layout.size), layout, address)
-            self.rip, self.vector = frame.rip, frame.vector
-            # syscall_entry's last instructions run with the app's FS and flags (popfq
-            # enables interrupts before `jmp *%rcx`): for the protocol that is app side.
-            self.to_app = not kernel.ranges.in_kernel(frame.rip) or kernel.ranges.in_entry_stub(
-                frame.rip
-            )
-
-    @cached_property
-    def tcb(self) -> dict[str, object]:
-        """The app_tcb and counter of this CPU's kernel TCB (one read)."""
-        layout = self.kernel.tcb_layout
-        codec = layout.codec(("app_tcb", "kernel_tcb_counter"))
-        return codec.unpack(read(self.kernel_tcb, codec.size)) if self.kernel_tcb else {}
-
-
 def decode(where: str) -> Event:
     """The event the selected vCPU is at (it stopped at `where`)."""
     kernel = Kernel.get()
@@ -353,9 +320,7 @@ def decode(where: str) -> Event:
         return SyscallEvent(kernel, thread.num, registers, exit=False)
     if where == "syscall-exit":
         return SyscallEvent(kernel, thread.num, registers, exit=True)
-    if where == "trap-entry":
-        return TrapEvent(kernel, thread.num, registers)
-    return ReturnEvent(kernel, thread.num, registers, where=where)
+    return TrapEvent(kernel, thread.num, registers)
 
 
 Handler = Callable[[Event], bool]
@@ -373,18 +338,8 @@ class EventBreakpoint(gdb.Breakpoint):
     is noticed; a kernel that cannot be read there (no symbols yet) never stops it.
     """
 
-    def __init__(
-        self, where: str, handler: Handler, *, who: str, internal: bool = False, temporary=False
-    ):
-        super().__init__(
-            f"*{location_address(where):#x}",
-            gdb.BP_BREAKPOINT,
-            internal=internal,
-            temporary=temporary,
-        )
-        # A stopping internal breakpoint would be announced as "Breakpoint -5, ...":
-        # its handler's own line says why the guest stopped.
-        self.silent = internal
+    def __init__(self, where: str, handler: Handler, *, who: str, temporary: bool = False):
+        super().__init__(f"*{location_address(where):#x}", gdb.BP_BREAKPOINT, temporary=temporary)
         self.where = where
         self.handler = handler
         self.who = who
@@ -408,41 +363,3 @@ class EventBreakpoint(gdb.Breakpoint):
         except Exception as error:
             report_handler_error(self.who, error)
             return True
-
-
-# --- shared internal breakpoints -----------------------------------------------------------
-
-
-class _Hub:
-    """One internal breakpoint per location, shared by silent subscribers."""
-
-    def __init__(self) -> None:
-        self.subscribers: dict[str, dict[int, Handler]] = {}
-        self.breakpoints: dict[str, EventBreakpoint] = {}
-        self._next = 0
-
-    def subscribe(self, where: str, handler: Handler) -> int:
-        self._next += 1
-        self.subscribers.setdefault(where, {})[self._next] = handler
-        breakpoint = self.breakpoints.get(where)
-        if breakpoint is None or not breakpoint.is_valid():
-            self.breakpoints[where] = EventBreakpoint(
-                where, lambda event, w=where: self._dispatch(w, event), who="osv", internal=True
-            )
-        return self._next
-
-    def unsubscribe(self, token: int) -> None:
-        for where, handlers in self.subscribers.items():
-            if handlers.pop(token, None) is not None and not handlers:
-                breakpoint = self.breakpoints.pop(where, None)
-                if breakpoint is not None and breakpoint.is_valid():
-                    breakpoint.delete()
-
-    def _dispatch(self, where: str, event: Event) -> bool:
-        stop = False
-        for handler in list(self.subscribers.get(where, {}).values()):
-            stop = bool(handler(event)) or stop
-        return stop
-
-
-hub = _Hub()

@@ -240,10 +240,6 @@ class Kernel:
         return self.thread_type["tcb"].type.strip_typedefs().target()
 
     @cached_property
-    def tcb_data_type(self) -> gdb.Type:
-        return self.cpu_type["tcb_data"].type.strip_typedefs()
-
-    @cached_property
     def history_type(self) -> gdb.Type:
         return self.symbol("syscall_history").type.strip_typedefs().target()
 
@@ -537,22 +533,6 @@ class Kernel:
             except (TargetError, DecodeError) as error:
                 errors.append(f"CPU {index} ring: {error}")
         return history_decode.merge(rings), errors
-
-    def newest_record(self, index: int) -> history_decode.SyscallRecord | None:
-        """The record most recently entered on CPU `index` (two small reads)."""
-        header = self.ring_header(index)
-        if header.head == 0:
-            return None
-        slot = (header.head - 1) % header.size
-        start = (
-            self.ring_address(index)
-            + self.history_layout.offset("records")
-            + slot * self.record_layout.size
-        )
-        records = history_decode.decode_ring(
-            read(start, self.record_layout.size), self.record_layout, ring=index, count=1
-        )
-        return records[0] if records else None
 
     def thread_call(self, thread_address: int) -> history_decode.SyscallRecord | None:
         """The history record of the syscall a thread is in or made last (struct
