@@ -10,7 +10,7 @@ from guest import KERNEL
 
 from osvgdb.decode.args import SIGNATURES
 from osvgdb.decode.syscalls import host_table
-from osvgdb.layout import layouts_from_elf
+from osvgdb.decode.layout import layouts_from_elf
 
 # enum syscall_capture_kind -> the decoders' argument kinds
 KINDS = {1: "s", 2: "b", 3: "B", 4: "iov", 5: "IOV"}

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from osvgdb.decode import DecodeError, frames
-from osvgdb.layout import Field, Layout
+from osvgdb.decode.layout import Field, Layout
 
 
 def _layout(name: str, names: tuple[str, ...]) -> Layout:

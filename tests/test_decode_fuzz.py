@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from osvgdb.decode import DecodeError, auxv, history, tcb
 from osvgdb.decode.args import SIGNATURES, CallFormatter, quote
-from osvgdb.layout import Field, Layout
+from osvgdb.decode.layout import Field, Layout
 
 RECORD = Layout(
     "syscall_record",

@@ -8,7 +8,7 @@ import pytest
 from guest import KERNEL
 
 from osvgdb.decode import DecodeError
-from osvgdb.layout import Field, Layout, layouts_from_elf
+from osvgdb.decode.layout import Field, Layout, layouts_from_elf
 
 
 @pytest.mark.usefixtures("kernel")

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from osvgdb.decode import frames
 from osvgdb.decode.frames import rule_name
-from osvgdb.layout import enums_from_elf
+from osvgdb.decode.layout import enums_from_elf
 
 KTCB, APP, OTHER = 0xFFFF800000200000, 0x4AE380, 0x1234000
 HARNESS = r"""

@@ -121,7 +121,7 @@ def test_trace_and_break_attribute_cpu_and_thread_under_smp2() -> None:
     for tid, calls in traced.items():
         # The trace began mid-run and the history may have wrapped: their common end.
         n = min(len(calls), len(recorded[tid]))
-        assert n > 0 and recorded[tid][-n:] == calls[-n:], tid
+        assert n > 0 and recorded[tid][-n:] == calls[-n:], (tid, recorded[tid][-n:], calls[-n:])
 
 
 @pytest.mark.usefixtures("kernel")
@@ -167,4 +167,4 @@ def test_trace_refuses_filters_that_never_match() -> None:
     assert "--tid -1" in tid and "osv-trace: tracing" not in tid
     assert "syscall 99999 is beyond the syscall table" in number
     assert "osv-trace: tracing write --tid 1 --cpu 1 (osv-trace off to stop)" in accepted
-    assert status.startswith("osv-trace: on")
+    assert status.strip().startswith("osv-trace: on")

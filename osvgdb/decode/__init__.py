@@ -13,3 +13,9 @@ from __future__ import annotations
 
 class DecodeError(ValueError):
     """The bytes cannot be decoded as the layout says (too short, inconsistent)."""
+
+
+def signed64(value: int) -> int:
+    """A 64-bit word as C's long: two's complement."""
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >> 63 else value

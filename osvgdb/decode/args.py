@@ -36,6 +36,8 @@ import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from osvgdb.decode import signed64
+
 Reader = Callable[[int, int], "bytes | None"]
 
 U64 = (1 << 64) - 1
@@ -254,11 +256,6 @@ def _enum(value: int, table: dict[int, str]) -> str:
 def _s32(value: int) -> int:
     value &= 0xFFFFFFFF
     return value - (1 << 32) if value & 0x80000000 else value
-
-
-def _s64(value: int) -> int:
-    value &= U64
-    return value - (1 << 64) if value >> 63 else value
 
 
 def open_flags(value: int) -> str:
@@ -604,7 +601,7 @@ class CallFormatter:
         if kind == "d":
             return str(_s32(value)), None
         if kind == "ld":
-            return str(_s64(value)), None
+            return str(signed64(value)), None
         if kind == "u":
             return str(value), None
         if kind == "x":

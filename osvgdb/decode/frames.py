@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from osvgdb.decode import DecodeError
-from osvgdb.layout import Layout
+from osvgdb.decode import DecodeError, signed64
+from osvgdb.decode.layout import Layout
 
 U64 = (1 << 64) - 1
 
@@ -135,7 +135,7 @@ class SyscallFrame(EntryFrame):
     @property
     def ret(self) -> int:
         """rax as a signed result (meaningful at syscall_exit)."""
-        return signed(self.registers["rax"])
+        return signed64(self.registers["rax"])
 
     @property
     def args(self) -> tuple[int, ...]:
@@ -165,11 +165,6 @@ class TrapFrame(EntryFrame):
         return regs
 
 
-def signed(value: int) -> int:
-    value &= U64
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
 def _unpack(buf: bytes, layout: Layout, names: tuple[str, ...]) -> dict[str, int]:
     values = layout.codec(names).unpack(buf)
     missing = [n for n in names if values[n] is None]
@@ -180,13 +175,13 @@ def _unpack(buf: bytes, layout: Layout, names: tuple[str, ...]) -> dict[str, int
 
 def decode_syscall_frame(buf: bytes, layout: Layout, address: int) -> SyscallFrame:
     values = _unpack(buf, layout, SYSCALL_FRAME_FIELDS)
-    fs_base, counter = values.pop("fs_base"), signed(values.pop("kernel_tcb_counter"))
+    fs_base, counter = values.pop("fs_base"), signed64(values.pop("kernel_tcb_counter"))
     return SyscallFrame(address, values, fs_base, counter)
 
 
 def decode_trap_frame(buf: bytes, layout: Layout, address: int) -> TrapFrame:
     values = _unpack(buf, layout, TRAP_FRAME_FIELDS)
-    fs_base, counter = values.pop("fs_base"), signed(values.pop("kernel_tcb_counter"))
+    fs_base, counter = values.pop("fs_base"), signed64(values.pop("kernel_tcb_counter"))
     vector, error_code = values.pop("vector"), values.pop("error_code")
     return TrapFrame(address, values, fs_base, counter, vector, error_code)
 

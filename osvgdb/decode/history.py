@@ -23,9 +23,9 @@ from __future__ import annotations
 import heapq
 from dataclasses import asdict, dataclass
 
-from osvgdb.decode import DecodeError
+from osvgdb.decode import DecodeError, signed64
 from osvgdb.decode.args import Capture
-from osvgdb.layout import Layout
+from osvgdb.decode.layout import Layout
 
 WRITING = 1
 IN_FLIGHT = 2
@@ -156,12 +156,6 @@ def _captures(values: dict[str, object]) -> tuple[Capture, ...] | None:
     return tuple(captures)
 
 
-def _signed(value: int | None) -> int:
-    if value is None:
-        return 0
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
 def decode_ring(
     buf: bytes, record_layout: Layout, *, ring: int, count: int, max_seq: int | None = None
 ) -> list[SyscallRecord]:
@@ -184,10 +178,10 @@ def decode_ring(
                 tsc_entry=values["tsc_entry"] or 0,
                 tsc_exit=values["tsc_exit"] or 0,
                 args=tuple(args),
-                ret=_signed(values["ret"]),
+                ret=signed64(values["ret"] or 0),
                 rip=values["rip"] or 0,
                 fs_base=values["fs_base"] or 0,
-                kernel_tcb_counter=_signed(values["kernel_tcb_counter"]),
+                kernel_tcb_counter=signed64(values["kernel_tcb_counter"] or 0),
                 nr=values["nr"] or 0,
                 cpu=ring if values["cpu"] is None else values["cpu"],
                 tid=values["tid"] if values["tid"] is not None else -1,

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from osvgdb.decode import DecodeError
-from osvgdb.layout import Layout
+from osvgdb.decode import DecodeError, signed64
+from osvgdb.decode.layout import Layout
 
 U64 = (1 << 64) - 1
 
@@ -139,10 +139,9 @@ def c_string(raw: object) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "backslashreplace")
 
 
-def signed64(value: object) -> int | None:
-    if not isinstance(value, int):
-        return None
-    return value - (1 << 64) if value >= 1 << 63 else value
+def optional_signed64(value: object) -> int | None:
+    """signed64 of a member an older kernel may lack (None)."""
+    return signed64(value) if isinstance(value, int) else None
 
 
 def decode_thread(
@@ -179,7 +178,7 @@ def decode_thread(
     info.tcb_self = tcb["self"]
     info.tls_base = tcb["tls_base"]
     info.app_tcb = tcb["app_tcb"]
-    info.counter = signed64(tcb["kernel_tcb_counter"])
+    info.counter = optional_signed64(tcb["kernel_tcb_counter"])
     if tcb["syscall_stack_top"]:
         info.syscall_stack_high = tcb["syscall_stack_top"]
     return info

@@ -31,13 +31,16 @@ from osvgdb.decode.args import CallFormatter, CallMemory, read_bytes, read_cstri
 from osvgdb.decode.tcb import ThreadInfo
 from osvgdb.gdb.command import report_internal_error
 from osvgdb.gdb.target import Kernel, TargetError, read, reader, u64
+from osvgdb.model.syscalls import NO_RETURN, render_call
 
 LOCATIONS = {
     "syscall-entry": "syscall_handler",
     "syscall-exit": "syscall_exit",
     "trap-entry": "trap_handler",
 }
-NO_RETURN = ("exit", "exit_group")
+# What an event needs of its vCPU: the CPU (GS base), the frame (rdi at a handler's
+# entry, rsp at syscall_exit) and a page fault's address.
+EVENT_REGISTERS = ("gs_base", "rsp", "rdi", "cr2")
 STRING_LIMIT = 32
 
 
@@ -52,15 +55,19 @@ class Event:
 
     where = ""
 
-    def __init__(self, kernel: Kernel, vcpu: int, registers: gdb.Frame):
+    def __init__(self, kernel: Kernel, vcpu: int, registers: dict[str, int]):
         self.kernel = kernel
         self.vcpu = vcpu
-        self._frame0 = registers
+        self.registers = registers
         self.gs_base = self.register("gs_base")
         self.cpu = kernel.cpu_index(self.gs_base)
 
     def register(self, name: str) -> int:
-        return u64(self._frame0.read_register(name))
+        """A register of the vCPU at the event (EVENT_REGISTERS)."""
+        try:
+            return self.registers[name]
+        except KeyError:
+            raise TargetError(f"the event has no register {name}") from None
 
     @cached_property
     def _cpu_state(self) -> dict[str, object]:
@@ -144,7 +151,7 @@ class SyscallEvent(FrameEvent):
     the call entered (a thread may move while it sleeps in the kernel).
     """
 
-    def __init__(self, kernel: Kernel, vcpu: int, registers: gdb.Frame, *, exit: bool):
+    def __init__(self, kernel: Kernel, vcpu: int, registers: dict[str, int], *, exit: bool):
         super().__init__(kernel, vcpu, registers)
         self.is_exit = exit
         self.where = "syscall-exit" if exit else "syscall-entry"
@@ -214,21 +221,17 @@ class SyscallEvent(FrameEvent):
         """strace's form: `write(1, "hi\\n", 3)`, with ` = 3` at an exit."""
         if self.nr is None:
             return f"<{self.name} returns {self.ret}>"
-        formatter = CallFormatter(reader, limit=limit, raw=raw)
         # At an entry memory now is what the call will see; at an exit the record's
         # captures are what it saw, and anything else is marked as read now.
         record = self.record
-        shown, _ = formatter.arguments(
+        return render_call(
             self.name,
             self.args,
-            self.ret,
+            CallFormatter(reader, limit=limit, raw=raw),
+            state="returned" if self.is_exit else "entering",
+            ret=self.ret,
             captures=record.captures if record is not None else (),
-            live_is_call_time=not self.is_exit,
-        )
-        call = f"{self.name}({', '.join(shown)})"
-        if self.is_exit and self.ret is not None:
-            return f"{call} = {formatter.result(self.name, self.ret)}"
-        return call + (" = ?" if self.name in NO_RETURN else "")
+        ).text
 
     @property
     def text(self) -> str:
@@ -257,7 +260,7 @@ class TrapEvent(FrameEvent):
 
     where = "trap-entry"
 
-    def __init__(self, kernel: Kernel, vcpu: int, registers: gdb.Frame):
+    def __init__(self, kernel: Kernel, vcpu: int, registers: dict[str, int]):
         super().__init__(kernel, vcpu, registers)
         address = self.register("rdi")
         layout = kernel.trap_frame_layout
@@ -315,7 +318,8 @@ def decode(where: str) -> Event:
     thread = gdb.selected_thread()
     if thread is None:
         raise TargetError("no thread selected")
-    registers = gdb.newest_frame()
+    frame = gdb.newest_frame()
+    registers = {name: u64(frame.read_register(name)) for name in EVENT_REGISTERS}
     if where == "syscall-entry":
         return SyscallEvent(kernel, thread.num, registers, exit=False)
     if where == "syscall-exit":

@@ -26,7 +26,7 @@ from osvgdb.decode import DecodeError
 from osvgdb.decode import frames as frames_decode
 from osvgdb.decode.args import CallFormatter
 from osvgdb.gdb.command import OsvCommand, report_internal_error
-from osvgdb.gdb.syscalls import call_text
+from osvgdb.model.syscalls import call_text
 from osvgdb.gdb.target import Kernel, TargetError, read, reader, u64
 
 NAME = "osv-fscheck"
@@ -99,7 +99,7 @@ class FsCheck:
     def explain(self, broken: int, state_address: int) -> tuple[str, str]:
         """The paragraph for one violation, and the crossing's name."""
         kernel = Kernel.get()
-        layout = kernel.parameter_layout(VIOLATION, 1)
+        layout = kernel.fscheck_state_layout
         values = layout.codec(STATE_FIELDS).unpack(read(state_address, layout.size))
         wheres = {v: k for k, v in kernel.enum_values("fscheck_where").items()}
         location = WHERE.get(wheres.get(int(values["where"] or 0), ""), "?")

@@ -72,7 +72,7 @@ class TcbDataPrinter(_Printer):
 
 class SyscallRecordPrinter(_Printer):
     def summary(self) -> str:
-        from osvgdb.gdb.syscalls import describe
+        from osvgdb.model.syscalls import describe
 
         kernel = Kernel.get()
         layout = layout_of(self.value.type)
@@ -80,7 +80,7 @@ class SyscallRecordPrinter(_Printer):
         if not records:
             return "syscall_record (unused slot)"
         record = records[0]
-        text = describe(record, kernel.syscalls, CallFormatter(reader), kernel.tsc_per_ms())
+        text = describe(record, kernel, CallFormatter(reader), kernel.tsc_per_ms())
         return f"syscall_record #{record.seq} cpu{record.cpu} tid{record.tid}: {text['text']}"
 
 

@@ -30,11 +30,10 @@ from osvgdb.decode.args import CallFormatter
 from osvgdb.decode.history import SyscallRecord
 from osvgdb.gdb.api import syscall_numbers
 from osvgdb.gdb.command import OsvCommand, check_filters, int_arg, report_internal_error
-from osvgdb.gdb.syscalls import call_text, describe
+from osvgdb.model.syscalls import NO_RETURN, call_text, describe
 from osvgdb.gdb.target import Kernel, TargetError, reader
 
 NAME = "osv-trace"
-NO_RETURN = ("exit", "exit_group")
 STRING_LIMIT = 32
 DEFAULT_BATCH = 256  # records: a quarter of a ring, so a busy CPU never wraps between reads
 MAX_BATCH = 1 << 24
@@ -81,9 +80,13 @@ class SyscallTrace:
         for ring in self._rings(kernel):
             header = kernel.ring_header(ring)
             self.seen[ring] = header.head
-            # Calls in flight now print when they return, as if traced from their entry.
+            # Calls in flight now print when they return, as if traced from their entry;
+            # so do records another CPU is writing at this moment (torn: entering or
+            # completing a call), whatever they turn out to be.
             for record in kernel.ring_slots(ring, 0, header.used):
-                if record.state == "in-flight" and kernel.syscalls.name(record.nr) not in NO_RETURN:
+                if record.state == "torn":
+                    self.pending[(ring, record.slot)] = None
+                elif record.state == "in-flight" and kernel.syscalls.name(record.nr) not in NO_RETURN:
                     self.pending[(ring, record.slot)] = record.seq
         self.breakpoint = _FlushBreakpoint(self)
         gdb.events.stop.connect(self._on_stop)
@@ -176,7 +179,7 @@ class SyscallTrace:
         self.count += 1
         exit_cpu = record.exit_cpu if record.exit_cpu is not None else record.cpu
         if self.as_json:
-            data = describe(record, kernel.syscalls, self.formatter, tsc_per_ms)
+            data = describe(record, kernel, self.formatter, tsc_per_ms)
             data.pop("captures", None)
             line = {"where": "history", **data, "entry_cpu": record.cpu, "cpu": exit_cpu}
             line["ret"] = record.ret if record.returned else None  # exit, exit_group

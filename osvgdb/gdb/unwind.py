@@ -26,7 +26,7 @@ import gdb
 from gdb.FrameDecorator import FrameDecorator
 from gdb.unwinder import Unwinder, register_unwinder
 
-from osvgdb.decode import DecodeError
+from osvgdb.decode import DecodeError, signed64
 from osvgdb.decode import frames as frames_decode
 from osvgdb.decode.frames import RETURNED, Stub, analyse
 from osvgdb.gdb.target import Kernel, TargetError, read, u64
@@ -132,7 +132,7 @@ class EntryUnwinder(Unwinder):
             info = pending.create_unwind_info(_FrameId(rsp, stub.start))
             info.add_saved_register("rip", _value("rip", u64(pending.read_register("rcx"))))
             info.add_saved_register("rsp", _value("rsp", rsp))
-            ret = frames_decode.signed(u64(pending.read_register("rax")))
+            ret = signed64(u64(pending.read_register("rax")))
             _labels[(pc, rsp)] = _returning_label(kernel, pending, ret)
             return info
         address = rsp - offset

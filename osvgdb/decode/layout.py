@@ -3,7 +3,7 @@
 A `Layout` is what the decoders need to know about a C struct: its size and, for
 each member, its offset, size and kind.  Nested struct members are flattened
 with dotted names (`tcb_data.kernel_tcb`) beside the member itself
-(`tcb_data`).  Layouts come from GDB's types inside GDB (osvgdb.gdb.types) or
+(`tcb_data`).  Layouts come from GDB's types inside GDB (osvgdb.gdb.target) or
 from pyelftools outside it (`layouts_from_elf`); nothing here imports either.
 
 `Codec` turns a layout and the member names a decoder wants into one

@@ -1,0 +1,139 @@
+"""The syscall history as the debugger shows it, and the one strace-line renderer.
+
+`render_call` is the only place a call becomes strace's line; records of the
+history (osv-syscalls, osv-trace, fscheck's explanations) and the events at a
+breakpoint (osv-break, the script API) all go through it.  `history_report` is
+what osv-syscalls prints, as data (its --json, MI's -osv-syscalls, the TUI's
+pane, triage's report); `format_history` is its text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from osvgdb.decode.args import U64, Capture, CallFormatter
+from osvgdb.decode.history import SyscallRecord
+from osvgdb.model.kernel import Kernel
+
+NO_RETURN = ("exit", "exit_group")
+
+
+@dataclass(frozen=True)
+class CallText:
+    text: str  # strace's line: write(1, "hi\n", 3) = 3
+    shown: list[str]  # each argument as shown
+    strings: dict[int, str]  # decoded strings and buffers, by argument
+    memory_now: list[int]  # arguments (partly) read from memory as it is now
+
+
+def render_call(
+    name: str,
+    args: tuple[int, ...],
+    formatter: CallFormatter,
+    *,
+    state: str,
+    ret: int | None = None,
+    captures: tuple[Capture, ...] = (),
+) -> CallText:
+    """strace's line for one call.
+
+    state: `returned` (`= RET`), `entering` (a stop at its entry: memory now is what
+    the call will see; exit and exit_group get strace's `= ?`) or `in flight` (a
+    record of a call that has not returned: `= ? <in flight>`)."""
+    shown, strings = formatter.arguments(
+        name,
+        args,
+        ret if state == "returned" else None,
+        captures=captures,
+        live_is_call_time=state == "entering",
+    )
+    call = f"{name}({', '.join(shown)})"
+    if state == "returned" and ret is not None:
+        text = f"{call} = {formatter.result(name, ret)}"
+    elif name in NO_RETURN:
+        text = f"{call} = ?"
+    elif state == "entering":
+        text = call
+    else:
+        text = f"{call} = ? <in flight>"
+    return CallText(text, shown, strings, list(formatter.memory_now))
+
+
+def call_text(record: SyscallRecord, name: str, formatter: CallFormatter) -> CallText:
+    """A history record's line, from its captures where they cover the arguments."""
+    if record.state in ("torn", "garbage"):
+        return CallText(f"{name}(?) <{record.state}: {record.problem}>", [], {}, [])
+    state = "returned" if record.returned else "in flight"
+    return render_call(
+        name, record.args, formatter, state=state, ret=record.ret, captures=record.captures
+    )
+
+
+def describe(
+    record: SyscallRecord, kernel: Kernel, formatter: CallFormatter, tsc_per_ms: int
+) -> dict[str, object]:
+    """One record as osv-syscalls shows it, text and fields."""
+    name = kernel.syscalls.name(record.nr)
+    call = call_text(record, name, formatter)
+    data = record.as_dict()
+    data.update(
+        name=name,
+        args=[a & U64 for a in record.args],
+        text=call.text,
+        shown_args=call.shown,
+        strings={str(k): v for k, v in call.strings.items()},
+        memory_now=call.memory_now,
+        result=formatter.result(name, record.ret) if record.returned else None,
+        duration_ms=record.duration_ms(tsc_per_ms) if record.state == "done" else None,
+    )
+    return data
+
+
+@dataclass
+class HistoryFilter:
+    """Which records osv-syscalls shows: the last `count` (0: all) that pass."""
+
+    count: int = 50
+    cpu: int | None = None
+    tid: int | None = None
+    numbers: set[int] = field(default_factory=set)
+    since: int | None = None
+    string_limit: int = 32
+    raw: bool = False
+
+
+def history_report(kernel: Kernel, wanted: HistoryFilter) -> dict[str, object]:
+    """{"records": [describe(...)...], "errors": [one line per unreadable ring]}."""
+    records, errors = kernel.history([wanted.cpu] if wanted.cpu is not None else None)
+    if wanted.tid is not None:
+        records = [r for r in records if r.tid == wanted.tid]
+    if wanted.numbers:
+        records = [r for r in records if r.nr in wanted.numbers]
+    if wanted.since is not None:
+        records = [r for r in records if r.seq >= wanted.since]
+    if wanted.count:
+        records = records[-wanted.count :]
+    formatter = CallFormatter(kernel.reader, limit=wanted.string_limit, raw=wanted.raw)
+    tsc_per_ms = kernel.tsc_per_ms()
+    return {
+        "records": [describe(r, kernel, formatter, tsc_per_ms) for r in records],
+        "errors": errors,
+    }
+
+
+def _duration(ms: float | None) -> str:
+    if ms is None:
+        return ""
+    return f" <{ms * 1000:.1f} us>" if ms < 1 else f" <{ms:.3f} ms>"
+
+
+def format_history(report: dict[str, object], who: str = "osv-syscalls") -> list[str]:
+    lines = [f"{who}: {error}" for error in report["errors"]]  # type: ignore[union-attr]
+    for d in report["records"]:  # type: ignore[union-attr]
+        lines.append(
+            f"{d['seq']:>6} cpu{d['cpu']} tid{d['tid']} fs={d['fs_base']:#x} "
+            f"{d['text']}{_duration(d['duration_ms'])}"
+        )
+    if not report["records"]:
+        lines.append(f"{who}: no records")
+    return lines
