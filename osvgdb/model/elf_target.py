@@ -1,0 +1,94 @@
+"""The kernel's symbols, layouts and enums read from its ELF file with pyelftools: the
+half of a target that needs no GDB (osvgdb.model.target.Target).
+
+`ElfKernel` answers has/address/symbol_size/function_range/layout/enum from the
+kernel ELF; a target adds memory and vCPUs to it (a QEMU dump: osvgdb.dump; the
+model's unit tests: bytes they built).  Struct layouts are read from DWARF once,
+all the model uses in one pass (~0.1 s for our kernel).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from osvgdb.decode.layout import Layout, enums_from_elf, layouts_from_elf
+from osvgdb.model.target import TargetError
+
+# Every struct and enum the model reads: one DWARF pass each.
+STRUCTS = [
+    "arch_cpu",
+    "thread",
+    "thread_control_block",
+    "syscall_history",
+    "syscall_record",
+    "process",
+    "syscall_frame",
+    "trap_frame",
+    "fscheck_state",
+]
+ENUMS = ["thread_state", "interrupt_vector", "fscheck_rule", "fscheck_where", "syscall_record_flags"]
+
+
+class ElfKernel:
+    def __init__(self, path: Path):
+        from elftools.common.exceptions import ELFError
+        from elftools.elf.elffile import ELFFile
+
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                elf = ELFFile(f)
+                symtab = elf.get_section_by_name(".symtab")
+                if symtab is None:
+                    raise TargetError(f"{self.path}: no symbol table")
+                self.symbols = {
+                    s.name: (s["st_value"], s["st_size"]) for s in symtab.iter_symbols() if s.name
+                }
+                note = elf.get_section_by_name(".note.gnu.build-id")
+                self.build_id = next(
+                    (n["n_desc"] for n in note.iter_notes() if n["n_type"] == "NT_GNU_BUILD_ID"),
+                    None,
+                ) if note is not None else None
+        except (OSError, ELFError) as error:
+            raise TargetError(f"{self.path}: not a readable kernel ELF ({error})") from None
+
+    def has(self, name: str) -> bool:
+        return name in self.symbols
+
+    def address(self, name: str) -> int:
+        try:
+            return self.symbols[name][0]
+        except KeyError:
+            raise TargetError(f"the kernel has no symbol {name}") from None
+
+    def symbol_size(self, name: str) -> int:
+        if name not in self.symbols:
+            raise TargetError(f"the kernel has no symbol {name}")
+        return self.symbols[name][1]
+
+    def function_range(self, name: str) -> tuple[int, int] | None:
+        if name not in self.symbols or not self.symbols[name][1]:
+            return None
+        start, size = self.symbols[name]
+        return start, start + size
+
+    @cached_property
+    def _layouts(self) -> dict[str, Layout]:
+        return layouts_from_elf(self.path, STRUCTS)
+
+    @cached_property
+    def _enums(self) -> dict[str, dict[str, int]]:
+        return enums_from_elf(self.path, ENUMS)
+
+    def layout(self, struct: str) -> Layout:
+        layouts = self._layouts if struct in STRUCTS else layouts_from_elf(self.path, [struct])
+        if struct not in layouts:
+            raise TargetError(f"the kernel has no struct {struct}")
+        return layouts[struct]
+
+    def enum(self, name: str) -> dict[str, int]:
+        enums = self._enums if name in ENUMS else enums_from_elf(self.path, [name])
+        if name not in enums:
+            raise TargetError(f"the kernel has no enum {name}")
+        return enums[name]
