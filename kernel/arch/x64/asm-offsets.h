@@ -16,7 +16,6 @@
 /* struct tcb_data, which IA32_GS_BASE points at on every CPU */
 #define GS_KERNEL_TCB   0   /* %gs:0  this CPU's current thread's kernel TCB */
 #define GS_TMP0         8   /* %gs:8  scratch for entry paths before a stack is usable */
-#define GS_TMP1         16  /* %gs:16 scratch */
 #define GS_CPU_SELF     24  /* %gs:24 struct arch_cpu *self */
 #define GS_PREEMPT_COUNT 32 /* %gs:32 u32 preempt_count */
 
