@@ -18,7 +18,7 @@ from osvgdb.decode import DecodeError
 from osvgdb.decode import frames as frames_decode
 from osvgdb.gdb import conditions
 from osvgdb.gdb.api import SyscallHook, TrapHook, syscall_numbers
-from osvgdb.gdb.command import OsvCommand, check_filters, int_arg
+from osvgdb.gdb.command import OsvCommand, add_filter_arguments, check_filters, int_arg
 from osvgdb.gdb.events import Event, SyscallEvent, TrapEvent
 from osvgdb.gdb.target import Kernel, TargetError
 
@@ -96,8 +96,7 @@ class OsvBreak(OsvCommand):
                 sub.add_argument(
                     "--exit", action="store_true", help="stop at the return, with the result"
                 )
-            sub.add_argument("--tid", type=int_arg, metavar="T", help="only thread T")
-            sub.add_argument("--cpu", type=int_arg, metavar="N", help="only on CPU N")
+            add_filter_arguments(sub, cpu="only on CPU N", tid="only thread T")
             sub.add_argument(
                 "--if", dest="condition", metavar="PYEXPR", help="only when this is true"
             )

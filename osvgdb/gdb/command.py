@@ -127,6 +127,13 @@ def int_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a number: {text!r} ({error})") from None
 
 
+def add_filter_arguments(parser: argparse.ArgumentParser, *, cpu: str, tid: str) -> None:
+    """--cpu N and --tid T, as every command that filters by them takes them (check
+    them with check_filters)."""
+    parser.add_argument("--cpu", type=int_arg, metavar="N", help=cpu)
+    parser.add_argument("--tid", type=int_arg, metavar="T", help=tid)
+
+
 def check_filters(
     cpu: int | None, tid: int | None, numbers: Collection[int] | None = None
 ) -> None:

@@ -6,7 +6,7 @@ import argparse
 
 import gdb
 
-from osvgdb.gdb.command import OsvCommand, check_filters, int_arg, print_json
+from osvgdb.gdb.command import OsvCommand, add_filter_arguments, check_filters, int_arg, print_json
 from osvgdb.gdb.target import Kernel
 from osvgdb.model.syscalls import HistoryFilter, format_history, history_report
 
@@ -34,8 +34,7 @@ class OsvSyscalls(OsvCommand):
             metavar="N",
             help=f"show the last N records (default {DEFAULT_COUNT}; 0: all)",
         )
-        parser.add_argument("--cpu", type=int_arg, metavar="N", help="only CPU N's ring")
-        parser.add_argument("--tid", type=int_arg, metavar="T", help="only thread T's calls")
+        add_filter_arguments(parser, cpu="only CPU N's ring", tid="only thread T's calls")
         parser.add_argument(
             "--name", action="append", metavar="NAME", help="only syscalls named NAME (repeatable)"
         )

@@ -7,7 +7,7 @@ import argparse
 import gdb
 
 from osvgdb.decode.tcb import VERDICT_RULES
-from osvgdb.gdb.command import OsvCommand, int_arg, print_json
+from osvgdb.gdb.command import OsvCommand, add_filter_arguments, print_json
 from osvgdb.gdb.target import Kernel, TargetError
 from osvgdb.model.tcb import format_tcb, tcb_data, tcb_report
 
@@ -34,8 +34,7 @@ class OsvTcb(OsvCommand):
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--cpu", type=int_arg, metavar="N", help="only CPU N (cpus[N])")
-        parser.add_argument("--tid", type=int_arg, metavar="T", help="only thread T")
+        add_filter_arguments(parser, cpu="only CPU N (cpus[N])", tid="only thread T")
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def report(self, args: argparse.Namespace):

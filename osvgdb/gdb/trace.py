@@ -29,7 +29,13 @@ from osvgdb.decode import history as history_decode
 from osvgdb.decode.args import CallFormatter
 from osvgdb.decode.history import SyscallRecord
 from osvgdb.gdb.api import syscall_numbers
-from osvgdb.gdb.command import OsvCommand, check_filters, int_arg, report_internal_error
+from osvgdb.gdb.command import (
+    OsvCommand,
+    add_filter_arguments,
+    check_filters,
+    int_arg,
+    report_internal_error,
+)
 from osvgdb.model.syscalls import NO_RETURN, call_text, describe
 from osvgdb.gdb.target import Kernel, TargetError, reader
 
@@ -242,8 +248,7 @@ class OsvTrace(OsvCommand):
         what = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
         syscalls = what.add_parser("syscalls", help="trace syscalls", prog=f"{NAME} syscalls")
         syscalls.add_argument("names", nargs="*", metavar="NAME", help="only these syscalls")
-        syscalls.add_argument("--tid", type=int_arg, metavar="T", help="only thread T")
-        syscalls.add_argument("--cpu", type=int_arg, metavar="N", help="only calls returning on CPU N")
+        add_filter_arguments(syscalls, cpu="only calls returning on CPU N", tid="only thread T")
         syscalls.add_argument(
             "-s",
             "--string-limit",
