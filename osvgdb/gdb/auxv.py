@@ -84,7 +84,8 @@ class OsvAuxv(OsvCommand):
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
-    def run(self, args: argparse.Namespace) -> None:
+    def data(self, args: argparse.Namespace) -> dict:
+        """What --json prints (and -osv-auxv answers)."""
         kernel = Kernel.get()
         process = kernel.process(("initial_stack", "stack_high", "load_base", "path"))
         start = process["initial_stack"]
@@ -110,19 +111,21 @@ class OsvAuxv(OsvCommand):
                     "decoded": decoded,
                 }
             )
+        return {
+            "initial_stack": start,
+            "argc": stack.argc,
+            "argv": argv,
+            "envp": envp,
+            "auxv": auxv,
+        }
+
+    def run(self, args: argparse.Namespace) -> None:
+        data = self.data(args)
         if args.json:
-            print_json(
-                {
-                    "initial_stack": start,
-                    "argc": stack.argc,
-                    "argv": argv,
-                    "envp": envp,
-                    "auxv": auxv,
-                }
-            )
+            print_json(data)
             return
-        lines = [f"initial stack {start:#x}", f"argc {stack.argc}"]
-        lines += [f"argv[{i}] {s!r}" for i, s in enumerate(argv)]
-        lines += [f"envp[{i}] {s!r}" for i, s in enumerate(envp)]
-        lines += [f"{entry['name']:<16} {entry['text']}" for entry in auxv]
+        lines = [f"initial stack {data['initial_stack']:#x}", f"argc {data['argc']}"]
+        lines += [f"argv[{i}] {s!r}" for i, s in enumerate(data["argv"])]
+        lines += [f"envp[{i}] {s!r}" for i, s in enumerate(data["envp"])]
+        lines += [f"{entry['name']:<16} {entry['text']}" for entry in data["auxv"]]
         gdb.write("\n".join(lines) + "\n")

@@ -113,7 +113,8 @@ class OsvSyscalls(OsvCommand):
             return sorted(n for n in Kernel.get().syscalls.numbers if n.startswith(word))
         return None
 
-    def run(self, args: argparse.Namespace) -> None:
+    def data(self, args: argparse.Namespace) -> dict:
+        """What --json prints (and -osv-syscalls answers)."""
         if args.n < 0 or args.string_limit < 0:
             raise gdb.GdbError("osv-syscalls: -n and --string-limit take numbers >= 0")
         kernel = Kernel.get()
@@ -137,15 +138,19 @@ class OsvSyscalls(OsvCommand):
         formatter = CallFormatter(reader, limit=args.string_limit, raw=args.raw)
         tsc_per_ms = kernel.tsc_per_ms()
         described = [describe(r, table, formatter, tsc_per_ms) for r in records]
+        return {"records": described, "errors": errors}
+
+    def run(self, args: argparse.Namespace) -> None:
+        data = self.data(args)
         if args.json:
-            print_json({"records": described, "errors": errors})
+            print_json(data)
             return
-        lines = [f"osv-syscalls: {error}" for error in errors]
-        for d in described:
+        lines = [f"osv-syscalls: {error}" for error in data["errors"]]
+        for d in data["records"]:
             lines.append(
                 f"{d['seq']:>6} cpu{d['cpu']} tid{d['tid']} fs={d['fs_base']:#x} "
                 f"{d['text']}{_duration(d['duration_ms'])}"
             )
-        if not described:
+        if not data["records"]:
             lines.append("osv-syscalls: no records")
         gdb.write("\n".join(lines) + "\n")

@@ -110,7 +110,12 @@ class OsvTcb(OsvCommand):
         parser.add_argument("--tid", type=int_arg, metavar="T", help="only thread T")
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
-    def run(self, args: argparse.Namespace) -> None:
+    def data(self, args: argparse.Namespace) -> dict:
+        """What --json prints (and -osv-tcb answers)."""
+        _, cpus, threads = self._selected(args)
+        return {"cpus": [c.as_dict() for c in cpus], "threads": [t.as_dict() for t in threads]}
+
+    def _selected(self, args: argparse.Namespace) -> tuple[Kernel, list[CpuInfo], list[ThreadInfo]]:
         kernel = Kernel.get()
         threads = kernel.threads()
         cpus = kernel.cpus(threads)
@@ -124,11 +129,13 @@ class OsvTcb(OsvCommand):
                 raise gdb.GdbError(f"osv-tcb: no thread with tid {args.tid}")
             if args.cpu is None:
                 cpus = [c for c in cpus if c.current_tid == args.tid]
+        return kernel, cpus, threads
+
+    def run(self, args: argparse.Namespace) -> None:
         if args.json:
-            print_json(
-                {"cpus": [c.as_dict() for c in cpus], "threads": [t.as_dict() for t in threads]}
-            )
+            print_json(self.data(args))
             return
+        kernel, cpus, threads = self._selected(args)
         everyone = kernel.threads() if args.tid is not None else threads
         lines = []
         for cpu in cpus:
