@@ -1,25 +1,42 @@
 """Drive a real GDB against a real kernel booted by osvgdb.debug.DebugSession.
 
-`GdbDriver` feeds GDB commands on stdin and reads its output up to a marker
-echoed after each command, so a test can run a command, look at QEMU through
-QMP while GDB holds the guest stopped, and go on.  Output that is JSON (from
-an osv-* --json command) is parsed by `json()`.
+`GdbDriver` runs GDB on its machine interface through osvgdb.mi, the transport
+the TUI and triage use: each CLI command goes as `-interpreter-exec console`,
+and its output is the text of the stream records up to its end, so a test can
+run a command, look at QEMU through QMP while GDB holds the guest stopped, and
+go on. Output that is JSON (from an osv-* --json command) is parsed by `json()`.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import select
 import subprocess
 import time
 from io import BytesIO
 from pathlib import Path
 
 from osvgdb.debug import DebugSession, start_gdb
+from osvgdb.mi import (
+    CommandError,
+    GdbExited,
+    Mi,
+    MiTimeout,
+    Record,
+    console_command,
+    is_stop,
+    stream_text,
+)
 from osvgdb.run import RunOptions
 
 COMMAND_TIMEOUT = 60.0
+# Answered only once GDB has printed all it had to say before (GDB reads its
+# commands in order), without output of its own.
+BARRIER = "-list-features"
+
+
+def _run_ended(record: Record) -> bool:
+    """The end of a command that resumed the guest: it stopped, or it is gone."""
+    return is_stop(record) or (record.kind == "notify" and record.cls == "thread-group-exited")
 
 
 class LockedConsole(BytesIO):
@@ -41,39 +58,53 @@ class GdbDriver:
     def __init__(self, session: DebugSession, setup: list[str] | None = None):
         argv = session.gdb_argv(
             ["set pagination off", "set confirm off", "set width 0", *(setup or [])],
-            extra=["-nx"],
+            extra=["-nx", "--interpreter=mi3"],
         )
         self.process = start_gdb(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        self.counter = 0
+        self.mi = Mi(self.process)
+        self._started: tuple[int, str] | None = None
         self.startup = self.run("echo")
 
     def run(self, command: str, timeout: float = COMMAND_TIMEOUT) -> str:
-        """Run one command; its output (stdout and stderr, in order)."""
-        self.counter += 1
-        marker = f"@@osvgdb-done-{self.counter}@@"
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(f"{command}\necho {marker}\\n\n".encode())
-        self.process.stdin.flush()
-        fd = self.process.stdout.fileno()
-        output = b""
+        """Run one CLI command; its output (console, target and log streams, and
+        stderr, in order), up to the stop when it resumes the guest."""
+        self.start(command)
+        return self.wait(timeout)
+
+    def start(self, command: str) -> None:
+        """Send one CLI command without waiting for it; wait() gives its output."""
+        assert self._started is None, f"{self._started[1]!r} was started and not waited for"
+        self._started = (self.mi.send(console_command(command)), command)
+
+    def wait(self, timeout: float = COMMAND_TIMEOUT) -> str:
+        """The output of the command start() sent, as run() gives it, and of
+        anything GDB printed since the previous command ended."""
+        assert self._started is not None, "no command was started"
+        token, command = self._started
+        self._started = None
         deadline = time.monotonic() + timeout
-        while marker.encode() not in output:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"GDB gave no answer to {command!r} in {timeout} s:\n"
-                    + output.decode(errors="replace")
-                )
-            ready, _, _ = select.select([fd], [], [], remaining)
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    raise AssertionError(f"GDB exited during {command!r}:\n{output.decode()}")
-                output += chunk
-        # GDB prints its prompt even when stdin is a pipe; it is noise here.
-        return output.decode(errors="replace").split(marker)[0].replace("(gdb) ", "")
+        records: list[Record] = []
+        error = ""
+        try:
+            try:
+                if self.mi.wait_result(token, timeout).cls == "running":
+                    records += self.mi.wait_for(_run_ended, deadline - time.monotonic())
+            except CommandError as refused:
+                error = refused.message
+            self.mi.execute(BARRIER, max(deadline - time.monotonic(), 1.0))
+        except MiTimeout:
+            output = stream_text(records + self.mi.take_events())
+            raise AssertionError(f"GDB gave no answer to {command!r} in {timeout} s:\n{output}")
+        except GdbExited as exited:
+            output = stream_text(records + self.mi.take_events())
+            raise AssertionError(f"{exited} ({command!r}):\n{output}") from None
+        output = stream_text(records + self.mi.take_events())
+        # GDB logs a CLI command's error before its ^error; say it if it did not.
+        if error and error not in output:
+            output += error + "\n"
+        return output
 
     def json(self, command: str) -> dict:
         text = self.run(command)
@@ -82,12 +113,7 @@ class GdbDriver:
         return json.JSONDecoder().raw_decode(text[start:])[0]
 
     def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                stream.close()
+        self.mi.close(timeout=0)
 
 
 class Debugged:

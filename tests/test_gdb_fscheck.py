@@ -104,13 +104,11 @@ def test_interrupt_stops_the_guest_while_the_watchdog_runs() -> None:
     try:
         gdb = debugged.gdb
         gdb.run("osv-fscheck on")
-        assert gdb.process.stdin is not None
-        gdb.process.stdin.write(b"continue\n")
-        gdb.process.stdin.flush()
+        gdb.start("continue")
         debugged.console.wait_for("Cmdline:", timeout=30)
         time.sleep(1.0)
         gdb.process.send_signal(signal.SIGINT)
-        output = gdb.run("echo", timeout=20)
+        output = gdb.wait(timeout=20)
         status = gdb.json("osv-fscheck status --json")
     finally:
         debugged.close()

@@ -71,6 +71,7 @@ def register() -> None:
         command,
         fscheck,
         functions,
+        mi_commands,
         printers,
         syscalls,
         tcb,
@@ -80,6 +81,7 @@ def register() -> None:
 
     command.DebugParameter()
     appsyms.AppPathParameter()
+    cli_commands = []
     for command_class in (
         tcb.OsvTcb,
         syscalls.OsvSyscalls,
@@ -89,7 +91,8 @@ def register() -> None:
         trace.OsvTrace,
         fscheck.OsvFscheck,
     ):
-        command_class()
+        cli_commands.append(command_class())
+    mi_commands.register(cli_commands)
     for function_class in functions.FUNCTIONS:
         function_class()
     gdb.printing.register_pretty_printer(None, printers.lookup, replace=True)
