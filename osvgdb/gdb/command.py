@@ -192,16 +192,22 @@ class OsvCommand(gdb.Command):
 
     def invoke(self, argument: str, from_tty: bool) -> None:
         self.dont_repeat()
+        self.call(gdb.string_to_argv(argument), self.run)
+
+    def call(self, argv: list[str], action):
+        """Parse argv (help: None, a usage error: one line), check there is a live
+        target, and return action(args); any error becomes one line naming the
+        command. The CLI command runs `run` through it, its MI twin `data`."""
         try:
-            args = self.parser.parse_args(gdb.string_to_argv(argument))
+            args = self.parser.parse_args(argv)
         except _HelpShown:
-            return
+            return None
         except _Usage as error:
             raise gdb.GdbError(f"{self.NAME}: {error} (usage: {self.usage()})") from None
         if not live_target():
             raise no_live_target(self.NAME)
         try:
-            self.run(args)
+            return action(args)
         except Exception as error:
             raise one_line_error(self.NAME, error) from None
 

@@ -30,14 +30,7 @@ from collections.abc import Callable, Iterable
 
 import gdb
 
-from osvgdb.gdb.command import (
-    OsvCommand,
-    _HelpShown,
-    _Usage,
-    live_target,
-    no_live_target,
-    one_line_error,
-)
+from osvgdb.gdb.command import OsvCommand
 
 # The CLI commands with an MI twin: each has data(args), the dict --json prints.
 MI_TWINS = ("osv-tcb", "osv-syscalls", "osv-auxv")
@@ -74,19 +67,8 @@ class OsvMiCommand(_MICommand):
         super().__init__("-" + command.NAME)
 
     def invoke(self, argv: list[str]) -> dict | None:
-        command = self.command
-        try:
-            args = command.parser.parse_args(argv)
-        except _HelpShown:
-            return None  # the help went to the console stream
-        except _Usage as error:
-            raise gdb.GdbError(f"{command.NAME}: {error} (usage: {command.usage()})") from None
-        if not live_target():
-            raise no_live_target(command.NAME)
-        try:
-            return to_mi(self.data(args))
-        except Exception as error:
-            raise one_line_error(command.NAME, error) from None
+        data = self.command.call(argv, self.data)  # None: the help went to the console
+        return to_mi(data) if data is not None else None
 
 
 def register(commands: Iterable[OsvCommand]) -> None:
