@@ -20,6 +20,7 @@ import gdb
 
 from osvgdb.decode import DecodeError
 from osvgdb.gdb.target import Kernel, TargetError
+from osvgdb.model import filters
 
 
 class _Usage(Exception):
@@ -28,10 +29,6 @@ class _Usage(Exception):
 
 class _HelpShown(Exception):
     pass
-
-
-class FilterError(Exception):
-    """A filter no event can ever match: the message names the option."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -106,7 +103,7 @@ def one_line_error(who: str, error: Exception) -> gdb.GdbError:
         return no_live_target(who)
     if isinstance(error, gdb.GdbError):
         return error
-    if isinstance(error, (FilterError, TargetError, DecodeError, gdb.error)):
+    if isinstance(error, (filters.FilterError, TargetError, DecodeError, gdb.error)):
         return gdb.GdbError(f"{who}: {error}")
     return report_internal_error(who, error)
 
@@ -128,42 +125,15 @@ def int_arg(text: str) -> int:
 
 
 def add_filter_arguments(parser: argparse.ArgumentParser, *, cpu: str, tid: str) -> None:
-    """--cpu N and --tid T, as every command that filters by them takes them (check
-    them with check_filters)."""
-    parser.add_argument("--cpu", type=int_arg, metavar="N", help=cpu)
-    parser.add_argument("--tid", type=int_arg, metavar="T", help=tid)
+    """osvgdb.model.filters.add_filter_arguments, with numbers as GDB reads them."""
+    filters.add_filter_arguments(parser, cpu=cpu, tid=tid, number=int_arg)
 
 
 def check_filters(
     cpu: int | None, tid: int | None, numbers: Collection[int] | None = None
 ) -> None:
-    """Refuse, with FilterError, the event filters that could never match.
-
-    cpu: a CPU the guest has; tid: a thread id, which starts at 0 (the kernel's
-    boot thread) or, for syscalls, at 1 (only app threads make them); numbers:
-    for syscall filters, the syscall numbers (empty: every syscall), each in the
-    syscall table; None for interrupt and exception filters.
-    """
-    kernel = Kernel.get()
-    if cpu is not None:
-        # nr_cpus counts the CPUs the kernel has started (1 until it has); QEMU's
-        # vCPUs, GDB's threads, are all there from the first instruction.
-        count = max(kernel.nr_cpus(), len(gdb.selected_inferior().threads()))
-        if not 0 <= cpu < count:
-            has = "only CPU 0" if count == 1 else f"CPUs 0-{count - 1}"
-            raise FilterError(f"--cpu {cpu}: the guest has {has}")
-    if tid is not None:
-        if numbers is not None and tid < 1:
-            raise FilterError(
-                f"--tid {tid}: only app threads make syscalls, and their tids start at 1"
-            )
-        if tid < 0:
-            raise FilterError(f"--tid {tid}: tids start at 0 (the kernel's boot thread)")
-    if numbers:
-        highest = max(kernel.syscalls.names)
-        for number in sorted(numbers):
-            if not 0 <= number <= highest:
-                raise FilterError(f"syscall {number} is beyond the syscall table (0-{highest})")
+    """osvgdb.model.filters.check_filters on the kernel GDB debugs."""
+    filters.check_filters(Kernel.get(), cpu, tid, numbers)
 
 
 class OsvCommand(gdb.Command):

@@ -9,10 +9,13 @@ pane, triage's report); `format_history` is its text.
 
 from __future__ import annotations
 
+import argparse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from osvgdb.decode.args import U64, Capture, CallFormatter
 from osvgdb.decode.history import SyscallRecord
+from osvgdb.model.filters import FilterError, add_filter_arguments, check_filters, syscall_numbers
 from osvgdb.model.kernel import Kernel
 
 NO_RETURN = ("exit", "exit_group")
@@ -100,6 +103,54 @@ class HistoryFilter:
     since: int | None = None
     string_limit: int = 32
     raw: bool = False
+
+
+DEFAULT_COUNT = 50
+
+
+def add_history_arguments(parser: argparse.ArgumentParser, number: Callable[[str], int]) -> None:
+    """osv-syscalls' options (also `osvgdb inspect DUMP syscalls`'s)."""
+    parser.add_argument(
+        "-n",
+        type=number,
+        default=DEFAULT_COUNT,
+        metavar="N",
+        help=f"show the last N records (default {DEFAULT_COUNT}; 0: all)",
+    )
+    add_filter_arguments(parser, cpu="only CPU N's ring", tid="only thread T's calls", number=number)
+    parser.add_argument(
+        "--name", action="append", metavar="NAME", help="only syscalls named NAME (repeatable)"
+    )
+    parser.add_argument("--since", type=number, metavar="SEQ", help="only records with seq >= SEQ")
+    parser.add_argument(
+        "-s",
+        "--string-limit",
+        type=number,
+        default=32,
+        metavar="N",
+        help="show at most N bytes of strings and buffers (default 32)",
+    )
+    parser.add_argument(
+        "--raw", action="store_true", help="arguments and results as raw hex, nothing decoded"
+    )
+
+
+def history_filter(kernel: Kernel, args: argparse.Namespace) -> HistoryFilter:
+    """The filter add_history_arguments' options ask for; FilterError for one that
+    can never match."""
+    if args.n < 0 or args.string_limit < 0:
+        raise FilterError("-n and --string-limit take numbers >= 0")
+    numbers = syscall_numbers(kernel, args.name or ())
+    check_filters(kernel, args.cpu, args.tid, numbers)
+    return HistoryFilter(
+        count=args.n,
+        cpu=args.cpu,
+        tid=args.tid,
+        numbers=numbers,
+        since=args.since,
+        string_limit=args.string_limit,
+        raw=args.raw,
+    )
 
 
 def history_report(kernel: Kernel, wanted: HistoryFilter) -> dict[str, object]:
