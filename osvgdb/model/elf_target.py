@@ -9,11 +9,12 @@ all the model uses in one pass (~0.1 s for our kernel).
 
 from __future__ import annotations
 
+import bisect
 from functools import cached_property
 from pathlib import Path
 
 from osvgdb.decode.layout import Layout, enums_from_elf, layouts_from_elf
-from osvgdb.model.target import TargetError
+from osvgdb.model.target import TargetError, Vcpu
 
 # Every struct and enum the model reads: one DWARF pass each.
 STRUCTS = [
@@ -56,6 +57,19 @@ class ElfKernel:
     def has(self, name: str) -> bool:
         return name in self.symbols
 
+    @cached_property
+    def _functions(self) -> list[tuple[int, int, str]]:
+        return sorted((a, size, n) for n, (a, size) in self.symbols.items() if size)
+
+    def symbolize(self, pc: int) -> str:
+        """` <function+offset>` for an address inside a sized symbol, else nothing."""
+        index = bisect.bisect_right(self._functions, (pc, 1 << 64, "")) - 1
+        if index >= 0:
+            start, size, name = self._functions[index]
+            if start <= pc < start + size:
+                return f" <{name}+{pc - start}>" if pc > start else f" <{name}>"
+        return ""
+
     def address(self, name: str) -> int:
         try:
             return self.symbols[name][0]
@@ -92,3 +106,44 @@ class ElfKernel:
         if name not in enums:
             raise TargetError(f"the kernel has no enum {name}")
         return enums[name]
+
+
+class DumpTarget:
+    """The model's target over a QEMU dump (osvgdb.dump.Dump) and the kernel ELF it
+    was taken with: memory through the kernel's page tables, vCPUs from the notes."""
+
+    def __init__(self, elf: ElfKernel, dump):
+        self.elf = elf
+        self.dump = dump
+
+    def has(self, name: str) -> bool:
+        return self.elf.has(name)
+
+    def address(self, name: str) -> int:
+        return self.elf.address(name)
+
+    def symbol_size(self, name: str) -> int:
+        return self.elf.symbol_size(name)
+
+    def function_range(self, name: str) -> tuple[int, int] | None:
+        return self.elf.function_range(name)
+
+    def layout(self, struct: str) -> Layout:
+        return self.elf.layout(struct)
+
+    def enum(self, name: str) -> dict[str, int]:
+        return self.elf.enum(name)
+
+    def read(self, address: int, length: int) -> bytes:
+        from osvgdb.dump import DumpError
+
+        try:
+            return self.dump.memory(address, length)
+        except DumpError as error:
+            raise TargetError(str(error)) from None
+
+    def vcpus(self) -> list[Vcpu]:
+        return [Vcpu(index + 1, dict(registers)) for index, registers in enumerate(self.dump.vcpus)]
+
+    def vcpu_count(self) -> int:
+        return len(self.dump.vcpus)

@@ -1,0 +1,107 @@
+"""`osvgdb inspect DUMP tcb|syscalls|auxv`: what osv-tcb, osv-syscalls and osv-auxv
+showed at the stop a dump was taken (osv-dump), read without GDB.
+
+The dump (a QEMU dump-guest-memory core, osvgdb.dump) gives physical memory and
+each vCPU's registers; the kernel ELF named in its sidecar (or --kernel) gives
+symbols, layouts and enums (pyelftools); virtual addresses are translated by
+walking the kernel's page tables.  The same model and renderers as the GDB
+commands print the same data, as text or --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from osvgdb.decode import DecodeError
+from osvgdb.dump import Dump, DumpError, check_kernel, read_metadata
+from osvgdb.model.auxv import auxv_report, format_auxv
+from osvgdb.model.elf_target import DumpTarget, ElfKernel
+from osvgdb.model.filters import FilterError, add_filter_arguments
+from osvgdb.model.kernel import Kernel
+from osvgdb.model.syscalls import (
+    add_history_arguments,
+    format_history,
+    history_filter,
+    history_report,
+)
+from osvgdb.model.target import TargetError
+from osvgdb.model.tcb import format_tcb, tcb_data, tcb_report
+
+NAME = "osvgdb inspect"
+
+
+def number(text: str) -> int:
+    """A number, decimal or 0x...; argparse reports the rest."""
+    return int(text, 0)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dump", metavar="DUMP", help="a dump written by osv-dump")
+    parser.add_argument(
+        "--kernel", metavar="ELF", help="the kernel ELF (default: the one the sidecar names)"
+    )
+    parser.add_argument(
+        "--app", metavar="EXE", help="the app's executable (default: the one the sidecar names)"
+    )
+    views = parser.add_subparsers(dest="view", required=True, metavar="VIEW")
+    tcb = views.add_parser("tcb", help="what osv-tcb showed", prog=f"{NAME} DUMP tcb")
+    add_filter_arguments(tcb, cpu="only CPU N (cpus[N])", tid="only thread T", number=number)
+    syscalls = views.add_parser(
+        "syscalls", help="what osv-syscalls showed", prog=f"{NAME} DUMP syscalls"
+    )
+    add_history_arguments(syscalls, number)
+    auxv = views.add_parser("auxv", help="what osv-auxv showed", prog=f"{NAME} DUMP auxv")
+    for view in (tcb, syscalls, auxv):
+        view.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def open_kernel(dump: Dump, dump_path: str, kernel_path: str | None) -> tuple[Kernel, ElfKernel]:
+    """The model over the dump, with the kernel ELF it was taken with (by build id)."""
+    metadata = read_metadata(dump_path)
+    if kernel_path is None:
+        if metadata is None:
+            raise DumpError(f"{dump_path}: no sidecar {dump_path}.json: name the kernel with --kernel")
+        kernel_path = metadata.kernel_path
+    if metadata is not None:
+        check_kernel(dump_path, metadata, kernel_path)
+    elf = ElfKernel(Path(kernel_path))
+    return Kernel(DumpTarget(elf, dump)), elf
+
+
+def report(args: argparse.Namespace) -> tuple[object, list[str]]:
+    """(the --json data, the text lines) of the view asked for."""
+    with Dump(args.dump) as dump:
+        kernel, elf = open_kernel(dump, args.dump, args.kernel)
+        if args.view == "tcb":
+            cpus, threads, everyone = tcb_report(kernel, args.cpu, args.tid)
+            return tcb_data(cpus, threads), format_tcb(cpus, threads, everyone, elf.symbolize)
+        if args.view == "syscalls":
+            data = history_report(kernel, history_filter(kernel, args))
+            return data, format_history(data, NAME)
+        metadata = read_metadata(args.dump)
+        app = args.app or (metadata.app_path if metadata else None)
+        data = auxv_report(kernel, app)
+        return data, format_auxv(data)
+
+
+def inspect(args: argparse.Namespace) -> int:
+    try:
+        data, lines = report(args)
+    except (DumpError, TargetError, FilterError, DecodeError) as error:
+        print(f"{NAME}: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(data, indent=1))
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return inspect(parser.parse_args(argv))
