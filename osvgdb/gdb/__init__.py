@@ -69,6 +69,7 @@ def register() -> None:
         auxv,
         breakpoints,
         command,
+        dump,
         fscheck,
         functions,
         printers,
@@ -80,6 +81,7 @@ def register() -> None:
 
     command.DebugParameter()
     appsyms.AppPathParameter()
+    dump.QmpSocketParameter()
     for command_class in (
         tcb.OsvTcb,
         syscalls.OsvSyscalls,
@@ -88,6 +90,7 @@ def register() -> None:
         breakpoints.OsvBreak,
         trace.OsvTrace,
         fscheck.OsvFscheck,
+        dump.OsvDump,
     ):
         command_class()
     for function_class in functions.FUNCTIONS:
