@@ -284,9 +284,12 @@ def debug_core(options: CoreOptions) -> int:
         finally:
             signal.signal(signal.SIGINT, previous)
     if status < 0:
-        print(f"osvgdb debug: GDB died of signal {-status} ({signal.strsignal(-status)})",
-              file=sys.stderr)  # fmt: skip
-        return 128 - status
+        signum = -status
+        print(
+            f"osvgdb debug: GDB died of signal {signum} ({signal.strsignal(signum)})",
+            file=sys.stderr,
+        )
+        return 128 + signum
     return status
 
 

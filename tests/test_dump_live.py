@@ -200,6 +200,21 @@ def test_bad_dumps_are_one_line_and_status_2(hello_dump, tmp_path: Path) -> None
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
+def test_debug_core_without_a_sidecar_warns_and_goes_on(hello_dump, tmp_path: Path) -> None:
+    path, _live = hello_dump
+    bare = tmp_path / "bare.dump"
+    bare.symlink_to(path)  # the same dump, no bare.dump.json beside it
+    result = debug_core("--core", str(bare), "--app", str(app("hello", "glibc")), "--batch",
+                        "-ex", "bt")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (
+        f"osvgdb debug: warning: {bare}.json: no such file, the dump is not checked "
+        "against the kernel\n"
+    )
+    assert " in main () at " in result.stdout
+    assert (tmp_path / "bare.dump.core").is_file()
+
+
 @pytest.mark.usefixtures("kernel")
 def test_smp_dump_of_threads(tmp_path: Path) -> None:
     """threads-glibc on two vCPUs, both running it: each vCPU's registers in the
