@@ -97,7 +97,8 @@ def _parser() -> argparse.ArgumentParser:
 
     debug_parser = commands.add_parser(
         "debug",
-        usage="osvgdb debug [options] [--batch] [-ex CMD]... EXE [ARGS...]",
+        usage="osvgdb debug [options] [--batch] [-ex CMD]... EXE [ARGS...]\n"
+        "       osvgdb debug --core DUMP [--app EXE] [--kernel PATH] [--batch] [-ex CMD]...",
         help="boot one static executable stopped under QEMU's gdbstub and attach GDB",
         description="Build the kernel, boot EXE in QEMU stopped at its first instruction with\n"
         "the gdbstub on a private unix socket, and start GDB on build/kernel.elf with the\n"
@@ -105,7 +106,10 @@ def _parser() -> argparse.ArgumentParser:
         "set to load when the kernel enters it, and connected. QEMU dies with GDB.",
         epilog=debug.EXIT_STATUS_HELP
         + "\nexample: osvgdb debug --batch -ex 'osv-break syscall write' -ex continue \\\n"
-        "           -ex osv-syscalls build/apps/hello-glibc\n",
+        "           -ex osv-syscalls build/apps/hello-glibc\n"
+        "\n--core DUMP: GDB on a dump osv-dump wrote (no QEMU), checked against the kernel's\n"
+        "build id; the app's symbols from --app or the dump's DUMP.json. Exit status: GDB's,\n"
+        f"or {run.EXIT_USAGE} for a dump that cannot be read or was taken with another kernel.\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
@@ -122,6 +126,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     debug_parser.add_argument(
         "--gdb", default="gdb", metavar="PATH", help="the GDB to run (default: gdb)"
+    )
+    debug_parser.add_argument(
+        "--core", type=Path, metavar="DUMP", help="debug a dump written by osv-dump, not a run"
+    )
+    debug_parser.add_argument(
+        "--app", type=Path, metavar="EXE", help="with --core: the app (default: DUMP.json's)"
     )
     _add_run_options(debug_parser, timeout=False)
     return parser
@@ -238,8 +248,28 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
     )
 
 
+def parse_core_options(namespace: argparse.Namespace) -> debug.CoreOptions:
+    if namespace.command_line:
+        raise UsageError("--core: no EXE with a dump (--app EXE names the app)")
+    for path in (namespace.core, namespace.app, namespace.kernel):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{path}: no such file")
+    return debug.CoreOptions(
+        dump=namespace.core,
+        app=namespace.app,
+        kernel=namespace.kernel.resolve() if namespace.kernel else None,
+        batch=namespace.batch,
+        commands=list(namespace.commands),
+        gdb=namespace.gdb,
+    )
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
     namespace = _parser().parse_args(argv)
+    if namespace.command == "debug" and namespace.core is not None:
+        return debug.debug_core(parse_core_options(namespace))
+    if namespace.command == "debug" and namespace.app is not None:
+        raise UsageError("--app: only with --core (a run's app is EXE)")
     if namespace.command == "debug":
         options = debug.DebugOptions(
             run=parse_run_options(namespace),

@@ -19,12 +19,13 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from osvgdb import build, initrd
+from osvgdb import build, dump, initrd
 from osvgdb.qemu import Qemu, QemuError, die_with_parent
 from osvgdb.run import (
     EXIT_CANNOT_EXECUTE,
@@ -152,6 +153,7 @@ class DebugSession:
         if batch:
             argv += ["-ex", "set pagination off", "-ex", "set confirm off"]
         argv += ["-ex", f"set osv-app-path {self.options.exe.resolve()}"]
+        argv += ["-ex", f"set osv-qmp-socket {self.qmp_socket}"]
         # Quietly: osvgdb.gdb.debug_session says what GDB's stop line would.
         argv += ["-ex", f"with suppress-cli-notifications on -- target remote {self.gdb_socket}"]
         argv += ["-ex", "python import osvgdb.gdb; osvgdb.gdb.debug_session()"]
@@ -225,6 +227,70 @@ def exit_status(session: DebugSession, gdb_status: int, err: TextIO) -> int:
         print_qemu_stderr(session.vm, err)
         return EXIT_NO_STATUS
     return gdb_status
+
+
+@dataclass
+class CoreOptions:
+    """`osvgdb debug --core DUMP`: GDB on a dump osv-dump wrote, no QEMU."""
+
+    dump: Path
+    app: Path | None = None
+    kernel: Path | None = None
+    batch: bool = False
+    commands: list[str] = field(default_factory=list)
+    gdb: str = GDB
+
+
+def debug_core(options: CoreOptions) -> int:
+    """GDB on the kernel and the dump's GDB core (osvgdb.dump.gdb_core_for); GDB's
+    exit status, 128+N if it died of signal N, EXIT_USAGE for a dump we refuse."""
+    root = build.repo_root()
+    kernel = options.kernel if options.kernel is not None else build.build_kernel(root)
+    with tempfile.TemporaryDirectory(prefix="osvgdb-core-") as scratch:
+        try:
+            with dump.Dump(options.dump) as guest:
+                if guest.metadata is None:
+                    print(
+                        f"osvgdb debug: warning: {dump.metadata_path(options.dump)}: no such "
+                        "file, the dump is not checked against the kernel",
+                        file=sys.stderr,
+                    )
+                else:
+                    dump.check_kernel(options.dump, guest.metadata, kernel)
+                core = dump.gdb_core_for(guest, scratch)
+                app = options.app or (guest.metadata and guest.metadata.app_path)
+        except dump.DumpError as error:
+            print(f"osvgdb debug: {error}", file=sys.stderr)
+            return EXIT_USAGE
+        # Not the live session's forced i386:x86-64 (for its 32-bit entry): with the
+        # architecture from the core, GDB reads fs_base and gs_base from NT_PRSTATUS.
+        argv = [options.gdb, "-q"]
+        argv += ["-iex", f"add-auto-load-safe-path {kernel.with_name(AUTOLOAD_NAME)}"]
+        argv += ["-x", str(root / "gdbinit.py")]
+        if options.batch:
+            argv += ["-ex", "set pagination off", "-ex", "set confirm off"]
+        argv += ["-ex", "python gdb.execute('set architecture auto', to_string=True)"]
+        argv += ["-ex", f"core-file {core}"]
+        if app:
+            argv += ["-ex", f"set osv-app-path {Path(app).resolve()}"]
+        for command in options.commands:
+            argv += ["-ex", command]
+        if options.batch:
+            argv.append("--batch")
+        argv.append(str(kernel))
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            status = start_gdb(argv).wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    if status < 0:
+        signum = -status
+        print(
+            f"osvgdb debug: GDB died of signal {signum} ({signal.strsignal(signum)})",
+            file=sys.stderr,
+        )
+        return 128 + signum
+    return status
 
 
 def run_script_standalone(script: str, *commands: str, exe: str = "hello-glibc") -> int:

@@ -69,6 +69,7 @@ def register() -> None:
         auxv,
         breakpoints,
         command,
+        dump,
         fscheck,
         functions,
         mi_commands,
@@ -81,6 +82,7 @@ def register() -> None:
 
     command.DebugParameter()
     appsyms.AppPathParameter()
+    dump.QmpSocketParameter()
     cli_commands = []
     for command_class in (
         tcb.OsvTcb,
@@ -90,6 +92,7 @@ def register() -> None:
         breakpoints.OsvBreak,
         trace.OsvTrace,
         fscheck.OsvFscheck,
+        dump.OsvDump,
     ):
         cli_commands.append(command_class())
     mi_commands.register(cli_commands)
