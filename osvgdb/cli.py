@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from osvgdb import debug, run
+from osvgdb import debug, inspect, run
 from osvgdb.build import BuildError
 from osvgdb.qemu import QemuError, choose_accel
 
@@ -134,6 +134,16 @@ def _parser() -> argparse.ArgumentParser:
         "--app", type=Path, metavar="EXE", help="with --core: the app (default: DUMP.json's)"
     )
     _add_run_options(debug_parser, timeout=False)
+
+    inspect_parser = commands.add_parser(
+        "inspect",
+        usage="osvgdb inspect DUMP [--kernel ELF] [--app EXE] tcb|syscalls|auxv [options] [--json]",
+        help="show what osv-tcb, osv-syscalls or osv-auxv showed at a dump's stop, without GDB",
+        description=inspect.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    inspect.add_arguments(inspect_parser)
     return parser
 
 
@@ -266,6 +276,8 @@ def parse_core_options(namespace: argparse.Namespace) -> debug.CoreOptions:
 
 def _dispatch(argv: Sequence[str] | None) -> int:
     namespace = _parser().parse_args(argv)
+    if namespace.command == "inspect":
+        return inspect.inspect(namespace)
     if namespace.command == "debug" and namespace.core is not None:
         return debug.debug_core(parse_core_options(namespace))
     if namespace.command == "debug" and namespace.app is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from osvgdb.decode import DecodeError
@@ -32,6 +31,7 @@ from osvgdb.model.target import TargetError
 from osvgdb.model.tcb import format_tcb, tcb_data, tcb_report
 
 NAME = "osvgdb inspect"
+EXIT_UNREADABLE = 2  # as osvgdb debug --core: a dump that cannot be read, or another kernel's
 
 
 def number(text: str) -> int:
@@ -77,8 +77,8 @@ def report(args: argparse.Namespace) -> tuple[object, list[str]]:
     with Dump(args.dump) as dump:
         kernel, elf = open_kernel(dump, args.dump, args.kernel)
         if args.view == "tcb":
-            cpus, threads, everyone = tcb_report(kernel, args.cpu, args.tid)
-            return tcb_data(cpus, threads), format_tcb(cpus, threads, everyone, elf.symbolize)
+            tcb = tcb_report(kernel, args.cpu, args.tid)
+            return tcb_data(tcb), format_tcb(tcb, elf.symbolize)
         if args.view == "syscalls":
             data = history_report(kernel, history_filter(kernel, args))
             return data, format_history(data, NAME)
@@ -93,7 +93,7 @@ def inspect(args: argparse.Namespace) -> int:
         data, lines = report(args)
     except (DumpError, TargetError, FilterError, DecodeError) as error:
         print(f"{NAME}: {error}", file=sys.stderr)
-        return 1
+        return EXIT_UNREADABLE
     if args.json:
         print(json.dumps(data, indent=1))
     else:
@@ -101,7 +101,3 @@ def inspect(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=NAME, description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return inspect(parser.parse_args(argv))

@@ -88,6 +88,9 @@ def machine(elf: ElfKernel, fs_base: int) -> Kernel:
     target.write(elf.address("nr_cpus"), struct.pack("<I", 1))
     target.write(elf.address("nr_threads"), struct.pack("<I", 1))
     target.write(elf.address("syscall_seq"), struct.pack("<Q", 1))
+    panic = elf.layout("panic_report")
+    target.region(elf.address("panic_report"), panic.size)
+    target.put(elf.address("panic_report"), panic, {"cpu": -1})  # no panic
     target.region(elf.address("cpus"), cpu_layout.size)
     target.put(elf.address("cpus"), cpu_layout, {"tcb_data.kernel_tcb": TCB, "current": THREAD, "id": 0})
     target.region(elf.address("all_threads"), 8)
@@ -119,18 +122,18 @@ def machine(elf: ElfKernel, fs_base: int) -> Kernel:
 
 def test_a_consistent_cpu_and_its_thread(elf: ElfKernel) -> None:
     kernel = machine(elf, APP_TCB)
-    cpus, threads, everyone = tcb_report(kernel)
-    (cpu,) = cpus
-    (thread,) = threads
+    report = tcb_report(kernel)
+    (cpu,) = report.cpus
+    (thread,) = report.threads
     assert (cpu.index, cpu.current_tid, cpu.where, cpu.counter) == (0, 1, "app", 0)
     assert cpu.problems == [] and thread.tid == 1 and thread.name == "main"
     assert thread.app_tcb == APP_TCB and thread.tcb_self == TCB
-    text = "\n".join(format_tcb(cpus, threads, everyone, lambda pc: ""))
+    text = "\n".join(format_tcb(report, lambda pc: ""))
     assert "CPU 0 (GDB thread 1): app" in text
 
 
 def test_a_kernel_tcb_fs_base_in_app_code_is_named(elf: ElfKernel) -> None:
-    (cpu,), _, _ = tcb_report(machine(elf, TCB))
+    (cpu,) = tcb_report(machine(elf, TCB)).cpus
     assert any(p.startswith("app-fs") for p in cpu.problems), cpu.problems
 
 

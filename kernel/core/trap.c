@@ -128,13 +128,19 @@ static noreturn void panic_end(void)
     osv_panic_halt();
 }
 
+struct panic_report panic_report = { .cpu = -1 };
+
 /* The first CPU to panic reports; the others (and any later panic) just halt. */
-static void panic_begin(void)
+static void panic_begin(const struct trap_frame *f, const char *message)
 {
     __asm__ __volatile__("cli");
     static int panicked;
     if (__atomic_exchange_n(&panicked, 1, __ATOMIC_ACQ_REL))
         osv_panic_halt();
+    panic_report.frame = f;
+    panic_report.cr2 = read_cr2();
+    snprintf(panic_report.message, sizeof(panic_report.message), "%s", message);
+    panic_report.cpu = this_cpu()->id;
     stop_other_cpus(true);
 }
 
@@ -145,7 +151,7 @@ noreturn void panic(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    panic_begin();
+    panic_begin(NULL, buf);
     struct thread *t = this_cpu()->current;
     printk("osv: kernel panic: %s\n", buf);
     panic_state(get_fsbase(), t ? t->tcb->kernel_tcb_counter : 0);
@@ -154,7 +160,7 @@ noreturn void panic(const char *fmt, ...)
 
 noreturn void panic_trap(const struct trap_frame *f)
 {
-    panic_begin();
+    panic_begin(f, vector_name(f->vector));
     printk("osv: kernel panic: %s (vector %lu, error %#lx)\n", vector_name(f->vector), f->vector,
            f->error_code);
     printk("  rip %p rsp %p cr2 %p\n", (void *)f->rip, (void *)f->rsp, (void *)read_cr2());

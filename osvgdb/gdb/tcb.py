@@ -9,7 +9,7 @@ import gdb
 from osvgdb.decode.tcb import VERDICT_RULES
 from osvgdb.gdb.command import OsvCommand, add_filter_arguments, print_json
 from osvgdb.gdb.target import Kernel, TargetError
-from osvgdb.model.tcb import format_tcb, tcb_data, tcb_report
+from osvgdb.model.tcb import TcbReport, format_tcb, tcb_data, tcb_report
 
 
 def _symbol(pc: int) -> str:
@@ -37,7 +37,7 @@ class OsvTcb(OsvCommand):
         add_filter_arguments(parser, cpu="only CPU N (cpus[N])", tid="only thread T")
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
-    def report(self, args: argparse.Namespace):
+    def report(self, args: argparse.Namespace) -> TcbReport:
         try:
             return tcb_report(Kernel.get(), args.cpu, args.tid)
         except TargetError as error:
@@ -45,12 +45,11 @@ class OsvTcb(OsvCommand):
 
     def data(self, args: argparse.Namespace) -> dict[str, object]:
         """What --json prints (and MI's -osv-tcb returns)."""
-        cpus, threads, _ = self.report(args)
-        return tcb_data(cpus, threads)
+        return tcb_data(self.report(args))
 
     def run(self, args: argparse.Namespace) -> None:
-        cpus, threads, everyone = self.report(args)
+        report = self.report(args)
         if args.json:
-            print_json(tcb_data(cpus, threads))
+            print_json(tcb_data(report))
         else:
-            gdb.write("\n".join(format_tcb(cpus, threads, everyone, _symbol)) + "\n")
+            gdb.write("\n".join(format_tcb(report, _symbol)) + "\n")

@@ -27,6 +27,7 @@ STRUCTS = [
     "syscall_frame",
     "trap_frame",
     "fscheck_state",
+    "panic_report",
 ]
 ENUMS = ["thread_state", "interrupt_vector", "fscheck_rule", "fscheck_where", "syscall_record_flags"]
 

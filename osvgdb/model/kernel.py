@@ -360,6 +360,42 @@ class Kernel:
         codec = self.thread_layout.codec(("syscall_seq",))
         return int(codec.unpack(self.read(thread_address, codec.size))["syscall_seq"] or 0)
 
+    def panic(self) -> dict[str, object] | None:
+        """The kernel's panic_report (kernel/include/panic.h): None without a panic; else
+        the CPU, the message, CR2 and, for a fault in kernel code, the vector, error code
+        and the faulting registers from its entry frame."""
+        if not self.has("panic_report"):
+            return None
+        layout = self.target.layout("panic_report")
+        codec = layout.codec(("cpu", "frame", "cr2", "message"))
+        values = codec.unpack(self.read(self.address("panic_report"), codec.size))
+        if values["cpu"] is None or values["cpu"] < 0:
+            return None
+        report: dict[str, object] = {
+            "cpu": values["cpu"],
+            "message": tcb_decode.c_string(values["message"] or b""),
+            "cr2": values["cr2"],
+        }
+        frame_address = values["frame"]
+        if frame_address:
+            layout = self.trap_frame_layout
+            try:
+                frame = frames_decode.decode_trap_frame(
+                    self.read(frame_address, layout.size), layout, frame_address
+                )
+            except (TargetError, DecodeError) as error:
+                report["frame_error"] = str(error)
+            else:
+                report.update(
+                    vector=frame.vector,
+                    vector_name=self.vectors.name(frame.vector),
+                    error_code=frame.error_code,
+                    registers=frame.registers,
+                    fs_base=frame.fs_base,
+                    kernel_tcb_counter=frame.counter,
+                )
+        return report
+
     def tsc_per_ms(self) -> int:
         try:
             return self.read_int("tsc_per_ms")

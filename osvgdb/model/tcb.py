@@ -8,6 +8,7 @@ end can (GDB's format_address; nothing offline without symbols).
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from osvgdb.decode.tcb import CpuInfo, ThreadInfo
 from osvgdb.model.kernel import Kernel
@@ -16,11 +17,17 @@ from osvgdb.model.target import TargetError
 Symbolize = Callable[[int], str]
 
 
-def tcb_report(
-    kernel: Kernel, cpu: int | None = None, tid: int | None = None
-) -> tuple[list[CpuInfo], list[ThreadInfo], list[ThreadInfo]]:
-    """(the CPUs shown, the threads shown, every thread): --cpu N shows cpus[N] only,
-    --tid T thread T and the CPU it runs on. TargetError for a CPU or tid not there."""
+@dataclass
+class TcbReport:
+    cpus: list[CpuInfo]  # the CPUs shown
+    threads: list[ThreadInfo]  # the threads shown
+    everyone: list[ThreadInfo]  # every thread (to name a CPU's owner)
+    panic: dict[str, object] | None  # the kernel's panic_report, if it panicked
+
+
+def tcb_report(kernel: Kernel, cpu: int | None = None, tid: int | None = None) -> TcbReport:
+    """--cpu N shows cpus[N] only, --tid T thread T and the CPU it runs on.
+    TargetError for a CPU or tid not there."""
     everyone = kernel.threads()
     cpus = kernel.cpus(everyone)
     threads = everyone
@@ -34,11 +41,34 @@ def tcb_report(
             raise TargetError(f"no thread with tid {tid}")
         if cpu is None:
             cpus = [c for c in cpus if c.current_tid == tid]
-    return cpus, threads, everyone
+    return TcbReport(cpus, threads, everyone, kernel.panic())
 
 
-def tcb_data(cpus: list[CpuInfo], threads: list[ThreadInfo]) -> dict[str, object]:
-    return {"cpus": [c.as_dict() for c in cpus], "threads": [t.as_dict() for t in threads]}
+def tcb_data(report: TcbReport) -> dict[str, object]:
+    """What --json prints: {"cpus": [...], "threads": [...], "panic": {...} after a panic}."""
+    data: dict[str, object] = {
+        "cpus": [c.as_dict() for c in report.cpus],
+        "threads": [t.as_dict() for t in report.threads],
+    }
+    if report.panic is not None:
+        data["panic"] = report.panic
+    return data
+
+
+def format_panic(panic: dict[str, object], symbolize: Symbolize) -> list[str]:
+    """The kernel's own account of its panic, as the console printed it."""
+    lines = [f"kernel panic on CPU {panic['cpu']}: {panic['message']}"]
+    if "registers" in panic:
+        registers: dict = panic["registers"]  # type: ignore[assignment]
+        rip = registers["rip"]
+        lines.append(
+            f"  vector {panic['vector']} ({panic['vector_name']}), error {panic['error_code']:#x}, "
+            f"rip {rip:#x}{symbolize(rip)}, rsp {registers['rsp']:#x}, cr2 {panic['cr2']:#x}"
+        )
+        lines.append(
+            f"  fs_base {panic['fs_base']:#x}, kernel_tcb_counter {panic['kernel_tcb_counter']}"
+        )
+    return lines + [""]
 
 
 def _hex(value: int | None) -> str:
@@ -114,10 +144,8 @@ def format_threads(threads: list[ThreadInfo]) -> list[str]:
     return lines + notes
 
 
-def format_tcb(
-    cpus: list[CpuInfo], threads: list[ThreadInfo], everyone: list[ThreadInfo], symbolize: Symbolize
-) -> list[str]:
-    lines = []
-    for cpu in cpus:
-        lines += format_cpu(cpu, everyone, symbolize)
-    return lines + format_threads(threads)
+def format_tcb(report: TcbReport, symbolize: Symbolize) -> list[str]:
+    lines = format_panic(report.panic, symbolize) if report.panic is not None else []
+    for cpu in report.cpus:
+        lines += format_cpu(cpu, report.everyone, symbolize)
+    return lines + format_threads(report.threads)
