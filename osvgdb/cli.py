@@ -1,7 +1,9 @@
 """The `osvgdb` command.
 
 Errors are one line on stderr (`osvgdb: error: ...`), never a traceback;
-set OSVGDB_TRACEBACK=1 to see the traceback of an unexpected error.
+set OSVGDB_TRACEBACK=1 to see the traceback of an unexpected error.  What
+`osvgdb run` and `osvgdb debug` came to is said here too, from the outcome
+the boot path returns (osvgdb.run.BootOutcome, osvgdb.debug.DebugOutcome).
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from osvgdb import debug, inspect, run
 from osvgdb.build import BuildError
 from osvgdb.qemu import QemuError, choose_accel
+from osvgdb.run import BootOutcome, Ending, qemu_ended
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -274,6 +277,81 @@ def parse_core_options(namespace: argparse.Namespace) -> debug.CoreOptions:
     )
 
 
+def _qemu_stderr(outcome: BootOutcome) -> list[str]:
+    """The end of what QEMU said on stderr, indented, each line marked as QEMU's."""
+    return [f"  qemu: {line}" for line in outcome.qemu_stderr]
+
+
+def _why_qemu_ended(outcome: BootOutcome) -> str:
+    if outcome.shutdown_reason == "guest-reset":
+        return " (the guest reset itself, as a triple fault does; -no-reboot makes that an exit)"
+    if outcome.shutdown_reason is not None:
+        return f" (QMP: shutdown by {outcome.shutdown_reason})"
+    if outcome.qemu_status == 0 and not outcome.qemu_stderr:
+        return " (with -no-reboot, a triple fault looks like this)"
+    return ""
+
+
+def report_run(outcome: BootOutcome, err: TextIO) -> int:
+    """Say on `err` what came of `osvgdb run` (nothing for a plain exit);
+    return its exit status."""
+    lines = []
+    before = "before the kernel reported an exit"
+    if outcome.kind == Ending.EXITED and outcome.qemu_lingered:
+        lines.append(f"osvgdb: QEMU did not exit after status {outcome.exit_status}; killed")
+    elif outcome.kind == Ending.PANIC:
+        lines.append("osvgdb: kernel panic (report above); QEMU killed")
+    elif outcome.kind == Ending.TIMEOUT:
+        lines.append(f"osvgdb: timeout: no exit within {outcome.timeout:g} s; QEMU killed")
+    elif outcome.kind == Ending.QEMU_FAILED:
+        lines.append(f"osvgdb: error: QEMU {qemu_ended(outcome.qemu_status)} before it was up:")
+        lines += _qemu_stderr(outcome)
+    elif outcome.kind == Ending.QEMU_DIED:
+        why = _why_qemu_ended(outcome)
+        colon = ":" if outcome.qemu_stderr else ""
+        lines.append(f"osvgdb: error: QEMU {qemu_ended(outcome.qemu_status)} {before}{why}{colon}")
+        lines += _qemu_stderr(outcome)
+    elif outcome.kind == Ending.QEMU_STUCK:
+        lines.append(
+            f"osvgdb: error: QEMU stopped the guest ({outcome.run_state}) {before}; killed:"
+        )
+        lines += _qemu_stderr(outcome)
+    for line in lines:
+        print(line, file=err)
+    return run.exit_status(outcome)
+
+
+def report_debug(outcome: debug.DebugOutcome, err: TextIO) -> int:
+    """Say on `err` how `osvgdb debug` ended (nothing when GDB's own status
+    is the answer); return its exit status."""
+    lines = []
+    boot = outcome.boot
+    if outcome.gdb_status is not None and outcome.gdb_status < 0:
+        signum = -outcome.gdb_status
+        lines.append(f"osvgdb debug: GDB died of signal {signum} ({signal.strsignal(signum)})")
+    elif boot.kind == Ending.PANIC:
+        lines.append("osvgdb debug: kernel panic (the report is on the console)")
+    elif boot.kind == Ending.EXITED:
+        lines.append(f"osvgdb debug: the app exited with status {boot.exit_status}")
+    elif boot.kind == Ending.QEMU_FAILED:
+        lines.append(f"osvgdb debug: QEMU {qemu_ended(boot.qemu_status)} before it was up")
+        lines += _qemu_stderr(boot)
+    elif boot.kind == Ending.QEMU_DIED:
+        why = _why_qemu_ended(boot)
+        lines.append(
+            f"osvgdb debug: QEMU {qemu_ended(boot.qemu_status)} before the app exited{why}"
+        )
+        lines += _qemu_stderr(boot)
+    elif boot.kind == Ending.QEMU_STUCK:
+        lines.append(
+            f"osvgdb debug: QEMU stopped the guest ({boot.run_state}) before the app exited"
+        )
+        lines += _qemu_stderr(boot)
+    for line in lines:
+        print(line, file=err)
+    return debug.exit_status(outcome)
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
     namespace = _parser().parse_args(argv)
     if namespace.command == "inspect":
@@ -289,8 +367,8 @@ def _dispatch(argv: Sequence[str] | None) -> int:
             commands=list(namespace.commands),
             gdb=namespace.gdb,
         )
-        return debug.debug(options)
-    return run.run(parse_run_options(namespace))
+        return report_debug(debug.debug(options), sys.stderr)
+    return report_run(run.run(parse_run_options(namespace)), sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,14 +1,15 @@
 """`osvgdb debug`: boot an executable stopped under QEMU's gdbstub and attach GDB.
 
 QEMU starts paused (-S) with its gdbstub and QMP monitor on unix sockets in
-its private 0700 directory; GDB starts on build/kernel.elf with gdbinit.py,
-`osv-app-path` set to the executable (so app symbols load when the kernel
-enters it) and connected.  The guest console is copied to our stdout by a
-thread.  While GDB runs we ignore ^C (GDB uses it to interrupt the guest);
-when GDB exits, QEMU is killed.  With --batch GDB runs the -ex commands and
-exits.  Our exit status says how the session ended (EXIT_STATUS_HELP): the
-app's status when the kernel reported its exit on debugcon (as for `osvgdb
-run`), else GDB's own.
+its private 0700 directory (osvgdb.run.Guest with a gdbstub); GDB starts on
+build/kernel.elf with gdbinit.py, `osv-app-path` set to the executable (so
+app symbols load when the kernel enters it) and connected.  The guest
+console is copied to our stdout by a thread.  While GDB runs we ignore ^C
+(GDB uses it to interrupt the guest); when GDB exits, QEMU is killed.  With
+--batch GDB runs the -ex commands and exits.  `debug()` returns how the
+session ended (a DebugOutcome, printed by the CLI); `exit_status` maps it to
+EXIT_STATUS_HELP: the app's status when the kernel reported its exit on
+debugcon (as for `osvgdb run`), else GDB's own.
 """
 
 from __future__ import annotations
@@ -20,24 +21,24 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO
 
-from osvgdb import build, dump, initrd
-from osvgdb.qemu import Qemu, QemuError, die_with_parent
+from osvgdb import build, dump
+from osvgdb.qemu import QemuError, die_with_parent
 from osvgdb.run import (
     EXIT_CANNOT_EXECUTE,
     EXIT_NO_STATUS,
     EXIT_PANIC,
     EXIT_USAGE,
-    Debugcon,
+    BootOutcome,
+    Ending,
+    Guest,
+    QemuFailed,
     RunOptions,
-    kernel_cmdline,
-    kernel_image,
-    print_qemu_stderr,
 )
+from osvgdb.run import exit_status as run_exit_status
 
 GDB = "gdb"
 EXIT_STATUS_HELP = f"""\
@@ -65,78 +66,29 @@ class DebugOptions:
     gdb_args: list[str] = field(default_factory=list)
 
 
-class DebugSession:
-    """QEMU stopped at its first instruction, its sockets, and the GDB command line.
+class DebugSession(Guest):
+    """QEMU stopped at its first instruction under its gdbstub, and the GDB command line.
 
-    Use as a context manager; the console goes to `console` (our stdout by
-    default) through a copying thread.
+    Use as a context manager (a Guest with a gdbstub: `outcome()`, `vm`,
+    `gdb_socket`, `qmp_socket`); the console goes to `console` (our stdout
+    by default) through a copying thread.
     """
 
     def __init__(self, options: RunOptions, *, console: BinaryIO | None = None):
-        self.options = options
+        super().__init__(
+            options, console=console if console is not None else sys.stdout.buffer, gdbstub=True
+        )
+        self.options: RunOptions = options
         self.root = build.repo_root()
-        self.console_out = console if console is not None else sys.stdout.buffer
-        self.vm: Qemu | None = None
-        self._copier: threading.Thread | None = None
-
-    def __enter__(self) -> DebugSession:
-        self.kernel = kernel_image(self.options, self.root)
-        self.autoload = self.kernel.with_name(AUTOLOAD_NAME)
-        options = self.options
-        cmdline = kernel_cmdline(
-            "/" + options.exe.name,
-            options.args,
-            strace=options.strace,
-            env=options.env,
-            fsgsbase=options.fsgsbase,
-            kernel_args=options.kernel_args,
-        )
-        self.vm = Qemu(
-            kernel=self.kernel,
-            accel=options.accel,
-            smp=options.smp,
-            fsgsbase=options.fsgsbase,
-            debug=True,
-        )
-        try:
-            initrd.write_initrd(
-                self.vm.initrd,
-                [initrd.Member(options.exe.name, options.exe, mode=initrd.EXECUTABLE_MODE)],
-            )
-            self.vm.start(cmdline)
-            self.vm.wait_for_sockets()
-            self._copier = threading.Thread(target=self._copy_console, daemon=True)
-            self._copier.start()
-        except BaseException:
-            self.vm.close()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self.vm is not None
-        self.vm.close()
-        if self._copier is not None:
-            self._copier.join(timeout=2)
-
-    def _copy_console(self) -> None:
-        assert self.vm is not None
-        fd = self.vm.console
-        try:
-            while data := os.read(fd, 65536):
-                self.console_out.write(data)
-                self.console_out.flush()
-        except (OSError, ValueError):
-            pass
 
     @property
-    def gdb_socket(self) -> Path:
-        assert self.vm is not None and self.vm.gdb_socket is not None
-        return self.vm.gdb_socket
+    def kernel(self) -> Path:
+        assert self.vm is not None
+        return self.vm.kernel
 
     @property
-    def qmp_socket(self) -> Path:
-        assert self.vm is not None and self.vm.qmp_socket is not None
-        return self.vm.qmp_socket
+    def autoload(self) -> Path:
+        return self.kernel.with_name(AUTOLOAD_NAME)
 
     def gdb_argv(
         self,
@@ -180,53 +132,49 @@ def start_gdb(argv: list[str], **popen: object) -> subprocess.Popen:
         raise QemuError(f"{argv[0]} not found (run scripts/bootstrap)") from error
 
 
-def debug(options: DebugOptions) -> int:
-    """Run GDB on the booted kernel; the exit status of EXIT_STATUS_HELP."""
-    with DebugSession(options.run) as session:
-        argv = session.gdb_argv(
-            options.commands, batch=options.batch, gdb=options.gdb, extra=options.gdb_args
-        )
-        if os.environ.get("OSVGDB_SHOW_GDB"):
-            print("osvgdb: " + shlex.join(argv), file=sys.stderr)
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        process = None
-        try:
-            process = start_gdb(argv)
-            gdb_status = process.wait()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
-        return exit_status(session, gdb_status, sys.stderr)
+@dataclass(frozen=True)
+class DebugOutcome:
+    """How a session ended: GDB's exit status (-N when signal N killed it;
+    None when QEMU failed before GDB could start) and the boot's outcome
+    as GDB left it (RUNNING: the app had not exited and QEMU still ran)."""
+
+    gdb_status: int | None
+    boot: BootOutcome
 
 
-def exit_status(session: DebugSession, gdb_status: int, err: TextIO) -> int:
-    """What the session came to once GDB has exited, said in one line (none when
-    GDB's own status is the answer); QEMU still runs, or has exited by itself."""
-    assert session.vm is not None
-    if gdb_status < 0:
-        signum = -gdb_status
-        print(f"osvgdb debug: GDB died of signal {signum} ({signal.strsignal(signum)})", file=err)
-        return 128 + signum
-    qemu_status = session.vm.poll()
-    report = Debugcon(session.vm.debugcon).poll(final=qemu_status is not None)
-    if report is not None and report.panic:
-        print("osvgdb debug: kernel panic (the report is on the console)", file=err)
-        return EXIT_PANIC
-    if report is not None:
-        print(f"osvgdb debug: the app exited with status {report.status}", file=err)
-        return report.status
-    if qemu_status is not None:
-        how = (
-            f"was killed by signal {-qemu_status} ({signal.strsignal(-qemu_status)})"
-            if qemu_status < 0
-            else f"exited with status {qemu_status}"
-        )
-        print(f"osvgdb debug: QEMU {how} before the app exited", file=err)
-        print_qemu_stderr(session.vm, err)
-        return EXIT_NO_STATUS
-    return gdb_status
+def debug(options: DebugOptions) -> DebugOutcome:
+    """Run GDB on the booted kernel until it exits; QEMU is gone on return."""
+    try:
+        with DebugSession(options.run) as session:
+            argv = session.gdb_argv(
+                options.commands, batch=options.batch, gdb=options.gdb, extra=options.gdb_args
+            )
+            if os.environ.get("OSVGDB_SHOW_GDB"):
+                print("osvgdb: " + shlex.join(argv), file=sys.stderr)
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            process = None
+            try:
+                process = start_gdb(argv)
+                gdb_status = process.wait()
+            finally:
+                signal.signal(signal.SIGINT, previous)
+                if process is not None and process.poll() is None:
+                    process.kill()
+                    process.wait()
+            return DebugOutcome(gdb_status, session.outcome())
+    except QemuFailed as failure:
+        return DebugOutcome(None, failure.outcome)
+
+
+def exit_status(outcome: DebugOutcome) -> int:
+    """The first of EXIT_STATUS_HELP that applies."""
+    gdb_status = outcome.gdb_status
+    if gdb_status is not None and gdb_status < 0:
+        return 128 - gdb_status
+    if outcome.boot.kind == Ending.RUNNING:
+        assert gdb_status is not None
+        return gdb_status
+    return run_exit_status(outcome.boot)
 
 
 @dataclass

@@ -10,10 +10,14 @@ QEMU runs in a session of its own so a ^C typed in the terminal reaches only
 us; we then stop it ourselves, in order.  Its stdin is /dev/null so it never
 touches the terminal's modes.
 
-Everything a run needs on disk (initrd, debugcon log, QEMU's stderr, and
-for `osvgdb debug` the QMP and gdbstub sockets) lives in one private directory (mode 0700,
-from tempfile.mkdtemp).  Sockets are unix sockets there, never TCP on a
-public address.
+QEMU starts with the guest stopped (-S): whoever boots it resumes it, over
+QMP (osvgdb.run.Guest) or from GDB, so nothing the guest does can happen
+before anyone watches.
+
+Everything a run needs on disk (initrd, debugcon log, QEMU's stderr, the QMP
+socket, and for `osvgdb debug` the gdbstub socket) lives in one private
+directory (mode 0700, from tempfile.mkdtemp).  Sockets are unix sockets
+there, never TCP on a public address.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,7 +49,6 @@ CPU_MODELS = {
     "kvm": "max,-arch-capabilities",
 }
 
-_STUCK_MARKERS = (b"KVM internal error",)
 _WORKDIR_PREFIX = "osvgdb-"
 _OWNER_FILE = "owner-pid"
 _PR_SET_PDEATHSIG = 1
@@ -126,6 +128,7 @@ def command_line(
     debugcon: Path,
     gdb_socket: Path | None = None,
     qmp_socket: Path | None = None,
+    stopped: bool = False,
 ) -> list[str]:
     """The whole QEMU command line, in one place.
 
@@ -138,13 +141,13 @@ def command_line(
     QEMU exit with ((status << 1) | 1) & 0xff; -no-reboot turns a triple fault
     into a QEMU exit instead of a silent reboot loop.
 
-    For `osvgdb debug` (gdb_socket given), QEMU starts stopped (-S) with its
-    gdbstub on a unix socket, and its QMP monitor on another (qmp_socket),
-    both in the caller's private directory.
+    With `stopped` the guest waits (-S) until QMP's `cont` or GDB resumes
+    it; the QMP monitor listens on the unix socket `qmp_socket`, the gdbstub
+    on `gdb_socket`, both in the caller's private directory.
     """
-    debug = []
+    debug = ["-S"] if stopped else []
     if gdb_socket is not None:
-        debug += ["-S", "-chardev", f"socket,id=gdb0,path={gdb_socket},server=on,wait=off",
+        debug += ["-chardev", f"socket,id=gdb0,path={gdb_socket},server=on,wait=off",
                   "-gdb", "chardev:gdb0"]  # fmt: skip
     if qmp_socket is not None:
         debug += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
@@ -198,12 +201,20 @@ class Qemu:
     """One QEMU process and its private directory.
 
     Use as a context manager: create it, put the initrd at `initrd`, call
-    `start()`, read the console from `console` (a pipe); leaving the context
-    kills QEMU if it still runs and removes the directory.
+    `start()` (the guest waits, stopped, for QMP's `cont` or GDB), read the
+    console from `console` (a pipe); leaving the context kills QEMU if it
+    still runs and removes the directory.  QMP listens on `qmp_socket`; with
+    `gdbstub`, the gdbstub on `gdb_socket`.
     """
 
     def __init__(
-        self, *, kernel: Path, accel: str, smp: int = 1, fsgsbase: bool = True, debug: bool = False
+        self,
+        *,
+        kernel: Path,
+        accel: str,
+        smp: int = 1,
+        fsgsbase: bool = True,
+        gdbstub: bool = False,
     ):
         self.kernel = kernel
         self.accel = accel
@@ -215,11 +226,9 @@ class Qemu:
         self.initrd = self.workdir / "initrd.cpio"
         self.debugcon = self.workdir / "debugcon"
         self.stderr_log = self.workdir / "qemu-stderr"
-        # With debug, QEMU waits stopped for GDB on gdb_socket; QMP listens on qmp_socket.
-        self.gdb_socket = self.workdir / "gdb.sock" if debug else None
-        self.qmp_socket = self.workdir / "qmp.sock" if debug else None
+        self.gdb_socket = self.workdir / "gdb.sock" if gdbstub else None
+        self.qmp_socket = self.workdir / "qmp.sock"
         self.process: subprocess.Popen[bytes] | None = None
-        self._stderr_size_seen = 0
 
     def __enter__(self) -> Qemu:
         return self
@@ -244,6 +253,7 @@ class Qemu:
             debugcon=self.debugcon,
             gdb_socket=self.gdb_socket,
             qmp_socket=self.qmp_socket,
+            stopped=True,
         )
 
     def start(self, cmdline: str) -> None:
@@ -269,43 +279,25 @@ class Qemu:
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
-    def wait_for_sockets(self, timeout: float = 10.0) -> None:
-        """Wait until QEMU listens on its debug sockets; QemuError if it exits first."""
-        sockets = [p for p in (self.gdb_socket, self.qmp_socket) if p is not None]
-        deadline = time.monotonic() + timeout
-        while not all(p.is_socket() for p in sockets):
-            if self.poll() is not None:
-                tail = "\n".join(self.stderr_tail())
-                raise QemuError(f"QEMU exited (status {self.poll()}) before listening:\n{tail}")
-            if time.monotonic() > deadline:
-                raise QemuError(f"QEMU did not create its sockets within {timeout:g} s")
-            time.sleep(0.01)
-
     def poll(self) -> int | None:
         """QEMU's exit status, or None while it runs."""
         return None if self.process is None else self.process.poll()
+
+    def wait(self, timeout: float) -> int | None:
+        """QEMU's exit status once it has exited, None if it still runs after
+        `timeout` seconds."""
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def kill(self) -> None:
         """Kill QEMU if it runs and reap it: afterwards no process is left."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-
-    def stuck(self) -> bool:
-        """True when QEMU reported a state it will never leave by itself.
-
-        When KVM cannot run the guest (on kvm_pvm: its first x87/SSE
-        instruction, or a triple fault), QEMU prints "KVM internal error"
-        and pauses the VM instead of exiting.
-        """
-        try:
-            size = self.stderr_log.stat().st_size
-        except FileNotFoundError:
-            return False
-        if size == self._stderr_size_seen:
-            return False
-        self._stderr_size_seen = size
-        return any(marker in self.stderr_log.read_bytes() for marker in _STUCK_MARKERS)
 
     def stderr_tail(self, lines: int = 30) -> list[str]:
         try:

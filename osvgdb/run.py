@@ -1,9 +1,15 @@
-"""`osvgdb run`: boot one static executable and exit with its status.
+"""Booting the kernel with one executable, and what came of it.
+
+`Guest` is the one boot path of `osvgdb run`, `osvgdb debug` and the tools
+built on them: it builds the kernel if needed, packs the executable into an
+initrd, starts QEMU with the guest stopped, checks over QMP that QEMU is up,
+copies the guest console to a file object byte for byte as it arrives, and
+resumes the guest (or leaves that to GDB).  It prints nothing: `wait()` and
+`outcome()` return a `BootOutcome` for the front end to report (`osvgdb run`
+maps it to its exit status with `exit_status`).
 
 The exit protocol with the kernel:
 
-- The guest console (serial port) is copied to our stdout byte for byte as it
-  arrives.
 - On exit the kernel writes the line `osv-exit: status=N` to the debugcon
   port 0xe9 (a file in QEMU's private directory), then writes N to the
   isa-debug-exit port 0xf4, so QEMU exits with ((N << 1) | 1) & 0xff.  The
@@ -13,15 +19,22 @@ The exit protocol with the kernel:
   debugger could attach; a plain run kills QEMU instead.
 - The loader's rejections are ordinary exits: 126 for an executable it cannot
   run, 127 for one that is not in the initrd (the shell's conventions).
+
+QEMU's own view comes over QMP: a STOP into a run state QEMU never leaves by
+itself (a KVM internal error) ends the run at once, and a SHUTDOWN event says
+why QEMU exited when the kernel reported nothing (`guest-reset`: a triple
+fault, which -no-reboot turns into an exit).
 """
 
 from __future__ import annotations
 
+import enum
 import os
 import re
-import select
 import shlex
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +42,8 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from osvgdb import build, initrd
-from osvgdb.qemu import Qemu
+from osvgdb.monitor import Monitor, MonitorError
+from osvgdb.qemu import Qemu, QemuError
 
 EXIT_USAGE = 2
 EXIT_PANIC = 70  # EX_SOFTWARE
@@ -48,13 +62,23 @@ exit status:
   {EXIT_USAGE}      bad osvgdb arguments (nothing was run)
   {EXIT_PANIC}     kernel panic (QEMU killed; the panic report is on the console)
   {EXIT_TIMEOUT}    --timeout expired (QEMU killed)
-  {EXIT_NO_STATUS}    no exit status: the kernel build failed, or QEMU failed or
-         exited before the kernel reported one (QEMU's stderr is shown)
+  {EXIT_NO_STATUS}    no exit status: the kernel build failed, or QEMU failed, exited or
+         stopped the guest for good before the kernel reported one (QEMU's
+         stderr is shown)
   128+N  osvgdb was stopped by signal N (e.g. 130 for ^C); QEMU killed
 """
 
-POLL_INTERVAL = 0.05  # seconds between looks at the debugcon file
+POLL_INTERVAL = 0.05  # seconds between looks at the debugcon file and QMP's events
 EXIT_GRACE = 5.0  # seconds QEMU may take to exit after the kernel reported status
+PANIC_QUIET = 0.2  # a panic report is complete once the console was quiet this long...
+PANIC_REPORT_TIME = 2.0  # ...or after this many seconds
+CONSOLE_DRAIN_TIME = 2.0  # seconds to copy what QEMU left in the console pipe
+QEMU_UP_TIME = 30.0  # seconds QEMU may take to answer on QMP after it started
+QEMU_EXIT_TIME = 1.0  # seconds a QEMU that hung up on QMP may take to exit
+
+# Run states QEMU never leaves by itself (query-status), e.g. after a KVM
+# internal error: waiting on would only end at the timeout.
+STUCK_STATES = frozenset({"internal-error", "io-error", "guest-panicked", "shutdown"})
 
 _EXIT_LINE = re.compile(r"^osv-exit: (?:status=(\d+)|(panic))$")
 
@@ -148,120 +172,365 @@ class Debugcon:
         return parse_debugcon(self.text, final=final)
 
 
-def _copy_console(fd: int, out: BinaryIO, *, wait: float) -> bool:
-    """Copy what the console has to `out`, waiting up to `wait` seconds for
-    it; False at end of file (QEMU closed it: it exited)."""
-    ready, _, _ = select.select([fd], [], [], wait)
-    if not ready:
-        return True
-    data = os.read(fd, 65536)
-    if data:
-        out.write(data)
-        out.flush()
-    return bool(data)
+class Ending(enum.StrEnum):
+    """How a boot ended (or that it has not): `BootOutcome.kind`."""
+
+    EXITED = "exited"  # the kernel reported the app's exit status (the loader's 126/127 too)
+    PANIC = "panic"  # the kernel reported a panic; it halts, QEMU runs on
+    TIMEOUT = "timeout"  # nothing ended within the time asked for
+    QEMU_FAILED = "qemu-failed"  # QEMU exited before it was up (before QMP answered)
+    QEMU_DIED = "qemu-died"  # QEMU exited, or was killed, before the kernel reported an exit
+    QEMU_STUCK = "qemu-stuck"  # QEMU stopped the guest in a state it never leaves by itself
+    RUNNING = "running"  # nothing has ended yet (from outcome(), never from wait())
 
 
-def _copy_until_quiet(fd: int, out: BinaryIO) -> None:
-    """Copy the console until it has been quiet for 0.2 s (at most 2 s), so
-    a panic report still being written is not cut short by the kill."""
-    deadline = time.monotonic() + 2.0
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if not ready or not _copy_console(fd, out, wait=0):
-            return
+@dataclass(frozen=True)
+class BootOutcome:
+    """What came of one boot, for a front end to report: no text in here is
+    meant for the user except QEMU's own stderr."""
+
+    kind: Ending
+    exit_status: int | None = None  # EXITED: the app's status as the kernel reported it
+    qemu_status: int | None = None  # QEMU's exit status if it had exited, -N: killed by signal N
+    qemu_stderr: tuple[str, ...] = ()  # the end of what QEMU wrote on stderr
+    run_state: str | None = None  # QEMU_STUCK: QMP's run state, e.g. "internal-error"
+    shutdown_reason: str | None = None  # QMP's SHUTDOWN reason, when QEMU said why it ended
+    qemu_lingered: bool = False  # EXITED: QEMU did not exit within EXIT_GRACE after the report
+    timeout: float | None = None  # TIMEOUT: the seconds waited
+    duration: float = 0.0  # seconds since the guest was resumed (or QEMU started, under GDB)
+    events: tuple[dict, ...] = ()  # every QMP event osvgdb's own connection received
 
 
-def _drain_console(fd: int, out: BinaryIO) -> None:
-    """Copy the rest of the console once QEMU is gone (the pipe has an end)."""
-    while _copy_console(fd, out, wait=1.0):
-        pass
-
-
-def watch(vm: Qemu, *, timeout: float, out: BinaryIO, err: TextIO) -> int:
-    """Stream the console until the app's exit, a panic or the timeout;
-    return the osvgdb exit status (see EXIT_STATUS_HELP)."""
-    debugcon = Debugcon(vm.debugcon)
-    started = time.monotonic()
-    reported_at: float | None = None
-    console_open = True
-    while True:
-        if console_open:
-            console_open = _copy_console(vm.console, out, wait=POLL_INTERVAL)
-        else:
-            time.sleep(POLL_INTERVAL)
-        exited = vm.poll() is not None
-        report = debugcon.poll(final=exited)
-        now = time.monotonic()
-
-        if report is not None and report.panic:
-            _copy_until_quiet(vm.console, out)
-            vm.kill()
-            _drain_console(vm.console, out)
-            print("osvgdb: kernel panic (report above); QEMU killed", file=err)
-            return EXIT_PANIC
-        if not exited and vm.stuck():
-            vm.kill()
-            _drain_console(vm.console, out)
-            return _no_status(vm, err)
-        if exited and not console_open:
-            break
-        if exited:
-            continue  # the console still has output for us
-        if report is not None:
-            reported_at = reported_at or now
-            if now - reported_at > EXIT_GRACE:
-                vm.kill()
-                print(f"osvgdb: QEMU did not exit after status {report.status}; killed", file=err)
-                return report.status
-        if timeout and now - started > timeout:
-            vm.kill()
-            _drain_console(vm.console, out)
-            print(f"osvgdb: timeout: no exit within {timeout:g} s; QEMU killed", file=err)
-            return EXIT_TIMEOUT
-
-    report = debugcon.poll(final=True)
-    if report is not None:
-        return report.status
-    return _no_status(vm, err)
-
-
-def _no_status(vm: Qemu, err: TextIO) -> int:
-    status = vm.poll()
-    lines = vm.stderr_tail()
-    if status == 0 and not lines:
-        why = " (with -no-reboot, a triple fault looks like this)"
-    else:
-        why = ":" if lines else ""
-    what = f"exited with status {status}" if status is not None and status >= 0 else "failed"
-    print(f"osvgdb: error: QEMU {what} before the kernel reported an exit{why}", file=err)
-    print_qemu_stderr(vm, err)
+def exit_status(outcome: BootOutcome) -> int:
+    """`osvgdb run`'s exit status for an outcome (EXIT_STATUS_HELP)."""
+    if outcome.kind == Ending.EXITED:
+        assert outcome.exit_status is not None
+        return outcome.exit_status
+    if outcome.kind == Ending.PANIC:
+        return EXIT_PANIC
+    if outcome.kind == Ending.TIMEOUT:
+        return EXIT_TIMEOUT
     return EXIT_NO_STATUS
 
 
-def print_qemu_stderr(vm: Qemu, err: TextIO) -> None:
-    """The end of what QEMU said on stderr, indented, each line marked as QEMU's."""
-    for line in vm.stderr_tail():
-        print(f"  qemu: {line}", file=err)
+class QemuFailed(QemuError):
+    """QEMU exited before it was up; `outcome` (QEMU_FAILED) says how."""
+
+    def __init__(self, outcome: BootOutcome):
+        super().__init__(f"QEMU {qemu_ended(outcome.qemu_status)} before it was up")
+        self.outcome = outcome
 
 
-def run(options: RunOptions, *, out: BinaryIO | None = None, err: TextIO | None = None) -> int:
-    """Build the kernel, pack the executable into an initrd, boot and watch."""
-    out = out or sys.stdout.buffer
-    err = err or sys.stderr
-    root = build.repo_root()
-    kernel = kernel_image(options, root)
-    name = options.exe.name
-    cmdline = kernel_cmdline(
-        "/" + name,
-        options.args,
-        strace=options.strace,
-        env=options.env,
-        fsgsbase=options.fsgsbase,
-        kernel_args=options.kernel_args,
-    )
-    with Qemu(kernel=kernel, accel=options.accel, smp=options.smp, fsgsbase=options.fsgsbase) as vm:
-        initrd.write_initrd(
-            vm.initrd, [initrd.Member(name, options.exe, mode=initrd.EXECUTABLE_MODE)]
+def qemu_ended(status: int | None) -> str:
+    """How QEMU ended, for a sentence: `exited with status 1`, `was killed by signal 9 (Killed)`."""
+    if status is not None and status < 0:
+        return f"was killed by signal {-status} ({signal.strsignal(-status)})"
+    return f"exited with status {status}"
+
+
+class _ConsoleCopier(threading.Thread):
+    """Copies the guest console to `out` until QEMU closes it.
+
+    A failed write (our reader went away) stops the copying but not the
+    reading, so QEMU never blocks on a full pipe; the error is kept for the
+    main thread to raise."""
+
+    def __init__(self, fd: int, out: BinaryIO | None):
+        super().__init__(name="osvgdb-console", daemon=True)
+        self.fd = fd
+        self.out = out
+        self.last_output = time.monotonic()
+        self.error: OSError | ValueError | None = None
+
+    def run(self) -> None:
+        try:
+            while data := os.read(self.fd, 65536):
+                self.last_output = time.monotonic()
+                if self.out is not None and self.error is None:
+                    try:
+                        self.out.write(data)
+                        self.out.flush()
+                    except (OSError, ValueError) as error:
+                        self.error = error
+        except OSError:
+            pass  # the pipe was closed under us: QEMU is gone
+
+
+class Guest:
+    """One boot of the kernel with one executable in QEMU.
+
+        with Guest(options, console=sys.stdout.buffer) as guest:
+            outcome = guest.wait(timeout=60)
+
+    Entering boots: it builds the kernel if needed, writes the initrd, starts
+    QEMU with the guest stopped, starts copying the console to `console`
+    (sys.stdout.buffer streams it, an io.BytesIO captures it, None drops it)
+    and waits until QEMU answers on QMP (QemuFailed, with a QEMU_FAILED
+    outcome, if QEMU exits first).  Without `gdbstub`, the Guest keeps that
+    QMP connection (`monitor`) and resumes the guest.  With `gdbstub`, the
+    guest stays stopped at its first instruction for GDB (`gdb_socket`), and
+    the QMP socket (`qmp_socket`) is left free for whoever wants it.
+
+    Leaving the context (or close()) kills QEMU if it still runs, after which
+    the whole console has been copied, and removes QEMU's directory.
+    """
+
+    def __init__(
+        self, options: RunOptions | None, *, console: BinaryIO | None = None, gdbstub: bool = False
+    ):
+        self.options = options
+        self.console_out = console
+        self.gdbstub = gdbstub
+        self.vm: Qemu | None = None
+        self.monitor: Monitor | None = None
+        self._copier: _ConsoleCopier | None = None
+        self._debugcon: Debugcon | None = None
+        self._events: list[dict] = []
+        self._stopped = False  # a STOP event not yet looked into
+        self._resumed_at = 0.0
+
+    @classmethod
+    def adopt(cls, vm: Qemu, *, console: BinaryIO | None = None) -> Guest:
+        """A Guest for a Qemu its caller has started itself (its own initrd and
+        command line), resumed unless it has a gdbstub; the Guest owns it now
+        (use it as a context manager)."""
+        guest = cls(None, console=console, gdbstub=vm.gdb_socket is not None)
+        guest.vm = vm
+        try:
+            guest._come_up()
+        except BaseException:
+            guest.close()
+            raise
+        return guest
+
+    def __enter__(self) -> Guest:
+        if self.vm is not None:
+            return self  # adopted: already up
+        options = self.options
+        assert options is not None
+        kernel = kernel_image(options, build.repo_root())
+        cmdline = kernel_cmdline(
+            "/" + options.exe.name,
+            options.args,
+            strace=options.strace,
+            env=options.env,
+            fsgsbase=options.fsgsbase,
+            kernel_args=options.kernel_args,
         )
-        vm.start(cmdline)
-        return watch(vm, timeout=options.timeout, out=out, err=err)
+        self.vm = Qemu(
+            kernel=kernel,
+            accel=options.accel,
+            smp=options.smp,
+            fsgsbase=options.fsgsbase,
+            gdbstub=self.gdbstub,
+        )
+        try:
+            initrd.write_initrd(
+                self.vm.initrd,
+                [initrd.Member(options.exe.name, options.exe, mode=initrd.EXECUTABLE_MODE)],
+            )
+            self.vm.start(cmdline)
+            self._come_up()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _come_up(self) -> None:
+        """Start copying the console, wait until QEMU is up, resume the guest
+        unless GDB will."""
+        vm = self.vm
+        assert vm is not None
+        self._debugcon = Debugcon(vm.debugcon)
+        self._copier = _ConsoleCopier(vm.console, self.console_out)
+        self._copier.start()
+        self._resumed_at = time.monotonic()
+        monitor = self._connect_monitor()
+        if monitor is None:
+            raise QemuFailed(self._outcome(Ending.QEMU_FAILED))
+        if self.gdbstub:
+            monitor.close()  # the socket serves one client at a time: leave it free
+            return
+        self.monitor = monitor
+        self._resumed_at = time.monotonic()
+        try:
+            monitor.execute("cont")
+        except MonitorError:
+            if vm.wait(QEMU_EXIT_TIME) is None:
+                raise
+            # QEMU died at once: wait() and outcome() say so.
+
+    def _connect_monitor(self) -> Monitor | None:
+        """A QMP connection once QEMU has answered a command, None if QEMU exits first.
+
+        QEMU runs QMP commands in its main loop, which it enters only once
+        the machine is set up (the kernel loaded) and every socket listens:
+        after the answer GDB can connect too.  Until QEMU listens the
+        connection fails: its socket file may not exist yet, or exist
+        before QEMU's listen() (ECONNREFUSED)."""
+        vm = self.vm
+        assert vm is not None
+        deadline = time.monotonic() + QEMU_UP_TIME
+        while True:
+            try:
+                monitor = Monitor(vm.qmp_socket)
+                break
+            except MonitorError:
+                if vm.wait(0.01) is not None:
+                    return None
+                if time.monotonic() > deadline:
+                    raise QemuError(f"QEMU gave no QMP answer within {QEMU_UP_TIME:g} s") from None
+        try:
+            monitor.status()
+        except MonitorError:
+            monitor.close()
+            if vm.wait(QEMU_EXIT_TIME) is None:
+                raise
+            return None
+        return monitor
+
+    @property
+    def gdb_socket(self) -> Path:
+        assert self.vm is not None and self.vm.gdb_socket is not None
+        return self.vm.gdb_socket
+
+    @property
+    def qmp_socket(self) -> Path:
+        assert self.vm is not None
+        return self.vm.qmp_socket
+
+    def outcome(self) -> BootOutcome:
+        """What has come of the boot so far, without waiting: RUNNING while
+        the app runs and QEMU has not given up on it."""
+        assert self.vm is not None and self._debugcon is not None
+        qemu_status = self.vm.poll()
+        report = self._debugcon.poll(final=qemu_status is not None)
+        self._take_events()
+        if report is not None and report.panic:
+            return self._outcome(Ending.PANIC)
+        if report is not None:
+            return self._outcome(Ending.EXITED, exit_status=report.status)
+        if qemu_status is not None:
+            return self._outcome(Ending.QEMU_DIED)
+        if (state := self._stuck_state()) is not None:
+            return self._outcome(Ending.QEMU_STUCK, run_state=state)
+        return self._outcome(Ending.RUNNING)
+
+    def wait(self, timeout: float | None = None) -> BootOutcome:
+        """Wait until the boot ends (any outcome but RUNNING), or `timeout`
+        seconds (None or 0: no limit) since the guest was resumed.
+
+        QEMU is left as it is (a panicked kernel halts, QEMU runs on, for a
+        look over `monitor` or GDB); leaving the context kills it.  Once QEMU
+        has exited, the whole console has been copied.  Raises the error that
+        stopped the console copy (BrokenPipeError: our reader went away).
+        """
+        assert self.vm is not None and self._copier is not None
+        reported_at: float | None = None
+        while True:
+            if self._copier.error is not None:
+                raise self._copier.error
+            outcome = self.outcome()
+            now = time.monotonic()
+            if outcome.kind == Ending.PANIC:
+                self._wait_until_console_quiet()
+                return outcome
+            if outcome.kind == Ending.EXITED and self.vm.poll() is None:
+                # QEMU exits at once after the report; give the console time to end.
+                reported_at = reported_at or now
+                if now - reported_at > EXIT_GRACE:
+                    return self._outcome(
+                        Ending.EXITED, exit_status=outcome.exit_status, qemu_lingered=True
+                    )
+            elif outcome.kind != Ending.RUNNING:
+                if self.vm.poll() is not None:
+                    self._copier.join(CONSOLE_DRAIN_TIME)
+                return outcome
+            elif timeout and now - self._resumed_at > timeout:
+                return self._outcome(Ending.TIMEOUT, timeout=timeout)
+            time.sleep(POLL_INTERVAL)
+
+    def _wait_until_console_quiet(self) -> None:
+        """So that a panic report still being written is not cut short by a kill."""
+        assert self._copier is not None
+        deadline = time.monotonic() + PANIC_REPORT_TIME
+        while time.monotonic() - self._copier.last_output < PANIC_QUIET:
+            if time.monotonic() > deadline or not self._copier.is_alive():
+                return
+            time.sleep(PANIC_QUIET / 4)
+
+    def _take_events(self) -> None:
+        if self.monitor is None:
+            return
+        for event in self.monitor.poll_events():
+            self._events.append(event)
+            self._stopped |= event["event"] == "STOP"
+
+    def _stuck_state(self) -> str | None:
+        """The run state after a STOP, if QEMU will never leave it by itself."""
+        if not self._stopped or self.monitor is None:
+            return None
+        self._stopped = False
+        try:
+            state = self.monitor.status()
+        except MonitorError:
+            return None  # QEMU is gone: the next look sees its exit
+        if state in STUCK_STATES:
+            self._stopped = True  # still stuck at the next look
+            return state
+        return None
+
+    def _outcome(self, kind: Ending, **fields: object) -> BootOutcome:
+        assert self.vm is not None
+        shutdowns = [e for e in self._events if e["event"] == "SHUTDOWN"]
+        return BootOutcome(
+            kind=kind,
+            qemu_status=self.vm.poll(),
+            qemu_stderr=tuple(self.vm.stderr_tail()),
+            shutdown_reason=shutdowns[-1].get("data", {}).get("reason") if shutdowns else None,
+            duration=time.monotonic() - self._resumed_at,
+            events=tuple(self._events),
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def close(self) -> None:
+        """Kill QEMU, finish copying the console, remove QEMU's directory."""
+        if self.vm is None:
+            return
+        self.vm.kill()
+        if self._copier is not None:
+            self._copier.join(CONSOLE_DRAIN_TIME)
+        if self.monitor is not None:
+            self.monitor.close()
+            self.monitor = None
+        self.vm.close()
+
+
+def run(options: RunOptions, *, console: BinaryIO | None = None) -> BootOutcome:
+    """`osvgdb run`: boot, stream the console to `console` (our stdout by
+    default) and wait up to options.timeout; QEMU is gone on return."""
+    try:
+        with Guest(options, console=console or sys.stdout.buffer) as guest:
+            return guest.wait(options.timeout)
+    except QemuFailed as failure:
+        return failure.outcome
+
+
+def watch(vm: Qemu, *, timeout: float, out: BinaryIO, err: TextIO) -> int:
+    """`osvgdb run`'s watch on a Qemu its caller started itself: run's exit
+    status, its messages on `err`.  QEMU is gone on return.
+
+    Kept only for tests/test_bad_exe.py; new code uses Guest.adopt(vm) and
+    reports the outcome itself."""
+    from osvgdb.cli import report_run  # the CLI imports this module
+
+    try:
+        guest = Guest.adopt(vm, console=out)
+    except QemuFailed as failure:
+        return report_run(failure.outcome, err)
+    with guest:
+        outcome = guest.wait(timeout)
+    return report_run(outcome, err)

@@ -55,6 +55,7 @@ def test_batch_stops_in_write_and_shows_it(tmp_path: Path) -> None:
     assert "Traceback" not in result.stdout + result.stderr
     # Other QEMUs may run on this machine: ours are the ones naming our TMPDIR.
     assert qemu_pids(tmp_path) == [] and list(tmp_path.iterdir()) == []
+    assert gdb_pids(tmp_path) == []
 
 
 @pytest.mark.usefixtures("kernel")
@@ -129,7 +130,7 @@ def test_batch_exit_status_when_qemu_is_killed(tmp_path: Path) -> None:
     assert process.returncode == EXIT_NO_STATUS, stderr
     assert "osvgdb debug: QEMU was killed by signal 9 (Killed) before the app exited\n" in stderr
     assert "osv-syscalls: no live target" in stderr
-    assert qemu_pids(tmp_path) == []
+    assert qemu_pids(tmp_path) == [] and gdb_pids(tmp_path) == []
 
 
 def _open_once_read(fifo: Path, process: subprocess.Popen[str]) -> int:
@@ -150,3 +151,68 @@ def test_usage_error() -> None:
     result = debug("--batch")
     assert result.returncode == 2
     assert result.stderr == "osvgdb: error: debug: missing EXE\n"
+
+
+def gdb_pids(marker: Path) -> list[int]:
+    """GDB processes whose command line mentions `marker` (the TMPDIR its sockets are in)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if Path(argv[0].decode(errors="replace")).name == "gdb" and str(
+            marker
+        ).encode() in b" ".join(argv):
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.usefixtures("kernel")
+def test_qemu_that_never_comes_up(tmp_path: Path) -> None:
+    not_a_kernel = tmp_path / "not-a-kernel"
+    not_a_kernel.write_text("QEMU cannot boot this\n")
+    workdirs = tmp_path / "tmp"
+    workdirs.mkdir()
+    result = debug("--batch", "--kernel", str(not_a_kernel), str(app("hello", "glibc")),
+                   tmpdir=workdirs)  # fmt: skip
+    assert result.returncode == EXIT_NO_STATUS, result.stderr
+    first, *rest = result.stderr.splitlines()
+    assert first == "osvgdb debug: QEMU exited with status 1 before it was up", result.stderr
+    assert rest and all(line.startswith("  qemu: ") for line in rest), result.stderr
+    assert result.stdout == ""  # GDB never started
+    assert qemu_pids(workdirs) == [] and list(workdirs.iterdir()) == []
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_signal_to_osvgdb_debug_leaves_nothing(tmp_path: Path, signum: signal.Signals) -> None:
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    workdirs = tmp_path / "tmp"
+    workdirs.mkdir()
+    process = subprocess.Popen(
+        osvgdb_command("debug", "--accel", "tcg", "--batch", "-ex", f"shell cat {fifo}",
+                       str(app("hello", "glibc"))),
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(workdirs)},
+    )  # fmt: skip
+    go = None
+    try:
+        go = _open_once_read(fifo, process)  # GDB is connected and waits in `shell cat`
+        assert qemu_pids(workdirs) != [] and gdb_pids(workdirs) != []
+        process.send_signal(signum)
+        process.wait(timeout=TIMEOUT)  # `cat` still holds our pipes: no communicate() yet
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if go is not None:
+            os.close(go)  # `cat` ends
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == (128 + signum if signum != signal.SIGKILL else -signum), stderr
+    if signum != signal.SIGKILL:
+        assert stderr == f"osvgdb: terminated by {signum.name}\n"
+    deadline = time.monotonic() + 5  # after a SIGKILL, PR_SET_PDEATHSIG does it
+    while (qemu_pids(workdirs) or gdb_pids(workdirs)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert qemu_pids(workdirs) == [] and gdb_pids(workdirs) == []

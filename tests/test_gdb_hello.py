@@ -11,7 +11,7 @@ import pytest
 from gdbdriver import Debugged
 from guest import app
 
-from osvgdb.qmp import QmpClient, segment_bases
+from osvgdb.monitor import Monitor, segment_bases
 
 ARCH_SET_FS = 0x1002
 
@@ -92,7 +92,7 @@ def test_app_code_runs_on_app_tcb_as_qemu_reports(stopped_in_write: Debugged) ->
     tcb = gdb.json("osv-tcb --json")
     (cpu,) = tcb["cpus"]
     assert cpu["where"] == "app" and cpu["verdict"] == "consistent", cpu
-    with QmpClient(stopped_in_write.session.qmp_socket) as qmp:
+    with Monitor(stopped_in_write.session.qmp_socket) as qmp:
         bases = segment_bases(qmp.hmp("info registers -a"))
     assert bases[0]["FS"] == cpu["fs_base"] == app_tcb
     assert bases[0]["GS"] == cpu["gs_base"]

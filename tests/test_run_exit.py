@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from guest import RUN_TIMEOUT, app, osvgdb_command, osvgdb_run
 
-from osvgdb.run import EXIT_TIMEOUT
+from osvgdb.qemu import hardware_virtualization, kvm_usable
+from osvgdb.run import EXIT_NO_STATUS, EXIT_PANIC, EXIT_TIMEOUT
 
 pytestmark = pytest.mark.usefixtures("kernel")
 
@@ -94,7 +95,11 @@ def start_sleeper(tmpdir_env: dict[str, str]) -> subprocess.Popen[bytes]:
         chunk = os.read(process.stdout.fileno(), 4096) if ready else b""
         if not chunk:
             process.kill()
-            pytest.fail(f"the app never started; console:\n{seen.decode(errors='replace')}")
+            _, stderr = process.communicate()
+            pytest.fail(
+                f"the app never started; console:\n{seen.decode(errors='replace')}"
+                f"--- stderr\n{stderr.decode(errors='replace')}"
+            )
         seen += chunk
     return process
 
@@ -126,4 +131,64 @@ def test_sigkill_of_osvgdb_takes_qemu_along(tmp_path: Path, tmpdir_env: dict[str
     assert len(list(tmp_path.iterdir())) == 1
     run = osvgdb_run("--accel", "tcg", str(app("hello", "glibc")), env=tmpdir_env)
     assert run.status == 0, run
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_panic_leaves_nothing(tmp_path: Path, tmpdir_env: dict[str, str]) -> None:
+    run = osvgdb_run("--accel", "tcg", "--kernel-arg=--test-panic", str(app("hello", "glibc")),
+                     env=tmpdir_env)  # fmt: skip
+    assert run.status == EXIT_PANIC, run
+    assert run.stderr == "osvgdb: kernel panic (report above); QEMU killed\n", run
+    assert_no_qemu_left(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_qemu_that_never_comes_up(tmp_path: Path) -> None:
+    not_a_kernel = tmp_path / "not-a-kernel"
+    not_a_kernel.write_text("QEMU cannot boot this\n")
+    workdirs = tmp_path / "tmp"
+    workdirs.mkdir()
+    run = osvgdb_run("--accel", "tcg", "--kernel", str(not_a_kernel), str(app("hello", "glibc")),
+                     env={"TMPDIR": str(workdirs)})  # fmt: skip
+    assert run.status == EXIT_NO_STATUS, run
+    first, *rest = run.stderr.splitlines()
+    assert first == "osvgdb: error: QEMU exited with status 1 before it was up:", run
+    assert rest and all(line.startswith("  qemu: ") for line in rest), run
+    assert_no_qemu_left(workdirs)
+    assert list(workdirs.iterdir()) == []
+
+
+def test_qemu_killed_under_a_run(tmp_path: Path, tmpdir_env: dict[str, str]) -> None:
+    process = start_sleeper(tmpdir_env)
+    (qemu,) = qemu_pids(tmp_path)
+    os.kill(qemu, signal.SIGKILL)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == EXIT_NO_STATUS, stderr
+    assert stderr.decode() == (
+        "osvgdb: error: QEMU was killed by signal 9 (Killed) before the kernel reported an exit\n"
+    )
+    assert_no_qemu_left(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(
+    not kvm_usable() or hardware_virtualization(),
+    reason="needs the software KVM (kvm_pvm) whose emulator cannot run SSE code",
+)
+def test_kvm_that_cannot_run_the_guest_ends_the_run_at_once(
+    tmp_path: Path, tmpdir_env: dict[str, str]
+) -> None:
+    """QEMU stops the guest with "KVM internal error" and would wait forever:
+    QMP's STOP and run state end the run long before the timeout."""
+    started = time.monotonic()
+    run = osvgdb_run("--accel", "kvm", str(app("hello", "glibc")), env=tmpdir_env)
+    assert run.status == EXIT_NO_STATUS, run
+    assert time.monotonic() - started < RUN_TIMEOUT / 2, run
+    first, *rest = run.stderr.splitlines()
+    assert first == (
+        "osvgdb: error: QEMU stopped the guest (internal-error) before the kernel reported "
+        "an exit; killed:"
+    ), run
+    assert any("KVM internal error" in line for line in rest), run
+    assert_no_qemu_left(tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -8,8 +8,9 @@ Beside the dump goes PATH.json: the kernel ELF's path and build id (so a
 reader refuses another build's symbols), the app's path, QEMU's version, the
 time and the number of vCPUs.
 
-GDB embeds the system's Python, which has no qemu.qmp: it is imported from the
-virtualenv scripts/bootstrap made (.venv), appended to sys.path on first use.
+QMP goes through osvgdb.monitor (qemu.qmp's sync client). GDB embeds the system's
+Python, which has no qemu.qmp: it is imported from the virtualenv scripts/bootstrap
+made (.venv), appended to sys.path on first use.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 import gdb
 
@@ -53,23 +55,25 @@ def qmp_socket() -> str:
         return ""
 
 
-def _qmp():
-    """The qemu.qmp package with its synchronous client, from the venv if GDB's
-    Python lacks it."""
+def _monitor_module():
+    """osvgdb.monitor (QMP over qemu.qmp), with the venv's site-packages on sys.path
+    when GDB's Python lacks qemu.qmp."""
     try:
-        import qemu.qmp.legacy
+        import qemu.qmp  # noqa: F401
     except ImportError:
         version = f"python{sys.version_info.major}.{sys.version_info.minor}"
         site = build.repo_root() / ".venv" / "lib" / version / "site-packages"
         if str(site) not in sys.path:
             sys.path.append(str(site))
         try:
-            import qemu.qmp.legacy
+            import qemu.qmp  # noqa: F401
         except ImportError:
             raise gdb.GdbError(
                 f"osv-dump: cannot import qemu.qmp (not in {site}: run scripts/bootstrap)"
             ) from None
-    return qemu.qmp
+    from osvgdb import monitor
+
+    return monitor
 
 
 def _kernel() -> tuple[str, str | None]:
@@ -101,29 +105,19 @@ def dump_guest(path: str) -> tuple[str, float]:
         raise gdb.GdbError(
             "osv-dump: osv-qmp-socket is not set (osvgdb debug sets it to QEMU's QMP socket)"
         )
-    qmp = _qmp()
-    monitor = qmp.legacy.QEMUMonitorProtocol(socket)
+    monitor = _monitor_module()
     try:
-        try:
-            monitor.connect()
-        except (qmp.ConnectError, OSError) as error:
-            raise gdb.GdbError(f"osv-dump: cannot connect to QMP at {socket}: {error}") from None
-        monitor.settimeout(QMP_TIMEOUT)
-        try:
-            version = _qemu_version(monitor.cmd("query-version"))
+        with monitor.Monitor(Path(socket), timeout=QMP_TIMEOUT) as qmp:
+            version = _qemu_version(qmp.execute("query-version"))
             started = time.monotonic()
-            monitor.cmd("dump-guest-memory", paging=False, protocol=f"file:{path}", format="elf")
+            qmp.execute("dump-guest-memory", paging=False, protocol=f"file:{path}", format="elf")
             seconds = time.monotonic() - started
-            status = monitor.cmd("query-dump")
-        except qmp.ExecuteError as error:
-            raise gdb.GdbError(f"osv-dump: QEMU: {error.error.desc}") from None
-        except (qmp.QMPError, OSError, TimeoutError) as error:
-            raise gdb.GdbError(f"osv-dump: QMP: {type(error).__name__}: {error}") from None
-        if status.get("status") != "completed":
-            raise gdb.GdbError(f"osv-dump: QEMU's dump ended {status.get('status')!r}")
-        return version, seconds
-    finally:
-        monitor.close()
+            status = qmp.execute("query-dump")
+    except monitor.MonitorError as error:
+        raise gdb.GdbError(f"osv-dump: {error}") from None
+    if status.get("status") != "completed":
+        raise gdb.GdbError(f"osv-dump: QEMU's dump ended {status.get('status')!r}")
+    return version, seconds
 
 
 class OsvDump(OsvCommand):
