@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,32 @@ class Run:
 
 def osvgdb_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "osvgdb", *args]
+
+
+# What `osvgdb inspect DUMP VIEW --json` must equal: the live command's --json.
+INSPECT_VIEWS = {
+    "tcb": "osv-tcb --json",
+    "syscalls": "osv-syscalls -n 0 --json",
+    "auxv": "osv-auxv --json",
+}
+
+
+def osvgdb_inspect(dump: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        osvgdb_command("inspect", str(dump), *args),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def inspected(dump: Path, view: str) -> dict:
+    """`osvgdb inspect DUMP VIEW --json` (all records for syscalls), parsed."""
+    extra = ["-n", "0"] if view == "syscalls" else []
+    result = osvgdb_inspect(dump, view, *extra, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def osvgdb_run(*args: str, env: dict[str, str] | None = None) -> Run:

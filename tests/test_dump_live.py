@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from gdbdriver import Debugged
-from guest import KERNEL, ROOT, app, osvgdb_command
+from guest import INSPECT_VIEWS, KERNEL, ROOT, app, inspected, osvgdb_command
 
 from osvgdb.dump import Dump, kernel_build_id, read_metadata
 
@@ -218,7 +218,8 @@ def test_debug_core_without_a_sidecar_warns_and_goes_on(hello_dump, tmp_path: Pa
 @pytest.mark.usefixtures("kernel")
 def test_smp_dump_of_threads(tmp_path: Path) -> None:
     """threads-glibc on two vCPUs, both running it: each vCPU's registers in the
-    dump as GDB saw them live, one CR3 for both, two threads under --core."""
+    dump as GDB saw them live, one CR3 for both, two threads under --core, and
+    osvgdb inspect's views equal to the live commands'."""
     path = tmp_path / "threads.dump"
     debugged = Debugged(app("threads", "glibc"), smp=2)
     try:
@@ -234,6 +235,7 @@ def test_smp_dump_of_threads(tmp_path: Path) -> None:
         for thread in (1, 2):
             gdb.run(f"thread {thread}")
             live.append(live_registers(gdb))
+        views = {view: gdb.json(command) for view, command in INSPECT_VIEWS.items()}
         assert "2 vCPUs" in gdb.run(f"osv-dump {path}")
     finally:
         debugged.close()
@@ -249,6 +251,10 @@ def test_smp_dump_of_threads(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         threads = [line for line in result.stdout.splitlines() if re.search(r" LWP \d ", line)]
         assert [re.search(r"LWP (\d)", line).group(1) for line in threads] == ["1", "2"]
+        # osvgdb inspect, without GDB, shows what the commands showed live.
+        assert len(views["tcb"]["cpus"]) == 2 and len(views["tcb"]["threads"]) > 2
+        for view, data in views.items():
+            assert inspected(path, view) == data, view
     finally:
         for leftover in tmp_path.glob("threads.dump*"):
             leftover.unlink()

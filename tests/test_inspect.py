@@ -1,6 +1,6 @@
 """`osvgdb inspect DUMP tcb|syscalls|auxv` against the live commands at the stop the dump
 was taken: real QEMU, real GDB, then no GDB at all. Stopped in hello's write (glibc and
-static-pie), in the threads program at -smp 2, and in a kernel panic; and the one line
+static-pie) and in a kernel panic (the threads program at -smp 2: test_dump_live.py); and the one line
 for a dump that cannot be read.
 
 Every field is compared: nothing the live commands show is unknown offline (registers
@@ -17,31 +17,14 @@ from pathlib import Path
 
 import pytest
 from gdbdriver import Debugged
-from guest import ROOT, app, osvgdb_command
+from guest import INSPECT_VIEWS, ROOT, app, inspected, osvgdb_command, osvgdb_inspect
 
 TIMEOUT = 120
-VIEWS = {"tcb": "osv-tcb --json", "syscalls": "osv-syscalls -n 0 --json", "auxv": "osv-auxv --json"}
 
 
-def inspect(dump: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        osvgdb_command("inspect", str(dump), *args),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-
-
-def offline(dump: Path, view: str) -> dict:
-    result = inspect(dump, view, *(["-n", "0"] if view == "syscalls" else []), "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
-
-
-def dumped(debugged: Debugged, path: Path, views: tuple[str, ...] = tuple(VIEWS)) -> dict:
+def dumped(debugged: Debugged, path: Path, views: tuple[str, ...] = tuple(INSPECT_VIEWS)) -> dict:
     """The live views at this stop, then the dump."""
-    live = {view: debugged.gdb.json(VIEWS[view]) for view in views}
+    live = {view: debugged.gdb.json(INSPECT_VIEWS[view]) for view in views}
     assert "osv-dump: wrote" in debugged.gdb.run(f"osv-dump {path}")
     return live
 
@@ -69,22 +52,22 @@ def in_write(kernel: None, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.parametrize("variant", ["glibc", "pie"])
-@pytest.mark.parametrize("view", list(VIEWS))
+@pytest.mark.parametrize("view", list(INSPECT_VIEWS))
 def test_inspect_equals_the_live_command(in_write, variant: str, view: str) -> None:
     path, live = in_write[variant]
-    assert offline(path, view) == live[view]
+    assert inspected(path, view) == live[view]
     if view == "syscalls":
         assert live[view]["records"][-1]["text"] == 'write(1, "Hello from C code\\n", 18) = ? <in flight>'
 
 
 def test_inspect_text_is_the_commands_text(in_write) -> None:
     path, live = in_write["glibc"]
-    text = inspect(path, "tcb").stdout
+    text = osvgdb_inspect(path, "tcb").stdout
     assert "CPU 0 (GDB thread 1): syscall, consistent" in text
     # the rip named from the ELF's symbols, as GDB names it live
     (rip,) = [c["rip"] for c in live["tcb"]["cpus"]]
     assert re.search(rf"rip {rip:#x} <\w+(\+\d+)?>, rsp", text), text
-    syscalls = inspect(path, "syscalls", "--name", "write").stdout
+    syscalls = osvgdb_inspect(path, "syscalls", "--name", "write").stdout
     assert 'write(1, "Hello from C code\\n", 18) = ? <in flight>' in syscalls
 
 
@@ -105,29 +88,6 @@ def test_the_core_gives_the_live_verdicts(in_write) -> None:
 
 
 @pytest.mark.usefixtures("kernel")
-def test_inspect_a_two_cpu_threads_dump(tmp_path: Path) -> None:
-    path = tmp_path / "threads.dump"
-    debugged = Debugged(app("threads", "glibc"), smp=2)
-    try:
-        gdb = debugged.gdb
-        gdb.run("osv-break syscall clock_nanosleep nanosleep")
-        for _ in range(40):
-            gdb.run("continue")
-            if int(gdb.run("output nr_cpus").strip()) == 2:
-                break
-        live = dumped(debugged, path)
-    finally:
-        debugged.close()
-    try:
-        assert len(live["tcb"]["cpus"]) == 2 and len(live["tcb"]["threads"]) > 2
-        for view in VIEWS:
-            assert offline(path, view) == live[view], view
-    finally:
-        for leftover in tmp_path.glob("threads.dump*"):
-            leftover.unlink()
-
-
-@pytest.mark.usefixtures("kernel")
 def test_a_panic_offline(tmp_path: Path) -> None:
     """--test-panic: the kernel writes to address 0 in kernel code. Offline, the CPU is in
     osv_panic_halt, panicked, and the panic's own registers are there."""
@@ -140,19 +100,19 @@ def test_a_panic_offline(tmp_path: Path) -> None:
     finally:
         debugged.close()
     try:
-        tcb = offline(path, "tcb")
+        tcb = inspected(path, "tcb")
         assert tcb == live["tcb"]
         (cpu,) = tcb["cpus"]
         assert cpu["where"] == "panicked" and cpu["problems"] == []
         panic = tcb["panic"]
         assert (panic["cpu"], panic["vector"], panic["cr2"]) == (0, 14, 0)
         assert panic["message"] == "page fault" and panic["error_code"] & 2  # a write
-        assert offline(path, "syscalls") == live["syscalls"]
-        text = inspect(path, "tcb").stdout
+        assert inspected(path, "syscalls") == live["syscalls"]
+        text = osvgdb_inspect(path, "tcb").stdout
         assert text.startswith("kernel panic on CPU 0: page fault\n")
         assert "<osv_panic_halt>" in text
         # The panic came before the app was loaded: osv-auxv's own line, offline too.
-        auxv = inspect(path, "auxv")
+        auxv = osvgdb_inspect(path, "auxv")
         assert auxv.returncode == 2
         assert auxv.stderr.strip() == (
             "osvgdb inspect: the app is not loaded yet (process.initial_stack is 0)"
@@ -177,11 +137,11 @@ def test_bad_dumps_are_one_line(in_write, tmp_path: Path) -> None:
         bad = tmp_path / f"{name}.dump"
         bad.write_bytes(data)
         Path(str(bad) + ".json").write_text(sidecar)
-        result = inspect(bad, "tcb")
+        result = osvgdb_inspect(bad, "tcb")
         assert result.returncode == 2, (name, result)
         assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1, (name, result)
         assert result.stderr.startswith("osvgdb inspect: ") and "Traceback" not in result.stderr
     subprocess.run(["make", "-s", "-C", str(ROOT / "kernel"), "broken-fs"], check=True)
-    other = inspect(path, "--kernel", str(ROOT / "build" / "kernel-broken-fs.elf"), "tcb")
+    other = osvgdb_inspect(path, "--kernel", str(ROOT / "build" / "kernel-broken-fs.elf"), "tcb")
     assert other.returncode == 2
     assert "was taken with another kernel build" in other.stderr
