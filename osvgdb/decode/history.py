@@ -165,8 +165,8 @@ def decode_ring(
         raise DecodeError("struct syscall_record lacks seq or flags")
     records = []
     for slot, values in enumerate(codec.unpack_array(buf, count)):
-        if not values["seq"]:
-            continue
+        if not values["seq"] and not values["flags"]:
+            continue  # never used; a first use being written has seq 0 and WRITING: torn
         state, problem = _state(values, ring, max_seq)
         captures = _captures(values)
         if captures is None:
