@@ -33,7 +33,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from osvgdb.decode import DecodeError
-from osvgdb.gdb import events
 from osvgdb.gdb.events import Event, EventBreakpoint, SyscallEvent, TrapEvent
 from osvgdb.gdb.target import Kernel, TargetError
 

@@ -18,7 +18,7 @@ from osvgdb.decode import DecodeError
 from osvgdb.decode import frames as frames_decode
 from osvgdb.gdb import conditions
 from osvgdb.gdb.api import SyscallHook, TrapHook, syscall_numbers
-from osvgdb.gdb.command import OsvCommand, add_filter_arguments, check_filters, int_arg
+from osvgdb.gdb.command import OsvCommand, add_filter_arguments, check_filters
 from osvgdb.gdb.events import Event, SyscallEvent, TrapEvent
 from osvgdb.gdb.target import Kernel, TargetError
 

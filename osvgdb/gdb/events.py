@@ -19,7 +19,6 @@ syscall_record), which also holds the argument memory the call saw.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 
 import gdb
@@ -31,7 +30,7 @@ from osvgdb.decode.args import CallFormatter, CallMemory, read_bytes, read_cstri
 from osvgdb.decode.tcb import ThreadInfo
 from osvgdb.gdb.command import report_internal_error
 from osvgdb.gdb.target import Kernel, TargetError, read, reader, u64
-from osvgdb.model.syscalls import NO_RETURN, render_call
+from osvgdb.model.syscalls import render_call
 
 LOCATIONS = {
     "syscall-entry": "syscall_handler",
