@@ -7,6 +7,7 @@
 #include "elf.h"
 #include "arch.h"
 #include "console.h"
+#include "inject.h"
 #include "lib.h"
 #include "mm.h"
 #include "process.h"
@@ -14,7 +15,8 @@
 #define PIE_BASE 0x555555554000UL       /* where Linux puts PIE executables */
 #define STACK_TOP 0x7ffffffff000UL
 #define STACK_SIZE (8UL << 20)            /* RLIMIT_STACK; populated on demand */
-#define MMAP_TOP 0x7ffff7fff000UL       /* mmap allocates downwards from just below the stack */
+#define MMAP_TOP 0x7ffff7fff000UL       /* mmap allocates downwards from 120 MiB below the stack */
+_Static_assert(MMAP_TOP <= STACK_TOP - STACK_SIZE - STACK_GUARD_GAP, "the stack's guard gap");
 
 /* auxv types (Linux include/uapi/linux/auxvec.h) */
 enum {
@@ -208,7 +210,15 @@ static int build_stack(void)
         { AT_PLATFORM, platform },      { AT_EXECFN, execfn },
         { AT_MINSIGSTKSZ, minsigstksz },{ AT_NULL, 0 },
     };
-    u64 words = 1 + (process.argc + 1) + (process.envc + 1) + 2 * ARRAY_SIZE(auxv);
+    /* --inject=no-at-random: the entry is left out, as a loader that forgot it would. */
+    unsigned nauxv = 0;
+    for (unsigned i = 0; i < ARRAY_SIZE(auxv); i++) {
+        if (auxv[i][0] != AT_RANDOM || !(injected & INJECT_NO_AT_RANDOM)) {
+            auxv[nauxv][0] = auxv[i][0];
+            auxv[nauxv++][1] = auxv[i][1];
+        }
+    }
+    u64 words = 1 + (process.argc + 1) + (process.envc + 1) + 2 * nauxv;
     sp -= words * 8;
     sp = ALIGN_DOWN(sp, 16);            /* rsp is 16-byte aligned at argc */
     u64 *w = (u64 *)sp;
@@ -221,7 +231,7 @@ static int build_stack(void)
         *w++ = envp[i];
     *w++ = 0;
     process.auxv = (u64)w;
-    memcpy(w, auxv, sizeof(auxv));
+    memcpy(w, auxv, nauxv * sizeof(auxv[0]));
     return 0;
 }
 

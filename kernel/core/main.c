@@ -12,11 +12,13 @@
  *   --hz=N          timer interrupts per second per CPU (default 1000; 10 to 10000)
  *   --no-capture    the syscall history keeps no argument memory (to measure its cost)
  *   --test-panic    fault in the kernel on purpose, to exercise the panic path
+ *   --inject=NAME   break the kernel on purpose in one of the ways of include/inject.h
  */
 #include "arch.h"
 #include "console.h"
 #include "elf.h"
 #include "initrd.h"
+#include "inject.h"
 #include "lib.h"
 #include "mm.h"
 #include "panic.h"
@@ -27,7 +29,7 @@
 
 #define EXIT_USAGE 64               /* a command line we cannot follow (sysexits' EX_USAGE) */
 
-noreturn void app_start(u64 entry, u64 stack);
+noreturn void app_start(u64 entry, u64 stack, u64 rdx);
 
 static char cmdline[4096];          /* as QEMU gave it, for "Cmdline:" and the debugger */
 static char cmdline_words[4096];    /* the same, split into NUL-terminated words */
@@ -71,6 +73,27 @@ static char cmdline_error[160];     /* why the command line was refused, reporte
 static bool no_fsgsbase;
 static bool test_panic;
 
+unsigned injected;
+
+static const struct { const char *name; unsigned bit; } inject_names[] = {
+    { "tcgets60", INJECT_TCGETS60 },
+    { "no-at-random", INJECT_NO_AT_RANDOM },
+    { "rdx-garbage", INJECT_RDX_GARBAGE },
+    { "lost-wake", INJECT_LOST_WAKE },
+    { "triple-fault", INJECT_TRIPLE_FAULT },
+};
+
+static bool parse_inject(const char *name)
+{
+    for (unsigned i = 0; i < ARRAY_SIZE(inject_names); i++) {
+        if (strcmp(name, inject_names[i].name) == 0) {
+            injected |= inject_names[i].bit;
+            return true;
+        }
+    }
+    return false;
+}
+
 static int refuse(const char *fmt, const char *arg)
 {
     snprintf(cmdline_error, sizeof(cmdline_error), fmt, arg);
@@ -109,6 +132,9 @@ static int parse_cmdline(void)
         else if (strncmp(words[i], "--hz=", 5) == 0) {
             if (!parse_hz(words[i] + 5))
                 return refuse("--hz wants a number from 10 to 10000, not %s", words[i] + 5);
+        } else if (strncmp(words[i], "--inject=", 9) == 0) {
+            if (!parse_inject(words[i] + 9))
+                return refuse("--inject: no such fault to inject: %s", words[i] + 9);
         } else if (strncmp(words[i], "--env=", 6) == 0 && process.envc < MAX_ENVS)
             process.envp[process.envc++] = words[i] + 6;
         else
@@ -140,7 +166,9 @@ static void print_boot_time(void)
 /* The app's main thread starts here, in kernel mode on its syscall stack. */
 static void start_app_main(void *unused)
 {
-    app_start(process.entry, process.initial_stack);
+    __atomic_store_n(&process.app_started, true, __ATOMIC_RELEASE);
+    app_start(process.entry, process.initial_stack,
+              (injected & INJECT_RDX_GARBAGE) ? INJECT_RDX_VALUE : 0);
 }
 
 noreturn void kernel_main(u32 start_info_paddr)

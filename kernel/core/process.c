@@ -22,6 +22,37 @@ void process_set_main_thread(struct thread *t) { main_thread = t; }
 /* Linux's pid is the main thread's tid. */
 int process_pid(void) { return main_thread ? main_thread->tid : 0; }
 
+struct fatal_report fatal_report = { .cpu = -1, .tid = -1, .vector = -1, .syscall_nr = -1 };
+
+/*
+ * Record a fatal event from the exception's frame tf or the signalling syscall's frame
+ * sf. Only the first one: a second thread faulting meanwhile on another CPU loses.
+ */
+void fatal_report_set(int sig, const struct trap_frame *tf, const struct syscall_frame *sf)
+{
+    static int reported;
+    if (__atomic_exchange_n(&reported, 1, __ATOMIC_ACQ_REL))
+        return;
+    struct fatal_report *r = &fatal_report;
+    r->sig = sig;
+    r->cpu = this_cpu()->id;
+    r->tid = current_thread->tid;
+    if (tf) {
+        r->vector = tf->vector;
+        r->error_code = tf->error_code;
+        r->cr2 = tf->vector == 14 ? read_cr2() : 0;
+        r->rip = tf->rip;
+        r->rsp = tf->rsp;
+        r->trap_frame = tf;
+    } else {
+        r->syscall_nr = sf->rax;        /* the number: rax gets the result only on return */
+        r->rip = sf->rip;
+        r->rsp = sf->rsp;
+        r->syscall_frame = sf;
+    }
+    __atomic_store_n(&r->cause, tf ? FATAL_EXCEPTION : FATAL_SIGNAL_SENT, __ATOMIC_RELEASE);
+}
+
 /*
  * The end: stop every other CPU (an NMI each, so even one spinning with interrupts off
  * stops), then report. Only the first caller gets here; a second exit_group racing on
@@ -154,8 +185,11 @@ noreturn void thread_exit(int status)
 #define SIGURG 23
 #define SIGWINCH 28
 
-/* Signals are recorded, never delivered: a fatal one ends the app as Linux would. */
-static long send_signal(int sig)
+/*
+ * Signals are recorded, never delivered: a fatal one ends the app as Linux would. f is
+ * the sending syscall's frame, for fatal_report.
+ */
+static long send_signal(const struct syscall_frame *f, int sig)
 {
     if (sig == 0)
         return 0;
@@ -168,21 +202,22 @@ static long send_signal(int sig)
     if (handler > 1)
         printk("osv: %s: signal %d has a handler, but signals are not delivered; ending the app\n",
                process.path, sig);
+    fatal_report_set(sig, NULL, f);
     process_exit(128 + sig);
 }
 
-long sys_kill(long pid, long sig)
+long sys_kill(const struct syscall_frame *f, long pid, long sig)
 {
     if (pid != process_pid() && pid != 0 && pid != -1)
         return -ESRCH;
-    return send_signal(sig);
+    return send_signal(f, sig);
 }
 
-long sys_tgkill(long tgid, long tid, long sig)
+long sys_tgkill(const struct syscall_frame *f, long tgid, long tid, long sig)
 {
     if (tid <= 0)
         return -EINVAL;
     if ((tgid != -1 && tgid != process_pid()) || !sched_thread_alive(tid))
         return -ESRCH;
-    return send_signal(sig);
+    return send_signal(f, sig);
 }

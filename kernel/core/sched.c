@@ -10,6 +10,7 @@
  * (its own exception stack).
  */
 #include "arch.h"
+#include "inject.h"
 #include "lib.h"
 #include "panic.h"
 #include "spinlock.h"
@@ -250,6 +251,7 @@ bool sched_set_affinity(long tid, u64 mask)
  * Futexes: a waiter is a BLOCKED thread whose futex_addr is the word; wakers scan the
  * thread table. The word is read under sched_lock, so a wake between the check and the
  * sleep cannot be missed. It was touched before, so reading it cannot block.
+ * --inject=lost-wake makes every futex_wake a lie: the waiters are counted, never woken.
  */
 long futex_wait(u64 uaddr, u32 val, u64 deadline_ns, u32 bitset)
 {
@@ -287,10 +289,12 @@ long futex_wake(u64 uaddr, int n, u32 bitset)
     for (unsigned i = 0; i < nr_threads && woken < n; i++) {
         struct thread *t = all_threads[i];
         if (waits_on(t, uaddr) && (t->futex_bitset & bitset)) {
+            woken++;
+            if (injected & INJECT_LOST_WAKE)
+                continue;           /* counted as woken, left asleep */
             t->futex_addr = 0;
             t->wake_time = 0;
             t->state = THREAD_READY;
-            woken++;
         }
     }
     spin_unlock_irqrestore(&sched_lock, flags);

@@ -8,6 +8,7 @@
 #include "elf.h"
 #include "fscheck.h"
 #include "initrd.h"
+#include "inject.h"
 #include "lib.h"
 #include "mm.h"
 #include "panic.h"
@@ -261,6 +262,28 @@ static struct termios console_termios = {
               [VLNEXT] = 22 },
 };
 
+/*
+ * --inject=tcgets60, the seed's bug: TCGETS answers with glibc's own struct termios
+ * (NCCS 32 and the two speeds, 60 bytes), 24 bytes past the kernel's that the caller
+ * made room for.
+ */
+static long tcgets_libc_size(u64 arg)
+{
+    struct {
+        u32 c_iflag, c_oflag, c_cflag, c_lflag;
+        u8 c_line;
+        u8 c_cc[32];
+        u32 c_ispeed, c_ospeed;
+    } t = { console_termios.c_iflag, console_termios.c_oflag, console_termios.c_cflag,
+            console_termios.c_lflag, console_termios.c_line, { 0 }, B38400, B38400 };
+    _Static_assert(sizeof(t) == 60, "glibc's struct termios");
+    memcpy(t.c_cc, console_termios.c_cc, sizeof(console_termios.c_cc));
+    if (!can_write(arg, sizeof(t)))
+        return -EFAULT;
+    memcpy((void *)arg, &t, sizeof(t));
+    return 0;
+}
+
 static long sys_ioctl(long fd, u64 request, u64 arg)
 {
     struct file *f = get_file(fd);
@@ -270,6 +293,8 @@ static long sys_ioctl(long fd, u64 request, u64 arg)
         return -ENOTTY;
     switch (request) {
     case TCGETS:
+        if (injected & INJECT_TCGETS60)
+            return tcgets_libc_size(arg);
         if (!can_write(arg, sizeof(struct termios)))
             return -EFAULT;
         memcpy((void *)arg, &console_termios, sizeof(struct termios));
@@ -706,9 +731,9 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_sched_getaffinity: return sys_sched_getaffinity(a[0], a[1], a[2]);
     case __NR_sched_setaffinity: return sys_sched_setaffinity(a[0], a[1], a[2]);
     case __NR_getcpu: return sys_getcpu(a[0], a[1], a[2]);
-    case __NR_kill: return sys_kill(a[0], a[1]);
-    case __NR_tkill: return sys_tgkill(-1, a[0], a[1]);
-    case __NR_tgkill: return sys_tgkill(a[0], a[1], a[2]);
+    case __NR_kill: return sys_kill(f, a[0], a[1]);
+    case __NR_tkill: return sys_tgkill(f, -1, a[0], a[1]);
+    case __NR_tgkill: return sys_tgkill(f, a[0], a[1], a[2]);
     case __NR_exit: thread_exit(a[0] & 0xff);
     case __NR_exit_group: process_exit(a[0] & 0xff);
     default: {
@@ -738,6 +763,8 @@ long syscall_handler(struct syscall_frame *f)
             strace_print(&call, false); /* they never return: strace prints "= ?" */
         if (syscall_trace_batch)
             syscall_trace_flush();      /* osv-trace shows the calls before the end */
+        if (injected & INJECT_TRIPLE_FAULT)
+            arch_triple_fault();        /* the app ran; its end resets the machine instead */
     }
     /* Interrupts on while the call runs: the timer may preempt it, as the issue asks. */
     __asm__ __volatile__("sti" : : : "memory");

@@ -104,9 +104,15 @@ void trap_handler(struct trap_frame *f)
         panic_trap(f);
     kernel_tls_check();
     int sig = exception_signal(f->vector);
-    if (f->vector == 14)
+    fatal_report_set(sig, f, NULL);
+    u64 cr2 = read_cr2();
+    if (f->vector == 14 && cr2 < process.stack_low && cr2 >= process.stack_low - STACK_GUARD_GAP)
+        printk("osv: %s: stack overflow: segmentation fault at %p, rip %p, below the 8 MiB "
+               "stack (page fault, error %#lx)\n", process.path, (void *)cr2, (void *)f->rip,
+               f->error_code);
+    else if (f->vector == 14)
         printk("osv: %s: segmentation fault at %p, rip %p (page fault, error %#lx)\n",
-               process.path, (void *)read_cr2(), (void *)f->rip, f->error_code);
+               process.path, (void *)cr2, (void *)f->rip, f->error_code);
     else
         printk("osv: %s: %s at rip %p (vector %lu, error %#lx)\n", process.path,
                vector_name(f->vector), (void *)f->rip, f->vector, f->error_code);

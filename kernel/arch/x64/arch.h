@@ -97,6 +97,7 @@ void arch_init_tsc(void);
 void rtc_read_epoch(u64 *seconds);
 bool rdrand64(u64 *v);
 noreturn void arch_exit_qemu(int status);
+noreturn void arch_triple_fault(void);
 
 void lapic_init(void);
 void lapic_eoi(void);

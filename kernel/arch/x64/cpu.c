@@ -383,3 +383,15 @@ noreturn void arch_exit_qemu(int status)
     for (;;)
         __asm__ __volatile__("cli; hlt");
 }
+
+/*
+ * --inject=triple-fault: an IDT with limit 0 makes the breakpoint a #GP, that a #DF and
+ * that a triple fault; the machine resets (QEMU with -no-reboot exits, reason guest-reset).
+ */
+noreturn void arch_triple_fault(void)
+{
+    struct descriptor_pointer empty = { 0, 0 };
+    __asm__ __volatile__("cli; lidt %0; int3" : : "m"(empty) : "memory");
+    for (;;)
+        __asm__ __volatile__("hlt");
+}

@@ -201,7 +201,17 @@ syscall_exit:
     .cfi_startproc simple
     .cfi_def_cfa rsp, 8
     .cfi_undefined rip
+#ifdef INJECT_SYSCALL_FS
+    /*
+     * make -C kernel syscall-fs (a fault to inject, never the default): the syscall
+     * exit counts down but forgets to load app_tcb, so the app resumes with FS on its
+     * kernel TCB: its TLS, errno and stack-protector canary are the kernel's memory.
+     */
+    movq %gs:GS_KERNEL_TCB, %rax
+    decq TCB_KERNEL_TCB_COUNTER(%rax)
+#else
     FS_EXIT
+#endif
     /* App FS from here (if the thread switches): no more C that touches __thread. */
     FSCHECK_RETURN fscheck_syscall_return
     addq $16, %rsp                  /* fs_base, counter */
@@ -287,6 +297,17 @@ trap_common:
      */
     movq %gs:GS_KERNEL_TCB, %rax
     decq TCB_KERNEL_TCB_COUNTER(%rax)
+#elif defined(INJECT_COUNTER_LEAK)
+    /*
+     * make -C kernel counter-leak (a fault to inject): the page-fault exit skips the
+     * exit half, as a demand-paging fast path that returns early would. The counter
+     * stays one up for good, so from the app's first demand-paged page on no exit ever
+     * brings it back to 0 or FS back to app_tcb.
+     */
+    cmpq $14, 17*8(%rsp)            /* frame->vector */
+    je 4f
+    FS_EXIT
+4:
 #else
     FS_EXIT
 #endif
@@ -343,9 +364,10 @@ trap_stubs:
 entry_text_end:
 
 /*
- * app_start(entry, stack): enter the app as Linux's execve leaves it (psABI 3.4.1):
- * rsp at argc, rdx 0 (no function for atexit), flags clear but for interrupts (the
- * timer preempts app code). r11 carries the entry.
+ * app_start(entry, stack, rdx): enter the app as Linux's execve leaves it (psABI 3.4.1):
+ * rsp at argc, rdx the function for atexit (0: none; only --inject=rdx-garbage passes
+ * anything else), flags clear but for interrupts (the timer preempts app code). r11
+ * carries the entry.
  */
 .text
 .globl app_start
@@ -358,7 +380,6 @@ app_start:
     xorl %eax, %eax
     xorl %ebx, %ebx
     xorl %ecx, %ecx
-    xorl %edx, %edx
     xorl %esi, %esi
     xorl %edi, %edi
     xorl %ebp, %ebp
