@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from osvgdb import debug, inspect, run
+from osvgdb.triage import command as triage_command
+from osvgdb.triage import signature as triage_signature
 from osvgdb.build import BuildError
 from osvgdb.qemu import QemuError, choose_accel
 from osvgdb.run import BootOutcome, Ending, qemu_ended
@@ -147,6 +149,22 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     inspect.add_arguments(inspect_parser)
+
+    triage_parser = commands.add_parser(
+        "triage",
+        usage="osvgdb triage [run's options] [--timeout S] [--repeat K] [--json FILE] "
+        "[--markdown FILE]\n"
+        "                     [--junit FILE] [--out DIR] [--dump|--no-dump] EXE [ARGS...]\n"
+        "       osvgdb triage --core DUMP [--kernel ELF] [--app EXE] [--json FILE] ...",
+        help="run EXE under GDB and turn a crash, panic or hang into a report, a signature "
+        "and JUnit XML",
+        description=triage_command.__doc__,
+        epilog=triage_command.EPILOG + "\n\nsignatures: " + triage_signature.__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    triage_command.add_arguments(triage_parser)
+    _add_run_options(triage_parser, timeout=False)
     return parser
 
 
@@ -354,6 +372,8 @@ def report_debug(outcome: debug.DebugOutcome, err: TextIO) -> int:
 
 def _dispatch(argv: Sequence[str] | None) -> int:
     namespace = _parser().parse_args(argv)
+    if namespace.command == "triage":
+        return triage_command.main(namespace, parse_run_options, (UsageError, CannotExecute))
     if namespace.command == "inspect":
         return inspect.inspect(namespace)
     if namespace.command == "debug" and namespace.core is not None:

@@ -129,6 +129,8 @@ def command_line(
     gdb_socket: Path | None = None,
     qmp_socket: Path | None = None,
     stopped: bool = False,
+    memory: str = MEMORY,
+    pause_on_reset: bool = False,
 ) -> list[str]:
     """The whole QEMU command line, in one place.
 
@@ -144,6 +146,10 @@ def command_line(
     With `stopped` the guest waits (-S) until QMP's `cont` or GDB resumes
     it; the QMP monitor listens on the unix socket `qmp_socket`, the gdbstub
     on `gdb_socket`, both in the caller's private directory.
+
+    With `pause_on_reset` a triple fault (a reset, which -no-reboot turns into
+    a shutdown) pauses the machine instead of ending QEMU, so its state can
+    still be read (QMP sends SHUTDOWN with reason guest-reset; GDB sees a stop).
     """
     debug = ["-S"] if stopped else []
     if gdb_socket is not None:
@@ -151,11 +157,13 @@ def command_line(
                   "-gdb", "chardev:gdb0"]  # fmt: skip
     if qmp_socket is not None:
         debug += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
+    if pause_on_reset:
+        debug += ["-action", "shutdown=pause"]
     return [
         QEMU,
         "-machine", f"microvm,accel={accel},auto-kernel-cmdline=off",
         "-cpu", cpu_model(accel, fsgsbase=fsgsbase),
-        "-m", MEMORY,
+        "-m", memory,
         "-smp", str(smp),
         "-nodefaults",
         "-no-user-config",
@@ -215,8 +223,12 @@ class Qemu:
         smp: int = 1,
         fsgsbase: bool = True,
         gdbstub: bool = False,
+        memory: str = MEMORY,
+        pause_on_reset: bool = False,
     ):
         self.kernel = kernel
+        self.memory = memory
+        self.pause_on_reset = pause_on_reset
         self.accel = accel
         self.smp = smp
         self.fsgsbase = fsgsbase
@@ -254,6 +266,8 @@ class Qemu:
             gdb_socket=self.gdb_socket,
             qmp_socket=self.qmp_socket,
             stopped=True,
+            memory=self.memory,
+            pause_on_reset=self.pause_on_reset,
         )
 
     def start(self, cmdline: str) -> None:

@@ -43,7 +43,7 @@ from typing import BinaryIO, TextIO
 
 from osvgdb import build, initrd
 from osvgdb.monitor import Monitor, MonitorError
-from osvgdb.qemu import Qemu, QemuError
+from osvgdb.qemu import MEMORY, Qemu, QemuError
 
 EXIT_USAGE = 2
 EXIT_PANIC = 70  # EX_SOFTWARE
@@ -148,6 +148,7 @@ class RunOptions:
     env: list[tuple[str, str]] = field(default_factory=list)
     kernel_args: list[str] = field(default_factory=list)
     kernel: Path | None = None  # None: build/kernel.elf, rebuilt by make if needed
+    memory: str = MEMORY  # QEMU's -m: guest RAM, which is also a dump's size
 
 
 def kernel_image(options: RunOptions, root: Path) -> Path:
@@ -269,18 +270,28 @@ class Guest:
     outcome, if QEMU exits first).  Without `gdbstub`, the Guest keeps that
     QMP connection (`monitor`) and resumes the guest.  With `gdbstub`, the
     guest stays stopped at its first instruction for GDB (`gdb_socket`), and
-    the QMP socket (`qmp_socket`) is left free for whoever wants it.
+    the QMP socket (`qmp_socket`) is left free for whoever wants it, unless
+    `keep_monitor` keeps it (triage: its events and dumps while GDB runs the
+    guest).  `pause_on_reset`: a triple fault pauses QEMU with its state kept.
 
     Leaving the context (or close()) kills QEMU if it still runs, after which
     the whole console has been copied, and removes QEMU's directory.
     """
 
     def __init__(
-        self, options: RunOptions | None, *, console: BinaryIO | None = None, gdbstub: bool = False
+        self,
+        options: RunOptions | None,
+        *,
+        console: BinaryIO | None = None,
+        gdbstub: bool = False,
+        keep_monitor: bool = False,
+        pause_on_reset: bool = False,
     ):
         self.options = options
         self.console_out = console
         self.gdbstub = gdbstub
+        self.keep_monitor = keep_monitor
+        self.pause_on_reset = pause_on_reset
         self.vm: Qemu | None = None
         self.monitor: Monitor | None = None
         self._copier: _ConsoleCopier | None = None
@@ -323,6 +334,8 @@ class Guest:
             smp=options.smp,
             fsgsbase=options.fsgsbase,
             gdbstub=self.gdbstub,
+            memory=options.memory,
+            pause_on_reset=self.pause_on_reset,
         )
         try:
             initrd.write_initrd(
@@ -351,10 +364,12 @@ class Guest:
         monitor = self._connect_monitor()
         if monitor is None:
             raise QemuFailed(self._outcome(Ending.QEMU_FAILED))
-        if self.gdbstub:
+        if self.gdbstub and not self.keep_monitor:
             monitor.close()  # the socket serves one client at a time: leave it free
             return
         self.monitor = monitor
+        if self.gdbstub:
+            return  # GDB resumes the guest; we keep QMP for its events
         self._resumed_at = time.monotonic()
         try:
             monitor.execute("cont")

@@ -24,33 +24,12 @@ import gdb
 
 from osvgdb.decode import DecodeError
 from osvgdb.decode import frames as frames_decode
-from osvgdb.decode.args import CallFormatter
 from osvgdb.gdb.command import OsvCommand, report_internal_error
-from osvgdb.model.syscalls import call_text
-from osvgdb.gdb.target import Kernel, TargetError, read, reader, u64
+from osvgdb.model import fscheck as fscheck_model
+from osvgdb.gdb.target import Kernel, TargetError, read, u64
 
 NAME = "osv-fscheck"
-LAST_SYSCALLS = 5
 VIOLATION = "fscheck_violation"
-STATE_FIELDS = (
-    "where",
-    "to_app",
-    "fs_base",
-    "kernel_tcb",
-    "app_tcb",
-    "counter",
-    "entry_counter",
-    "rip",
-    "vector",
-    "nr",
-)
-# enum fscheck_where -> the crossing's name in explanations, and where a return goes on
-WHERE = {
-    "FSCHECK_SYSCALL_ENTRY": "syscall_handler",
-    "FSCHECK_TRAP_ENTRY": "trap_handler",
-    "FSCHECK_SYSCALL_RETURN": "syscall_return",
-    "FSCHECK_TRAP_RETURN": "trap_return",
-}
 
 
 def _set_enabled(kernel: Kernel, on: bool) -> None:
@@ -98,82 +77,12 @@ class FsCheck:
 
     def explain(self, broken: int, state_address: int) -> tuple[str, str]:
         """The paragraph for one violation, and the crossing's name."""
-        kernel = Kernel.get()
-        layout = kernel.fscheck_state_layout
-        values = layout.codec(STATE_FIELDS).unpack(read(state_address, layout.size))
-        wheres = {v: k for k, v in kernel.enum_values("fscheck_where").items()}
-        location = WHERE.get(wheres.get(int(values["where"] or 0), ""), "?")
-        kernel_rules = {
-            frames_decode.rule_name(name) for name, bit in kernel.enum_values("fscheck_rule").items() if broken & bit
-        }
-        state = frames_decode.FsState(
-            fs_base=int(values["fs_base"] or 0),
-            kernel_tcb=int(values["kernel_tcb"] or 0),
-            counter=int(values["counter"] or 0),
-            app_tcb=int(values["app_tcb"] or 0),
-            entry_counter=int(values["entry_counter"] or 0),
+        frame = gdb.newest_frame()
+        explanation = fscheck_model.explain(
+            Kernel.get(), broken, state_address, u64(frame.read_register("gs_base"))
         )
-        entry = location.endswith("_handler")
-        to_app = bool(values["to_app"])
-        if entry:
-            violations = frames_decode.check_entry(state)
-        else:
-            violations = frames_decode.check_return(state, to_app=to_app)
-        ours = {v.rule for v in violations}
-        if ours != kernel_rules:
-            self.disagreements += 1
-            violations.append(
-                frames_decode.Violation(
-                    "disagreement",
-                    f"the kernel found {', '.join(sorted(kernel_rules)) or 'nothing'} broken, "
-                    f"the debugger's rules {', '.join(sorted(ours)) or 'nothing'}",
-                )
-            )
-        cpu, thread = _current(kernel)
-        vector = int(values["vector"] or 0)
-        if location.startswith("trap"):
-            detail = kernel.vectors.label(vector).strip("<>")
-        else:
-            detail = "syscall " + _syscall_name(kernel, entry, int(values["nr"] or 0), thread)
-        if not entry:
-            detail += f" returning to {'app' if to_app else 'kernel'} code"
-        crossing = frames_decode.Crossing(
-            location=location,
-            cpu=cpu,
-            tid=thread.tid if thread else None,
-            thread_name=thread.name if thread else "?",
-            rip=int(values["rip"] or 0),
-            detail=detail,
-            last_syscalls=last_syscalls(kernel, thread.tid) if thread else [],
-        )
-        return frames_decode.explain(crossing, violations), location
-
-
-def _current(kernel: Kernel):
-    """This vCPU's CPU index and current thread (None, None where unknown)."""
-    frame = gdb.newest_frame()
-    cpu = kernel.cpu_index(u64(frame.read_register("gs_base")))
-    if cpu is None:
-        return None, None
-    current = kernel.read_cpu(cpu).get("current")
-    try:
-        return cpu, kernel.thread(int(current)) if current else None
-    except (TargetError, DecodeError):
-        return cpu, None
-
-
-def _syscall_name(kernel: Kernel, entry: bool, nr: int, thread) -> str:
-    if entry:
-        return kernel.syscalls.name(nr)
-    record = kernel.thread_call(thread.address) if thread else None
-    return kernel.syscalls.name(record.nr) if record else "?"
-
-
-def last_syscalls(kernel: Kernel, tid: int) -> list[str]:
-    records, _ = kernel.history()
-    mine = [r for r in records if r.tid == tid][-LAST_SYSCALLS:]
-    formatter = CallFormatter(reader)
-    return [call_text(r, kernel.syscalls.name(r.nr), formatter).text for r in mine]
+        self.disagreements += explanation.disagreement
+        return explanation.text, explanation.location
 
 
 class _ViolationBreakpoint(gdb.Breakpoint):

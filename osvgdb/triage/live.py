@@ -1,0 +1,366 @@
+"""One triage run: boot EXE under GDB, stop at the moment it goes wrong, collect, dump.
+
+QEMU starts stopped with its gdbstub and QMP on private unix sockets, with
+`-action shutdown=pause` so that a triple fault pauses the machine rather than
+ending QEMU.  GDB (MI, no extension: the model reads through MiTarget) attaches
+and puts breakpoints where the kernel's ways of ending are:
+
+    process_exit         every exit: the app's, a fatal signal, the loader's refusal
+    osv_panic_halt       a panic, on the panicking CPU only (the others halt there too)
+    fscheck_violation    the kernel's FS-base watchdog (switched on: fscheck_enabled)
+
+So the guest is stopped with every vCPU where it was when things went wrong, not
+after.  No stop within the timeout: GDB interrupts, and SAMPLES looks at the vCPUs
+SAMPLE_GAP apart tell a deadlock (every vCPU idle) from a busy hang.  QMP's
+events say when QEMU paused after a reset.  Then the model reads the state
+(osvgdb.triage.collect), QMP writes the dump, and QEMU and GDB are killed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import subprocess
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from osvgdb import dump as dumps
+from osvgdb.debug import start_gdb
+from osvgdb.mi import CommandError, GdbExited, Mi, MiError, MiTimeout, is_stop, quote
+from osvgdb.mi_target import MiTarget
+from osvgdb.model import unwind
+from osvgdb.model.elf_target import ElfKernel
+from osvgdb.model.kernel import Kernel
+from osvgdb.monitor import MonitorError
+from osvgdb.run import Guest, QemuFailed, RunOptions
+from osvgdb.triage import collect
+from osvgdb.triage.collect import Event
+from osvgdb.triage.report import Report, classify
+
+TRIAGE_MEMORY = "1280M"  # the kernel sits at 1 GiB + 2 MiB (physical); a dump is this big
+ATTACH_TIMEOUT = 20.0
+SAMPLES = 5
+SAMPLE_GAP = 0.05
+STOP_TIMEOUT = 10.0
+PANIC_CONDITION = "((struct arch_cpu *)$gs_base)->id == panic_report.cpu"
+DUMP_NAME = "dump.core"
+
+
+@dataclass
+class TriageOptions:
+    run: RunOptions
+    timeout: float = 30.0
+    dump: bool = True
+    fscheck: bool = True
+    gdb: str = "gdb"
+
+
+class Console(io.BytesIO):
+    """The guest console, written by Guest's copying thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def write(self, data) -> int:  # type: ignore[override]
+        with self.lock:
+            return super().write(data)
+
+    def text(self) -> str:
+        with self.lock:
+            return self.getvalue().decode(errors="replace")
+
+
+def versions(kernel: Path, gdb: str) -> dict[str, str | None]:
+    def first_line(argv: list[str]) -> str | None:
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.splitlines()[0].strip() if out else None
+
+    try:
+        ours = importlib.metadata.version("osvgdb")
+    except importlib.metadata.PackageNotFoundError:
+        ours = None
+    return {
+        "osvgdb": ours,
+        "kernel_build_id": dumps.kernel_build_id(kernel),
+        "qemu": first_line(["qemu-system-x86_64", "--version"]),
+        "gdb": first_line([gdb, "--version"]),
+    }
+
+
+class Session:
+    """QEMU, GDB over MI and the model's target, for one run."""
+
+    def __init__(self, options: TriageOptions, report: Report, stack: ExitStack):
+        self.options = options
+        self.report = report
+        self.console = Console()
+        run_options = options.run
+        self.guest = Guest(
+            run_options, console=self.console, gdbstub=True, keep_monitor=True, pause_on_reset=True
+        )
+        stack.enter_context(self.guest)
+        self.kernel_path = self.guest.vm.kernel if self.guest.vm else None
+        self.mi: Mi | None = None
+        self.target: MiTarget | None = None
+        self.breakpoints: dict[str, str] = {}
+
+    # --- GDB -----------------------------------------------------------------------------
+
+    def attach(self, stack: ExitStack) -> None:
+        assert self.kernel_path is not None
+        argv = [self.options.gdb, "-nx", "-q", "--interpreter=mi3", str(self.kernel_path)]
+        process = start_gdb(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.mi = Mi(process)
+        stack.callback(self.mi.close, 0)
+        self.mi.execute("-gdb-set pagination off")
+        self.mi.execute("-gdb-set confirm off")
+        # Commands while the guest runs (-exec-interrupt at the timeout) need an async target.
+        self.mi.execute("-gdb-set mi-async on")
+        self.mi.execute(f"-target-select remote {self.guest.gdb_socket}", ATTACH_TIMEOUT)
+        try:  # the stop at the first instruction that connecting reports
+            self.mi.wait_for_stop(STOP_TIMEOUT)
+        except MiTimeout:
+            pass
+        self.mi.take_events()
+        self.target = MiTarget(ElfKernel(self.kernel_path), self.mi)
+        self.breakpoints[self._break("process_exit")] = "exit"
+        self.breakpoints[self._break(f"-c {quote(PANIC_CONDITION)} osv_panic_halt")] = "panic"
+        if self.options.fscheck and self.target.has("fscheck_enabled"):
+            self.breakpoints[self._break("fscheck_violation")] = "fscheck"
+            self.mi.execute(f"-data-evaluate-expression {quote('fscheck_enabled = 1')}")
+
+    def _break(self, location: str) -> str:
+        assert self.mi is not None
+        return str(self.mi.execute(f"-break-insert {location}").payload["bkpt"]["number"])
+
+    def _register(self, vcpu: int, name: str) -> int:
+        assert self.target is not None
+        return next(v.registers.get(name, 0) for v in self.target.vcpus() if v.num == vcpu)
+
+    # --- running until something happens ------------------------------------------------
+
+    def run(self) -> Event:
+        """Resume and wait for a breakpoint, a reset, QEMU's end, or the timeout."""
+        assert self.mi is not None
+        self.mi.execute("-exec-continue")
+        deadline = time.monotonic() + self.options.timeout if self.options.timeout else None
+        while True:
+            self.mi.poll(0.05)
+            stop = next((r for r in self.mi.take_events() if is_stop(r)), None)
+            if stop is not None:
+                return self._stopped(stop.payload)
+            if self.guest.vm is not None and self.guest.vm.poll() is not None:
+                return Event("qemu-died", detail=f"QEMU exited with status {self.guest.vm.poll()}")
+            if self._reset():
+                self._interrupt()
+                return Event("reset", vcpu=1, detail="SHUTDOWN guest-reset: QEMU paused the machine")
+            if deadline is not None and time.monotonic() > deadline:
+                self._interrupt()
+                return Event("timeout", detail=f"no exit within {self.options.timeout:g} s")
+
+    def _reset(self) -> bool:
+        outcome = self.guest.outcome()
+        return any(
+            e["event"] == "SHUTDOWN" and e.get("data", {}).get("reason") == "guest-reset"
+            for e in outcome.events
+        )
+
+    def _interrupt(self) -> None:
+        """Stop the guest (a no-op answer when a pause stopped it already)."""
+        assert self.mi is not None
+        try:
+            self.mi.execute("-exec-interrupt")
+            self.mi.wait_for_stop(STOP_TIMEOUT)
+        except MiTimeout:
+            pass  # QEMU paused by a reset: GDB's view of the stopped vCPUs is all we need
+        self.mi.take_events()
+
+    def _stopped(self, payload: dict) -> Event:
+        vcpu = int(payload.get("thread-id", 1))
+        assert self.target is not None
+        self.target.forget()
+        what = self.breakpoints.get(str(payload.get("bkptno", "")))
+        if what == "exit":
+            return Event("exit", vcpu=vcpu, exit_status=self._register(vcpu, "rdi") & 0xFF)
+        if what == "panic":
+            return Event("panic", vcpu=vcpu)
+        if what == "fscheck":
+            return Event(
+                "fscheck",
+                vcpu=vcpu,
+                fscheck_broken=self._register(vcpu, "rdi") & 0xFFFFFFFF,
+                fscheck_state=self._register(vcpu, "rsi"),
+            )
+        if payload.get("reason") == "signal-received" and self._reset():
+            return Event("reset", vcpu=vcpu, detail="SHUTDOWN guest-reset: QEMU paused the machine")
+        reason = payload.get("reason", "?")
+        return Event("stopped", vcpu=vcpu, detail=f"GDB stopped: {reason} {payload.get('signal-name', '')}".strip())
+
+    # --- a hang: busy or blocked? --------------------------------------------------------
+
+    def sample(self, event: Event, app_path: Path) -> None:
+        """SAMPLES looks at the vCPUs; the last one is the state the report shows."""
+        assert self.mi is not None and self.target is not None
+        stacks: dict[int, list[list[dict]]] = {}
+        for index in range(SAMPLES):
+            if index:
+                self.mi.execute("-exec-continue")
+                time.sleep(SAMPLE_GAP)
+                self._interrupt()
+            self.target.forget()
+            kernel = Kernel(self.target)
+            cpus, _ = collect.cpus_and_threads(kernel)
+            busy = [c for c in cpus if c.current and c.current != c.idle_thread]
+            event.samples.append(
+                {"vcpus": [{"vcpu": c.vcpu, "mode": c.where, "tid": c.current_tid} for c in cpus],
+                 "busy_tids": sorted(c.current_tid for c in busy if c.current_tid is not None)}
+            )  # fmt: skip
+            if busy:
+                app = collect.app_image(kernel, app_path)
+                traces = unwind.backtraces(kernel, app)
+                for cpu in busy:
+                    trace = traces.get(cpu.current_tid)
+                    if trace is not None:
+                        stacks.setdefault(cpu.current_tid, []).append(trace.as_dict()["frames"])
+        busy_samples = sum(1 for s in event.samples if s["busy_tids"])
+        if busy_samples * 2 >= SAMPLES:
+            event.busy_frames = [common_outer_frames(s) for _, s in sorted(stacks.items())]
+            event.busy_frames = [f for f in event.busy_frames if f]
+
+    # --- the dump ------------------------------------------------------------------------
+
+    def dump(self, directory: Path, event: Event) -> dict:
+        assert self.guest.monitor is not None and self.kernel_path is not None
+        path = directory / DUMP_NAME
+        try:
+            self.guest.monitor.execute(
+                "dump-guest-memory", paging=False, protocol=f"file:{path}", format="elf"
+            )
+            qemu = self.guest.monitor.execute("query-version")
+        except MonitorError as error:
+            raise RuntimeError(f"QMP dump-guest-memory: {error}") from None
+        version = qemu.get("qemu", {}) if isinstance(qemu, dict) else {}
+        metadata = dumps.DumpMetadata(
+            kernel_path=str(self.kernel_path.resolve()),
+            kernel_build_id=dumps.kernel_build_id(self.kernel_path),
+            app_path=str(self.options.run.exe.resolve()),
+            qemu_version=f"{version.get('major')}.{version.get('minor')}.{version.get('micro')}",
+            time=dumps.now(),
+            vcpus=self.options.run.smp,
+        )
+        sidecar = dumps.write_metadata(path, metadata)
+        # What offline triage needs besides the memory: why the guest stopped, the console.
+        data = json.loads(sidecar.read_text())
+        data["triage"] = {"event": event.as_dict(), "console": self.console.text()}
+        sidecar.write_text(json.dumps(data, indent=1) + "\n")
+        return {"path": str(path), "size": path.stat().st_size, "sidecar": str(sidecar)}
+
+
+def common_outer_frames(stacks: list[list[dict]]) -> list[dict]:
+    """The frames every sample of a busy thread shares, counted from the outermost:
+    the loop and its callers, not wherever in the loop each sample landed."""
+    if not stacks:
+        return []
+    common = list(reversed(stacks[0]))
+    for stack in stacks[1:]:
+        outer = list(reversed(stack))
+        length = 0
+        while (
+            length < min(len(common), len(outer))
+            and common[length].get("function") == outer[length].get("function")
+        ):
+            length += 1
+        common = common[:length]
+    return list(reversed(common))
+
+
+def collect_sections(report: Report, kernel: Kernel, app_path: Path | None, event: Event) -> None:
+    """Every section of the report the model can give, each its own step."""
+    sections = report.sections
+    app = None
+    with report.step("collect.app"):
+        sections["app_started"] = collect.app_started(kernel)
+        app = collect.app_image(kernel, app_path)
+    cpus: list = []
+    threads: list = []
+    with report.step("collect.vcpus"):
+        cpus, threads = collect.cpus_and_threads(kernel)
+        sections["vcpus"] = collect.vcpu_entries(kernel, app, cpus, threads)
+    with report.step("collect.threads"):
+        sections["threads"], problems = collect.threads_entries(kernel, app, threads, cpus)
+        sections["collect_problems"] = problems
+    with report.step("collect.fault"):
+        fatal = collect.fatal_report(kernel)
+        if fatal is not None and event.reason == "exit":
+            sections["fault"] = collect.fault(kernel, app, fatal)
+    with report.step("collect.panic"):
+        if event.reason == "panic":
+            sections["panic"] = kernel.panic()
+    with report.step("collect.fscheck"):
+        sections["fscheck"] = collect.fscheck(kernel, event)
+    with report.step("collect.auxv"):
+        if sections.get("app_started"):
+            sections["auxv"] = collect.auxv(kernel, str(app_path) if app_path else None)
+    if event.samples:
+        busy = bool(event.busy_frames)
+        sections["hang"] = {
+            "samples": event.samples,
+            "verdict": (
+                f"{sum(1 for s in event.samples if s['busy_tids'])} of {len(event.samples)} samples "
+                f"found a vCPU running a thread: " + ("busy" if busy else "blocked")
+            ),
+        }
+
+
+def triage_run(options: TriageOptions, directory: Path, command: list[str]) -> Report:
+    """Boot, run, collect, dump: a Report whatever happens (steps say what failed)."""
+    report = Report(command=command, exe=str(options.run.exe))
+    run_options = options.run
+    with ExitStack() as stack:
+        session = None
+        with report.step("boot"):
+            try:
+                session = Session(options, report, stack)
+            except QemuFailed as failure:
+                report.event = Event("qemu-died", detail="QEMU failed: " + " ".join(failure.outcome.qemu_stderr[-2:]))
+                raise RuntimeError(report.event.detail) from None
+        if session is None:
+            if report.event.reason == "none":
+                report.event = Event("infrastructure")
+            classify(report)
+            return report
+        report.versions = versions(session.kernel_path, options.gdb)
+        with report.step("attach"):
+            session.attach(stack)
+        event = Event("gdb-died")
+        if session.target is not None:
+            with report.step("run"):
+                try:
+                    event = session.run()
+                except (GdbExited, CommandError, MiError) as error:
+                    event = Event("qemu-died" if session.guest.vm.poll() is not None else "gdb-died", detail=str(error))
+                    raise
+            if event.reason == "timeout":
+                with report.step("sample"):
+                    session.sample(event, run_options.exe)
+            if event.reason not in ("qemu-died", "gdb-died"):
+                kernel = Kernel(session.target)
+                with report.step("collect"):
+                    session.target.forget()
+                    collect_sections(report, kernel, run_options.exe, event)
+                if options.dump:
+                    with report.step("dump"):
+                        report.sections["dump"] = session.dump(directory, event)
+        report.event = event
+        report.console = session.console.text()
+    report.console = session.console.text()  # all of it, now that QEMU is gone
+    classify(report)
+    return report
