@@ -54,6 +54,7 @@ class Event:
     fscheck_state: int | None = None
     samples: list[dict] = field(default_factory=list)  # a hang's vCPU samples
     busy_frames: list[list[dict]] = field(default_factory=list)  # a busy hang: per thread
+    qemu_status: int | None = None  # qemu-died: its exit status (-N: killed by signal N)
     detail: str = ""
 
     def as_dict(self) -> dict:
@@ -289,8 +290,8 @@ def syscalls_by_thread(kernel: Kernel) -> tuple[dict[int, list[dict]], list[str]
 
 
 def _call(described: dict) -> dict:
-    keep = ("seq", "cpu", "tid", "name", "text", "state", "returned", "memory_now", "duration_ms")
-    return {k: described.get(k) for k in keep}
+    keep = ("seq", "cpu", "tid", "name", "text", "state", "memory_now", "duration_ms")
+    return {**{k: described.get(k) for k in keep}, "returned": described.get("state") == "done"}
 
 
 def threads_entries(

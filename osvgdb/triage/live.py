@@ -36,7 +36,7 @@ from osvgdb.model import unwind
 from osvgdb.model.elf_target import ElfKernel
 from osvgdb.model.kernel import Kernel
 from osvgdb.monitor import MonitorError
-from osvgdb.run import Guest, QemuFailed, RunOptions
+from osvgdb.run import Guest, QemuFailed, RunOptions, qemu_ended
 from osvgdb.triage import collect
 from osvgdb.triage.collect import Event
 from osvgdb.triage.report import Report, classify
@@ -155,10 +155,11 @@ class Session:
         while True:
             self.mi.poll(0.05)
             stop = next((r for r in self.mi.take_events() if is_stop(r)), None)
+            if self.guest.vm is not None and self.guest.vm.poll() is not None:
+                status = self.guest.vm.poll()
+                return Event("qemu-died", qemu_status=status, detail="QEMU " + qemu_ended(status))
             if stop is not None:
                 return self._stopped(stop.payload)
-            if self.guest.vm is not None and self.guest.vm.poll() is not None:
-                return Event("qemu-died", detail=f"QEMU exited with status {self.guest.vm.poll()}")
             if self._reset():
                 self._interrupt()
                 return Event("reset", vcpu=1, detail="SHUTDOWN guest-reset: QEMU paused the machine")

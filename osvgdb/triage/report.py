@@ -10,6 +10,7 @@ that same dict.
 from __future__ import annotations
 
 import re
+import signal
 import time
 import traceback
 from contextlib import contextmanager
@@ -135,7 +136,11 @@ def abort_kind(console: str) -> str:
 
 def abort_message(console: str) -> str | None:
     lines = [m.group(1).strip() for m in map(ABORT_LINE.match, console.splitlines()) if m]
-    return lines[-1] if lines else None
+    if not lines:
+        return None
+    # glibc says "PROG: FILE:LINE: FUNCTION: Assertion `X' failed.": the title has the rest
+    line = lines[-1]
+    return line[line.index("Assertion") :] if "Assertion" in line else line
 
 
 def _panic_kind(panic: dict) -> str:
@@ -143,6 +148,15 @@ def _panic_kind(panic: dict) -> str:
         return str(panic["vector_name"])
     words = re.sub(r"0x[0-9a-fA-F]+|\d+", "", str(panic.get("message", ""))).split()
     return "panic-" + "-".join(w.strip(":,.()").lower() for w in words[:6] if w.strip(":,.()"))
+
+
+def _qemu_kind(status: int | None) -> str:
+    if status is not None and status < 0:
+        try:
+            return "killed-" + signal.Signals(-status).name
+        except ValueError:
+            return "killed"
+    return "exited" if status is None else f"exit-status-{status}"
 
 
 def classify(report: Report) -> None:
@@ -200,7 +214,7 @@ def classify(report: Report) -> None:
         kind = "futex" if waits == {"futex"} else "blocked"
         hang_threads = [_frames(t) for t in blocked]
     elif event.reason == "qemu-died":
-        outcome, kind = Outcome.QEMU_DIED, event.detail or "exited"
+        outcome, kind = Outcome.QEMU_DIED, _qemu_kind(event.qemu_status)
     else:
         outcome = Outcome.INFRASTRUCTURE
         kind = failed[0]["step"] if failed else event.reason
