@@ -64,15 +64,25 @@ static void add_ram(u64 start, u64 end)
         free_ranges[nr_free_ranges++] = (struct range){ start, end };
 }
 
-/* Contiguous physical pages, taken from the ranges; used for the heap, never freed. */
+/*
+ * Contiguous physical pages, taken from the ranges; used for the heap, never freed.
+ * Memory above the kernel's image goes first: while it lasts, everything the kernel
+ * ever allocated lies between its image and the end of RAM, so a debugger's dump of
+ * that window alone (osvgdb triage: 256 MiB instead of all RAM) holds it all. Below
+ * the image is used only after that.
+ */
 static u64 contig_alloc(u64 npages)
 {
-    for (unsigned i = 0; i < nr_free_ranges; i++) {
-        struct range *r = &free_ranges[i];
-        if (r->end - r->start >= npages * PAGE_SIZE) {
-            u64 pa = r->start;
-            r->start += npages * PAGE_SIZE;
-            return pa;
+    for (int above = 1; above >= 0; above--) {
+        for (unsigned i = 0; i < nr_free_ranges; i++) {
+            struct range *r = &free_ranges[i];
+            if ((r->start >= (u64)kernel_start) != above)
+                continue;
+            if (r->end - r->start >= npages * PAGE_SIZE) {
+                u64 pa = r->start;
+                r->start += npages * PAGE_SIZE;
+                return pa;
+            }
         }
     }
     return 0;

@@ -150,7 +150,10 @@ class EntryUnwinder(Unwinder):
             registers = trap.interrupted_registers()
             cr2 = None
             if trap.vector == frames_decode.PAGE_FAULT:
-                cr2 = u64(pending.read_register("cr2"))
+                try:
+                    cr2 = u64(pending.read_register("cr2"))
+                except ValueError:
+                    cr2 = None  # a core written from a dump has no control registers
             _labels[(pc, rsp)] = kernel.vectors.label(trap.vector, cr2)
         if pc <= stub.call_return:
             # The handler's caller: entry.S's CFI describes this frame as a signal frame,

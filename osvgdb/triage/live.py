@@ -35,6 +35,8 @@ from osvgdb.mi_target import MiTarget
 from osvgdb.model import unwind
 from osvgdb.model.elf_target import ElfKernel
 from osvgdb.model.kernel import Kernel
+from osvgdb.decode import DecodeError
+from osvgdb.model.target import TargetError
 from osvgdb.monitor import MonitorError
 from osvgdb.run import Guest, QemuFailed, RunOptions, qemu_ended
 from osvgdb.triage import collect
@@ -241,9 +243,18 @@ class Session:
     def dump(self, directory: Path, event: Event) -> dict:
         assert self.guest.monitor is not None and self.kernel_path is not None
         path = directory / DUMP_NAME
+        window = None
+        try:
+            ram = self.guest.monitor.execute("query-memory-size-summary")
+            if self.target is not None and isinstance(ram, dict):
+                self.target.forget()
+                window = collect.dump_window(Kernel(self.target), int(ram["base-memory"]))
+        except (TargetError, DecodeError, MonitorError, KeyError):
+            window = None  # a whole dump, then
+        extra = {"begin": window[0], "length": window[1]} if window else {}
         try:
             self.guest.monitor.execute(
-                "dump-guest-memory", paging=False, protocol=f"file:{path}", format="elf"
+                "dump-guest-memory", paging=False, protocol=f"file:{path}", format="elf", **extra
             )
             qemu = self.guest.monitor.execute("query-version")
         except MonitorError as error:
@@ -262,7 +273,13 @@ class Session:
         data = json.loads(sidecar.read_text())
         data["triage"] = {"event": event.as_dict(), "console": self.console.text()}
         sidecar.write_text(json.dumps(data, indent=1) + "\n")
-        return {"path": str(path), "size": path.stat().st_size, "sidecar": str(sidecar)}
+        return {
+            "path": str(path),
+            "size": path.stat().st_size,
+            "sidecar": str(sidecar),
+            # Physical memory in the dump: all of it, or the window the kernel allocated in.
+            "physical": [window[0], window[0] + window[1]] if window else "all",
+        }
 
 
 def common_outer_frames(stacks: list[list[dict]]) -> list[dict]:
