@@ -278,3 +278,15 @@ def test_qemu_that_dies_is_reported(kernel: None, tmp_path: Path) -> None:
     data = json.loads((tmp_path / "r.json").read_text())
     jsonschema.validate(data, SCHEMA)
     assert data["outcome"] == "qemu-died" and process.returncode == 18
+
+
+def test_a_refused_executable_is_a_boot_failure(kernel: None, tmp_path: Path) -> None:
+    """The loader refuses a file that is not an ELF: the kernel never reached the app."""
+    script = tmp_path / "script"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o755)
+    data, done = triage(tmp_path, "--no-dump", "--accel", "tcg", str(script))
+    assert data["outcome"] == "boot-failure" and done.returncode == 17
+    assert data["app_started"] is False
+    assert data["signature"] == "osvsig/1:boot-failure:status-126:"
+    assert any("script" in line for line in data["console_tail"])
