@@ -259,19 +259,19 @@ def wait_of(kernel: Kernel, thread, waits: dict, everyone: dict) -> dict | None:
     # pthread_join waits on the joined thread's tid word (CLONE_CHILD_CLEARTID)
     for other, other_waits in everyone.values():
         if int(other_waits.get("clear_child_tid") or 0) == futex and other is not thread:
-            wait.update(holder_tid=other.tid, how="pthread_join: waits for it to exit")
+            wait.update(holder_tid=other.tid, how="pthread_join waits for it to exit")
             return wait
     # glibc's pthread_mutex_t: __lock at 0, __owner (a tid) at 8; musl's: owner in the lock word
     owner = kernel.reader(futex + 8, 4)
     if owner is not None:
         tid = int.from_bytes(owner, "little")
         if tid in {t.tid for t, _ in everyone.values()} and tid != thread.tid:
-            wait.update(holder_tid=tid, how="pthread_mutex_t __owner (glibc layout; read now)")
+            wait.update(holder_tid=tid, how="it holds the pthread_mutex_t (its __owner, glibc layout, read now)")
             return wait
     if word is not None:
         tid = int.from_bytes(word, "little") & 0x3FFFFFFF
         if tid in {t.tid for t, _ in everyone.values()} and tid != thread.tid:
-            wait.update(holder_tid=tid, how="the lock word holds its tid (musl layout; read now)")
+            wait.update(holder_tid=tid, how="it holds the lock (the lock word has its tid, musl layout, read now)")
     return wait
 
 

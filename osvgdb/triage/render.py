@@ -123,7 +123,7 @@ def markdown(data: dict) -> str:
             if wait.get("futex"):
                 text += f" at {_hex(wait['futex'])} (value {wait.get('value')})"
             if wait.get("holder_tid") is not None:
-                text += f", held by tid {wait['holder_tid']} ({wait.get('how')})"
+                text += f", on tid {wait['holder_tid']}: {wait.get('how')}"
             out.append(text)
         out.append("")
         backtrace = thread.get("backtrace")
