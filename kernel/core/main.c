@@ -220,8 +220,8 @@ noreturn void kernel_main(u32 start_info_paddr)
         panic("cannot create the app's thread");
     app->is_app = true;
     process_set_main_thread(app);
-    for (int fd = 0; fd < 3; fd++)
-        process.files[fd].kind = FILE_CONSOLE;
+    for (int fd = 0; fd < 3; fd++)      /* as a Linux shell leaves its terminal: read-write */
+        process.files[fd] = (struct file){ .kind = FILE_CONSOLE, .status_flags = 02 | 0100000 };
     status = elf_load(image, size);
     if (status)
         process_exit(status);

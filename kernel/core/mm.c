@@ -26,6 +26,7 @@ static struct range free_ranges[MAX_RANGES];
 static unsigned nr_free_ranges;
 static u64 free_list;           /* physical address of the first freed frame, 0 if none */
 static u64 nr_free_frames;
+static u64 total_frames;        /* the RAM the kernel manages, kernel image and boot data left out */
 
 static u64 *kernel_pml4;
 
@@ -113,6 +114,11 @@ void frame_free(u64 pa)
     spin_unlock(&frame_lock);
 }
 
+u64 frames_total_count(void)
+{
+    return total_frames;
+}
+
 u64 frames_free_count(void)
 {
     u64 n = nr_free_frames;
@@ -194,6 +200,8 @@ void mm_init(const struct hvm_start_info *si)
     const struct hvm_modlist_entry *mods = phys_to_virt(si->modlist_paddr);
     for (u32 i = 0; i < si->nr_modules; i++)
         reserve(mods[i].paddr, mods[i].paddr + mods[i].size);
+
+    total_frames = frames_free_count();
 
     u64 heap = contig_alloc(HEAP_SIZE / PAGE_SIZE);
     if (!heap)

@@ -49,6 +49,14 @@ static const struct syscall_format formats[] = {
     [__NR_rseq] = { "pxix", 'd' },         [__NR_clock_nanosleep] = { "iipp", 'd' },
     [__NR_stat] = { "sp", 'd' },           [__NR_lstat] = { "sp", 'd' },
     [__NR_pread64] = { "iBud", 'd' },
+    [__NR_getcwd] = { "su", 'd' },         [__NR_umask] = { "x", 'x' },
+    [__NR_dup] = { "i", 'd' },             [__NR_dup2] = { "ii", 'd' },
+    [__NR_dup3] = { "iix", 'd' },          [__NR_fcntl] = { "iix", 'd' },
+    [__NR_time] = { "p", 'd' },            [__NR_clock_getres] = { "ip", 'd' },
+    [__NR_sysinfo] = { "p", 'd' },         [__NR_prctl] = { "ipxxx", 'd' },
+    [__NR_getpgrp] = { "", 'd' },          [__NR_socket] = { "iii", 'd' },
+    [__NR_getpeername] = { "ipp", 'd' },   [__NR_getsockname] = { "ipp", 'd' },
+    [__NR_fork] = { "", 'd' },             [__NR_vfork] = { "", 'd' },
 };
 
 struct flag {

@@ -23,6 +23,8 @@
 #include <asm-generic/termbits.h>
 #include <asm/stat.h>
 #include <linux/utsname.h>
+#include <linux/sysinfo.h>
+#include <linux/prctl.h>
 #include <linux/time_types.h>
 #include <linux/fcntl.h>
 #include <asm-generic/mman.h>
@@ -153,7 +155,9 @@ static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
         return -ENOTDIR;
     for (int fd = 0; fd < MAX_FDS; fd++) {
         if (process.files[fd].kind == FILE_NONE) {
-            process.files[fd] = (struct file){ FILE_INITRD, data, size, 0 };
+            process.files[fd] = (struct file){ FILE_INITRD, data, size, 0,
+                                               O_RDONLY | O_LARGEFILE | (flags & O_NONBLOCK),
+                                               (flags & O_CLOEXEC) != 0 };
             return fd;
         }
     }
@@ -227,7 +231,7 @@ static long sys_newfstatat(long dirfd, u64 path_addr, u64 st, long flags)
         return sys_fstat(dirfd, st);
     if (!can_write(st, sizeof(struct stat)))
         return -EFAULT;
-    struct file f = { FILE_INITRD, NULL, 0, 0 };
+    struct file f = { .kind = FILE_INITRD };
     if (!initrd_find(path, &f.data, &f.size))
         return -ENOENT;
     fill_stat((struct stat *)st, &f);
@@ -676,6 +680,163 @@ static long sys_getcpu(u64 cpu, u64 node, u64 unused)
     return 0;
 }
 
+/* ---- file descriptors: dup and fcntl (the table is process.files, under files_lock) ---- */
+
+static long dup_to(long oldfd, long newfd, bool cloexec)
+{
+    struct file *f = get_file(oldfd);
+    if (!f)
+        return -EBADF;
+    if (newfd < 0 || newfd >= MAX_FDS)
+        return -EBADF;
+    process.files[newfd] = *f;      /* dup2 closes newfd first: it is simply overwritten */
+    process.files[newfd].cloexec = cloexec;
+    return newfd;
+}
+
+static long lowest_free_fd(long from)
+{
+    for (long fd = MAX(from, 0); fd < MAX_FDS; fd++)
+        if (process.files[fd].kind == FILE_NONE)
+            return fd;
+    return -EMFILE;
+}
+
+static long sys_dup(long fd)
+{
+    if (!get_file(fd))
+        return -EBADF;
+    long newfd = lowest_free_fd(0);
+    return newfd < 0 ? newfd : dup_to(fd, newfd, false);
+}
+
+static long sys_dup3(long oldfd, long newfd, long flags, bool dup2)
+{
+    if (dup2 && oldfd == newfd)     /* dup2(fd, fd): fd, if it is open */
+        return get_file(oldfd) ? newfd : -EBADF;
+    if (!dup2 && (oldfd == newfd || (flags & ~O_CLOEXEC)))
+        return -EINVAL;
+    return dup_to(oldfd, newfd, flags & O_CLOEXEC);
+}
+
+/* The flags F_SETFL may change, as on Linux; the access mode stays. */
+#define SETFL_MASK (O_APPEND | O_NONBLOCK | FASYNC | O_DIRECT | O_NOATIME)
+
+static long sys_fcntl(long fd, long cmd, u64 arg)
+{
+    struct file *f = get_file(fd);
+    if (!f)
+        return -EBADF;
+    switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+        if ((long)arg < 0 || (long)arg >= MAX_FDS)
+            return -EINVAL;
+        long newfd = lowest_free_fd(arg);
+        return newfd < 0 ? newfd : dup_to(fd, newfd, cmd == F_DUPFD_CLOEXEC);
+    }
+    case F_GETFD: return f->cloexec ? FD_CLOEXEC : 0;
+    case F_SETFD: f->cloexec = arg & FD_CLOEXEC; return 0;
+    case F_GETFL: return f->status_flags;
+    case F_SETFL: f->status_flags = (f->status_flags & ~SETFL_MASK) | (arg & SETFL_MASK); return 0;
+    default: return -EINVAL;
+    }
+}
+
+/* ---- the process's surroundings: cwd, umask, the machine, names ---- */
+
+/* The working directory is "/" for good: the initrd is flat, and chdir is not offered. */
+static long sys_getcwd(u64 buf, u64 size)
+{
+    if (size < 2)
+        return -ERANGE;
+    if (!can_write(buf, 2))
+        return -EFAULT;
+    memcpy((void *)buf, "/", 2);
+    return 2;                       /* the kernel's getcwd counts the NUL */
+}
+
+static long sys_umask(long mask)
+{
+    static long umask = 022;
+    long old = umask;
+    umask = mask & 0777;
+    return old;
+}
+
+static long sys_time(u64 tloc)
+{
+    long now = (tsc_ns() / 1000000000UL) + boot_epoch_seconds;
+    if (tloc) {
+        if (!can_write(tloc, 8))
+            return -EFAULT;
+        *(long *)tloc = now;
+    }
+    return now;
+}
+
+static long sys_clock_getres(long clock, u64 res)
+{
+    if (clock < 0 || clock > CLOCK_BOOTTIME)
+        return -EINVAL;
+    if (res) {
+        if (!can_write(res, sizeof(struct __kernel_timespec)))
+            return -EFAULT;
+        *(struct __kernel_timespec *)res = (struct __kernel_timespec){ 0, 1 };  /* the TSC: 1 ns */
+    }
+    return 0;
+}
+
+static long sys_sysinfo(u64 info)
+{
+    if (!can_write(info, sizeof(struct sysinfo)))
+        return -EFAULT;
+    struct sysinfo *si = (void *)info;
+    memset(si, 0, sizeof(*si));
+    si->uptime = tsc_ns() / 1000000000UL;
+    si->totalram = frames_total_count() * PAGE_SIZE;
+    si->freeram = frames_free_count() * PAGE_SIZE;
+    si->procs = nr_threads;
+    si->mem_unit = 1;
+    return 0;
+}
+
+/* PR_SET_NAME names the calling thread, as on Linux: osv-tcb shows the new name. */
+static long sys_prctl(long option, u64 arg2)
+{
+    struct thread *t = current_thread;
+    switch (option) {
+    case PR_SET_NAME: {
+        /* Up to 15 bytes, as Linux takes: a longer name is cut, not refused. */
+        const char *name = user_path(arg2, THREAD_NAME_LEN);
+        if (!name) {
+            if (!can_read(arg2, THREAD_NAME_LEN - 1))
+                return -EFAULT;
+            name = (const char *)arg2;
+        }
+        size_t n = 0;
+        while (n < THREAD_NAME_LEN - 1 && name[n])
+            n++;
+        memcpy(t->name, name, n);
+        t->name[n] = 0;
+        return 0;
+    }
+    case PR_GET_NAME:
+        if (!can_write(arg2, THREAD_NAME_LEN))
+            return -EFAULT;
+        memcpy((void *)arg2, t->name, THREAD_NAME_LEN);
+        return 0;
+    default:
+        return -EINVAL;
+    }
+}
+
+/* No network: socket() says the address family is not there; the console is no socket. */
+static long sys_not_a_socket(long fd)
+{
+    return get_file(fd) ? -ENOTSOCK : -EBADF;
+}
+
 /* ---- dispatch ---- */
 
 /*
@@ -715,6 +876,23 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_rt_sigprocmask: return sys_rt_sigprocmask(a[0], a[1], a[2], a[3]);
     case __NR_getpid: return process_pid();
     case __NR_getppid: return 0;
+    case __NR_getpgrp: return process_pid();
+    case __NR_dup: return LOCKED(&process.files_lock, sys_dup(a[0]));
+    case __NR_dup2: return LOCKED(&process.files_lock, sys_dup3(a[0], a[1], 0, true));
+    case __NR_dup3: return LOCKED(&process.files_lock, sys_dup3(a[0], a[1], a[2], false));
+    case __NR_fcntl: return LOCKED(&process.files_lock, sys_fcntl(a[0], a[1], a[2]));
+    case __NR_getcwd: return sys_getcwd(a[0], a[1]);
+    case __NR_umask: return sys_umask(a[0]);
+    case __NR_time: return sys_time(a[0]);
+    case __NR_clock_getres: return sys_clock_getres(a[0], a[1]);
+    case __NR_sysinfo: return sys_sysinfo(a[0]);
+    case __NR_prctl: return sys_prctl(a[0], a[1]);
+    case __NR_socket: return -EAFNOSUPPORT;
+    case __NR_getpeername: case __NR_getsockname: return sys_not_a_socket(a[0]);
+    case __NR_fork: case __NR_vfork:
+        printk("osv: %s: %s: this kernel runs one process and does not fork\n", process.path,
+               nr == __NR_fork ? "fork" : "vfork");
+        return -ENOSYS;
     case __NR_gettid: return current_thread->tid;
     case __NR_getuid: case __NR_geteuid: case __NR_getgid: case __NR_getegid: return 0;
     case __NR_uname: return sys_uname(a[0]);

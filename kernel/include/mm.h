@@ -35,6 +35,7 @@ void tlb_shootdown(void);      /* arch/x64/smp.c: other CPUs drop their app TLB 
 u64 frame_alloc(void);
 void frame_free(u64 pa);
 u64 frames_free_count(void);
+u64 frames_total_count(void);
 
 void *kmalloc(size_t size);
 void *kzalloc(size_t size);

@@ -14,6 +14,8 @@ struct file {
     const u8 *data;
     u64 size;
     u64 offset;
+    u32 status_flags;               /* fcntl F_GETFL: O_RDONLY or O_RDWR, O_LARGEFILE, O_NONBLOCK... */
+    bool cloexec;                   /* fcntl F_GETFD's FD_CLOEXEC (nothing execs: kept for F_GETFD) */
 };
 
 /*
