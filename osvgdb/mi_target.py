@@ -10,9 +10,8 @@ costs more than 4 KiB of it.  Call `forget()` whenever the guest has run.
 
 from __future__ import annotations
 
-from osvgdb.decode.layout import Layout
 from osvgdb.mi import CommandError, GdbExited, Mi, MiTimeout
-from osvgdb.model.elf_target import ElfKernel
+from osvgdb.model.elf_target import ElfKernel, ElfSymbolsTarget
 from osvgdb.model.target import TargetError, Vcpu
 
 PAGE = 4096
@@ -26,14 +25,13 @@ REGISTERS = (
 )  # fmt: skip
 
 
-class MiTarget:
+class MiTarget(ElfSymbolsTarget):
     def __init__(self, elf: ElfKernel, mi: Mi):
-        self.elf = elf
+        super().__init__(elf)
         self.mi = mi
         self._pages: dict[int, bytes | None] = {}
         self._register_numbers: dict[str, int] | None = None
         self._vcpus: list[Vcpu] | None = None
-        self.commands = 0  # MI commands sent, for the cost figures
 
     def forget(self) -> None:
         """Drop what was read: the guest ran since."""
@@ -41,33 +39,12 @@ class MiTarget:
         self._vcpus = None
 
     def _execute(self, command: str):
-        self.commands += 1
         try:
             return self.mi.execute(command, MI_TIMEOUT)
         except CommandError as error:
             raise TargetError(error.message) from None
         except (MiTimeout, GdbExited) as error:
             raise TargetError(f"GDB: {error}") from None
-
-    # Symbols: the ELF's
-
-    def has(self, name: str) -> bool:
-        return self.elf.has(name)
-
-    def address(self, name: str) -> int:
-        return self.elf.address(name)
-
-    def symbol_size(self, name: str) -> int:
-        return self.elf.symbol_size(name)
-
-    def function_range(self, name: str) -> tuple[int, int] | None:
-        return self.elf.function_range(name)
-
-    def layout(self, struct: str) -> Layout:
-        return self.elf.layout(struct)
-
-    def enum(self, name: str) -> dict[str, int]:
-        return self.elf.enum(name)
 
     # Memory and registers: GDB's
 
@@ -122,5 +99,6 @@ class MiTarget:
         return self._vcpus
 
     def vcpu_count(self) -> int:
-        threads = self._execute("-thread-info").payload.get("threads", [])
-        return len(threads)
+        if self._vcpus is not None:
+            return len(self._vcpus)
+        return len(self._execute("-thread-info").payload.get("threads", []))

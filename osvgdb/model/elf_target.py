@@ -109,13 +109,13 @@ class ElfKernel:
         return enums[name]
 
 
-class DumpTarget:
-    """The model's target over a QEMU dump (osvgdb.dump.Dump) and the kernel ELF it
-    was taken with: memory through the kernel's page tables, vCPUs from the notes."""
+class ElfSymbolsTarget:
+    """The half of a target that the kernel ELF answers: symbols, layouts, enums.
+    A target whose memory and registers come from elsewhere (a dump, GDB's MI)
+    adds read, vcpus and vcpu_count."""
 
-    def __init__(self, elf: ElfKernel, dump):
+    def __init__(self, elf: ElfKernel):
         self.elf = elf
-        self.dump = dump
 
     def has(self, name: str) -> bool:
         return self.elf.has(name)
@@ -134,6 +134,15 @@ class DumpTarget:
 
     def enum(self, name: str) -> dict[str, int]:
         return self.elf.enum(name)
+
+
+class DumpTarget(ElfSymbolsTarget):
+    """The model's target over a QEMU dump (osvgdb.dump.Dump) and the kernel ELF it
+    was taken with: memory through the kernel's page tables, vCPUs from the notes."""
+
+    def __init__(self, elf: ElfKernel, dump):
+        super().__init__(elf)
+        self.dump = dump
 
     def read(self, address: int, length: int) -> bytes:
         from osvgdb.dump import DumpError

@@ -810,20 +810,24 @@ def backtraces(
     *,
     kernel_elf: ElfImage | None = None,
     vcpu_registers: dict[int, dict[str, int]] | None = None,
+    threads: list | None = None,
+    cpus: list | None = None,
 ) -> dict[int, Backtrace]:
     """Every kernel thread's backtrace, by tid: a thread some vCPU runs (the model's
     Kernel.cpus(): cpus[i].current) from that vCPU's registers, every other one
     from its kernel_rsp. `app`: the app's ElfImage, or its path (opened at
     process.load_base when it is a static-pie). `vcpu_registers` replaces the
     target's registers of a vCPU (by GDB's thread number), for a target that
-    gives fewer than the unwinder needs."""
+    gives fewer than the unwinder needs. `threads` and `cpus`: the model's
+    Kernel.threads() and Kernel.cpus() when the caller has read them already."""
     if kernel_elf is None:
         kernel_elf = kernel_image(kernel)
     if app is not None and not isinstance(app, ElfImage):
         app = app_image(kernel, app)
     images = Images(kernel_elf, app)
     memory = _Memory(kernel)
-    threads = kernel.threads()
+    if threads is None:
+        threads = kernel.threads()
     vcpus = {v.num: v for v in kernel.target.vcpus()}
     if vcpu_registers:
         from osvgdb.model.target import Vcpu
@@ -831,7 +835,7 @@ def backtraces(
         for num, registers in vcpu_registers.items():
             vcpus[num] = Vcpu(num, dict(registers))
     running = {}
-    for cpu in kernel.cpus(threads):
+    for cpu in cpus if cpus is not None else kernel.cpus(threads):
         if cpu.current and cpu.vcpu in vcpus:
             running[cpu.current] = vcpus[cpu.vcpu]
     result = {}

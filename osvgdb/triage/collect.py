@@ -75,14 +75,11 @@ def _field(values: dict, name: str) -> int | None:
     return None if value is None else int(value)
 
 
-def app_started(kernel: Kernel) -> bool:
-    """Whether the kernel reached the app's entry (process.app_started)."""
-    try:
-        return bool(kernel.process(("app_started",))["app_started"])
-    except ERRORS:
-        return any(t.tid > 0 and t.state != "?" for t in kernel.threads()) and bool(
-            kernel.process(("initial_stack",))["initial_stack"]
-        )
+def app_started(kernel: Kernel) -> bool | None:
+    """Whether the kernel reached the app's entry (process.app_started; None for a
+    kernel without the field, which cannot say)."""
+    value = kernel.process(("app_started",))["app_started"]
+    return None if value is None else bool(value)
 
 
 def app_image(kernel: Kernel, app_path: str | os.PathLike | None) -> ElfImage | None:
@@ -307,7 +304,7 @@ def threads_entries(
             everyone[thread.address] = (thread, {})
             problems.append(f"tid {thread.tid}: {error}")
     try:
-        backtraces = unwind.backtraces(kernel, app)
+        backtraces = unwind.backtraces(kernel, app, threads=threads, cpus=cpus)
     except ERRORS as error:
         backtraces = {}
         problems.append(f"backtraces: {error}")

@@ -93,7 +93,6 @@ def triage_core(dump_path: Path, kernel_path: Path | None, app_path: Path | None
 def _run_options(namespace: argparse.Namespace, parse_run_options) -> RunOptions:
     options = parse_run_options(namespace)
     options.memory = namespace.memory
-    options.timeout = namespace.timeout
     return options
 
 

@@ -100,9 +100,8 @@ def versions(kernel: Path, gdb: str) -> dict[str, str | None]:
 class Session:
     """QEMU, GDB over MI and the model's target, for one run."""
 
-    def __init__(self, options: TriageOptions, report: Report, stack: ExitStack):
+    def __init__(self, options: TriageOptions, stack: ExitStack):
         self.options = options
-        self.report = report
         self.console = Console()
         run_options = options.run
         self.guest = Guest(
@@ -220,7 +219,7 @@ class Session:
                 self._interrupt()
             self.target.forget()
             kernel = Kernel(self.target)
-            cpus, _ = collect.cpus_and_threads(kernel)
+            cpus, threads = collect.cpus_and_threads(kernel)
             busy = [c for c in cpus if c.current and c.current != c.idle_thread]
             event.samples.append(
                 {"vcpus": [{"vcpu": c.vcpu, "mode": c.where, "tid": c.current_tid} for c in cpus],
@@ -228,7 +227,7 @@ class Session:
             )  # fmt: skip
             if busy:
                 app = collect.app_image(kernel, app_path)
-                traces = unwind.backtraces(kernel, app)
+                traces = unwind.backtraces(kernel, app, threads=threads, cpus=cpus)
                 for cpu in busy:
                     trace = traces.get(cpu.current_tid)
                     if trace is not None:
@@ -247,7 +246,6 @@ class Session:
         try:
             ram = self.guest.monitor.execute("query-memory-size-summary")
             if self.target is not None and isinstance(ram, dict):
-                self.target.forget()
                 window = collect.dump_window(Kernel(self.target), int(ram["base-memory"]))
         except (TargetError, DecodeError, MonitorError, KeyError):
             window = None  # a whole dump, then
@@ -346,7 +344,7 @@ def triage_run(options: TriageOptions, directory: Path, command: list[str]) -> R
         session = None
         with report.step("boot"):
             try:
-                session = Session(options, report, stack)
+                session = Session(options, stack)
             except QemuFailed as failure:
                 report.event = Event("qemu-died", detail="QEMU failed: " + " ".join(failure.outcome.qemu_stderr[-2:]))
                 raise RuntimeError(report.event.detail) from None
@@ -371,14 +369,12 @@ def triage_run(options: TriageOptions, directory: Path, command: list[str]) -> R
                     session.sample(event, run_options.exe)
             if event.reason not in ("qemu-died", "gdb-died"):
                 kernel = Kernel(session.target)
-                with report.step("collect"):
-                    session.target.forget()
+                with report.step("collect"):  # the state read at the stop: no forget() needed
                     collect_sections(report, kernel, run_options.exe, event)
                 if options.dump:
                     with report.step("dump"):
                         report.sections["dump"] = session.dump(directory, event)
         report.event = event
-        report.console = session.console.text()
     report.console = session.console.text()  # all of it, now that QEMU is gone
     classify(report)
     return report

@@ -31,11 +31,6 @@ ABORT_KINDS = (
     (re.compile(r"buffer overflow detected|fortify"), "fortify"),
     (re.compile(r"double free|free\(\): |malloc\(\): |corrupted"), "heap-corruption"),
 )
-ABORT_LINE = re.compile(
-    r"(.*(?:Assertion .* failed|stack smashing detected|buffer overflow detected|"
-    r"double free|free\(\): |malloc\(\): |corrupted).*)"
-)
-
 
 @dataclass
 class Report:
@@ -135,7 +130,11 @@ def abort_kind(console: str) -> str:
 
 
 def abort_message(console: str) -> str | None:
-    lines = [m.group(1).strip() for m in map(ABORT_LINE.match, console.splitlines()) if m]
+    lines = [
+        line.strip()
+        for line in console.splitlines()
+        if any(pattern.search(line) for pattern, _ in ABORT_KINDS)
+    ]
     if not lines:
         return None
     # glibc says "PROG: FILE:LINE: FUNCTION: Assertion `X' failed.": the title has the rest
