@@ -14,6 +14,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from guest import APPS, ROOT, osvgdb_command, osvgdb_inspect
+from osvgdb.run import QEMU_UP_TIME
 from triage_cases import BY_NAME, CASES
 
 SCHEMA = json.loads((ROOT / "osvgdb/triage/report.schema.json").read_text())
@@ -226,6 +227,13 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -240,11 +248,22 @@ def test_killing_triage_leaves_no_qemu_or_gdb(kernel: None, tmp_path: Path, how:
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while len(_children(process.pid)) < 2 and time.monotonic() < deadline:
+        # Wait for the QEMU and the GDB of the session by their command lines (not for any two
+        # children: `make` and `qemu --version` are children too), as long as a loaded CI machine
+        # may need to boot: QMP may take QEMU_UP_TIME to answer.
+        deadline = time.monotonic() + 2 * QEMU_UP_TIME
+        children: dict[int, str] = {}
+        while time.monotonic() < deadline and process.poll() is None:
+            children = {c: _cmdline(c) for c in _children(process.pid)}
+            if any("qemu-system" in c and "--version" not in c for c in children.values()) and any(
+                "--interpreter=mi" in c for c in children.values()
+            ):
+                break
             time.sleep(0.1)
-        children = _children(process.pid)
-        assert len(children) >= 2, "QEMU and GDB never started"
+        else:
+            process.kill()
+            process.wait()
+            pytest.fail(f"QEMU and GDB never both ran: {children}; {process.stderr.read().decode()[-2000:]}")
         time.sleep(1.0)  # the guest runs
         process.send_signal(how)
         process.wait(timeout=30)
@@ -266,10 +285,10 @@ def test_qemu_that_dies_is_reported(kernel: None, tmp_path: Path) -> None:
                        str(APPS / "busy-glibc")),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
     )  # fmt: skip
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 2 * QEMU_UP_TIME
     qemu = []
     while not qemu and time.monotonic() < deadline:
-        qemu = [c for c in _children(process.pid) if b"qemu" in (Path("/proc") / str(c) / "cmdline").read_bytes()]
+        qemu = [c for c in _children(process.pid) if "qemu-system" in _cmdline(c) and "--version" not in _cmdline(c)]
         time.sleep(0.1)
     assert qemu
     time.sleep(1.0)
