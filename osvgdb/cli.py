@@ -21,6 +21,7 @@ from typing import NoReturn, TextIO
 from osvgdb import debug, inspect, run
 from osvgdb.triage import command as triage_command
 from osvgdb.triage import signature as triage_signature
+from osvgdb.tui import command as tui_command
 from osvgdb.build import BuildError
 from osvgdb.qemu import QemuError, choose_accel
 from osvgdb.run import BootOutcome, Ending, qemu_ended
@@ -165,6 +166,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     triage_command.add_arguments(triage_parser)
     _add_run_options(triage_parser, timeout=False)
+
+    tui_parser = commands.add_parser(
+        "tui",
+        usage=tui_command.USAGE,
+        help="the interactive inspector: vCPUs, FS-base verdicts, threads, syscalls and "
+        "backtraces at a glance, over GDB's MI",
+        description=tui_command.__doc__.split("\n\n", 1)[1],
+        epilog=tui_command.KEYS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    tui_command.add_arguments(tui_parser)
+    _add_run_options(tui_parser, timeout=False)
     return parser
 
 
@@ -374,6 +388,8 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     namespace = _parser().parse_args(argv)
     if namespace.command == "triage":
         return triage_command.main(namespace, parse_run_options, (UsageError, CannotExecute))
+    if namespace.command == "tui":
+        return tui_command.main(namespace, parse_run_options, (UsageError, CannotExecute))
     if namespace.command == "inspect":
         return inspect.inspect(namespace)
     if namespace.command == "debug" and namespace.core is not None:

@@ -7,6 +7,7 @@ import argparse
 import gdb
 
 from osvgdb.gdb.command import OsvCommand, int_arg, print_json
+from osvgdb.gdb.events import entering_calls
 from osvgdb.gdb.target import Kernel
 from osvgdb.model.syscalls import (
     add_history_arguments,
@@ -26,7 +27,10 @@ class OsvSyscalls(OsvCommand):
         "marked <in flight>; a record being written is <torn>, an inconsistent one <garbage>.\n"
         "Strings and buffers are the bytes the kernel captured when the call entered (inputs)\n"
         "or returned (outputs), up to 64 bytes each; bytes beyond what it kept are read from\n"
-        "memory as it is now and marked /* memory now */."
+        "memory as it is now and marked /* memory now */.\n"
+        "A vCPU stopped at a syscall's entry (osv-break syscall) is in a call the history has\n"
+        "no record of yet: it is listed after the records as `entering`, its arguments read\n"
+        "now (which is what the call will read)."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -41,11 +45,24 @@ class OsvSyscalls(OsvCommand):
     def data(self, args: argparse.Namespace) -> dict[str, object]:
         """What --json prints (and MI's -osv-syscalls returns)."""
         kernel = Kernel.get()
-        return history_report(kernel, history_filter(kernel, args))
+        wanted = history_filter(kernel, args)
+        report = history_report(kernel, wanted)
+        entering = []
+        for event in entering_calls():
+            if wanted.tid not in (None, event.tid) or wanted.cpu not in (None, event.cpu):
+                continue
+            if wanted.numbers and event.nr not in wanted.numbers:
+                continue
+            entering.append({**event.as_dict(), "state": "entering"})
+        report["entering"] = entering
+        return report
 
     def run(self, args: argparse.Namespace) -> None:
         report = self.data(args)
         if args.json:
             print_json(report)
-        else:
-            gdb.write("\n".join(format_history(report)) + "\n")
+            return
+        lines = format_history(report)
+        for call in report["entering"]:
+            lines.append(f" entering cpu{call['cpu']} tid{call['tid']} {call['text']}")
+        gdb.write("\n".join(lines) + "\n")

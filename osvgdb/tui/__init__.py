@@ -1,0 +1,1 @@
+"""`osvgdb tui`: the interactive inspector (see osvgdb.tui.command)."""
