@@ -68,6 +68,7 @@ def register() -> None:
         appsyms,
         auxv,
         breakpoints,
+        bt,
         command,
         dump,
         fscheck,
@@ -93,6 +94,7 @@ def register() -> None:
         trace.OsvTrace,
         fscheck.OsvFscheck,
         dump.OsvDump,
+        bt.OsvBt,
     ):
         cli_commands.append(command_class())
     mi_commands.register(cli_commands)
