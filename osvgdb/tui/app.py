@@ -109,7 +109,8 @@ class PaneControl(UIControl):
 class Screen:
     """The prompt_toolkit Application over one Inspector."""
 
-    def __init__(self, inspector: Inspector, *, target: str, on_quit: Callable[[], None] = lambda: None):
+    def __init__(self, inspector: Inspector, *, target: str, on_quit: Callable[[], None] = lambda: None,
+                 input=None, output=None):  # noqa: A002  (prompt_toolkit's names)
         self.inspector = inspector
         self.target = target
         self.on_quit = on_quit
@@ -126,8 +127,11 @@ class Screen:
         self.help_shown = False
         self.prompt: tuple[str, Callable[[str], None]] | None = None  # (label, what Enter does)
         self.confirming = False
-        self.histories = {label: InMemoryHistory() for label in (":", "/", "b")}
-        self.input = Buffer(multiline=False, accept_handler=self._accept)
+        # One input line per question, each with its own history (Up/Down).
+        self.inputs = {kind: Buffer(multiline=False, history=InMemoryHistory(), accept_handler=self._accept)
+                       for kind in (":", "/", "b")}  # fmt: skip
+        self.input = self.inputs[":"]
+        self.input_windows = {kind: Window(BufferControl(buffer), height=1) for kind, buffer in self.inputs.items()}
         self.paints: list[float] = []  # stop -> painted, seconds, one per stop (the benchmark's)
         self._painted_stop = 0
         self.app = Application(
@@ -137,6 +141,8 @@ class Screen:
             full_screen=True,
             mouse_support=False,
             after_render=self._after_render,
+            input=input,
+            output=output,
         )
 
     # --- layout --------------------------------------------------------------------------
@@ -189,7 +195,7 @@ class Screen:
         line = ConditionalContainer(
             VSplit([Window(_Text(lambda: [("class:prompt", self.prompt[0] if self.prompt else "")]),
                            width=lambda: len(self.prompt[0]) if self.prompt else 1, dont_extend_width=True),
-                    Window(BufferControl(self.input), height=1)]),  # fmt: skip
+                    DynamicContainer(lambda: self.input_windows[self.prompt[0][0] if self.prompt else ":"])]),  # fmt: skip
             Condition(lambda: self.prompt is not None),
         )
         footer = Window(_Text(lambda: [("class:footer", FOOTER.ljust(400))]), height=1)
@@ -287,7 +293,7 @@ class Screen:
 
     def ask(self, label: str, action: Callable[[str], None]) -> None:
         self.prompt = (label, action)
-        self.input.history = self.histories[label[0]]
+        self.input = self.inputs[label[0]]
         self.input.reset()
         self.app.layout.focus(self.input)
 

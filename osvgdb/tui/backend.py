@@ -14,7 +14,9 @@ and bytes per stop from it, and `--record FILE` writes it out as a
 transcript: one JSON object per line, `{"command", "class", "payload", "ms",
 "bytes"}` for each command and `{"event": kind, "class", "payload"}` for each
 record GDB sent on its own. `ReplayBackend` answers from such a transcript,
-so the tests render every pane from what a real GDB said.
+so the tests render every pane from what a real GDB said (the source pane's
+file reads are kept too, `{"source", "line", "lines"}`, so a replay shows
+the source as it was when recorded).
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ class MiLog:
 
     def event(self, record: Record) -> None:
         self._write({"event": record.kind, "class": record.cls, "payload": record.payload})
+
+    def source(self, path: str, line: int, lines: list[tuple[int, str]]) -> None:
+        """The source pane read LINES around PATH:LINE (not MI: kept for the replay)."""
+        self._write({"source": path, "line": line, "lines": lines})
 
     def _write(self, item: dict) -> None:
         if self.transcript is not None:
@@ -182,6 +188,20 @@ def read_transcript(path: Path) -> list[dict]:
     return items
 
 
+ROOT_MARK = "@ROOT@"
+CONSOLE_EVENT = "guest-console"  # the recorder's last item: the console QEMU copied (not MI)
+
+
+def unrooted(items: list[dict], root: Path) -> list[dict]:
+    """A transcript with the repository's path replaced by ROOT_MARK (fullnames of
+    sources differ between checkouts); rooted() puts a checkout's path back."""
+    return json.loads(json.dumps(items).replace(json.dumps(str(root))[1:-1], ROOT_MARK))
+
+
+def rooted(items: list[dict], root: Path) -> list[dict]:
+    return json.loads(json.dumps(items).replace(ROOT_MARK, json.dumps(str(root))[1:-1]))
+
+
 class ReplayBackend(Backend):
     """Answers each command with the recorded answer to the same command (the
     next one, when it was sent more than once; the last one again after that);
@@ -190,13 +210,24 @@ class ReplayBackend(Backend):
 
     def __init__(self, items: Iterable[dict], log: MiLog | None = None):
         super().__init__(log)
-        self.items = list(items)
+        self.items = list(items)  # after rooted(), when recorded with unrooted()
         self.answers: dict[str, deque[dict]] = {}
+        self.sources: dict[tuple[str, int], list[tuple[int, str]]] = {}
         for item in self.items:
             if "command" in item:
                 self.answers.setdefault(item["command"], deque()).append(item)
+            elif "source" in item:
+                self.sources[item["source"], item["line"]] = [tuple(pair) for pair in item["lines"]]
+
+    def read_source(self, path: str, line: int) -> list[tuple[int, str]]:
+        """The source lines the recording read (OSError for others, as for a missing file)."""
+        try:
+            return self.sources[path, line]
+        except KeyError:
+            raise FileNotFoundError(f"{path}:{line} is not in the transcript") from None
 
     def events(self) -> list[Record]:
+        """The recorded events, the console's pseudo-event included, in order."""
         return [Record(i["event"], i["class"], i["payload"]) for i in self.items if "event" in i]
 
     async def execute(self, command: str) -> Record:
@@ -212,6 +243,7 @@ class ReplayBackend(Backend):
         await asyncio.sleep(0)  # answered later, as GDB would be
         record = Record("result", item["class"], item["payload"])
         self.log.finish(entry, record, item["class"])
+        entry.ms = item.get("ms", entry.ms)  # the latency GDB had, not the replay's
         if item["class"] == "error":
             raise CommandError(item["payload"].get("msg", ""), command=command)
         return record

@@ -35,7 +35,7 @@ from osvgdb.mi import CommandError, Mi, MiError, MiTimeout, Record, quote
 from osvgdb.run import Ending, Guest, QemuFailed, RunOptions, qemu_ended
 from osvgdb.tui.app import KEYS, Screen
 from osvgdb.tui.backend import MiBackend, MiLog
-from osvgdb.tui.inspector import Inspector
+from osvgdb.tui.inspector import Inspector, source_excerpt
 
 CONNECT_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -97,7 +97,13 @@ class LiveConsole:
         def later() -> None:
             loop.call_later(CONSOLE_REPAINT, lambda: inspector.console_text(self.text()))
 
-        self._notify = lambda: loop.call_soon_threadsafe(later)
+        def notify() -> None:
+            try:
+                loop.call_soon_threadsafe(later)
+            except RuntimeError:
+                pass  # the loop has closed: the screen is gone, nobody to tell
+
+        self._notify = notify
         inspector.console_text(self.text())
 
 
@@ -226,16 +232,22 @@ class Session:
         return self.guest.vm.poll() if self.guest is not None and self.guest.vm is not None else None
 
 
-def run_screen(session: Session, record: Path | None) -> None:
-    """The screen until the user quits (or SIGTERM): everything ends with the session."""
+def make_screen(session: Session, record: Path | None, **io) -> tuple[Screen, Callable[[], None]]:
+    """The Screen over the session's GDB, and what to call once its loop runs."""
     assert session.mi is not None
     log = MiLog()
     if record is not None:
         log.transcript = session.stack.enter_context(open(record, "w"))
     backend = MiBackend(session.mi, log)
+    session.stack.callback(backend.close)
+    def read_source(path: str, line: int) -> list[tuple[int, str]]:
+        lines = source_excerpt(path, line)
+        log.source(path, line, lines)
+        return lines
+
     inspector = Inspector(backend, kernel_dir=session.kernel_dir, read_only=session.read_only,
-                          describe_end=session.describe_end)  # fmt: skip
-    screen = Screen(inspector, target=session.target)
+                          describe_end=session.describe_end, read_source=read_source)  # fmt: skip
+    screen = Screen(inspector, target=session.target, **io)
 
     def watch_qemu() -> None:
         status = session.qemu_status()
@@ -251,10 +263,10 @@ def run_screen(session: Session, record: Path | None) -> None:
         if session.guest is not None:
             watch_qemu()
         if session.first_stop is not None:
+            log.event(session.first_stop)
             inspector.event(session.first_stop)
 
-    screen.app.run(pre_run=started)
-    backend.close()
+    return screen, started
 
 
 def main(namespace: argparse.Namespace, parse_run_options, usage_errors: tuple[type[Exception], ...]) -> int:
@@ -281,7 +293,8 @@ def main(namespace: argparse.Namespace, parse_run_options, usage_errors: tuple[t
                 session.attach(namespace.attach, namespace.kernel.resolve(), namespace.app, namespace.gdb)
             else:
                 session.core(namespace.core, namespace.kernel, namespace.app, namespace.gdb)
-            run_screen(session, namespace.record)
+            screen, started = make_screen(session, namespace.record)
+            screen.app.run(pre_run=started)
     except TuiError as error:
         print(f"osvgdb tui: {error}", file=sys.stderr)
         return 1

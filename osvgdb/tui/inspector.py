@@ -148,7 +148,8 @@ class Inspector:
     `visible()` says which panes the screen shows now (only those fetch);
     `changed()` is called whenever something the screen shows has changed;
     `kernel_dir` resolves the kernel's relative source paths; `read_only`
-    (a dump): no command that resumes the guest."""
+    (a dump): no command that resumes the guest; `read_source` reads the
+    source pane's lines (a replay serves them from its transcript)."""
 
     def __init__(
         self,
@@ -159,6 +160,7 @@ class Inspector:
         kernel_dir: Path | None = None,
         read_only: bool = False,
         describe_end: Callable[[], str | None] = lambda: None,
+        read_source: Callable[[str, int], list[tuple[int, str]]] = source_excerpt,
     ):
         self.backend = backend
         self.visible = visible
@@ -166,6 +168,7 @@ class Inspector:
         self.kernel_dir = kernel_dir
         self.read_only = read_only
         self.describe_end = describe_end  # what QEMU's end means, when it is known
+        self.read_source = read_source  # (path, line) -> the lines around it; OSError
         self.status = Status()
         self.panes = {name: Pane() for name in PANES}
         self.syscalls: dict[int, dict] = {}  # seq -> record, as osv-syscalls gives it
@@ -175,6 +178,7 @@ class Inspector:
         self.selection: Selection | None = None
         self.frame = 0  # the selected frame of the backtrace
         self.output: list[str] = []
+        self._output_open = False  # the last line of output has not ended yet
         self.console = ""
         self.tracing = False
         self.message: str | None = None  # a one-line answer to the last key (errors included)
@@ -236,11 +240,15 @@ class Inspector:
         self.changed()
 
     def _output(self, text: str) -> None:
+        """GDB's streams, whose records need not end lines (a prompt's "929\t{")."""
         if not text:
             return
-        lines = text.splitlines()
-        if self.output and not self.output[-1].endswith("\n"):
-            self.output[-1] += lines.pop(0) if lines else ""
+        lines = text.split("\n")
+        if self._output_open and self.output:
+            self.output[-1] += lines.pop(0)
+        self._output_open = lines[-1] != ""
+        if not self._output_open:
+            lines.pop()
         self.output.extend(lines)
         del self.output[:-OUTPUT_KEEP]
 
@@ -380,7 +388,7 @@ class Inspector:
         if path is not None and frame.get("line"):
             try:
                 pane.data = {"frame": frame, "path": path, "line": int(frame["line"]),
-                             "lines": source_excerpt(path, int(frame["line"]))}  # fmt: skip
+                             "lines": self.read_source(path, int(frame["line"]))}  # fmt: skip
                 pane.stop, pane.error = stop, None
                 self.changed()
                 return
@@ -465,6 +473,7 @@ class Inspector:
         if not line:
             return
         self.output.append(f"(gdb) {line}")
+        self._output_open = False
         self.spawn(self._command(console_command(line)))
         self.changed()
 
@@ -475,9 +484,15 @@ class Inspector:
     def toggle_trace(self) -> None:
         if self.read_only:
             return self._say("a dump is read-only: there is nothing to trace")
-        self.cli("osv-trace off" if self.tracing else "osv-trace syscalls")
-        self.tracing = not self.tracing
-        self._say("osv-trace " + ("on: calls print in the output pane" if self.tracing else "off"))
+        self.spawn(self._toggle_trace())
+
+    async def _toggle_trace(self) -> None:
+        command = "osv-trace off" if self.tracing else "osv-trace syscalls"
+        self.output.append(f"(gdb) {command}")
+        self._output_open = False
+        if await self._command(console_command(command)):
+            self.tracing = not self.tracing
+            self._say("osv-trace " + ("on: calls print in the output pane" if self.tracing else "off"))
 
     def set_filter(self, text: str) -> None:
         try:
@@ -486,15 +501,19 @@ class Inspector:
             return self._say(f"filter: {error}")
         self._say(f"syscalls filter: {self.filter.describe() or 'none'}")
 
-    async def _command(self, command: str) -> None:
+    async def _command(self, command: str) -> bool:
+        """Run COMMAND; False when it failed (said in the message line and the output)."""
         try:
             await self.backend.execute(command)
         except CommandError as error:
             self.output.append(error.message)
             self._say(error.message)
+            return False
         except (MiError, GdbExited) as error:
             self._say(str(error))
+            return False
         self.changed()
+        return True
 
     async def settle(self) -> None:
         """Wait until no fetch or command is under way (for tests and the benchmark)."""

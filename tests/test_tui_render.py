@@ -1,0 +1,121 @@
+"""The TUI's panes and screens rendered from recorded MI transcripts (real GDB, real
+kernel, recorded by scripts/record-tui-transcripts), against stored snapshots; resizes;
+a failing fetch; the marks of stale data; the banner when GDB goes away."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tuireplay import DATA, backend, check_snapshot, replay
+
+from osvgdb.mi import Record
+from osvgdb.tui.backend import rooted
+from osvgdb.tui.inspector import PANES
+from osvgdb.tui.panes import RENDERERS, plain
+
+
+async def panes_text(ui) -> str:
+    for _ in PANES:  # as the recording did: each pane shown once (auxv fetches only then)
+        ui.press("\t")
+        await ui.settle()
+    parts = []
+    for name in PANES:
+        title, lines, _ = RENDERERS[name](ui.screen.inspector)
+        parts.append(f"== {title}")
+        parts += plain(lines)
+    return "\n".join(parts)
+
+
+def test_every_pane_from_the_hello_transcript() -> None:
+    text = replay("hello", panes_text)
+    check_snapshot(text, "hello-panes")
+    # What a person looks for, whatever the snapshot says:
+    assert 'write(1, "Hello from C code\\n", 18)' in text and "in flight" in text
+    assert "consistent" in text and "this CPU's kernel TCB (tid 1 main)" in text
+    assert "main at " in text and "hello.c:6" in text
+    assert "AT_RANDOM" in text and "argv[0] = '/hello-glibc'" in text
+    assert "syscall_handler at core/syscall.c" in text  # breakpoints pane: osv-break's
+
+
+@pytest.mark.parametrize("columns, rows", [(80, 24), (200, 60)])
+def test_the_screen_at_its_sizes(columns: int, rows: int) -> None:
+    async def screen(ui):
+        return ui.text()
+
+    text = replay("hello", screen, columns=columns, rows=rows)
+    check_snapshot(text, f"hello-{columns}x{rows}")
+    lines = text.splitlines()
+    assert len(lines) == rows and all(len(line) <= columns for line in lines)
+    assert "vCPU 1 cpus[0] syscall   consistent" in text
+    assert "write(1, " in text
+
+
+def test_resizing_down_and_back_keeps_the_state() -> None:
+    async def resize(ui):
+        await ui.settle()
+        before = ui.text()
+        screen = ui.screen
+        state = (screen.focused, screen.inspector.selection, len(screen.inspector.syscalls))
+        for columns, rows in ((80, 24), (20, 5), (1, 1), (81, 25), (200, 60)):
+            ui.resize(columns, rows)
+            await ui.settle()
+            assert ui.running, f"the screen ended at {columns}x{rows}"
+            assert len(ui.text().split("\n")) == rows
+        assert (screen.focused, screen.inspector.selection, len(screen.inspector.syscalls)) == state
+        return before, ui.text()
+
+    before, after = replay("hello", resize)
+    assert after == before
+
+
+def test_a_failing_fetch_shows_in_its_own_pane() -> None:
+    items = rooted(
+        [__import__("json").loads(line) for line in (DATA / "hello.jsonl").read_text().splitlines()],
+        DATA.parent.parent.parent,
+    )
+    for item in items:
+        if item.get("command", "").startswith("-osv-syscalls"):
+            item.update({"class": "error", "payload": {"msg": "osv-syscalls: cannot read cpus[0]'s ring"}})
+    replayed = backend("hello")
+    replayed.__init__(items)
+
+    from tuireplay import ROOT, Headless, Inspector, Screen, deliver  # noqa: PLC0415
+
+    def make(input, output):  # noqa: A002
+        inspector = Inspector(replayed, kernel_dir=ROOT / "kernel", read_source=replayed.read_source)
+        return Screen(inspector, target="failing", input=input, output=output)
+
+    async def run():
+        async with Headless(make, columns=200, rows=60) as ui:
+            await deliver(ui, replayed)
+            return ui.text()
+
+    text = asyncio.run(run())
+    assert "-osv-syscalls: osv-syscalls: cannot read cpus[0]'s ring" in text
+    assert "vCPU 1 cpus[0] syscall   consistent" in text  # the other panes are as they were
+    assert "#8  0x0000000000401540 main" in text
+
+
+def test_data_from_a_stop_is_marked_once_the_guest_runs() -> None:
+    async def run(ui):
+        ui.screen.inspector.backend.emit(Record("exec", "running", {"thread-id": "all"}))
+        await ui.settle()
+        return ui.text()
+
+    text = replay("hello", run)
+    assert "vCPUs (as of stop 2, guest running)" in text
+    assert "syscalls 15/15 (as of stop 2, guest running)" in text
+    assert "[running]" in text
+
+
+def test_gdb_going_away_leaves_a_banner_and_the_last_state() -> None:
+    async def run(ui):
+        ui.screen.inspector.backend.disconnect("Remote connection closed")
+        await ui.settle()
+        return ui.text(), ui.running
+
+    text, running = replay("hello", run)
+    assert running
+    assert "GDB is gone (Remote connection closed); the last state stays readable" in text
+    assert "vCPU 1 cpus[0] syscall   consistent" in text and "(as of stop 2)" in text
