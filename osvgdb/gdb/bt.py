@@ -89,20 +89,25 @@ class OsvBt(OsvCommand):
         "needs no GDB thread per kernel thread and selects nothing.\n\n"
         "Crossings: where entry.S built a struct syscall_frame or trap_frame the\n"
         "backtrace goes on into the code it interrupted (the app, or kernel code an\n"
-        "interrupt hit); that frame has kind \"crossing\" and is named as `bt` names it:\n"
+        'interrupt hit); that frame has kind "crossing" and is named as `bt` names it:\n'
         "<syscall futex>, <syscall write returning 18>, <interrupt 32 timer>,\n"
         "<page fault at 0x...>. App frames need the app's symbols (osv-app-path).\n\n"
         "A frame marked `guessed` had no unwind information at its pc (a glibc syscall\n"
         "wrapper past the end of its FDE): its caller was taken from the word at rsp,\n"
         "as GDB's own fallback does. `complete` says the backtrace reached a frame\n"
         "nothing called (_start, clone, thread_trampoline); otherwise `stopped` says\n"
-        "why it ended (no unwind information, unreadable stack, the depth limit)."
+        "why it ended (no unwind information, unreadable stack, the depth limit).\n\n"
+        "Over MI, -osv-bt returns {backtraces=[{tid,name,state,cpu,vcpu,source,complete,\n"
+        "stopped,frames=[{level,function,file,line,address,module,kind,offset,guessed}]}]}\n"
+        "(cpu, vcpu, stopped, function, file, line left out where there is none). GDB's MI\n"
+        "parser takes a first --all for itself (it is an option of every MI command) and\n"
+        "drops it: write -osv-bt -a there."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         which = parser.add_mutually_exclusive_group()
         add_filter_arguments(which, cpu="the thread cpus[N] runs", tid="thread T")
-        which.add_argument("--all", action="store_true", help="every thread")
+        which.add_argument("--all", "-a", action="store_true", help="every thread")
         parser.add_argument(
             "--max-depth", type=_depth, default=MAX_DEPTH, metavar="D",
             help=f"at most D frames per thread (1 to {MAX_DEPTH}, the default)",
