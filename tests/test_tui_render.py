@@ -119,3 +119,27 @@ def test_gdb_going_away_leaves_a_banner_and_the_last_state() -> None:
     assert running
     assert "GDB is gone (Remote connection closed); the last state stays readable" in text
     assert "vCPU 1 cpus[0] syscall   consistent" in text and "(as of stop 2)" in text
+
+
+def test_threads_at_smp_2_with_a_thread_off_cpu_selected() -> None:
+    """Two vCPUs apart from the threads; the selected thread is not on a CPU: its
+    backtrace comes from its saved context, through the crossing into its function."""
+
+    async def drive(ui):
+        await ui.settle()
+        ui.press("\t")  # the threads pane
+        threads = ui.screen.inspector.panes["threads"].data
+        row = next(i for i, t in enumerate(threads) if t["tid"] == "4")
+        ui.press(*["\x1b[B"] * row, "\r")
+        await ui.settle()
+        return ui.text()
+
+    text = replay("threads", drive)
+    check_snapshot(text, "threads-200x60")
+    assert "vCPU 1 cpus[0] syscall   consistent" in text and "vCPU 2 cpus[1] syscall   consistent" in text
+    assert ">   4 thread       ready" in text
+    assert "backtrace of thread 4 (kernel_rsp)" in text
+    trace = text.split("backtrace of thread 4")[1].split(" source ")[0]
+    functions = [line.split()[2] for line in trace.splitlines()[1:] if line.strip().startswith(("#", ">#"))]
+    assert functions[0] == "switch_context"
+    assert "<syscall" in trace and "worker" in functions
