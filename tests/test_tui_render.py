@@ -143,3 +143,16 @@ def test_threads_at_smp_2_with_a_thread_off_cpu_selected() -> None:
     functions = [line.split()[2] for line in trace.splitlines()[1:] if line.strip().startswith(("#", ">#"))]
     assert functions[0] == "switch_context"
     assert "<syscall" in trace and "worker" in functions
+
+
+def test_only_the_visible_panes_fetch() -> None:
+    """At 80x24 the narrow layout shows vCPUs, syscalls, backtrace and the console:
+    no auxv or breakpoints are asked for, and a stop costs at most four commands."""
+
+    async def drive(ui):
+        return [e.command for e in ui.screen.inspector.backend.log.entries]
+
+    commands = replay("hello", drive, columns=80, rows=24)
+    assert not any(c.startswith(("-osv-auxv", "-break-list")) for c in commands)
+    per_stop = [c for c in commands if not c.startswith("-data-disassemble")]
+    assert per_stop == ["-osv-tcb", "-osv-syscalls -n 500", "-stack-list-frames --thread 1"] * 2

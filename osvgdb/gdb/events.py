@@ -343,7 +343,12 @@ def entering_calls() -> list[SyscallEvent]:
             thread.switch()
             newest = gdb.newest_frame()
             if newest.pc() == entry:
-                registers = {name: u64(newest.read_register(name)) for name in EVENT_REGISTERS}
+                registers = {}
+                for name in EVENT_REGISTERS:
+                    try:
+                        registers[name] = u64(newest.read_register(name))
+                    except (ValueError, gdb.error):
+                        continue  # a core has no cr2, which a syscall does not need
                 events.append(SyscallEvent(kernel, thread.num, registers, exit=False))
     finally:
         if original is not None and original.is_valid():

@@ -10,7 +10,8 @@ loaded, the app's symbols loading when the kernel enters it; here GDB talks
 MI (`--interpreter=mi3`, `mi-async on` before it connects, so the screen
 can interrupt a running guest) and a breakpoint on osv_panic_halt stops a
 panicking kernel where the report was made. `--attach` connects to a gdbstub
-someone else started (nothing of theirs is killed on quit); `--core` opens a
+someone else started (on quit GDB disconnects: their QEMU is not killed and the
+guest stays stopped for the next debugger); `--core` opens a
 dump read-only (nothing resumes). `--record FILE` writes every MI command,
 its answer and latency, and every event, one JSON object per line (the
 transcript the tests replay). Quitting ends GDB and QEMU; so do SIGTERM,
@@ -31,7 +32,7 @@ from pathlib import Path
 
 from osvgdb import build, dump
 from osvgdb.debug import AUTOLOAD_NAME, start_gdb
-from osvgdb.mi import CommandError, Mi, MiError, MiTimeout, Record, quote
+from osvgdb.mi import CommandError, Mi, MiError, MiTimeout, Record, console_command, quote
 from osvgdb.run import Ending, Guest, QemuFailed, RunOptions, qemu_ended
 from osvgdb.tui.app import KEYS, Screen
 from osvgdb.tui.backend import MiBackend, MiLog
@@ -131,6 +132,10 @@ def _connect(mi: Mi, where: str) -> Record | None:
         stop = mi.wait_for_stop(STOP_TIMEOUT)[-1]
     except MiTimeout:
         stop = None  # a stub whose target runs: *stopped comes when it stops
+    # As `osvgdb debug`: when GDB exits it drops the connection, without the kill
+    # (QEMU would exit) or the detach (the guest would run on) of a plain quit; an
+    # attached stub's guest stays stopped for the next debugger.
+    mi.execute(console_command("python import osvgdb.gdb; osvgdb.gdb.debug_session()"))
     mi.take_events()
     return stop
 

@@ -474,8 +474,15 @@ class Inspector:
             return
         self.output.append(f"(gdb) {line}")
         self._output_open = False
-        self.spawn(self._command(console_command(line)))
+        self.spawn(self._cli(line))
         self.changed()
+
+    async def _cli(self, line: str) -> None:
+        start = len(self.output)
+        if await self._command(console_command(line)):
+            # The message line echoes the answer, for when the output pane is not shown.
+            said = [text for text in self.output[start:] if text.strip()]
+            self._say(f":{line}: {said[0] if said else 'done'}" + (" ..." if len(said) > 1 else ""))
 
     def break_on_syscalls(self, names: str) -> None:
         if names.split():
