@@ -49,7 +49,9 @@ def test_interrupt_only_while_running() -> None:
         await press(ui, "c")  # resuming while it runs is refused, not sent
         return refused, again, ui.screen.inspector.message, sent(ui)
 
-    refused, again, resumed, commands = replay("hello", drive, answers={"-exec-interrupt --all": {}})
+    refused, again, resumed, commands = replay(
+        "hello", drive, answers={"-exec-interrupt --all": {}}
+    )
     assert refused == "the guest is not running"
     assert again is None and commands[-1] == "-exec-interrupt --all"
     assert resumed == "the guest is running: -exec-continue needs a stop"
@@ -85,7 +87,10 @@ def test_t_toggles_osv_trace() -> None:
 
     on, off = replay("hello", drive, answers={'-interpreter-exec console "osv-trace syscalls"': {},
                                               '-interpreter-exec console "osv-trace off"': {}})  # fmt: skip
-    assert on == ('-interpreter-exec console "osv-trace syscalls"', "osv-trace on: calls print in the output pane")
+    assert on == (
+        '-interpreter-exec console "osv-trace syscalls"',
+        "osv-trace on: calls print in the output pane",
+    )
     assert off == ('-interpreter-exec console "osv-trace off"', "osv-trace off")
 
 

@@ -16,7 +16,9 @@ from tmuxdriver import Tmux, cmdline
 from osvgdb.debug import DebugSession
 from osvgdb.run import RunOptions
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is missing: run scripts/bootstrap")
+pytestmark = pytest.mark.skipif(
+    shutil.which("tmux") is None, reason="tmux is missing: run scripts/bootstrap"
+)
 
 STOP_TIMEOUT = 90.0
 
@@ -50,13 +52,17 @@ def section(screen: str, title: str, end: str) -> str:
     return "\n".join(left[start:stop])
 
 
-def test_hello_write_in_flight_consistent_and_the_backtrace_into_main(kernel: None, tmp_path: Path) -> None:
+def test_hello_write_in_flight_consistent_and_the_backtrace_into_main(
+    kernel: None, tmp_path: Path
+) -> None:
     term = tui(tmp_path, "--accel", "tcg", str(APPS / "hello-glibc"))
     try:
         term.wait_for("[stop 1:", timeout=STOP_TIMEOUT)
         break_on(term, "write")
         term.keys("c")
-        screen = term.wait_for('write(1, "Hello from C code\\n", 18)', "in flight", timeout=STOP_TIMEOUT)
+        screen = term.wait_for(
+            'write(1, "Hello from C code\\n", 18)', "in flight", timeout=STOP_TIMEOUT
+        )
         assert "[stop 2: breakpoint hit, vCPU 1, syscall_handler" in screen
         assert re.search(r"vCPU 1 cpus\[0\] syscall +consistent", screen)
         backtrace = section(screen, "backtrace", "source")
@@ -112,11 +118,17 @@ def test_a_dump_shows_the_same_panes_as_live(kernel: None, tmp_path: Path) -> No
         term.close()
     term = tui(tmp_path, "--core", str(dump))
     try:
-        core = term.wait_for("[stop 1: core", "(read-only)", 'write(1, "Hello from C code', timeout=60)
+        core = term.wait_for(
+            "[stop 1: core", "(read-only)", 'write(1, "Hello from C code', timeout=60
+        )
         for title, end in (("vCPUs", "threads"), ("threads", "backtrace")):
             assert section(core, title, end) == section(live, title, end)
-        live_calls = [line.split("│", 1)[1] for line in live.splitlines() if "│" in line and " cpu0 " in line]
-        core_calls = [line.split("│", 1)[1] for line in core.splitlines() if "│" in line and " cpu0 " in line]
+        live_calls = [
+            line.split("│", 1)[1] for line in live.splitlines() if "│" in line and " cpu0 " in line
+        ]
+        core_calls = [
+            line.split("│", 1)[1] for line in core.splitlines() if "│" in line and " cpu0 " in line
+        ]
         assert core_calls == live_calls and core_calls
         live_frames = re.findall(r"#\d+ +0x[0-9a-f]+ \S+", section(live, "backtrace", "source"))
         core_frames = re.findall(r"#\d+ +0x[0-9a-f]+ \S+", section(core, "backtrace", "source"))
@@ -152,9 +164,13 @@ def test_bad_arguments_are_one_line(tmp_path: Path) -> None:
         (["--app", str(ROOT / "README.md"), str(APPS / "hello-glibc")],
          "osvgdb: error: --app: only with --attach or --core (a boot's app is EXE)"),
     ):  # fmt: skip
-        done = subprocess.run(osvgdb_command("tui", *args), capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            osvgdb_command("tui", *args), capture_output=True, text=True, timeout=60
+        )
         assert (done.returncode, done.stderr.strip()) == (2, message)
     garbage = tmp_path / "garbage.core"
     garbage.write_bytes(b"not an ELF core at all")
-    done = subprocess.run(osvgdb_command("tui", "--core", str(garbage)), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        osvgdb_command("tui", "--core", str(garbage)), capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

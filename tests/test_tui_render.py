@@ -71,19 +71,26 @@ def test_resizing_down_and_back_keeps_the_state() -> None:
 
 def test_a_failing_fetch_shows_in_its_own_pane() -> None:
     items = rooted(
-        [__import__("json").loads(line) for line in (DATA / "hello.jsonl").read_text().splitlines()],
+        [
+            __import__("json").loads(line)
+            for line in (DATA / "hello.jsonl").read_text().splitlines()
+        ],
         DATA.parent.parent.parent,
     )
     for item in items:
         if item.get("command", "").startswith("-osv-syscalls"):
-            item.update({"class": "error", "payload": {"msg": "osv-syscalls: cannot read cpus[0]'s ring"}})
+            item.update(
+                {"class": "error", "payload": {"msg": "osv-syscalls: cannot read cpus[0]'s ring"}}
+            )
     replayed = backend("hello")
     replayed.__init__(items)
 
     from tuireplay import ROOT, Headless, Inspector, Screen, deliver  # noqa: PLC0415
 
     def make(input, output):  # noqa: A002
-        inspector = Inspector(replayed, kernel_dir=ROOT / "kernel", read_source=replayed.read_source)
+        inspector = Inspector(
+            replayed, kernel_dir=ROOT / "kernel", read_source=replayed.read_source
+        )
         return Screen(inspector, target="failing", input=input, output=output)
 
     async def run():
@@ -136,11 +143,16 @@ def test_threads_at_smp_2_with_a_thread_off_cpu_selected() -> None:
 
     text = replay("threads", drive)
     check_snapshot(text, "threads-200x60")
-    assert "vCPU 1 cpus[0] syscall   consistent" in text and "vCPU 2 cpus[1] syscall   consistent" in text
+    assert (
+        "vCPU 1 cpus[0] syscall   consistent" in text
+        and "vCPU 2 cpus[1] syscall   consistent" in text
+    )
     assert ">   4 thread       ready" in text
     assert "backtrace of thread 4 (kernel_rsp)" in text
     trace = text.split("backtrace of thread 4")[1].split(" source ")[0]
-    functions = [line.split()[2] for line in trace.splitlines()[1:] if line.strip().startswith(("#", ">#"))]
+    functions = [
+        line.split()[2] for line in trace.splitlines()[1:] if line.strip().startswith(("#", ">#"))
+    ]
     assert functions[0] == "switch_context"
     assert "<syscall" in trace and "worker" in functions
 

@@ -39,7 +39,12 @@ def alive(pid: int) -> bool:
 
 def cmdline(pid: int) -> str:
     try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            (Path("/proc") / str(pid) / "cmdline")
+            .read_bytes()
+            .replace(b"\0", b" ")
+            .decode(errors="replace")
+        )
     except OSError:
         return ""
 
@@ -48,12 +53,26 @@ class Tmux:
     def __init__(self, argv: list[str], *, cwd: Path, columns: int = 200, rows: int = 60):
         self.socket = f"osvgdb-test-{uuid.uuid4().hex[:8]}"
         script = f"{shlex.join(argv)}; echo EXITED $?; sleep 600"
-        self._tmux("new-session", "-d", "-x", str(columns), "-y", str(rows), "-c", str(cwd), "sh", "-c", script)
+        self._tmux(
+            "new-session",
+            "-d",
+            "-x",
+            str(columns),
+            "-y",
+            str(rows),
+            "-c",
+            str(cwd),
+            "sh",
+            "-c",
+            script,
+        )
         self.pane_pid = int(self._tmux("display-message", "-p", "#{pane_pid}").strip())
         self.seen: set[int] = set()
 
     def _tmux(self, *args: str) -> str:
-        return subprocess.run([TMUX, "-L", self.socket, *args], check=True, capture_output=True, text=True).stdout
+        return subprocess.run(
+            [TMUX, "-L", self.socket, *args], check=True, capture_output=True, text=True
+        ).stdout
 
     def keys(self, *keys: str, literal: bool = False) -> None:
         """tmux send-keys: key names (Enter, Tab, Down) or, with literal, text."""

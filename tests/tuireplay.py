@@ -41,16 +41,29 @@ async def deliver(ui: Headless, replay: ReplayBackend) -> None:
     await ui.settle()
 
 
-def replay(name: str, drive: Callable[[Headless], Awaitable[object]], *, columns: int = 200,
-           rows: int = 60, read_only: bool = False, answers: dict[str, dict] | None = None):  # fmt: skip
+def replay(
+    name: str,
+    drive: Callable[[Headless], Awaitable[object]],
+    *,
+    columns: int = 200,
+    rows: int = 60,
+    read_only: bool = False,
+    answers: dict[str, dict] | None = None,
+):
     """ANSWERS: ^done payloads for commands the recording never sent (a key's own)."""
     replayed = backend(name)
     for command, payload in (answers or {}).items():
-        replayed.answers[command] = deque([{"command": command, "class": "done", "payload": payload}])
+        replayed.answers[command] = deque(
+            [{"command": command, "class": "done", "payload": payload}]
+        )
 
     def make(input, output):  # noqa: A002
-        inspector = Inspector(replayed, kernel_dir=ROOT / "kernel", read_only=read_only,
-                              read_source=replayed.read_source)
+        inspector = Inspector(
+            replayed,
+            kernel_dir=ROOT / "kernel",
+            read_only=read_only,
+            read_source=replayed.read_source,
+        )
         return Screen(inspector, target=f"replay of {name}", input=input, output=output)
 
     async def run():
@@ -72,5 +85,9 @@ def check_snapshot(text: str, name: str) -> None:
         return
     expected = path.read_text().rstrip("\n")
     if text != expected:
-        diff = "\n".join(difflib.unified_diff(expected.splitlines(), text.splitlines(), "stored", "now", lineterm=""))
+        diff = "\n".join(
+            difflib.unified_diff(
+                expected.splitlines(), text.splitlines(), "stored", "now", lineterm=""
+            )
+        )
         raise AssertionError(f"the screen differs from {path.name}:\n{diff}")

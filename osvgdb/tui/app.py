@@ -48,34 +48,45 @@ TALL_ROWS = 36
 FIXED_WIDE = ("vcpus", "threads", "backtrace", "source", "syscalls")
 FIXED_NARROW = ("vcpus", "syscalls", "backtrace")
 
-STYLE = Style.from_dict({
-    "ok": "ansigreen bold",
-    "bad": "ansired bold",
-    "warn": "ansiyellow",
-    "inflight": "ansiyellow bold",
-    "stale": "ansibrightblack italic",
-    "error": "ansired",
-    "dim": "ansibrightblack",
-    "head": "ansicyan",
-    "selected": "reverse",
-    "title": "bg:ansiblue ansiwhite",
-    "title.focused": "bg:ansiwhite ansiblack bold",
-    "status": "bg:ansiblack ansiwhite",
-    "banner": "bg:ansired ansiwhite bold",
-    "footer": "bg:ansibrightblack ansiblack",
-    "prompt": "ansiyellow bold",
-    "help": "bg:ansiblack ansiwhite",
-})  # fmt: skip
+STYLE = Style.from_dict(
+    {
+        "ok": "ansigreen bold",
+        "bad": "ansired bold",
+        "warn": "ansiyellow",
+        "inflight": "ansiyellow bold",
+        "stale": "ansibrightblack italic",
+        "error": "ansired",
+        "dim": "ansibrightblack",
+        "head": "ansicyan",
+        "selected": "reverse",
+        "title": "bg:ansiblue ansiwhite",
+        "title.focused": "bg:ansiwhite ansiblack bold",
+        "status": "bg:ansiblack ansiwhite",
+        "banner": "bg:ansired ansiwhite bold",
+        "footer": "bg:ansibrightblack ansiblack",
+        "prompt": "ansiyellow bold",
+        "help": "bg:ansiblack ansiwhite",
+    }
+)
 
 KEYS = [
-    ("c", "continue"), ("s", "step"), ("n", "next"), ("S", "stepi"), ("f", "finish"),
-    ("i", "interrupt"), ("b", "break on syscalls (osv-break syscall NAMES)"),
-    ("t", "toggle osv-trace"), ("Tab/S-Tab", "next/previous pane"),
+    ("c", "continue"),
+    ("s", "step"),
+    ("n", "next"),
+    ("S", "stepi"),
+    ("f", "finish"),
+    ("i", "interrupt"),
+    ("b", "break on syscalls (osv-break syscall NAMES)"),
+    ("t", "toggle osv-trace"),
+    ("Tab/S-Tab", "next/previous pane"),
     ("Up/Down PgUp/PgDn", "move/scroll in the pane (frames in the backtrace)"),
-    ("Home/End", "top / follow the newest"), ("Enter", "select the vCPU or thread"),
-    ("/", "filter syscalls: tid=T cpu=N NAME..."), (":", "a GDB or osv-* command"),
-    ("?", "this help"), ("q", "quit (asks first; QEMU and GDB end)"),
-]  # fmt: skip
+    ("Home/End", "top / follow the newest"),
+    ("Enter", "select the vCPU or thread"),
+    ("/", "filter syscalls: tid=T cpu=N NAME..."),
+    (":", "a GDB or osv-* command"),
+    ("?", "this help"),
+    ("q", "quit (asks first; QEMU and GDB end)"),
+]
 FOOTER = " c cont  s/n/S step  f finish  i intr  b break  t trace  Tab pane  Enter select  / filter  : cmd  ? help  q quit"
 
 # What a pane's rows are, for Up/Down and Enter: the vCPU and thread panes move a row
@@ -109,8 +120,15 @@ class PaneControl(UIControl):
 class Screen:
     """The prompt_toolkit Application over one Inspector."""
 
-    def __init__(self, inspector: Inspector, *, target: str, on_quit: Callable[[], None] = lambda: None,
-                 input=None, output=None):  # noqa: A002  (prompt_toolkit's names)
+    def __init__(
+        self,
+        inspector: Inspector,
+        *,
+        target: str,
+        on_quit: Callable[[], None] = lambda: None,
+        input=None,
+        output=None,
+    ):  # noqa: A002  (prompt_toolkit's names)
         self.inspector = inspector
         self.target = target
         self.on_quit = on_quit
@@ -128,10 +146,14 @@ class Screen:
         self.prompt: tuple[str, Callable[[str], None]] | None = None  # (label, what Enter does)
         self.confirming = False
         # One input line per question, each with its own history (Up/Down).
-        self.inputs = {kind: Buffer(multiline=False, history=InMemoryHistory(), accept_handler=self._accept)
-                       for kind in (":", "/", "b")}  # fmt: skip
+        self.inputs = {
+            kind: Buffer(multiline=False, history=InMemoryHistory(), accept_handler=self._accept)
+            for kind in (":", "/", "b")
+        }
         self.input = self.inputs[":"]
-        self.input_windows = {kind: Window(BufferControl(buffer), height=1) for kind, buffer in self.inputs.items()}
+        self.input_windows = {
+            kind: Window(BufferControl(buffer), height=1) for kind, buffer in self.inputs.items()
+        }
         self.paints: list[float] = []  # stop -> painted, seconds, one per stop (the benchmark's)
         self._painted_stop = 0
         self.app = Application(
@@ -170,32 +192,50 @@ class Screen:
         vcpus_height = Dimension(min=3, preferred=3 * cpus + 1, max=3 * cpus + 1)
         flex = self._pane(self.flex, Dimension(weight=2))
         if self.wide():
-            left = HSplit([
-                self._pane("vcpus", vcpus_height),
-                self._pane("threads", Dimension(weight=2)),
-                self._pane("backtrace", Dimension(weight=2)),
-                self._pane("source", Dimension(weight=3)),
-            ])  # fmt: skip
+            left = HSplit(
+                [
+                    self._pane("vcpus", vcpus_height),
+                    self._pane("threads", Dimension(weight=2)),
+                    self._pane("backtrace", Dimension(weight=2)),
+                    self._pane("source", Dimension(weight=3)),
+                ]
+            )
             right = HSplit([self._pane("syscalls", Dimension(weight=3)), flex])
             return VSplit([left, Window(width=1, char="│", style="class:dim"), right])
-        return HSplit([
-            self._pane("vcpus", Dimension(min=3, preferred=min(3 * cpus + 1, 7), max=3 * cpus + 1)),
-            self._pane("syscalls", Dimension(weight=2)),
-            self._pane("backtrace", Dimension(weight=2)),
-            flex,
-        ])  # fmt: skip
+        return HSplit(
+            [
+                self._pane(
+                    "vcpus", Dimension(min=3, preferred=min(3 * cpus + 1, 7), max=3 * cpus + 1)
+                ),
+                self._pane("syscalls", Dimension(weight=2)),
+                self._pane("backtrace", Dimension(weight=2)),
+                flex,
+            ]
+        )
 
     def _root(self) -> FloatContainer:
         status = Window(_Text(self._status), height=1)
         banner = ConditionalContainer(
-            Window(_Text(lambda: [("class:banner", f" {self.inspector.status.banner} ".ljust(400))]), height=1),
+            Window(
+                _Text(lambda: [("class:banner", f" {self.inspector.status.banner} ".ljust(400))]),
+                height=1,
+            ),
             Condition(lambda: self.inspector.status.banner is not None),
         )
         message = Window(_Text(self._message), height=1)
         line = ConditionalContainer(
-            VSplit([Window(_Text(lambda: [("class:prompt", self.prompt[0] if self.prompt else "")]),
-                           width=lambda: len(self.prompt[0]) if self.prompt else 1, dont_extend_width=True),
-                    DynamicContainer(lambda: self.input_windows[self.prompt[0][0] if self.prompt else ":"])]),  # fmt: skip
+            VSplit(
+                [
+                    Window(
+                        _Text(lambda: [("class:prompt", self.prompt[0] if self.prompt else "")]),
+                        width=lambda: len(self.prompt[0]) if self.prompt else 1,
+                        dont_extend_width=True,
+                    ),
+                    DynamicContainer(
+                        lambda: self.input_windows[self.prompt[0][0] if self.prompt else ":"]
+                    ),
+                ]
+            ),
             Condition(lambda: self.prompt is not None),
         )
         footer = Window(_Text(lambda: [("class:footer", FOOTER.ljust(400))]), height=1)
@@ -238,8 +278,11 @@ class Screen:
     def _after_render(self, _app: Application) -> None:
         inspector = self.inspector
         stop = inspector.status.stops
-        if (stop != self._painted_stop and inspector.refreshed_at is not None
-                and inspector.refreshed_at >= inspector.status.stopped_at):  # fmt: skip
+        if (
+            stop != self._painted_stop
+            and inspector.refreshed_at is not None
+            and inspector.refreshed_at >= inspector.status.stopped_at
+        ):
             self._painted_stop = stop
             self.paints.append(time.monotonic() - inspector.status.stopped_at)
 
@@ -312,7 +355,9 @@ class Screen:
 
     def _keys(self) -> KeyBindings:
         keys = KeyBindings()
-        idle = Condition(lambda: self.prompt is None and not self.confirming and not self.help_shown)
+        idle = Condition(
+            lambda: self.prompt is None and not self.confirming and not self.help_shown
+        )
         inspector = self.inspector
 
         def bind(key: str, action: Callable[[], None], *, filter=idle) -> None:  # noqa: A002

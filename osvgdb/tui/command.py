@@ -59,13 +59,26 @@ class TuiError(Exception):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--attach", metavar="SOCKET|HOST:PORT",
-                        help="attach to a running gdbstub (a unix socket or host:port) instead of booting")  # fmt: skip
-    parser.add_argument("--core", type=Path, metavar="DUMP", help="open a dump osv-dump or triage wrote, read-only")
-    parser.add_argument("--app", type=Path, metavar="EXE", help="with --attach or --core: the app, for its symbols")
-    parser.add_argument("--gdb", default="gdb", metavar="PATH", help="the GDB to run (default: gdb)")
-    parser.add_argument("--record", type=Path, metavar="FILE",
-                        help="write the MI transcript (commands, answers, latencies, events) as JSON lines")  # fmt: skip
+    parser.add_argument(
+        "--attach",
+        metavar="SOCKET|HOST:PORT",
+        help="attach to a running gdbstub (a unix socket or host:port) instead of booting",
+    )
+    parser.add_argument(
+        "--core", type=Path, metavar="DUMP", help="open a dump osv-dump or triage wrote, read-only"
+    )
+    parser.add_argument(
+        "--app", type=Path, metavar="EXE", help="with --attach or --core: the app, for its symbols"
+    )
+    parser.add_argument(
+        "--gdb", default="gdb", metavar="PATH", help="the GDB to run (default: gdb)"
+    )
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="write the MI transcript (commands, answers, latencies, events) as JSON lines",
+    )
 
 
 class LiveConsole:
@@ -110,19 +123,32 @@ class LiveConsole:
 
 def _gdb_base(gdb: str, kernel: Path) -> list[str]:
     root = build.repo_root()
-    return [gdb, "-q", "-nx", "--interpreter=mi3",
-            "-iex", f"add-auto-load-safe-path {kernel.with_name(AUTOLOAD_NAME)}",
-            "-x", str(root / "gdbinit.py")]  # fmt: skip
+    return [
+        gdb,
+        "-q",
+        "-nx",
+        "--interpreter=mi3",
+        "-iex",
+        f"add-auto-load-safe-path {kernel.with_name(AUTOLOAD_NAME)}",
+        "-x",
+        str(root / "gdbinit.py"),
+    ]
 
 
 def _start(argv: list[str]) -> Mi:
-    return Mi(start_gdb(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    return Mi(
+        start_gdb(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    )
 
 
 def _connect(mi: Mi, where: str) -> Record | None:
     """Connect with mi-async on (it must come first); the stop connecting reports."""
-    for command in ("-gdb-set pagination off", "-gdb-set confirm off", "-gdb-set width 0",
-                    "-gdb-set mi-async on"):  # fmt: skip
+    for command in (
+        "-gdb-set pagination off",
+        "-gdb-set confirm off",
+        "-gdb-set width 0",
+        "-gdb-set mi-async on",
+    ):
         mi.execute(command)
     try:
         mi.execute(f"-target-select remote {where}", CONNECT_TIMEOUT)
@@ -172,8 +198,10 @@ class Session:
         try:
             self.stack.enter_context(self.guest)
         except QemuFailed as failure:
-            raise TuiError(f"QEMU {qemu_ended(failure.outcome.qemu_status)} before it was up: "
-                           + " ".join(failure.outcome.qemu_stderr[-2:])) from None  # fmt: skip
+            raise TuiError(
+                f"QEMU {qemu_ended(failure.outcome.qemu_status)} before it was up: "
+                + " ".join(failure.outcome.qemu_stderr[-2:])
+            ) from None
         assert self.guest.vm is not None
         kernel = self.guest.vm.kernel
         argv = _gdb_base(gdb, kernel)
@@ -202,7 +230,11 @@ class Session:
                 if guest.metadata is not None:
                     dump.check_kernel(path, guest.metadata, kernel)
                 core = dump.gdb_core_for(guest, scratch)
-                app = app or (Path(guest.metadata.app_path) if guest.metadata and guest.metadata.app_path else None)
+                app = app or (
+                    Path(guest.metadata.app_path)
+                    if guest.metadata and guest.metadata.app_path
+                    else None
+                )
         except dump.DumpError as error:
             raise TuiError(str(error)) from None
         argv = _gdb_base(gdb, kernel)
@@ -217,7 +249,9 @@ class Session:
             mi.execute(command)
         frame = mi.execute("-stack-info-frame").payload.get("frame", {})
         mi.take_events()
-        self.first_stop = Record("exec", "stopped", {"reason": "core", "thread-id": "1", "frame": frame})
+        self.first_stop = Record(
+            "exec", "stopped", {"reason": "core", "thread-id": "1", "frame": frame}
+        )
         self.target = f"dump {path.name} (read-only)"
         self.read_only = True
 
@@ -234,7 +268,9 @@ class Session:
         return None
 
     def qemu_status(self) -> int | None:
-        return self.guest.vm.poll() if self.guest is not None and self.guest.vm is not None else None
+        return (
+            self.guest.vm.poll() if self.guest is not None and self.guest.vm is not None else None
+        )
 
 
 def make_screen(session: Session, record: Path | None, **io) -> tuple[Screen, Callable[[], None]]:
@@ -245,13 +281,19 @@ def make_screen(session: Session, record: Path | None, **io) -> tuple[Screen, Ca
         log.transcript = session.stack.enter_context(open(record, "w"))
     backend = MiBackend(session.mi, log)
     session.stack.callback(backend.close)
+
     def read_source(path: str, line: int) -> list[tuple[int, str]]:
         lines = source_excerpt(path, line)
         log.source(path, line, lines)
         return lines
 
-    inspector = Inspector(backend, kernel_dir=session.kernel_dir, read_only=session.read_only,
-                          describe_end=session.describe_end, read_source=read_source)  # fmt: skip
+    inspector = Inspector(
+        backend,
+        kernel_dir=session.kernel_dir,
+        read_only=session.read_only,
+        describe_end=session.describe_end,
+        read_source=read_source,
+    )
     screen = Screen(inspector, target=session.target, **io)
 
     def watch_qemu() -> None:
@@ -274,7 +316,9 @@ def make_screen(session: Session, record: Path | None, **io) -> tuple[Screen, Ca
     return screen, started
 
 
-def main(namespace: argparse.Namespace, parse_run_options, usage_errors: tuple[type[Exception], ...]) -> int:
+def main(
+    namespace: argparse.Namespace, parse_run_options, usage_errors: tuple[type[Exception], ...]
+) -> int:
     """`osvgdb tui`; its exit status (0 after q; 2 for bad arguments, 1 when it cannot start)."""
     modes = [m for m in ("attach", "core") if getattr(namespace, m)]
     if len(modes) > 1:
@@ -295,7 +339,9 @@ def main(namespace: argparse.Namespace, parse_run_options, usage_errors: tuple[t
             if options is not None:
                 session.boot(options, namespace.gdb)
             elif namespace.attach:
-                session.attach(namespace.attach, namespace.kernel.resolve(), namespace.app, namespace.gdb)
+                session.attach(
+                    namespace.attach, namespace.kernel.resolve(), namespace.app, namespace.gdb
+                )
             else:
                 session.core(namespace.core, namespace.kernel, namespace.app, namespace.gdb)
             screen, started = make_screen(session, namespace.record)

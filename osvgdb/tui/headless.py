@@ -55,7 +55,9 @@ class Headless:
         self._session = create_app_session(input=self.pipe, output=self.output)
         self._session.__enter__()
         self.screen = self.make_screen(self.pipe, self.output)
-        self._task = asyncio.get_running_loop().create_task(self.screen.app.run_async(pre_run=self.pre_run))
+        self._task = asyncio.get_running_loop().create_task(
+            self.screen.app.run_async(pre_run=self.pre_run)
+        )
         while not self.screen.app.is_running:
             await asyncio.sleep(RENDER_WAIT)
         return self

@@ -351,20 +351,26 @@ class Inspector:
         self.changed()
 
     def shown_syscalls(self) -> list[dict]:
-        return [self.syscalls[s] for s in sorted(self.syscalls) if self.filter.matches(self.syscalls[s])]
+        return [
+            self.syscalls[s] for s in sorted(self.syscalls) if self.filter.matches(self.syscalls[s])
+        ]
 
     async def fetch_backtrace(self, stop: int) -> None:
         selection = self.selection
         if selection is None:
             return
         if selection.kind == "vcpu":
-            record = await self._run(("backtrace",), f"-stack-list-frames --thread {selection.number}", stop)
+            record = await self._run(
+                ("backtrace",), f"-stack-list-frames --thread {selection.number}", stop
+            )
             frames = [_gdb_frame(f) for f in record.payload.get("stack", [])] if record else None
             source = "GDB's unwinder"
         else:
             record = await self._run(("backtrace",), f"-osv-bt --tid {selection.number}", stop)
             traces = record.payload.get("backtraces", []) if record else []
-            frames = [_model_frame(f) for t in traces for f in t.get("frames", [])] if record else None
+            frames = (
+                [_model_frame(f) for t in traces for f in t.get("frames", [])] if record else None
+            )
             source = traces[0].get("source", "") if traces else ""
             if traces and traces[0].get("stopped"):
                 source += f"; stopped: {traces[0]['stopped']}"
@@ -412,7 +418,11 @@ class Inspector:
         name = frame.get("file")
         if not name:
             return None
-        if not Path(name).is_absolute() and self.kernel_dir is not None and frame.get("module") == "kernel":
+        if (
+            not Path(name).is_absolute()
+            and self.kernel_dir is not None
+            and frame.get("module") == "kernel"
+        ):
             return str(self.kernel_dir / name)
         return name
 
@@ -426,7 +436,9 @@ class Inspector:
         self._breakpoints_dirty = False
         record = await self._run(("breakpoints",), "-break-list", self.status.stops)
         if record is not None:
-            self.panes["breakpoints"].data = record.payload.get("BreakpointTable", {}).get("body", [])
+            self.panes["breakpoints"].data = record.payload.get("BreakpointTable", {}).get(
+                "body", []
+            )
             self.changed()
         else:
             self._breakpoints_dirty = True
@@ -499,7 +511,9 @@ class Inspector:
         self._output_open = False
         if await self._command(console_command(command)):
             self.tracing = not self.tracing
-            self._say("osv-trace " + ("on: calls print in the output pane" if self.tracing else "off"))
+            self._say(
+                "osv-trace " + ("on: calls print in the output pane" if self.tracing else "off")
+            )
 
     def set_filter(self, text: str) -> None:
         try:

@@ -56,7 +56,9 @@ def _title(inspector: Inspector, name: str, extra: str = "") -> str:
 
 
 def _stale(inspector: Inspector, pane: Pane) -> bool:
-    return bool(pane.stop) and (pane.stop != inspector.status.stops or inspector.status.state != "stopped")
+    return bool(pane.stop) and (
+        pane.stop != inspector.status.stops or inspector.status.state != "stopped"
+    )
 
 
 def _head(pane: Pane, empty: str) -> list[Fragments]:
@@ -94,19 +96,28 @@ def render_vcpus(inspector: Inspector) -> Rendered:
         if mark == ">":
             cursor = len(lines)
         index = cpu.get("index")
-        lines.append([
-            ("class:selected" if mark == ">" else "", f"{mark}vCPU {vcpu} "),
-            ("class:head", f"cpus[{index if index is not None else '?'}] "),
-            (_styled("", stale), f"{cpu.get('where', '?'):<9} "),
-            (_styled("class:ok" if ok else "class:bad", stale), str(cpu.get("verdict", "?"))),
-        ])  # fmt: skip
+        lines.append(
+            [
+                ("class:selected" if mark == ">" else "", f"{mark}vCPU {vcpu} "),
+                ("class:head", f"cpus[{index if index is not None else '?'}] "),
+                (_styled("", stale), f"{cpu.get('where', '?'):<9} "),
+                (_styled("class:ok" if ok else "class:bad", stale), str(cpu.get("verdict", "?"))),
+            ]
+        )
         kernel_tcb = _int(cpu.get("kernel_tcb"))
-        lines.append([(_styled("", stale),
-            f"    gs={_hex(cpu.get('gs_base'))} kernel_tcb={kernel_tcb:#x}"
-            f" ({names.get(_int(cpu.get('current')), 'tid ' + str(cpu.get('kernel_tcb_owner', '?')))})"
-            f" counter={cpu.get('counter', '?')}")])  # fmt: skip
-        lines.append([(_styled("", stale),
-            f"    fs={_hex(cpu.get('fs_base'))}: {cpu.get('fs_owner', '?')}")])  # fmt: skip
+        lines.append(
+            [
+                (
+                    _styled("", stale),
+                    f"    gs={_hex(cpu.get('gs_base'))} kernel_tcb={kernel_tcb:#x}"
+                    f" ({names.get(_int(cpu.get('current')), 'tid ' + str(cpu.get('kernel_tcb_owner', '?')))})"
+                    f" counter={cpu.get('counter', '?')}",
+                )
+            ]
+        )
+        lines.append(
+            [(_styled("", stale), f"    fs={_hex(cpu.get('fs_base'))}: {cpu.get('fs_owner', '?')}")]
+        )
     return _title(inspector, "vcpus"), lines, cursor
 
 
@@ -120,8 +131,15 @@ def render_threads(inspector: Inspector) -> Rendered:
             in_syscall[_int(record.get("tid"))] = record.get("name", "?")
     cursor = None
     if pane.data:
-        lines.append([("class:head", f" {'tid':>4} {'name':<12} {'state':<8} {'cpu':>3} "
-                                     f"{'tcb':>18} {'app_tcb':>18} {'ctr':>3} syscall")])  # fmt: skip
+        lines.append(
+            [
+                (
+                    "class:head",
+                    f" {'tid':>4} {'name':<12} {'state':<8} {'cpu':>3} "
+                    f"{'tcb':>18} {'app_tcb':>18} {'ctr':>3} syscall",
+                )
+            ]
+        )
     for thread in pane.data or []:
         tid = _int(thread.get("tid"))
         mark = ">" if inspector.selection == Selection("thread", tid) else " "
@@ -129,10 +147,12 @@ def render_threads(inspector: Inspector) -> Rendered:
             cursor = len(lines)
         problems = thread.get("problems") or []
         cpu = thread.get("cpu")
-        row = (f"{mark}{tid:>4} {str(thread.get('name', '')):<12.12} {str(thread.get('state', '')):<8} "
-               f"{'-' if cpu is None else cpu:>3} {_hex(thread.get('tcb')):>18} "
-               f"{_hex(thread.get('app_tcb')):>18} {str(thread.get('counter', '?')):>3} "
-               f"{in_syscall.get(tid, '')}")  # fmt: skip
+        row = (
+            f"{mark}{tid:>4} {str(thread.get('name', '')):<12.12} {str(thread.get('state', '')):<8} "
+            f"{'-' if cpu is None else cpu:>3} {_hex(thread.get('tcb')):>18} "
+            f"{_hex(thread.get('app_tcb')):>18} {str(thread.get('counter', '?')):>3} "
+            f"{in_syscall.get(tid, '')}"
+        )
         lines.append([(_styled("class:selected" if mark == ">" else "", stale), row)])
         for problem in problems:
             lines.append([(_styled("class:bad", stale), f"       ! {problem}")])
@@ -158,14 +178,29 @@ def render_syscalls(inspector: Inspector) -> Rendered:
         style = "class:inflight" if flight else ""
         if record.get("state") in ("torn", "garbage"):
             style = "class:bad"
-        line = [(_styled("class:dim", stale), f"{_int(record.get('seq')):>6} cpu{cpu:<3} tid{str(record.get('tid')):<3} "),
-                (_styled(style, stale), str(record.get("text", "?")))]  # fmt: skip
+        line = [
+            (
+                _styled("class:dim", stale),
+                f"{_int(record.get('seq')):>6} cpu{cpu:<3} tid{str(record.get('tid')):<3} ",
+            ),
+            (_styled(style, stale), str(record.get("text", "?"))),
+        ]
         if record.get("memory_now"):
             line.append(("class:warn", "  [* memory read now, may have changed]"))
         lines.append(line)
     for call in inspector.entering:
-        lines.append([(_styled("class:dim", stale), f"{'entry':>6} cpu{str(call.get('cpu')):<3} tid{str(call.get('tid')):<3} "),
-                      (_styled("class:inflight", stale), f"{call.get('text', '?')}  <in flight: stopped at its entry>")])  # fmt: skip
+        lines.append(
+            [
+                (
+                    _styled("class:dim", stale),
+                    f"{'entry':>6} cpu{str(call.get('cpu')):<3} tid{str(call.get('tid')):<3} ",
+                ),
+                (
+                    _styled("class:inflight", stale),
+                    f"{call.get('text', '?')}  <in flight: stopped at its entry>",
+                ),
+            ]
+        )
     if not lines:
         lines.append([("class:dim", "no records yet")])
     extra = f"[{inspector.filter.describe()}]" if inspector.filter.describe() else ""
@@ -192,14 +227,32 @@ def render_backtrace(inspector: Inspector) -> Rendered:
             lines.insert(0, [("class:dim", f"fetching {selection.describe()}...")])
         for level, frame in enumerate(trace["frames"]):
             mark = ">" if level == inspector.frame else " "
-            where = f" at {frame['file']}:{frame['line']}" if frame.get("file") and frame.get("line") else ""
+            where = (
+                f" at {frame['file']}:{frame['line']}"
+                if frame.get("file") and frame.get("line")
+                else ""
+            )
             module = f" ({frame['module']})" if frame.get("module") else ""
             guess = " [guessed: no CFI]" if frame.get("guessed") else ""
-            style = "class:selected" if mark == ">" else ("class:head" if frame.get("kind") == "crossing" else "")
-            lines.append([(_styled(style, stale),
-                           f"{mark}#{level:<2} {frame['address']:#018x} {frame['function']}{module}{where}{guess}")])  # fmt: skip
+            style = (
+                "class:selected"
+                if mark == ">"
+                else ("class:head" if frame.get("kind") == "crossing" else "")
+            )
+            lines.append(
+                [
+                    (
+                        _styled(style, stale),
+                        f"{mark}#{level:<2} {frame['address']:#018x} {frame['function']}{module}{where}{guess}",
+                    )
+                ]
+            )
     cursor = inspector.frame + (len(lines) - len(trace["frames"]) if trace else 0)
-    return _title(inspector, "backtrace", extra), lines, cursor if trace and trace["frames"] else None
+    return (
+        _title(inspector, "backtrace", extra),
+        lines,
+        cursor if trace and trace["frames"] else None,
+    )
 
 
 def render_source(inspector: Inspector) -> Rendered:
@@ -214,8 +267,15 @@ def render_source(inspector: Inspector) -> Rendered:
             here = number == data["line"]
             if here:
                 cursor = len(lines)
-            lines.append([("class:selected" if here else "class:dim", f"{'>' if here else ' '}{number:>5} "),
-                          ("class:selected" if here else "", text.expandtabs(4))])  # fmt: skip
+            lines.append(
+                [
+                    (
+                        "class:selected" if here else "class:dim",
+                        f"{'>' if here else ' '}{number:>5} ",
+                    ),
+                    ("class:selected" if here else "", text.expandtabs(4)),
+                ]
+            )
     elif data is not None:
         extra = f"disassembly at {data['address']:#x}"
         for insn in data["instructions"]:
@@ -223,9 +283,17 @@ def render_source(inspector: Inspector) -> Rendered:
             here = address == data["address"]
             if here:
                 cursor = len(lines)
-            where = f"<{insn.get('func-name')}+{insn.get('offset')}>" if insn.get("func-name") else ""
-            lines.append([("class:selected" if here else "",
-                           f"{'>' if here else ' '}{address:#018x} {where:<28} {insn.get('inst', '')}")])  # fmt: skip
+            where = (
+                f"<{insn.get('func-name')}+{insn.get('offset')}>" if insn.get("func-name") else ""
+            )
+            lines.append(
+                [
+                    (
+                        "class:selected" if here else "",
+                        f"{'>' if here else ' '}{address:#018x} {where:<28} {insn.get('inst', '')}",
+                    )
+                ]
+            )
     return _title(inspector, "source", extra), lines, cursor
 
 
@@ -240,7 +308,9 @@ def render_console(inspector: Inspector) -> Rendered:
 
 
 def render_output(inspector: Inspector) -> Rendered:
-    lines = [[("class:head" if line.startswith("(gdb) ") else "", line)] for line in inspector.output]
+    lines = [
+        [("class:head" if line.startswith("(gdb) ") else "", line)] for line in inspector.output
+    ]
     if not lines:
         lines = [[("class:dim", "press : to run a GDB or osv-* command; its output comes here")]]
     return TITLES["output"], lines, len(lines) - 1
@@ -251,7 +321,14 @@ def render_auxv(inspector: Inspector) -> Rendered:
     lines = _head(pane, "shown once the app has started (press Tab to come here after a stop)")
     data = pane.data if isinstance(pane.data, dict) else None
     if data is not None:
-        lines.append([("class:head", f"initial stack {_hex(data.get('initial_stack'))}, argc {data.get('argc')}")])
+        lines.append(
+            [
+                (
+                    "class:head",
+                    f"initial stack {_hex(data.get('initial_stack'))}, argc {data.get('argc')}",
+                )
+            ]
+        )
         for i, arg in enumerate(data.get("argv", [])):
             lines.append([("", f"argv[{i}] = {arg!r}")])
         for i, env in enumerate(data.get("envp", [])):
@@ -259,8 +336,12 @@ def render_auxv(inspector: Inspector) -> Rendered:
         for entry in data.get("auxv", []):
             text = str(entry.get("text", entry.get("value", "")))
             bad = "missing" in text or "mismatch" in text or "not " in text
-            lines.append([("class:head", f"{entry.get('name', entry.get('type')):<16} "),
-                          ("class:bad" if bad else "", text)])  # fmt: skip
+            lines.append(
+                [
+                    ("class:head", f"{entry.get('name', entry.get('type')):<16} "),
+                    ("class:bad" if bad else "", text),
+                ]
+            )
         for problem in data.get("problems", []) or []:
             lines.append([("class:bad", f"! {problem}")])
     return _title(inspector, "auxv"), lines, None
@@ -274,9 +355,15 @@ def render_breakpoints(inspector: Inspector) -> Rendered:
         if bkpt.get("file"):
             where += f" at {bkpt['file']}:{bkpt.get('line')}"
         cond = f" if {bkpt['cond']}" if bkpt.get("cond") else ""
-        lines.append([("" if bkpt.get("enabled") == "y" else "class:dim",
-                       f"{bkpt.get('number'):>3} {bkpt.get('type', ''):<11} {'y' if bkpt.get('enabled') == 'y' else 'n'} "
-                       f"{bkpt.get('addr', ''):>18} {where}{cond} (hit {bkpt.get('times', 0)})")])  # fmt: skip
+        lines.append(
+            [
+                (
+                    "" if bkpt.get("enabled") == "y" else "class:dim",
+                    f"{bkpt.get('number'):>3} {bkpt.get('type', ''):<11} {'y' if bkpt.get('enabled') == 'y' else 'n'} "
+                    f"{bkpt.get('addr', ''):>18} {where}{cond} (hit {bkpt.get('times', 0)})",
+                )
+            ]
+        )
     if pane.data == []:
         lines = [[("class:dim", "no breakpoints (b: break on syscalls)")]]
     return _title(inspector, "breakpoints"), lines, None
@@ -288,7 +375,12 @@ def render_milog(inspector: Inspector) -> Rendered:
     for entry in log.entries:
         ms = "   ...  " if entry.ms is None else f"{entry.ms:7.1f}ms"
         style = "class:error" if entry.outcome in ("error", "gdb-exited") else ""
-        lines.append([("class:dim", f"{ms} {entry.size:>7}B "), (style, f"{entry.outcome:<8} {entry.command}")])
+        lines.append(
+            [
+                ("class:dim", f"{ms} {entry.size:>7}B "),
+                (style, f"{entry.outcome:<8} {entry.command}"),
+            ]
+        )
     title = f"MI log ({log.sent} commands, {log.received} bytes)"
     return title, lines or [[("class:dim", "no commands yet")]], len(lines) - 1 if lines else None
 
