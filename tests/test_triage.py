@@ -14,8 +14,10 @@ from pathlib import Path
 import jsonschema
 import pytest
 from guest import APPS, ROOT, osvgdb_command, osvgdb_inspect
-from osvgdb.run import QEMU_UP_TIME
+from processes import alive, children, cmdline
 from triage_cases import BY_NAME, CASES
+
+from osvgdb.run import QEMU_UP_TIME
 
 SCHEMA = json.loads((ROOT / "osvgdb/triage/report.schema.json").read_text())
 RUNS_PER_CASE = 2
@@ -215,32 +217,6 @@ def test_store_keeps_the_first_dump_and_counts(kernel: None, tmp_path: Path) -> 
     assert json.loads((store / "index.json").read_text())[first["signature"]]["count"] == 2
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killing_triage_leaves_no_qemu_or_gdb(kernel: None, tmp_path: Path, how: signal.Signals) -> None:
     process = subprocess.Popen(
@@ -254,7 +230,7 @@ def test_killing_triage_leaves_no_qemu_or_gdb(kernel: None, tmp_path: Path, how:
         deadline = time.monotonic() + 2 * QEMU_UP_TIME
         children: dict[int, str] = {}
         while time.monotonic() < deadline and process.poll() is None:
-            children = {c: _cmdline(c) for c in _children(process.pid)}
+            children = {c: cmdline(c) for c in children(process.pid)}
             if any("qemu-system" in c and "--version" not in c for c in children.values()) and any(
                 "--interpreter=mi" in c for c in children.values()
             ):
@@ -268,9 +244,9 @@ def test_killing_triage_leaves_no_qemu_or_gdb(kernel: None, tmp_path: Path, how:
         process.send_signal(how)
         process.wait(timeout=30)
         deadline = time.monotonic() + 10
-        while any(_alive(c) for c in children) and time.monotonic() < deadline:
+        while any(alive(c) for c in children) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(_alive(c) for c in children)
+        assert not any(alive(c) for c in children)
         if how == signal.SIGTERM:
             assert "Traceback" not in process.stderr.read().decode()
     finally:
@@ -288,7 +264,7 @@ def test_qemu_that_dies_is_reported(kernel: None, tmp_path: Path) -> None:
     deadline = time.monotonic() + 2 * QEMU_UP_TIME
     qemu = []
     while not qemu and time.monotonic() < deadline:
-        qemu = [c for c in _children(process.pid) if "qemu-system" in _cmdline(c) and "--version" not in _cmdline(c)]
+        qemu = [c for c in children(process.pid) if "qemu-system" in cmdline(c) and "--version" not in cmdline(c)]
         time.sleep(0.1)
     assert qemu
     time.sleep(1.0)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from guest import APPS, ROOT, osvgdb_command
-from tmuxdriver import Tmux, cmdline
+from processes import cmdline
+from tmuxdriver import Tmux
 
 from osvgdb.debug import DebugSession
 from osvgdb.run import RunOptions

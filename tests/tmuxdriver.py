@@ -15,38 +15,9 @@ import time
 import uuid
 from pathlib import Path
 
+from processes import alive, children, cmdline
+
 TMUX = "tmux"
-
-
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found.append(int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return (
-            (Path("/proc") / str(pid) / "cmdline")
-            .read_bytes()
-            .replace(b"\0", b" ")
-            .decode(errors="replace")
-        )
-    except OSError:
-        return ""
 
 
 class Tmux:
@@ -101,7 +72,7 @@ class Tmux:
         """Every process under the pane now (also remembered in `seen`), the sleep excluded."""
         found, todo = [], [self.pane_pid]
         while todo:
-            for child in _children_of(todo.pop()):
+            for child in children(todo.pop()):
                 found.append(child)
                 todo.append(child)
         found = [p for p in found if not cmdline(p).startswith("sleep")]

@@ -3,69 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 import gdb
 
-from osvgdb import build
 from osvgdb.gdb import appsyms
-from osvgdb.gdb.command import OsvCommand, add_filter_arguments, int_arg, print_json
-from osvgdb.gdb.target import Kernel, TargetError, u64
+from osvgdb.gdb.command import (
+    OsvCommand,
+    add_filter_arguments,
+    import_from_venv,
+    int_arg,
+    print_json,
+)
+from osvgdb.gdb.target import Kernel, TargetError, vcpu_registers
 from osvgdb.model.bt import ThreadBacktrace, bt_data, bt_report, format_bt
 from osvgdb.model.symbols import REGISTER_NAMES, SymbolsError
 from osvgdb.model.unwind import MAX_DEPTH, UnwindError
 
-
-def _find_pyelftools() -> None:
-    """The unwinder reads DWARF line tables with pyelftools. GDB embeds the system's
-    Python, which may lack it: then it comes from the virtualenv scripts/bootstrap
-    made (.venv), as osv-dump's qemu.qmp does."""
-    try:
-        import elftools  # noqa: F401
-    except ImportError:
-        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-        site = build.repo_root() / ".venv" / "lib" / version / "site-packages"
-        if str(site) not in sys.path:
-            sys.path.append(str(site))
-        try:
-            import elftools  # noqa: F401
-        except ImportError:
-            raise gdb.GdbError(
-                f"osv-bt: cannot import pyelftools (not in {site}: run scripts/bootstrap)"
-            ) from None
-
-
 # What the unwinder reads of a vCPU: the DWARF registers, eflags, and cr2 for a page
 # fault's label (GdbTarget's vCPUs carry only what osv-tcb needs: rip, rsp, FS/GS, cr3).
 UNWIND_REGISTERS = (*REGISTER_NAMES.values(), "cr2", "fs_base", "gs_base")
-
-
-def _vcpu_registers() -> dict[int, dict[str, int]]:
-    """Every vCPU's registers the unwinder reads, by GDB thread number; GDB's selected
-    thread and frame are left as they were."""
-    original_thread = gdb.selected_thread()
-    try:
-        original_frame = gdb.selected_frame()
-    except gdb.error:
-        original_frame = None
-    result = {}
-    try:
-        for thread in gdb.selected_inferior().threads():
-            thread.switch()
-            newest = gdb.newest_frame()
-            registers = {}
-            for name in UNWIND_REGISTERS:
-                try:
-                    registers[name] = u64(newest.read_register(name))
-                except (ValueError, gdb.error):
-                    continue  # a target without control registers
-            result[thread.num] = registers
-    finally:
-        if original_thread is not None and original_thread.is_valid():
-            original_thread.switch()
-            if original_frame is not None and original_frame.is_valid():
-                original_frame.select()
-    return result
 
 
 def _depth(text: str) -> int:
@@ -115,7 +71,7 @@ class OsvBt(OsvCommand):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def report(self, args: argparse.Namespace) -> list[ThreadBacktrace]:
-        _find_pyelftools()
+        import_from_venv("elftools", "pyelftools", "osv-bt")
         selected = gdb.selected_thread()
         try:
             return bt_report(
@@ -126,7 +82,7 @@ class OsvBt(OsvCommand):
                 all_threads=args.all,
                 vcpu=selected.num if selected is not None else None,
                 max_depth=args.max_depth,
-                vcpu_registers=_vcpu_registers(),
+                vcpu_registers=vcpu_registers(UNWIND_REGISTERS),
             )
         except (TargetError, SymbolsError, UnwindError) as error:
             raise gdb.GdbError(f"{self.NAME}: {error}") from None

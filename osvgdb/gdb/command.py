@@ -11,7 +11,9 @@ command, and every $osv_* function, says so instead.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import sys
 import traceback
 from collections.abc import Collection
 from typing import NoReturn
@@ -129,9 +131,7 @@ def add_filter_arguments(parser: argparse.ArgumentParser, *, cpu: str, tid: str)
     filters.add_filter_arguments(parser, cpu=cpu, tid=tid, number=int_arg)
 
 
-def check_filters(
-    cpu: int | None, tid: int | None, numbers: Collection[int] | None = None
-) -> None:
+def check_filters(cpu: int | None, tid: int | None, numbers: Collection[int] | None = None) -> None:
     """osvgdb.model.filters.check_filters on the kernel GDB debugs."""
     filters.check_filters(Kernel.get(), cpu, tid, numbers)
 
@@ -199,3 +199,26 @@ class OsvCommand(gdb.Command):
     def complete_value(self, option: str, word: str) -> list[str] | None:
         """Completions for the value of `option`; None when it takes none we know."""
         return None
+
+
+def import_from_venv(module: str, package: str, command: str) -> None:
+    """Make MODULE importable: GDB embeds the system's Python, which may lack PACKAGE;
+    then it comes from the virtualenv scripts/bootstrap made (.venv). A one-line
+    GdbError naming COMMAND when it is not there either."""
+    try:
+        importlib.import_module(module)
+        return
+    except ImportError:
+        pass
+    from osvgdb import build
+
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site = build.repo_root() / ".venv" / "lib" / version / "site-packages"
+    if str(site) not in sys.path:
+        sys.path.append(str(site))
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise gdb.GdbError(
+            f"{command}: cannot import {package} (not in {site}: run scripts/bootstrap)"
+        ) from None

@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
 import gdb
 
-from osvgdb import build
 from osvgdb.dump import DumpMetadata, metadata_path, now, write_metadata
 from osvgdb.gdb.appsyms import app_path
-from osvgdb.gdb.command import OsvCommand
+from osvgdb.gdb.command import OsvCommand, import_from_venv
 
 QMP_TIMEOUT = 600.0  # seconds for one QMP command: a dump of a large guest takes a while
 
@@ -56,21 +54,8 @@ def qmp_socket() -> str:
 
 
 def _monitor_module():
-    """osvgdb.monitor (QMP over qemu.qmp), with the venv's site-packages on sys.path
-    when GDB's Python lacks qemu.qmp."""
-    try:
-        import qemu.qmp  # noqa: F401
-    except ImportError:
-        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-        site = build.repo_root() / ".venv" / "lib" / version / "site-packages"
-        if str(site) not in sys.path:
-            sys.path.append(str(site))
-        try:
-            import qemu.qmp  # noqa: F401
-        except ImportError:
-            raise gdb.GdbError(
-                f"osv-dump: cannot import qemu.qmp (not in {site}: run scripts/bootstrap)"
-            ) from None
+    """osvgdb.monitor (QMP over qemu.qmp, which may come from the venv)."""
+    import_from_venv("qemu.qmp", "qemu.qmp", "osv-dump")
     from osvgdb import monitor
 
     return monitor

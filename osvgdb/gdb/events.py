@@ -326,38 +326,6 @@ def decode(where: str) -> Event:
     return TrapEvent(kernel, thread.num, registers)
 
 
-def entering_calls() -> list[SyscallEvent]:
-    """The syscalls vCPUs are stopped at the entry of (at syscall_handler's first
-    instruction: not in the history yet), leaving GDB's selection as it was."""
-    kernel = Kernel.get()
-    entry = location_address("syscall-entry")
-    inferior = gdb.selected_inferior()
-    original = gdb.selected_thread()
-    try:
-        frame = gdb.selected_frame()
-    except gdb.error:
-        frame = None
-    events = []
-    try:
-        for thread in sorted(inferior.threads(), key=lambda t: t.num):
-            thread.switch()
-            newest = gdb.newest_frame()
-            if newest.pc() == entry:
-                registers = {}
-                for name in EVENT_REGISTERS:
-                    try:
-                        registers[name] = u64(newest.read_register(name))
-                    except (ValueError, gdb.error):
-                        continue  # a core has no cr2, which a syscall does not need
-                events.append(SyscallEvent(kernel, thread.num, registers, exit=False))
-    finally:
-        if original is not None and original.is_valid():
-            original.switch()
-            if frame is not None and frame.is_valid():
-                frame.select()
-    return events
-
-
 Handler = Callable[[Event], bool]
 
 

@@ -25,8 +25,8 @@ import gdb
 from osvgdb.decode import DecodeError
 from osvgdb.decode import frames as frames_decode
 from osvgdb.gdb.command import OsvCommand, report_internal_error
-from osvgdb.model import fscheck as fscheck_model
 from osvgdb.gdb.target import Kernel, TargetError, read, u64
+from osvgdb.model import fscheck as fscheck_model
 
 NAME = "osv-fscheck"
 VIOLATION = "fscheck_violation"

@@ -7,7 +7,6 @@ import argparse
 import gdb
 
 from osvgdb.gdb.command import OsvCommand, int_arg, print_json
-from osvgdb.gdb.events import entering_calls
 from osvgdb.gdb.target import Kernel
 from osvgdb.model.syscalls import (
     add_history_arguments,
@@ -45,24 +44,11 @@ class OsvSyscalls(OsvCommand):
     def data(self, args: argparse.Namespace) -> dict[str, object]:
         """What --json prints (and MI's -osv-syscalls returns)."""
         kernel = Kernel.get()
-        wanted = history_filter(kernel, args)
-        report = history_report(kernel, wanted)
-        entering = []
-        for event in entering_calls():
-            if wanted.tid not in (None, event.tid) or wanted.cpu not in (None, event.cpu):
-                continue
-            if wanted.numbers and event.nr not in wanted.numbers:
-                continue
-            entering.append({**event.as_dict(), "state": "entering"})
-        report["entering"] = entering
-        return report
+        return history_report(kernel, history_filter(kernel, args))
 
     def run(self, args: argparse.Namespace) -> None:
         report = self.data(args)
         if args.json:
             print_json(report)
-            return
-        lines = format_history(report)
-        for call in report["entering"]:
-            lines.append(f" entering cpu{call['cpu']} tid{call['tid']} {call['text']}")
-        gdb.write("\n".join(lines) + "\n")
+        else:
+            gdb.write("\n".join(format_history(report)) + "\n")

@@ -24,9 +24,10 @@ from osvgdb.model.target import TargetError, Vcpu
 U64 = (1 << 64) - 1
 KERNEL_MARKER = "syscall_history"  # a symbol only the kernel objfile defines
 TYPE_SCOPE = "syscall_handler"  # its file, core/syscall.c, includes every header we read
-VCPU_REGISTERS = ("rip", "rsp", "fs_base", "gs_base", "cr3")
+# rdi: at syscall_handler's entry, the struct syscall_frame (osv-syscalls' entering calls)
+VCPU_REGISTERS = ("rip", "rsp", "rdi", "fs_base", "gs_base", "cr3")
 
-__all__ = ["Kernel", "TargetError", "Vcpu", "read", "reader", "u64", "vcpus"]
+__all__ = ["Kernel", "TargetError", "Vcpu", "read", "reader", "u64", "vcpu_registers", "vcpus"]
 
 
 def _scalar_kind(t: gdb.Type) -> str | None:
@@ -90,18 +91,19 @@ def u64(value: gdb.Value) -> int:
     return int(value) & U64
 
 
-def _registers(frame: gdb.Frame) -> dict[str, int]:
+def _registers(frame: gdb.Frame, names: tuple[str, ...]) -> dict[str, int]:
     registers = {}
-    for name in VCPU_REGISTERS:
+    for name in names:
         try:
             registers[name] = u64(frame.read_register(name))
         except (ValueError, gdb.error):
-            continue  # a core file without control registers
+            continue  # a core file without control registers (cr2, cr3)
     return registers
 
 
-def vcpus() -> list[Vcpu]:
-    """Every vCPU's registers, leaving GDB's selection as it was."""
+def vcpu_registers(names: tuple[str, ...] = VCPU_REGISTERS) -> dict[int, dict[str, int]]:
+    """Every vCPU's registers NAMES (those it has), by GDB thread number, read from its
+    newest frame; GDB's selected thread and frame are left as they were."""
     inferior = gdb.selected_inferior()
     if inferior.pid == 0:
         raise TargetError("no target: connect first (target remote ...)")
@@ -110,11 +112,11 @@ def vcpus() -> list[Vcpu]:
         original_frame = gdb.selected_frame()
     except gdb.error:
         original_frame = None
-    result = []
+    result = {}
     try:
         for thread in sorted(inferior.threads(), key=lambda t: t.num):
             thread.switch()
-            result.append(Vcpu(thread.num, _registers(gdb.newest_frame())))
+            result[thread.num] = _registers(gdb.newest_frame(), names)
     finally:
         if original_thread is not None and original_thread.is_valid():
             original_thread.switch()
@@ -123,11 +125,16 @@ def vcpus() -> list[Vcpu]:
     return result
 
 
+def vcpus() -> list[Vcpu]:
+    """Every vCPU's registers, leaving GDB's selection as it was."""
+    return [Vcpu(num, registers) for num, registers in vcpu_registers().items()]
+
+
 def selected_vcpu() -> Vcpu:
     thread = gdb.selected_thread()
     if thread is None:
         raise TargetError("no thread selected: connect first (target remote ...)")
-    return Vcpu(thread.num, _registers(gdb.newest_frame()))
+    return Vcpu(thread.num, _registers(gdb.newest_frame(), VCPU_REGISTERS))
 
 
 class GdbTarget:

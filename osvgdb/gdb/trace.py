@@ -36,8 +36,8 @@ from osvgdb.gdb.command import (
     int_arg,
     report_internal_error,
 )
-from osvgdb.model.syscalls import NO_RETURN, call_text, describe
 from osvgdb.gdb.target import Kernel, TargetError, reader
+from osvgdb.model.syscalls import NO_RETURN, call_text, describe
 
 NAME = "osv-trace"
 STRING_LIMIT = 32

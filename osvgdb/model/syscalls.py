@@ -13,7 +13,8 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from osvgdb.decode.args import U64, Capture, CallFormatter
+from osvgdb.decode.args import U64, CallFormatter, Capture
+from osvgdb.decode.frames import decode_syscall_frame
 from osvgdb.decode.history import SyscallRecord
 from osvgdb.model.filters import FilterError, add_filter_arguments, check_filters, syscall_numbers
 from osvgdb.model.kernel import Kernel
@@ -153,8 +154,34 @@ def history_filter(kernel: Kernel, args: argparse.Namespace) -> HistoryFilter:
     )
 
 
+def entering_calls(kernel: Kernel, formatter: CallFormatter) -> list[dict[str, object]]:
+    """The calls vCPUs are stopped at the entry of (at syscall_handler's first
+    instruction, where rdi is the struct syscall_frame): the history has no record
+    of them yet. Their arguments are read now, which is what the call will read."""
+    entry = kernel.address("syscall_handler")
+    layout = kernel.syscall_frame_layout
+    calls = []
+    for vcpu in kernel.target.vcpus():
+        registers = vcpu.registers
+        if registers.get("rip") != entry or "rdi" not in registers:
+            continue
+        frame = decode_syscall_frame(kernel.read(registers["rdi"], layout.size), layout, registers["rdi"])
+        cpu = kernel.cpu_index(registers.get("gs_base", 0))
+        current = int(kernel.read_cpu(cpu).get("current") or 0) if cpu is not None else 0
+        tid = kernel.thread(current).tid if current else None
+        name = kernel.syscalls.name(frame.nr)
+        calls.append({
+            "state": "entering", "vcpu": vcpu.num, "cpu": cpu, "tid": tid, "nr": frame.nr,
+            "name": name, "args": [a & U64 for a in frame.args], "rip": frame.rip,
+            "fs_base": frame.fs_base, "counter": frame.counter,
+            "text": render_call(name, frame.args, formatter, state="entering").text,
+        })  # fmt: skip
+    return calls
+
+
 def history_report(kernel: Kernel, wanted: HistoryFilter) -> dict[str, object]:
-    """{"records": [describe(...)...], "errors": [one line per unreadable ring]}."""
+    """{"records": [describe(...)...], "errors": [one line per unreadable ring],
+    "entering": [the calls vCPUs are stopped at the entry of, that pass the filter]}."""
     records, errors = kernel.history([wanted.cpu] if wanted.cpu is not None else None)
     if wanted.tid is not None:
         records = [r for r in records if r.tid == wanted.tid]
@@ -166,9 +193,17 @@ def history_report(kernel: Kernel, wanted: HistoryFilter) -> dict[str, object]:
         records = records[-wanted.count :]
     formatter = CallFormatter(kernel.reader, limit=wanted.string_limit, raw=wanted.raw)
     tsc_per_ms = kernel.tsc_per_ms()
+    entering = [
+        call
+        for call in entering_calls(kernel, formatter)
+        if wanted.tid in (None, call["tid"])
+        and wanted.cpu in (None, call["cpu"])
+        and (not wanted.numbers or call["nr"] in wanted.numbers)
+    ]
     return {
         "records": [describe(r, kernel, formatter, tsc_per_ms) for r in records],
         "errors": errors,
+        "entering": entering,
     }
 
 
@@ -187,4 +222,6 @@ def format_history(report: dict[str, object], who: str = "osv-syscalls") -> list
         )
     if not report["records"]:
         lines.append(f"{who}: no records")
+    for call in report.get("entering", []):  # type: ignore[union-attr]
+        lines.append(f" entering cpu{call['cpu']} tid{call['tid']} {call['text']}")
     return lines
