@@ -158,6 +158,7 @@ void sched_tick(void)
             t->wake_time = 0;
             t->timed_out = true;
             t->futex_addr = 0;
+            t->wait_chan = NULL;
             t->state = THREAD_READY;
         }
     }
@@ -187,6 +188,51 @@ long sched_sleep_until(u64 deadline_ns)
     schedule_locked();
     spin_unlock_irqrestore(&sched_lock, flags);
     return 0;
+}
+
+/*
+ * xv6's sleep and wakeup, for kernel objects (pipes): block on chan until
+ * sched_wakeup(chan) or the deadline (0: none). The caller holds lock, which guards the
+ * condition it waits for; lock is let go only once sched_lock is held, so a waker (who
+ * takes lock to change the condition, then wakes) cannot slip in between the caller's
+ * check and its sleep. lock is held again on return; -ETIMEDOUT if the deadline passed.
+ */
+long sched_wait(const void *chan, struct spinlock *lock, u64 deadline_ns)
+{
+    u64 flags = irq_save();
+    raw_spin_lock(&sched_lock);
+    spin_unlock(lock);
+    struct thread *t = this_cpu()->current;
+    t->wait_chan = chan;
+    t->wake_time = deadline_ns;
+    t->timed_out = false;
+    t->state = THREAD_BLOCKED;
+    schedule_locked();
+    long ret = t->timed_out ? -ETIMEDOUT : 0;
+    t->wait_chan = NULL;
+    t->wake_time = 0;
+    raw_spin_unlock(&sched_lock);
+    irq_restore(flags);
+    spin_lock(lock);
+    return ret;
+}
+
+void sched_wakeup(const void *chan)
+{
+    bool woken = false;
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    for (unsigned i = 0; i < nr_threads; i++) {
+        struct thread *t = all_threads[i];
+        if (t->state == THREAD_BLOCKED && t->wait_chan == chan) {
+            t->wait_chan = NULL;
+            t->wake_time = 0;
+            t->state = THREAD_READY;
+            woken = true;
+        }
+    }
+    spin_unlock_irqrestore(&sched_lock, flags);
+    if (woken)
+        kick_idle_cpu();
 }
 
 /*

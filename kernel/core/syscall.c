@@ -12,6 +12,7 @@
 #include "lib.h"
 #include "mm.h"
 #include "panic.h"
+#include "pipe.h"
 #include "process.h"
 #include "syscall_history.h"
 #include "thread.h"
@@ -68,7 +69,16 @@ static struct file *get_file(long fd)
 
 /* ---- files: the console and the initrd ---- */
 
-static long sys_read(long fd, u64 buf, u64 count)
+static bool is_writer(const struct file *f)
+{
+    return (f->status_flags & O_ACCMODE) != O_RDONLY;
+}
+
+/*
+ * A read; `continuing` when it carries on a readv that already got bytes, which a pipe
+ * then never waits for.
+ */
+static long read_file(long fd, u64 buf, u64 count, bool continuing)
 {
     struct file *f = get_file(fd);
     if (!f)
@@ -77,10 +87,20 @@ static long sys_read(long fd, u64 buf, u64 count)
         return -EFAULT;
     if (f->kind == FILE_CONSOLE)
         return 0;                   /* no console input: end of file */
+    if (f->kind == FILE_PIPE) {
+        if (is_writer(f))
+            return -EBADF;
+        return pipe_read(f->pipe, buf, count, continuing || (f->status_flags & O_NONBLOCK));
+    }
     u64 n = f->offset < f->size ? MIN(count, f->size - f->offset) : 0;
     memcpy((void *)buf, f->data + f->offset, n);
     f->offset += n;
     return n;
+}
+
+static long sys_read(long fd, u64 buf, u64 count)
+{
+    return read_file(fd, buf, count, false);
 }
 
 static long sys_pread64(long fd, u64 buf, u64 count, long offset)
@@ -99,17 +119,24 @@ static long sys_pread64(long fd, u64 buf, u64 count, long offset)
     return n;
 }
 
-static long sys_write(long fd, u64 buf, u64 count)
+static long write_file(long fd, u64 buf, u64 count, bool continuing)
 {
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
-    if (f->kind != FILE_CONSOLE)
+    if (f->kind == FILE_INITRD || !is_writer(f))
         return -EBADF;              /* initrd files are read-only */
     if (!can_read(buf, count))
         return -EFAULT;
+    if (f->kind == FILE_PIPE)
+        return pipe_write(f->pipe, buf, count, f->status_flags & O_NONBLOCK);
     console_write((const char *)buf, count);
     return count;
+}
+
+static long sys_write(long fd, u64 buf, u64 count)
+{
+    return write_file(fd, buf, count, false);
 }
 
 /*
@@ -117,7 +144,7 @@ static long sys_write(long fd, u64 buf, u64 count)
  * transfer (the end of a file) ends it. musl's stdio reads through readv, its own
  * buffer after the caller's.
  */
-static long sys_iov(long fd, u64 iov_addr, long iovcnt, long (*transfer)(long, u64, u64))
+static long sys_iov(long fd, u64 iov_addr, long iovcnt, long (*transfer)(long, u64, u64, bool))
 {
     if (iovcnt < 0 || iovcnt > 1024)
         return -EINVAL;
@@ -126,7 +153,7 @@ static long sys_iov(long fd, u64 iov_addr, long iovcnt, long (*transfer)(long, u
     const struct iovec *iov = (const void *)iov_addr;
     long total = 0;
     for (long i = 0; i < iovcnt; i++) {
-        long n = transfer(fd, (u64)iov[i].iov_base, iov[i].iov_len);
+        long n = transfer(fd, (u64)iov[i].iov_base, iov[i].iov_len, total > 0);
         if (n < 0)
             return total ? total : n;
         total += n;
@@ -155,7 +182,7 @@ static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
         return -ENOTDIR;
     for (int fd = 0; fd < MAX_FDS; fd++) {
         if (process.files[fd].kind == FILE_NONE) {
-            process.files[fd] = (struct file){ FILE_INITRD, data, size, 0,
+            process.files[fd] = (struct file){ FILE_INITRD, NULL, data, size, 0,
                                                O_RDONLY | O_LARGEFILE | (flags & O_NONBLOCK),
                                                (flags & O_CLOEXEC) != 0 };
             return fd;
@@ -164,12 +191,56 @@ static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
     return -EMFILE;
 }
 
+/* files_lock held */
+static void close_file(struct file *f)
+{
+    if (f->kind == FILE_PIPE)
+        pipe_close_end(f->pipe, is_writer(f));
+    f->kind = FILE_NONE;
+}
+
 static long sys_close(long fd)
 {
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
-    f->kind = FILE_NONE;
+    close_file(f);
+    return 0;
+}
+
+static long lowest_free_fd(long from)
+{
+    for (long fd = MAX(from, 0); fd < MAX_FDS; fd++)
+        if (process.files[fd].kind == FILE_NONE)
+            return fd;
+    return -EMFILE;
+}
+
+/* pipe and pipe2: fds[0] the read end, fds[1] the write end. files_lock held. */
+static long sys_pipe2(u64 fds, long flags)
+{
+    if (flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT))
+        return -EINVAL;
+    if (!can_write(fds, 2 * sizeof(int)))
+        return -EFAULT;
+    long rfd = lowest_free_fd(0);
+    if (rfd < 0)
+        return rfd;
+    process.files[rfd].kind = FILE_PIPE;    /* taken, so the write end gets another */
+    long wfd = lowest_free_fd(rfd + 1);
+    struct pipe *p = wfd < 0 ? NULL : pipe_create();
+    if (!p) {
+        process.files[rfd].kind = FILE_NONE;
+        return wfd < 0 ? wfd : -ENFILE;
+    }
+    u32 status = flags & (O_NONBLOCK | O_DIRECT);
+    bool cloexec = flags & O_CLOEXEC;
+    process.files[rfd] = (struct file){ .kind = FILE_PIPE, .pipe = p,
+                                        .status_flags = O_RDONLY | status, .cloexec = cloexec };
+    process.files[wfd] = (struct file){ .kind = FILE_PIPE, .pipe = p,
+                                        .status_flags = O_WRONLY | status, .cloexec = cloexec };
+    ((int *)fds)[0] = rfd;
+    ((int *)fds)[1] = wfd;
     return 0;
 }
 
@@ -178,7 +249,7 @@ static long sys_lseek(long fd, long offset, long whence)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
-    if (f->kind == FILE_CONSOLE)
+    if (f->kind != FILE_INITRD)
         return -ESPIPE;
     long base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (long)f->offset
               : whence == SEEK_END ? (long)f->size : -1;
@@ -203,6 +274,10 @@ static void fill_stat(struct stat *st, const struct file *f)
         st->st_rdev = (5 << 8) | 1;
         st->st_ino = 3;
         st->st_blksize = 1024;
+    } else if (f->kind == FILE_PIPE) {
+        st->st_mode = 0010600;              /* S_IFIFO | rw------- */
+        st->st_dev = 0xe;                   /* Linux's pipefs */
+        st->st_ino = 1000 + ((u64)f->pipe >> 17 & 0xffff);
     } else {
         st->st_mode = 0100755;              /* S_IFREG | rwxr-xr-x */
         st->st_size = f->size;
@@ -689,17 +764,12 @@ static long dup_to(long oldfd, long newfd, bool cloexec)
         return -EBADF;
     if (newfd < 0 || newfd >= MAX_FDS)
         return -EBADF;
-    process.files[newfd] = *f;      /* dup2 closes newfd first: it is simply overwritten */
+    if (f->kind == FILE_PIPE)
+        pipe_open_end(f->pipe, is_writer(f));   /* first: newfd may hold this end's last fd */
+    close_file(&process.files[newfd]);          /* dup2 closes newfd first */
+    process.files[newfd] = *f;
     process.files[newfd].cloexec = cloexec;
     return newfd;
-}
-
-static long lowest_free_fd(long from)
-{
-    for (long fd = MAX(from, 0); fd < MAX_FDS; fd++)
-        if (process.files[fd].kind == FILE_NONE)
-            return fd;
-    return -EMFILE;
 }
 
 static long sys_dup(long fd)
@@ -851,8 +921,10 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_read: return sys_read(a[0], a[1], a[2]);
     case __NR_write: return sys_write(a[0], a[1], a[2]);
     case __NR_pread64: return sys_pread64(a[0], a[1], a[2], a[3]);
-    case __NR_writev: return sys_iov(a[0], a[1], a[2], sys_write);
-    case __NR_readv: return sys_iov(a[0], a[1], a[2], sys_read);
+    case __NR_writev: return sys_iov(a[0], a[1], a[2], write_file);
+    case __NR_readv: return sys_iov(a[0], a[1], a[2], read_file);
+    case __NR_pipe: return LOCKED(&process.files_lock, sys_pipe2(a[0], 0));
+    case __NR_pipe2: return LOCKED(&process.files_lock, sys_pipe2(a[0], a[1]));
     case __NR_open: return LOCKED(&process.files_lock, sys_openat(AT_FDCWD, a[0], a[1], a[2]));
     case __NR_openat: return LOCKED(&process.files_lock, sys_openat(a[0], a[1], a[2], a[3]));
     case __NR_close: return LOCKED(&process.files_lock, sys_close(a[0]));

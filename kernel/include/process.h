@@ -8,9 +8,10 @@
 #define MAX_FDS 64
 #define NSIG_MAX 64
 
-/* An open file: the console or a read-only file from the initrd. */
+/* An open file: the console, a read-only file from the initrd or one end of a pipe. */
 struct file {
-    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD } kind;
+    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD, FILE_PIPE } kind;
+    struct pipe *pipe;              /* FILE_PIPE: the end is status_flags' access mode */
     const u8 *data;
     u64 size;
     u64 offset;

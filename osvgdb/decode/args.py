@@ -11,6 +11,7 @@ result.  Argument kinds:
     B:N  buffer the call fills: shown once it returned, of the result's length
     iov:N  an iovec array of argument N entries the call reads (writev)
     IOV:N  an iovec array the call fills: shown once it returned (readv)
+    FDS  the two fds the call fills (pipe's): [3, 4] once it returned
     off  a file offset (mmap's last argument): hex, 0 as 0
     a flag set's name (open, prot, map, clone, futex, ...): symbolic
 
@@ -298,6 +299,7 @@ def futex_op(value: int) -> str:
 
 _FLAG_KINDS: dict[str, Callable[[int], str]] = {
     "open": open_flags,
+    "fdflags": lambda v: _bits(v & 0xFFFFFFFF, _O_FLAGS),
     "prot": lambda v: _bits(v & 0xFFFFFFFF, _PROT, zero="PROT_NONE"),
     "map": map_flags,
     "clone": clone_flags,
@@ -338,7 +340,8 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "readv": (("d", "IOV:2", "d"), "d"),
     "writev": (("d", "iov:2", "d"), "d"),
     "access": (("s", "x"), "d"),
-    "pipe": (("x",), "d"),
+    "pipe": (("FDS",), "d"),
+    "pipe2": (("FDS", "fdflags"), "d"),
     "sched_yield": ((), "d"),
     "mremap": (("x", "u", "u", "x", "x"), "x"),
     "madvise": (("x", "u", "madv"), "d"),
@@ -626,6 +629,11 @@ class CallFormatter:
                     return hex(value), None
                 length = min(length, ret)
             return self._buffer(value, length, hex_bytes=name == "getrandom")
+        if kind == "FDS":
+            data = None if ret is None or ret < 0 else self._fetch(value, 8)
+            if data is None or len(data) < 8:
+                return hex(value), None
+            return "[{}, {}]".format(*struct.unpack("<ii", data)), None
         if kind.startswith(("iov:", "IOV:")):
             count_index = int(kind[4:])
             count = _s32(args[count_index]) if count_index < len(args) else 0
