@@ -59,6 +59,8 @@ static const struct syscall_format formats[] = {
     [__NR_getpeername] = { "ipp", 'd' },   [__NR_getsockname] = { "ipp", 'd' },
     [__NR_fork] = { "", 'd' },             [__NR_vfork] = { "", 'd' },
     [__NR_pipe] = { "F", 'd' },            [__NR_pipe2] = { "Fx", 'd' },
+    [__NR_poll] = { "pui", 'd' },          [__NR_ppoll] = { "puppu", 'd' },
+    [__NR_select] = { "ipppp", 'd' },      [__NR_pselect6] = { "ippppp", 'd' },
 };
 
 struct flag {

@@ -69,11 +69,6 @@ static struct file *get_file(long fd)
 
 /* ---- files: the console and the initrd ---- */
 
-static bool is_writer(const struct file *f)
-{
-    return (f->status_flags & O_ACCMODE) != O_RDONLY;
-}
-
 /*
  * A read; `continuing` when it carries on a readv that already got bytes, which a pipe
  * then never waits for.
@@ -88,7 +83,7 @@ static long read_file(long fd, u64 buf, u64 count, bool continuing)
     if (f->kind == FILE_CONSOLE)
         return 0;                   /* no console input: end of file */
     if (f->kind == FILE_PIPE) {
-        if (is_writer(f))
+        if (file_is_writer(f))
             return -EBADF;
         return pipe_read(f->pipe, buf, count, continuing || (f->status_flags & O_NONBLOCK));
     }
@@ -124,7 +119,7 @@ static long write_file(long fd, u64 buf, u64 count, bool continuing)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
-    if (f->kind == FILE_INITRD || !is_writer(f))
+    if (f->kind == FILE_INITRD || !file_is_writer(f))
         return -EBADF;              /* initrd files are read-only */
     if (!can_read(buf, count))
         return -EFAULT;
@@ -195,7 +190,7 @@ static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
 static void close_file(struct file *f)
 {
     if (f->kind == FILE_PIPE)
-        pipe_close_end(f->pipe, is_writer(f));
+        pipe_close_end(f->pipe, file_is_writer(f));
     f->kind = FILE_NONE;
 }
 
@@ -765,7 +760,7 @@ static long dup_to(long oldfd, long newfd, bool cloexec)
     if (newfd < 0 || newfd >= MAX_FDS)
         return -EBADF;
     if (f->kind == FILE_PIPE)
-        pipe_open_end(f->pipe, is_writer(f));   /* first: newfd may hold this end's last fd */
+        pipe_open_end(f->pipe, file_is_writer(f));   /* first: newfd may hold this end's last fd */
     close_file(&process.files[newfd]);          /* dup2 closes newfd first */
     process.files[newfd] = *f;
     process.files[newfd].cloexec = cloexec;
@@ -925,6 +920,10 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_readv: return sys_iov(a[0], a[1], a[2], read_file);
     case __NR_pipe: return LOCKED(&process.files_lock, sys_pipe2(a[0], 0));
     case __NR_pipe2: return LOCKED(&process.files_lock, sys_pipe2(a[0], a[1]));
+    case __NR_poll: return sys_poll(a[0], a[1], a[2]);
+    case __NR_ppoll: return sys_ppoll(a[0], a[1], a[2], a[3], a[4]);
+    case __NR_select: return sys_select(a[0], a[1], a[2], a[3], a[4]);
+    case __NR_pselect6: return sys_pselect6(a[0], a[1], a[2], a[3], a[4]);
     case __NR_open: return LOCKED(&process.files_lock, sys_openat(AT_FDCWD, a[0], a[1], a[2]));
     case __NR_openat: return LOCKED(&process.files_lock, sys_openat(a[0], a[1], a[2], a[3]));
     case __NR_close: return LOCKED(&process.files_lock, sys_close(a[0]));

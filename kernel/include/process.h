@@ -2,6 +2,7 @@
 #define PROCESS_H
 #include "types.h"
 #include "spinlock.h"
+#include <asm-generic/fcntl.h>
 
 #define MAX_ARGS 64
 #define MAX_ENVS 64
@@ -18,6 +19,12 @@ struct file {
     u32 status_flags;               /* fcntl F_GETFL: O_RDONLY or O_RDWR, O_LARGEFILE, O_NONBLOCK... */
     bool cloexec;                   /* fcntl F_GETFD's FD_CLOEXEC (nothing execs: kept for F_GETFD) */
 };
+
+/* Opened for writing: for a pipe, its write end. */
+static inline bool file_is_writer(const struct file *f)
+{
+    return (f->status_flags & O_ACCMODE) != O_RDONLY;
+}
 
 /*
  * The one app this kernel runs. Everything the debugger wants about it is here,
@@ -77,6 +84,11 @@ long sys_clone3(const struct syscall_frame *f, u64 args_addr, u64 size);
 noreturn void thread_exit(int status);
 long sys_kill(const struct syscall_frame *f, long pid, long sig);
 long sys_tgkill(const struct syscall_frame *f, long tgid, long tid, long sig);
+/* poll.c */
+long sys_poll(u64 fds, u64 nfds, long timeout_ms);
+long sys_ppoll(u64 fds, u64 nfds, u64 timeout, u64 sigmask, u64 sigsetsize);
+long sys_select(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout);
+long sys_pselect6(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout);
 
 /* What ended the app, in fatal_report.cause. */
 enum fatal_cause {
