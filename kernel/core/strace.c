@@ -60,6 +60,8 @@ static const struct syscall_format formats[] = {
     [__NR_fork] = { "", 'd' },             [__NR_vfork] = { "", 'd' },
     [__NR_pipe] = { "F", 'd' },            [__NR_pipe2] = { "Fx", 'd' },
     [__NR_poll] = { "pui", 'd' },          [__NR_ppoll] = { "puppu", 'd' },
+    [__NR_statx] = { "fsxxp", 'd' },       [__NR_getdents64] = { "ipu", 'd' },
+    [__NR_chdir] = { "s", 'd' },           [__NR_fchdir] = { "i", 'd' },
     [__NR_select] = { "ipppp", 'd' },      [__NR_pselect6] = { "ippppp", 'd' },
 };
 

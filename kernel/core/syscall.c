@@ -33,6 +33,7 @@
 #include <linux/uio.h>
 #include <linux/time.h>
 #include <linux/futex.h>
+#include <linux/stat.h>
 
 #define SEEK_SET 0
 #define SEEK_CUR 1
@@ -82,6 +83,8 @@ static long read_file(long fd, u64 buf, u64 count, bool continuing)
         return -EFAULT;
     if (f->kind == FILE_CONSOLE)
         return 0;                   /* no console input: end of file */
+    if (f->kind == FILE_DIR)
+        return -EISDIR;
     if (f->kind == FILE_PIPE) {
         if (file_is_writer(f))
             return -EBADF;
@@ -103,6 +106,8 @@ static long sys_pread64(long fd, u64 buf, u64 count, long offset)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
+    if (f->kind == FILE_DIR)
+        return -EISDIR;
     if (f->kind != FILE_INITRD)
         return -ESPIPE;
     if (offset < 0)
@@ -158,6 +163,38 @@ static long sys_iov(long fd, u64 iov_addr, long iovcnt, long (*transfer)(long, u
     return total;
 }
 
+/*
+ * path, from dirfd when it is relative, as an initrd file or "/" (the only directory:
+ * every directory fd is "/", and so is the working directory).
+ */
+static long lookup(long dirfd, const char *path, struct file *out)
+{
+    if (path[0] != '/' && dirfd != AT_FDCWD) {
+        struct file *dir = get_file(dirfd);
+        if (!dir)
+            return -EBADF;
+        if (dir->kind != FILE_DIR)
+            return -ENOTDIR;
+    }
+    if (path[0] == 0)
+        return -ENOENT;
+    if (strcmp(path, "/proc/self/exe") == 0)
+        path = process.path;        /* the one /proc file there is: the executable itself */
+    *out = (struct file){ .kind = FILE_DIR, .status_flags = O_RDONLY | O_LARGEFILE };
+    if (initrd_is_root(path))
+        return 0;
+    out->kind = FILE_INITRD;
+    return initrd_find(path, &out->data, &out->size) ? 0 : -ENOENT;
+}
+
+static long lowest_free_fd(long from)
+{
+    for (long fd = MAX(from, 0); fd < MAX_FDS; fd++)
+        if (process.files[fd].kind == FILE_NONE)
+            return fd;
+    return -EMFILE;
+}
+
 static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
 {
     const char *path = user_path(path_addr, 4096);
@@ -165,25 +202,18 @@ static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
         return -EFAULT;
     if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
         return -EROFS;
-    if (path[0] != '/' && dirfd != AT_FDCWD)
-        return -ENOTDIR;            /* no directory fds: relative means from "/" */
-    const u8 *data;
-    u64 size;
-    if (strcmp(path, "/proc/self/exe") == 0)
-        path = process.path;        /* the one /proc file there is: the executable itself */
-    if (!initrd_find(path, &data, &size))
-        return -ENOENT;
-    if (flags & O_DIRECTORY)
+    struct file f;
+    long err = lookup(dirfd, path, &f);
+    if (err)
+        return err;
+    if ((flags & O_DIRECTORY) && f.kind != FILE_DIR)
         return -ENOTDIR;
-    for (int fd = 0; fd < MAX_FDS; fd++) {
-        if (process.files[fd].kind == FILE_NONE) {
-            process.files[fd] = (struct file){ FILE_INITRD, NULL, data, size, 0,
-                                               O_RDONLY | O_LARGEFILE | (flags & O_NONBLOCK),
-                                               (flags & O_CLOEXEC) != 0 };
-            return fd;
-        }
-    }
-    return -EMFILE;
+    f.status_flags |= flags & O_NONBLOCK;
+    f.cloexec = flags & O_CLOEXEC;
+    long fd = lowest_free_fd(0);
+    if (fd >= 0)
+        process.files[fd] = f;
+    return fd;
 }
 
 /* files_lock held */
@@ -201,14 +231,6 @@ static long sys_close(long fd)
         return -EBADF;
     close_file(f);
     return 0;
-}
-
-static long lowest_free_fd(long from)
-{
-    for (long fd = MAX(from, 0); fd < MAX_FDS; fd++)
-        if (process.files[fd].kind == FILE_NONE)
-            return fd;
-    return -EMFILE;
 }
 
 /* pipe and pipe2: fds[0] the read end, fds[1] the write end. files_lock held. */
@@ -244,7 +266,7 @@ static long sys_lseek(long fd, long offset, long whence)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
-    if (f->kind != FILE_INITRD)
+    if (f->kind != FILE_INITRD && f->kind != FILE_DIR)
         return -ESPIPE;
     long base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (long)f->offset
               : whence == SEEK_END ? (long)f->size : -1;
@@ -269,6 +291,10 @@ static void fill_stat(struct stat *st, const struct file *f)
         st->st_rdev = (5 << 8) | 1;
         st->st_ino = 3;
         st->st_blksize = 1024;
+    } else if (f->kind == FILE_DIR) {
+        st->st_mode = 0040755;              /* S_IFDIR | rwxr-xr-x */
+        st->st_nlink = 2;                   /* no subdirectories */
+        st->st_ino = 2;                     /* a root's inode number */
     } else if (f->kind == FILE_PIPE) {
         st->st_mode = 0010600;              /* S_IFIFO | rw------- */
         st->st_dev = 0xe;                   /* Linux's pipefs */
@@ -301,11 +327,123 @@ static long sys_newfstatat(long dirfd, u64 path_addr, u64 st, long flags)
         return sys_fstat(dirfd, st);
     if (!can_write(st, sizeof(struct stat)))
         return -EFAULT;
-    struct file f = { .kind = FILE_INITRD };
-    if (!initrd_find(path, &f.data, &f.size))
-        return -ENOENT;
-    fill_stat((struct stat *)st, &f);
+    struct file f;
+    long err = lookup(dirfd, path, &f);
+    if (!err)
+        fill_stat((struct stat *)st, &f);
+    return err;
+}
+
+/* statx: what fill_stat says, in statx's form; every basic field is known. */
+static long sys_statx(long dirfd, u64 path_addr, long flags, u64 mask, u64 buf)
+{
+    const char *path = user_path(path_addr, 4096);
+    if (!path)
+        return -EFAULT;
+    if (!can_write(buf, sizeof(struct statx)))
+        return -EFAULT;
+    struct file f, *file = &f;
+    if (path[0] == 0 && (flags & AT_EMPTY_PATH)) {
+        file = get_file(dirfd);
+        if (!file)
+            return -EBADF;
+    } else {
+        long err = lookup(dirfd, path, &f);
+        if (err)
+            return err;
+    }
+    struct stat st;
+    fill_stat(&st, file);
+    struct statx *sx = (void *)buf;
+    memset(sx, 0, sizeof(*sx));
+    sx->stx_mask = STATX_BASIC_STATS;
+    sx->stx_blksize = st.st_blksize;
+    sx->stx_nlink = st.st_nlink;
+    sx->stx_mode = st.st_mode;
+    sx->stx_ino = st.st_ino;
+    sx->stx_size = st.st_size;
+    sx->stx_blocks = st.st_blocks;
+    sx->stx_rdev_major = st.st_rdev >> 8;
+    sx->stx_rdev_minor = st.st_rdev & 0xff;
+    sx->stx_dev_major = st.st_dev >> 8;
+    sx->stx_dev_minor = st.st_dev & 0xff;
     return 0;
+}
+
+/*
+ * getdents64 on "/": ".", "..", then the initrd's members. The fd's offset is the
+ * cursor: 0 and 1 the two dot entries, then 2 + the archive offset of the next member,
+ * which is also each entry's d_off.
+ */
+struct dirent64 {
+    u64 d_ino;
+    s64 d_off;
+    u16 d_reclen;
+    u8 d_type;
+    char d_name[];
+};
+#define DT_DIR 4
+#define DT_REG 8
+
+static long sys_getdents64(long fd, u64 buf, u64 count)
+{
+    struct file *f = get_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->kind != FILE_DIR)
+        return -ENOTDIR;
+    if (!can_write(buf, count))
+        return -EFAULT;
+    u64 used = 0;
+    for (;;) {
+        struct initrd_entry e = { .ino = 2 };
+        u64 next;
+        u8 type = DT_DIR;
+        if (f->offset < 2) {
+            e.name = f->offset ? ".." : ".";
+            next = f->offset + 1;
+        } else {
+            u64 cursor = f->offset - 2;
+            if (!initrd_next(&cursor, &e))
+                break;
+            next = cursor + 2;
+            type = DT_REG;
+            e.ino += 100;
+        }
+        u64 len = strlen(e.name);
+        u64 reclen = ALIGN_UP(offsetof(struct dirent64, d_name) + len + 1, 8);
+        if (used + reclen > count) {
+            if (!used)
+                return -EINVAL;     /* not even one entry fits */
+            break;
+        }
+        struct dirent64 *d = (void *)(buf + used);
+        d->d_ino = e.ino;
+        d->d_off = next;
+        d->d_reclen = reclen;
+        d->d_type = type;
+        memcpy(d->d_name, e.name, len + 1);
+        used += reclen;
+        f->offset = next;
+    }
+    return used;
+}
+
+/* The working directory is "/" for good: changing to it is all chdir can do. */
+static long sys_chdir(u64 path_addr)
+{
+    const char *path = user_path(path_addr, 4096);
+    if (!path)
+        return -EFAULT;
+    struct file f;
+    long err = lookup(AT_FDCWD, path, &f);
+    return err ? err : f.kind == FILE_DIR ? 0 : -ENOTDIR;
+}
+
+static long sys_fchdir(long fd)
+{
+    struct file *f = get_file(fd);
+    return !f ? -EBADF : f->kind == FILE_DIR ? 0 : -ENOTDIR;
 }
 
 static long sys_readlinkat(long dirfd, u64 path_addr, u64 buf, long size)
@@ -315,8 +453,11 @@ static long sys_readlinkat(long dirfd, u64 path_addr, u64 buf, long size)
         return -EFAULT;
     if (size <= 0)
         return -EINVAL;
-    if (strcmp(path, "/proc/self/exe") != 0)
-        return initrd_find(path, &(const u8 *){ 0 }, &(u64){ 0 }) ? -EINVAL : -ENOENT;
+    if (strcmp(path, "/proc/self/exe") != 0) {
+        struct file f;
+        long err = lookup(dirfd, path, &f);
+        return err ? err : -EINVAL;     /* there, but no symbolic link */
+    }
     long n = MIN((long)strlen(process.path), size);     /* readlink does not NUL-terminate */
     if (!can_write(buf, n))
         return -EFAULT;
@@ -810,7 +951,7 @@ static long sys_fcntl(long fd, long cmd, u64 arg)
 
 /* ---- the process's surroundings: cwd, umask, the machine, names ---- */
 
-/* The working directory is "/" for good: the initrd is flat, and chdir is not offered. */
+/* The working directory is "/" for good: the initrd's one directory (see sys_chdir). */
 static long sys_getcwd(u64 buf, u64 size)
 {
     if (size < 2)
@@ -931,6 +1072,10 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_fstat: return sys_fstat(a[0], a[1]);
     case __NR_newfstatat: return sys_newfstatat(a[0], a[1], a[2], a[3]);
     case __NR_stat: case __NR_lstat: return sys_newfstatat(AT_FDCWD, a[0], a[1], 0);
+    case __NR_statx: return sys_statx(a[0], a[1], a[2], a[3], a[4]);
+    case __NR_getdents64: return sys_getdents64(a[0], a[1], a[2]);
+    case __NR_chdir: return sys_chdir(a[0]);
+    case __NR_fchdir: return sys_fchdir(a[0]);
     case __NR_readlink: return sys_readlinkat(AT_FDCWD, a[0], a[1], a[2]);
     case __NR_readlinkat: return sys_readlinkat(a[0], a[1], a[2], a[3]);
     case __NR_ioctl: return sys_ioctl(a[0], a[1], a[2]);

@@ -50,6 +50,7 @@ const struct syscall_capture_rule capture_rules[][SYSCALL_CAPTURE_RULES] = {
     [__NR_faccessat] = { STRING(1) },
     [__NR_getrandom] = { OUT(0, 1) },
     [__NR_statx] = { STRING(1) },
+    [__NR_chdir] = { STRING(0) },
 };
 #define NR_CAPTURE_RULES (sizeof(capture_rules) / sizeof(capture_rules[0]))
 

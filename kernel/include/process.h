@@ -9,13 +9,16 @@
 #define MAX_FDS 64
 #define NSIG_MAX 64
 
-/* An open file: the console, a read-only file from the initrd or one end of a pipe. */
+/*
+ * An open file: the console, a read-only file from the initrd, "/" (the initrd's one
+ * directory) or one end of a pipe.
+ */
 struct file {
-    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD, FILE_PIPE } kind;
+    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD, FILE_DIR, FILE_PIPE } kind;
     struct pipe *pipe;              /* FILE_PIPE: the end is status_flags' access mode */
     const u8 *data;
     u64 size;
-    u64 offset;
+    u64 offset;                     /* FILE_DIR: getdents64's cursor */
     u32 status_flags;               /* fcntl F_GETFL: O_RDONLY or O_RDWR, O_LARGEFILE, O_NONBLOCK... */
     bool cloexec;                   /* fcntl F_GETFD's FD_CLOEXEC (nothing execs: kept for F_GETFD) */
 };

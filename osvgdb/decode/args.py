@@ -362,6 +362,8 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "uname": (("x",), "d"),
     "fcntl": (("d", "d", "x"), "d"),
     "getcwd": (("x", "u"), "d"),
+    "chdir": (("s",), "d"),
+    "fchdir": (("d",), "d"),
     "mkdir": (("s", "o"), "d"),
     "unlink": (("s",), "d"),
     "readlink": (("s", "B:2", "u"), "d"),
