@@ -21,6 +21,7 @@
 
 struct spinlock sched_lock = SPINLOCK_INIT;
 static unsigned rr_cursor;      /* where the next scan of all_threads starts */
+static u64 exited_cpu_ns;       /* CPU time of the app threads that are gone */
 
 void switch_context(u64 *save_rsp, u64 new_rsp);
 
@@ -73,6 +74,7 @@ static void reap_exited_thread(void)
         all_threads[--nr_threads] = NULL;
         if (rr_cursor > i)
             rr_cursor--;
+        exited_cpu_ns += t->cpu_ns;
         break;
     }
     thread_free(t);
@@ -91,6 +93,10 @@ static void schedule_locked(void)
         return;
     }
     cpu->slice = 0;
+    /* Not in install(): the boot CPU installs its first thread before the TSC is calibrated. */
+    u64 now = tsc_ns();
+    prev->cpu_ns += now - prev->run_start;
+    next->run_start = now;
     /* The kernel never touches FPU/SSE state: only app threads have any to keep. */
     if (prev->is_app)
         arch_fpu_save(prev->fpu_state);
@@ -277,6 +283,25 @@ bool sched_thread_alive(long tid)
     bool alive = find_app_thread(tid) != NULL;
     spin_unlock_irqrestore(&sched_lock, flags);
     return alive;
+}
+
+/*
+ * CPU time in ns, kernel and app code alike (both run in ring 0): of the calling thread,
+ * or of all the app's threads, gone ones too.
+ */
+u64 sched_cpu_ns(bool whole_app)
+{
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    u64 now = tsc_ns(), total = whole_app ? exited_cpu_ns : 0;
+    struct thread *self = this_cpu()->current;
+    for (unsigned i = 0; i < nr_threads; i++) {
+        struct thread *t = all_threads[i];
+        if (whole_app ? !t->is_app : t != self)
+            continue;
+        total += t->cpu_ns + (t->state == THREAD_RUNNING ? now - t->run_start : 0);
+    }
+    spin_unlock_irqrestore(&sched_lock, flags);
+    return total;
 }
 
 /* sched_setaffinity: false if there is no such thread. */

@@ -62,6 +62,10 @@ static const struct syscall_format formats[] = {
     [__NR_poll] = { "pui", 'd' },          [__NR_ppoll] = { "puppu", 'd' },
     [__NR_statx] = { "fsxxp", 'd' },       [__NR_getdents64] = { "ipu", 'd' },
     [__NR_chdir] = { "s", 'd' },           [__NR_fchdir] = { "i", 'd' },
+    [__NR_pwrite64] = { "ibud", 'd' },     [__NR_sendfile] = { "iipu", 'd' },
+    [__NR_preadv] = { "ipid", 'd' },       [__NR_pwritev] = { "ipid", 'd' },
+    [__NR_mremap] = { "puuxp", 'x' },      [__NR_getrusage] = { "ip", 'd' },
+    [__NR_times] = { "p", 'd' },
     [__NR_select] = { "ipppp", 'd' },      [__NR_pselect6] = { "ippppp", 'd' },
 };
 

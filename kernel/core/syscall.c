@@ -29,6 +29,8 @@
 #include <linux/time_types.h>
 #include <linux/fcntl.h>
 #include <asm-generic/mman.h>
+#include <linux/mman.h>
+#include <linux/times.h>
 #include <linux/resource.h>
 #include <linux/uio.h>
 #include <linux/time.h>
@@ -101,22 +103,59 @@ static long sys_read(long fd, u64 buf, u64 count)
     return read_file(fd, buf, count, false);
 }
 
-static long sys_pread64(long fd, u64 buf, u64 count, long offset)
+/*
+ * pread64 and pwrite64, in Linux's order of checks: the offset, the fd, whether it can
+ * seek at all (the console and pipes cannot), whether it is open for the transfer.
+ * Every file that can seek is a read-only initrd file or "/": pwrite64 never writes.
+ */
+static long positioned_check(long fd, long offset, bool write)
 {
+    if (offset < 0)
+        return -EINVAL;
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
-    if (f->kind == FILE_DIR)
-        return -EISDIR;
-    if (f->kind != FILE_INITRD)
+    if (f->kind != FILE_INITRD && f->kind != FILE_DIR)
         return -ESPIPE;
-    if (offset < 0)
-        return -EINVAL;
+    if (write)
+        return -EBADF;
+    return f->kind == FILE_DIR ? -EISDIR : 0;
+}
+
+static long sys_pread64(long fd, u64 buf, u64 count, long offset)
+{
+    long err = positioned_check(fd, offset, false);
+    if (err)
+        return err;
+    struct file *f = get_file(fd);
     if (!can_write(buf, count))
         return -EFAULT;
     u64 n = (u64)offset < f->size ? MIN(count, f->size - offset) : 0;
     memcpy((void *)buf, f->data + offset, n);
     return n;
+}
+
+/* preadv: the iovecs in turn from offset on, until the end of the file. */
+static long sys_preadv(long fd, u64 iov_addr, long iovcnt, long offset)
+{
+    long err = positioned_check(fd, offset, false);
+    if (err)
+        return err;
+    if (iovcnt < 0 || iovcnt > 1024)
+        return -EINVAL;
+    if (!can_read(iov_addr, iovcnt * sizeof(struct iovec)))
+        return -EFAULT;
+    const struct iovec *iov = (const void *)iov_addr;
+    long total = 0;
+    for (long i = 0; i < iovcnt; i++) {
+        long n = sys_pread64(fd, (u64)iov[i].iov_base, iov[i].iov_len, offset + total);
+        if (n < 0)
+            return total ? total : n;
+        total += n;
+        if ((u64)n < iov[i].iov_len)
+            break;
+    }
+    return total;
 }
 
 static long write_file(long fd, u64 buf, u64 count, bool continuing)
@@ -137,6 +176,43 @@ static long write_file(long fd, u64 buf, u64 count, bool continuing)
 static long sys_write(long fd, u64 buf, u64 count)
 {
     return write_file(fd, buf, count, false);
+}
+
+/*
+ * sendfile: from an initrd file (at *offset, which then moves, or else at the file's
+ * offset) to the console or a pipe, the bytes never passing through the app. Linux's
+ * order of checks; only files that can be mapped may be read from (EINVAL otherwise).
+ */
+static long sys_sendfile(long out_fd, long in_fd, u64 offset_addr, u64 count)
+{
+    struct file *in = get_file(in_fd), *out = get_file(out_fd);
+    if (!in || (in->kind == FILE_PIPE && file_is_writer(in)))
+        return -EBADF;
+    if (offset_addr && in->kind != FILE_INITRD && in->kind != FILE_DIR)
+        return -ESPIPE;
+    if (!out || !file_is_writer(out))
+        return -EBADF;
+    if (in->kind != FILE_INITRD)
+        return -EINVAL;
+    u64 pos = in->offset;
+    if (offset_addr) {
+        if (!can_write(offset_addr, sizeof(long)))
+            return -EFAULT;
+        if (*(long *)offset_addr < 0)
+            return -EINVAL;
+        pos = *(long *)offset_addr;
+    }
+    u64 n = pos < in->size ? MIN(count, in->size - pos) : 0;
+    long done = n;
+    if (n && out->kind == FILE_PIPE)
+        done = pipe_write(out->pipe, (u64)(in->data + pos), n, out->status_flags & O_NONBLOCK);
+    else if (n)
+        console_write((const char *)in->data + pos, n);
+    if (done > 0 && offset_addr)
+        *(long *)offset_addr = pos + done;
+    else if (done > 0)
+        in->offset = pos + done;
+    return done;
 }
 
 /*
@@ -611,6 +687,67 @@ static long sys_madvise(u64 addr, u64 len, long advice)
     return 0;
 }
 
+/*
+ * May a mapping grow into [addr, addr+len)? Only among mmap's mappings (below
+ * mmap_next, brk may still want it), below the stack's guard gap, and only if free.
+ */
+static bool range_free(u64 addr, u64 len)
+{
+    if (addr < process.mmap_next || addr + len > process.stack_low - STACK_GUARD_GAP ||
+        addr + len < addr)
+        return false;
+    for (u64 a = addr; a < addr + len; a += PAGE_SIZE)
+        if (user_page_mapped(a))
+            return false;
+    return true;
+}
+
+/*
+ * mremap: shrinking gives the tail back; growing maps more pages after the old ones
+ * when they are free, else (MREMAP_MAYMOVE) moves the pages, frames and all, to where
+ * mmap would put a mapping of the new size; MREMAP_FIXED moves them to new_addr.
+ * The new pages get the protection of the old range's last one.
+ */
+static long sys_mremap(u64 old, u64 old_size, u64 new_size, long flags, u64 new_addr)
+{
+    if ((old & (PAGE_SIZE - 1)) || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED)) ||
+        ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE)))
+        return -EINVAL;             /* MREMAP_DONTUNMAP too: not offered */
+    old_size = ALIGN_UP(old_size, PAGE_SIZE);
+    new_size = ALIGN_UP(new_size, PAGE_SIZE);
+    if (!new_size || !old_size)
+        return -EINVAL;             /* old_size 0 duplicates shared mappings: there are none */
+    for (u64 a = old; a < old + old_size; a += PAGE_SIZE)
+        if (!user_page_mapped(a))
+            return -EFAULT;
+    int prot = user_page_prot(old + old_size - PAGE_SIZE);
+    u64 to = old;
+    if (flags & MREMAP_FIXED) {
+        to = new_addr;
+        if ((to & (PAGE_SIZE - 1)) || (to < old + old_size && old < to + new_size))
+            return -EINVAL;
+        if (to < USER_MIN || to + new_size > USER_MAX || range_overlaps_kernel(to, to + new_size))
+            return -EINVAL;
+        unmap_user(to, new_size);
+    } else if (new_size > old_size && !range_free(old + old_size, new_size - old_size)) {
+        if (!(flags & MREMAP_MAYMOVE))
+            return -ENOMEM;
+        to = process.mmap_next - new_size;
+        if (to < process.brk || to > process.mmap_next)
+            return -ENOMEM;
+        process.mmap_next = to;
+    }
+    if (new_size < old_size) {
+        unmap_user(old + new_size, old_size - new_size);
+        old_size = new_size;
+    }
+    if (to != old && move_user(old, to, old_size) < 0)
+        return -ENOMEM;
+    if (new_size > old_size && map_user(to + old_size, new_size - old_size, prot) < 0)
+        return -ENOMEM;
+    return to;
+}
+
 /* ---- the thread's TLS: the seed's arch_prctl ---- */
 
 /*
@@ -803,6 +940,44 @@ static long sys_clock_nanosleep(long clock, long flags, u64 req, u64 rem)
     if (rem && !(flags & TIMER_ABSTIME) && can_write(rem, sizeof(*ts)))
         memset((void *)rem, 0, sizeof(*ts));
     return 0;
+}
+
+/*
+ * CPU time: the scheduler's, kernel and app code together (one ring), shown as user
+ * time. No child ever runs: RUSAGE_CHILDREN and the children's times are 0.
+ */
+#define RUSAGE_SELF 0
+#define RUSAGE_CHILDREN (-1)
+#define RUSAGE_THREAD 1
+#define USER_HZ 100                 /* times()'s clock ticks, as Linux's USER_HZ */
+
+static long sys_getrusage(long who, u64 usage)
+{
+    if ((int)who != RUSAGE_SELF && (int)who != RUSAGE_CHILDREN && (int)who != RUSAGE_THREAD)
+        return -EINVAL;
+    if (!can_write(usage, sizeof(struct rusage)))
+        return -EFAULT;
+    struct rusage *ru = (void *)usage;
+    memset(ru, 0, sizeof(*ru));
+    if ((int)who == RUSAGE_CHILDREN)
+        return 0;
+    u64 ns = sched_cpu_ns((int)who == RUSAGE_SELF);
+    ru->ru_utime.tv_sec = ns / 1000000000UL;
+    ru->ru_utime.tv_usec = ns % 1000000000UL / 1000;
+    ru->ru_maxrss = user_pages_populated * (PAGE_SIZE / 1024);     /* KiB ever populated */
+    return 0;
+}
+
+static long sys_times(u64 buf)
+{
+    if (buf) {
+        if (!can_write(buf, sizeof(struct tms)))
+            return -EFAULT;
+        struct tms *t = (void *)buf;
+        memset(t, 0, sizeof(*t));
+        t->tms_utime = sched_cpu_ns(true) / (1000000000UL / USER_HZ);
+    }
+    return tsc_ns() / (1000000000UL / USER_HZ);      /* ticks since boot */
 }
 
 /* ---- threads, futexes and CPUs ---- */
@@ -1057,6 +1232,9 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_read: return sys_read(a[0], a[1], a[2]);
     case __NR_write: return sys_write(a[0], a[1], a[2]);
     case __NR_pread64: return sys_pread64(a[0], a[1], a[2], a[3]);
+    case __NR_preadv: return sys_preadv(a[0], a[1], a[2], a[3]);
+    case __NR_pwrite64: case __NR_pwritev: return positioned_check(a[0], a[3], true);
+    case __NR_sendfile: return sys_sendfile(a[0], a[1], a[2], a[3]);
     case __NR_writev: return sys_iov(a[0], a[1], a[2], write_file);
     case __NR_readv: return sys_iov(a[0], a[1], a[2], read_file);
     case __NR_pipe: return LOCKED(&process.files_lock, sys_pipe2(a[0], 0));
@@ -1084,6 +1262,9 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_munmap: return LOCKED(&process.mm_lock, sys_munmap(a[0], a[1]));
     case __NR_mprotect: return LOCKED(&process.mm_lock, sys_mprotect(a[0], a[1], a[2]));
     case __NR_madvise: return sys_madvise(a[0], a[1], a[2]);
+    case __NR_mremap: return LOCKED(&process.mm_lock, sys_mremap(a[0], a[1], a[2], a[3], a[4]));
+    case __NR_getrusage: return sys_getrusage(a[0], a[1]);
+    case __NR_times: return sys_times(a[0]);
     case __NR_arch_prctl: return sys_arch_prctl(a[0], a[1]);
     case __NR_set_tid_address: return sys_set_tid_address(a[0]);
     case __NR_set_robust_list: return a[1] == 24 ? 0 : -EINVAL;
