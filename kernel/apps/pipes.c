@@ -6,12 +6,14 @@
  * streaming a megabyte to a consumer through blocking reads and writes. Each line shows
  * the raw result (or -errno), so the same binary on the host is the oracle.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -89,6 +91,13 @@ int main(void)
     printf(" pread %ld\n", raw(SYS_pread64, fds[0], (long)&st, 1));
     char buf[100] = { 0 };
     printf("write %ld\n", raw(SYS_write, fds[1], (long)"hello, pipe", 11));
+    int unread = -1;
+    r = raw(SYS_ioctl, fds[0], FIONREAD, (long)&unread);
+    printf("fionread %ld %d", r, unread);
+    printf(" pipe-size %ld", raw(SYS_fcntl, fds[1], F_GETPIPE_SZ, 0));
+    int file = open("/proc/self/exe", O_RDONLY);
+    printf(" not-a-pipe %ld\n", raw(SYS_fcntl, file, F_GETPIPE_SZ, 0));
+    close(file);
     printf("read %ld %s\n", raw(SYS_read, fds[0], (long)buf, 5), buf);
     printf("read-zero %ld\n", raw(SYS_read, fds[0], (long)buf, 0));
     memset(buf, 0, sizeof(buf));

@@ -141,6 +141,14 @@ long pipe_write(struct pipe *p, u64 buf, u64 count, bool nonblock)
     return finish(p, done);
 }
 
+u64 pipe_buffered(struct pipe *p)
+{
+    spin_lock(&pipe_lock);
+    u64 n = p->head - p->tail;
+    spin_unlock(&pipe_lock);
+    return n;
+}
+
 unsigned pipe_poll(const struct pipe *p, bool writer)
 {
     u64 used = p->head - p->tail;

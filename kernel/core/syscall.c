@@ -580,6 +580,12 @@ static long sys_ioctl(long fd, u64 request, u64 arg)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
+    if (f->kind == FILE_PIPE && request == FIONREAD) {
+        if (!can_write(arg, sizeof(int)))
+            return -EFAULT;
+        *(int *)arg = pipe_buffered(f->pipe);
+        return 0;
+    }
     if (f->kind != FILE_CONSOLE)
         return -ENOTTY;
     switch (request) {
@@ -1120,6 +1126,7 @@ static long sys_fcntl(long fd, long cmd, u64 arg)
     case F_SETFD: f->cloexec = arg & FD_CLOEXEC; return 0;
     case F_GETFL: return f->status_flags;
     case F_SETFL: f->status_flags = (f->status_flags & ~SETFL_MASK) | (arg & SETFL_MASK); return 0;
+    case F_GETPIPE_SZ: return f->kind == FILE_PIPE ? PIPE_SIZE : -EBADF;
     default: return -EINVAL;
     }
 }

@@ -18,6 +18,7 @@ void pipe_open_end(struct pipe *p, bool writer);    /* another fd on this end (d
 void pipe_close_end(struct pipe *p, bool writer);
 long pipe_read(struct pipe *p, u64 buf, u64 count, bool nonblock);
 long pipe_write(struct pipe *p, u64 buf, u64 count, bool nonblock);
+u64 pipe_buffered(struct pipe *p);  /* bytes a read would get now: FIONREAD */
 /* Readiness as poll's POLLIN/POLLOUT/POLLHUP/POLLERR bits. pipe_lock held. */
 unsigned pipe_poll(const struct pipe *p, bool writer);
 /* Block until some pipe changes or the deadline (0: none) passes. pipe_lock held. */
