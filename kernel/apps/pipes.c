@@ -4,7 +4,8 @@
  * (SIGPIPE ignored: the kernel does not deliver signals yet), EAGAIN and the 64 KiB
  * capacity, readv of a pipe, the errors of the wrong end, and a producer thread
  * streaming a megabyte to a consumer through blocking reads and writes. Each line shows
- * the raw result (or -errno), so the same binary on the host is the oracle.
+ * the raw result (or -errno), so the same binary on the host is the oracle. With the
+ * argument "hang" it reads a pipe nobody writes, for ever (triage's pipe wait).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -76,10 +77,15 @@ static void threads(void)
     close(fds[0]);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     int fds[2];
+    if (argc > 1 && strcmp(argv[1], "hang") == 0) {
+        char c;
+        pipe(fds);
+        return read(fds[0], &c, 1);
+    }
     long r = raw(SYS_pipe, (long)fds, 0, 0);
     printf("pipe %ld %d %d\n", r, fds[0], fds[1]);
     printf("getfl %#lx %#lx\n", raw(SYS_fcntl, fds[0], F_GETFL, 0), raw(SYS_fcntl, fds[1], F_GETFL, 0));
