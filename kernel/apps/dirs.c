@@ -38,6 +38,9 @@ struct statx_head {
 };
 #define BASIC_STATS 0x7ff           /* STATX_BASIC_STATS */
 
+static const char *self_name;
+static unsigned long self_ino;     /* its d_ino, which stat must agree with */
+
 static int by_name(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -55,6 +58,8 @@ static void list(int dfd)
             struct linux_dirent64 *d = (void *)(buf + at);
             lines[n] = malloc(strlen(d->d_name) + 8);
             sprintf(lines[n++], "%s %d", d->d_name, d->d_type);
+            if (strcmp(d->d_name, self_name) == 0)
+                self_ino = d->d_ino;
             at += d->d_reclen;
         }
     }
@@ -69,6 +74,7 @@ int main(int argc, char **argv)
     if (argc < 2)
         return 2;
     const char *dir = argv[1], *self = strrchr(argv[0], '/') + 1;
+    self_name = self;
     char path[4096];
     struct stat st = { 0 };
     long r = raw(SYS_stat, (long)dir, (long)&st, 0, 0, 0);
@@ -96,6 +102,7 @@ int main(int argc, char **argv)
     printf(" bad %ld\n", raw(SYS_getdents64, 99, (long)path, sizeof(path), 0, 0));
     printf("openat-from-file %ld\n", raw(SYS_openat, file, (long)"x", O_RDONLY, 0, 0));
     r = raw(SYS_newfstatat, dfd, (long)self, (long)&st, 0, 0);
+    printf("same inode %d\n", st.st_ino == self_ino);
     printf("newfstatat-relative %ld reg %d mode %o\n", r, S_ISREG(st.st_mode), st.st_mode & 0777);
     snprintf(path, sizeof(path), "%s/%s", dir, self);
     printf("open-file-as-dir %ld\n", raw(SYS_open, (long)path, O_RDONLY | O_DIRECTORY, 0, 0, 0));

@@ -59,7 +59,6 @@ bool initrd_next(u64 *cursor, struct initrd_entry *e)
     e->name = skip_prefix(name);
     e->data = initrd + data_off;
     e->size = filesize;
-    e->ino = hex_field(h + 6);
     *cursor = ALIGN_UP(data_off + filesize, 4);
     return true;
 }

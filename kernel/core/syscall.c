@@ -352,6 +352,12 @@ static long sys_lseek(long fd, long offset, long whence)
     return f->offset;
 }
 
+/* An initrd file's inode number, the same in stat and getdents64: unique, from where it lies. */
+static u64 initrd_ino(const u8 *data)
+{
+    return 100 + virt_to_phys(data) / 4;
+}
+
 /*
  * The console is a character device, /dev/console (5, 1): glibc then asks TCGETS before
  * its first write, as it does on Linux for any character device outside the pty majors.
@@ -379,7 +385,7 @@ static void fill_stat(struct stat *st, const struct file *f)
         st->st_mode = 0100755;              /* S_IFREG | rwxr-xr-x */
         st->st_size = f->size;
         st->st_blocks = ALIGN_UP(f->size, 512) / 512;
-        st->st_ino = 100 + ((u64)f->data & 0xffff);
+        st->st_ino = initrd_ino(f->data);
     }
 }
 
@@ -472,8 +478,8 @@ static long sys_getdents64(long fd, u64 buf, u64 count)
         return -EFAULT;
     u64 used = 0;
     for (;;) {
-        struct initrd_entry e = { .ino = 2 };
-        u64 next;
+        struct initrd_entry e;
+        u64 next, ino = 2;          /* "/" for the dot entries */
         u8 type = DT_DIR;
         if (f->offset < 2) {
             e.name = f->offset ? ".." : ".";
@@ -484,7 +490,7 @@ static long sys_getdents64(long fd, u64 buf, u64 count)
                 break;
             next = cursor + 2;
             type = DT_REG;
-            e.ino += 100;
+            ino = initrd_ino(e.data);
         }
         u64 len = strlen(e.name);
         u64 reclen = ALIGN_UP(offsetof(struct dirent64, d_name) + len + 1, 8);
@@ -494,7 +500,7 @@ static long sys_getdents64(long fd, u64 buf, u64 count)
             break;
         }
         struct dirent64 *d = (void *)(buf + used);
-        d->d_ino = e.ino;
+        d->d_ino = ino;
         d->d_off = next;
         d->d_reclen = reclen;
         d->d_type = type;

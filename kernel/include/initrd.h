@@ -14,7 +14,6 @@ struct initrd_entry {
     const char *name;               /* without a leading "/" or "./" */
     const u8 *data;
     u64 size;
-    u64 ino;                        /* the archive's inode number */
 };
 bool initrd_next(u64 *cursor, struct initrd_entry *e);
 #endif
