@@ -422,6 +422,50 @@ void discard_user(u64 va, u64 len) { update_range(va, len, 0, discard_page, fals
 void unmap_user(u64 va, u64 len) { update_range(va, len, 0, unmap_page, false); }
 int protect_user(u64 va, u64 len, int prot) { return update_range(va, len, prot, protect_page, false); }
 
+int user_page_prot(u64 va)
+{
+    if (!user_range_valid(va, 1))
+        return -1;
+    spin_lock(&pt_lock);
+    u64 *pte = pte_walk(va, false);
+    int prot = pte && (*pte & PTE_SW_RESERVED) ? pte_prot(*pte) : -1;
+    spin_unlock(&pt_lock);
+    return prot;
+}
+
+/*
+ * mremap's move: each page's entry (frame, protection, or none yet) goes from old_va to
+ * new_va, whose range the caller made free. Frames stay where they are, so nothing is
+ * copied and an untouched page stays unpopulated. -1 if a page table for the new
+ * range cannot be had (out of memory): pages moved so far stay moved.
+ */
+int move_user(u64 old_va, u64 new_va, u64 len)
+{
+    if (!user_range_valid(old_va, len) || !user_range_valid(new_va, len))
+        return -1;
+    bool flush = false;
+    int ret = 0;
+    spin_lock(&pt_lock);
+    for (u64 off = 0; off < len; off += PAGE_SIZE) {
+        u64 *src = pte_walk(old_va + off, false);
+        if (!src || !*src)
+            continue;
+        u64 *dst = pte_walk(new_va + off, true);
+        if (!dst) {
+            ret = -1;
+            break;
+        }
+        *dst = *src;
+        flush |= (*src & PTE_P) != 0;
+        *src = 0;
+        invlpg(old_va + off);
+    }
+    spin_unlock(&pt_lock);
+    if (flush)
+        tlb_shootdown();            /* other CPUs may still cache the old addresses */
+    return ret;
+}
+
 bool user_page_mapped(u64 va)
 {
     if (!user_range_valid(va, 1))

@@ -21,6 +21,7 @@
 
 struct spinlock sched_lock = SPINLOCK_INIT;
 static unsigned rr_cursor;      /* where the next scan of all_threads starts */
+static u64 exited_cpu_ns;       /* CPU time of the app threads that are gone */
 
 void switch_context(u64 *save_rsp, u64 new_rsp);
 
@@ -73,6 +74,7 @@ static void reap_exited_thread(void)
         all_threads[--nr_threads] = NULL;
         if (rr_cursor > i)
             rr_cursor--;
+        exited_cpu_ns += t->cpu_ns;
         break;
     }
     thread_free(t);
@@ -91,6 +93,10 @@ static void schedule_locked(void)
         return;
     }
     cpu->slice = 0;
+    /* Not in install(): the boot CPU installs its first thread before the TSC is calibrated. */
+    u64 now = tsc_ns();
+    prev->cpu_ns += now - prev->run_start;
+    next->run_start = now;
     /* The kernel never touches FPU/SSE state: only app threads have any to keep. */
     if (prev->is_app)
         arch_fpu_save(prev->fpu_state);
@@ -158,6 +164,7 @@ void sched_tick(void)
             t->wake_time = 0;
             t->timed_out = true;
             t->futex_addr = 0;
+            t->wait_chan = NULL;
             t->state = THREAD_READY;
         }
     }
@@ -187,6 +194,51 @@ long sched_sleep_until(u64 deadline_ns)
     schedule_locked();
     spin_unlock_irqrestore(&sched_lock, flags);
     return 0;
+}
+
+/*
+ * xv6's sleep and wakeup, for kernel objects (pipes): block on chan until
+ * sched_wakeup(chan) or the deadline (0: none). The caller holds lock, which guards the
+ * condition it waits for; lock is let go only once sched_lock is held, so a waker (who
+ * takes lock to change the condition, then wakes) cannot slip in between the caller's
+ * check and its sleep. lock is held again on return; -ETIMEDOUT if the deadline passed.
+ */
+long sched_wait(const void *chan, struct spinlock *lock, u64 deadline_ns)
+{
+    u64 flags = irq_save();
+    raw_spin_lock(&sched_lock);
+    spin_unlock(lock);
+    struct thread *t = this_cpu()->current;
+    t->wait_chan = chan;
+    t->wake_time = deadline_ns;
+    t->timed_out = false;
+    t->state = THREAD_BLOCKED;
+    schedule_locked();
+    long ret = t->timed_out ? -ETIMEDOUT : 0;
+    t->wait_chan = NULL;
+    t->wake_time = 0;
+    raw_spin_unlock(&sched_lock);
+    irq_restore(flags);
+    spin_lock(lock);
+    return ret;
+}
+
+void sched_wakeup(const void *chan)
+{
+    bool woken = false;
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    for (unsigned i = 0; i < nr_threads; i++) {
+        struct thread *t = all_threads[i];
+        if (t->state == THREAD_BLOCKED && t->wait_chan == chan) {
+            t->wait_chan = NULL;
+            t->wake_time = 0;
+            t->state = THREAD_READY;
+            woken = true;
+        }
+    }
+    spin_unlock_irqrestore(&sched_lock, flags);
+    if (woken)
+        kick_idle_cpu();
 }
 
 /*
@@ -231,6 +283,25 @@ bool sched_thread_alive(long tid)
     bool alive = find_app_thread(tid) != NULL;
     spin_unlock_irqrestore(&sched_lock, flags);
     return alive;
+}
+
+/*
+ * CPU time in ns, kernel and app code alike (both run in ring 0): of the calling thread,
+ * or of all the app's threads, gone ones too.
+ */
+u64 sched_cpu_ns(bool whole_app)
+{
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    u64 now = tsc_ns(), total = whole_app ? exited_cpu_ns : 0;
+    struct thread *self = this_cpu()->current;
+    for (unsigned i = 0; i < nr_threads; i++) {
+        struct thread *t = all_threads[i];
+        if (whole_app ? !t->is_app : t != self)
+            continue;
+        total += t->cpu_ns + (t->state == THREAD_RUNNING ? now - t->run_start : 0);
+    }
+    spin_unlock_irqrestore(&sched_lock, flags);
+    return total;
 }
 
 /* sched_setaffinity: false if there is no such thread. */

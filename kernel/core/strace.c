@@ -17,7 +17,8 @@
  *     however the caller extended it)  d long  u unsigned long
  *   x hex number (flags, offsets: 0 is 0)  p pointer (0 is NULL)
  *   s string  b buffer of the next argument's length  B buffer the call filled,
- *   of the return value's length  f dirfd (AT_FDCWD)
+ *   of the return value's length  f dirfd (AT_FDCWD)  F the two fds the call
+ *   filled (pipe's), [3, 4]
  *   P PROT_* bits (0 is PROT_NONE)  M MAP_* flags (the mapping type first)
  * and the return value's: d (errno on failure) or x (addresses: brk, mmap).
  */
@@ -57,6 +58,15 @@ static const struct syscall_format formats[] = {
     [__NR_getpgrp] = { "", 'd' },          [__NR_socket] = { "iii", 'd' },
     [__NR_getpeername] = { "ipp", 'd' },   [__NR_getsockname] = { "ipp", 'd' },
     [__NR_fork] = { "", 'd' },             [__NR_vfork] = { "", 'd' },
+    [__NR_pipe] = { "F", 'd' },            [__NR_pipe2] = { "Fx", 'd' },
+    [__NR_poll] = { "pui", 'd' },          [__NR_ppoll] = { "puppu", 'd' },
+    [__NR_statx] = { "fsxxp", 'd' },       [__NR_getdents64] = { "ipu", 'd' },
+    [__NR_chdir] = { "s", 'd' },           [__NR_fchdir] = { "i", 'd' },
+    [__NR_pwrite64] = { "ibud", 'd' },     [__NR_sendfile] = { "iipu", 'd' },
+    [__NR_preadv] = { "ipid", 'd' },       [__NR_pwritev] = { "ipid", 'd' },
+    [__NR_mremap] = { "puuxp", 'x' },      [__NR_getrusage] = { "ip", 'd' },
+    [__NR_times] = { "p", 'd' },
+    [__NR_select] = { "ipppp", 'd' },      [__NR_pselect6] = { "ippppp", 'd' },
 };
 
 struct flag {
@@ -107,6 +117,8 @@ static const struct { int nr; const char *name, *text; } errnos[] = {
     { ERANGE, "ERANGE", "Numerical result out of range" },
     { ENOSYS, "ENOSYS", "Function not implemented" },
     { ENODEV, "ENODEV", "No such device" },
+    { EPIPE, "EPIPE", "Broken pipe" },
+    { ENFILE, "ENFILE", "Too many open files in system" },
 };
 
 const char *syscall_name(u32 nr)
@@ -231,6 +243,12 @@ void strace_print(const struct syscall_record *r, bool returned)
         case 'B':
             if (returned && r->ret >= 0)
                 add_string(&l, a, r->ret, false);
+            else
+                add(&l, "%#lx", a);
+            break;
+        case 'F':
+            if (returned && r->ret == 0 && user_range_ok(a, 8, false))
+                add(&l, "[%d, %d]", ((const int *)a)[0], ((const int *)a)[1]);
             else
                 add(&l, "%#lx", a);
             break;

@@ -12,6 +12,7 @@
 #include "lib.h"
 #include "mm.h"
 #include "panic.h"
+#include "pipe.h"
 #include "process.h"
 #include "syscall_history.h"
 #include "thread.h"
@@ -28,10 +29,13 @@
 #include <linux/time_types.h>
 #include <linux/fcntl.h>
 #include <asm-generic/mman.h>
+#include <linux/mman.h>
+#include <linux/times.h>
 #include <linux/resource.h>
 #include <linux/uio.h>
 #include <linux/time.h>
 #include <linux/futex.h>
+#include <linux/stat.h>
 
 #define SEEK_SET 0
 #define SEEK_CUR 1
@@ -68,7 +72,11 @@ static struct file *get_file(long fd)
 
 /* ---- files: the console and the initrd ---- */
 
-static long sys_read(long fd, u64 buf, u64 count)
+/*
+ * A read; `continuing` when it carries on a readv that already got bytes, which a pipe
+ * then never waits for.
+ */
+static long read_file(long fd, u64 buf, u64 count, bool continuing)
 {
     struct file *f = get_file(fd);
     if (!f)
@@ -77,21 +85,49 @@ static long sys_read(long fd, u64 buf, u64 count)
         return -EFAULT;
     if (f->kind == FILE_CONSOLE)
         return 0;                   /* no console input: end of file */
+    if (f->kind == FILE_DIR)
+        return -EISDIR;
+    if (f->kind == FILE_PIPE) {
+        if (file_is_writer(f))
+            return -EBADF;
+        return pipe_read(f->pipe, buf, count, continuing || (f->status_flags & O_NONBLOCK));
+    }
     u64 n = f->offset < f->size ? MIN(count, f->size - f->offset) : 0;
     memcpy((void *)buf, f->data + f->offset, n);
     f->offset += n;
     return n;
 }
 
-static long sys_pread64(long fd, u64 buf, u64 count, long offset)
+static long sys_read(long fd, u64 buf, u64 count)
 {
+    return read_file(fd, buf, count, false);
+}
+
+/*
+ * pread64 and pwrite64, in Linux's order of checks: the offset, the fd, whether it can
+ * seek at all (the console and pipes cannot), whether it is open for the transfer.
+ * Every file that can seek is a read-only initrd file or "/": pwrite64 never writes.
+ */
+static long positioned_check(long fd, long offset, bool write)
+{
+    if (offset < 0)
+        return -EINVAL;
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
-    if (f->kind != FILE_INITRD)
+    if (f->kind != FILE_INITRD && f->kind != FILE_DIR)
         return -ESPIPE;
-    if (offset < 0)
-        return -EINVAL;
+    if (write)
+        return -EBADF;
+    return f->kind == FILE_DIR ? -EISDIR : 0;
+}
+
+static long sys_pread64(long fd, u64 buf, u64 count, long offset)
+{
+    long err = positioned_check(fd, offset, false);
+    if (err)
+        return err;
+    struct file *f = get_file(fd);
     if (!can_write(buf, count))
         return -EFAULT;
     u64 n = (u64)offset < f->size ? MIN(count, f->size - offset) : 0;
@@ -99,26 +135,12 @@ static long sys_pread64(long fd, u64 buf, u64 count, long offset)
     return n;
 }
 
-static long sys_write(long fd, u64 buf, u64 count)
+/* preadv: the iovecs in turn from offset on, until the end of the file. */
+static long sys_preadv(long fd, u64 iov_addr, long iovcnt, long offset)
 {
-    struct file *f = get_file(fd);
-    if (!f)
-        return -EBADF;
-    if (f->kind != FILE_CONSOLE)
-        return -EBADF;              /* initrd files are read-only */
-    if (!can_read(buf, count))
-        return -EFAULT;
-    console_write((const char *)buf, count);
-    return count;
-}
-
-/*
- * readv and writev: each iovec in turn through read or write, as Linux does; a short
- * transfer (the end of a file) ends it. musl's stdio reads through readv, its own
- * buffer after the caller's.
- */
-static long sys_iov(long fd, u64 iov_addr, long iovcnt, long (*transfer)(long, u64, u64))
-{
+    long err = positioned_check(fd, offset, false);
+    if (err)
+        return err;
     if (iovcnt < 0 || iovcnt > 1024)
         return -EINVAL;
     if (!can_read(iov_addr, iovcnt * sizeof(struct iovec)))
@@ -126,7 +148,7 @@ static long sys_iov(long fd, u64 iov_addr, long iovcnt, long (*transfer)(long, u
     const struct iovec *iov = (const void *)iov_addr;
     long total = 0;
     for (long i = 0; i < iovcnt; i++) {
-        long n = transfer(fd, (u64)iov[i].iov_base, iov[i].iov_len);
+        long n = sys_pread64(fd, (u64)iov[i].iov_base, iov[i].iov_len, offset + total);
         if (n < 0)
             return total ? total : n;
         total += n;
@@ -136,6 +158,119 @@ static long sys_iov(long fd, u64 iov_addr, long iovcnt, long (*transfer)(long, u
     return total;
 }
 
+static long write_file(long fd, u64 buf, u64 count, bool continuing)
+{
+    struct file *f = get_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->kind == FILE_INITRD || !file_is_writer(f))
+        return -EBADF;              /* initrd files are read-only */
+    if (!can_read(buf, count))
+        return -EFAULT;
+    if (f->kind == FILE_PIPE)
+        return pipe_write(f->pipe, buf, count, f->status_flags & O_NONBLOCK);
+    console_write((const char *)buf, count);
+    return count;
+}
+
+static long sys_write(long fd, u64 buf, u64 count)
+{
+    return write_file(fd, buf, count, false);
+}
+
+/*
+ * sendfile: from an initrd file (at *offset, which then moves, or else at the file's
+ * offset) to the console or a pipe, the bytes never passing through the app. Linux's
+ * order of checks; only files that can be mapped may be read from (EINVAL otherwise).
+ */
+static long sys_sendfile(long out_fd, long in_fd, u64 offset_addr, u64 count)
+{
+    struct file *in = get_file(in_fd), *out = get_file(out_fd);
+    if (!in || (in->kind == FILE_PIPE && file_is_writer(in)))
+        return -EBADF;
+    if (offset_addr && in->kind != FILE_INITRD && in->kind != FILE_DIR)
+        return -ESPIPE;
+    if (!out || !file_is_writer(out))
+        return -EBADF;
+    if (in->kind != FILE_INITRD)
+        return -EINVAL;
+    u64 pos = in->offset;
+    if (offset_addr) {
+        if (!can_write(offset_addr, sizeof(long)))
+            return -EFAULT;
+        if (*(long *)offset_addr < 0)
+            return -EINVAL;
+        pos = *(long *)offset_addr;
+    }
+    u64 n = pos < in->size ? MIN(count, in->size - pos) : 0;
+    long done = n;
+    if (n && out->kind == FILE_PIPE)
+        done = pipe_write(out->pipe, (u64)(in->data + pos), n, out->status_flags & O_NONBLOCK);
+    else if (n)
+        console_write((const char *)in->data + pos, n);
+    if (done > 0 && offset_addr)
+        *(long *)offset_addr = pos + done;
+    else if (done > 0)
+        in->offset = pos + done;
+    return done;
+}
+
+/*
+ * readv and writev: each iovec in turn through read or write, as Linux does; a short
+ * transfer (the end of a file) ends it. musl's stdio reads through readv, its own
+ * buffer after the caller's.
+ */
+static long sys_iov(long fd, u64 iov_addr, long iovcnt, long (*transfer)(long, u64, u64, bool))
+{
+    if (iovcnt < 0 || iovcnt > 1024)
+        return -EINVAL;
+    if (!can_read(iov_addr, iovcnt * sizeof(struct iovec)))
+        return -EFAULT;
+    const struct iovec *iov = (const void *)iov_addr;
+    long total = 0;
+    for (long i = 0; i < iovcnt; i++) {
+        long n = transfer(fd, (u64)iov[i].iov_base, iov[i].iov_len, total > 0);
+        if (n < 0)
+            return total ? total : n;
+        total += n;
+        if ((u64)n < iov[i].iov_len)
+            break;
+    }
+    return total;
+}
+
+/*
+ * path, from dirfd when it is relative, as an initrd file or "/" (the only directory:
+ * every directory fd is "/", and so is the working directory).
+ */
+static long lookup(long dirfd, const char *path, struct file *out)
+{
+    if (path[0] != '/' && dirfd != AT_FDCWD) {
+        struct file *dir = get_file(dirfd);
+        if (!dir)
+            return -EBADF;
+        if (dir->kind != FILE_DIR)
+            return -ENOTDIR;
+    }
+    if (path[0] == 0)
+        return -ENOENT;
+    if (strcmp(path, "/proc/self/exe") == 0)
+        path = process.path;        /* the one /proc file there is: the executable itself */
+    *out = (struct file){ .kind = FILE_DIR, .status_flags = O_RDONLY | O_LARGEFILE };
+    if (initrd_is_root(path))
+        return 0;
+    out->kind = FILE_INITRD;
+    return initrd_find(path, &out->data, &out->size) ? 0 : -ENOENT;
+}
+
+static long lowest_free_fd(long from)
+{
+    for (long fd = MAX(from, 0); fd < MAX_FDS; fd++)
+        if (process.files[fd].kind == FILE_NONE)
+            return fd;
+    return -EMFILE;
+}
+
 static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
 {
     const char *path = user_path(path_addr, 4096);
@@ -143,25 +278,26 @@ static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
         return -EFAULT;
     if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
         return -EROFS;
-    if (path[0] != '/' && dirfd != AT_FDCWD)
-        return -ENOTDIR;            /* no directory fds: relative means from "/" */
-    const u8 *data;
-    u64 size;
-    if (strcmp(path, "/proc/self/exe") == 0)
-        path = process.path;        /* the one /proc file there is: the executable itself */
-    if (!initrd_find(path, &data, &size))
-        return -ENOENT;
-    if (flags & O_DIRECTORY)
+    struct file f;
+    long err = lookup(dirfd, path, &f);
+    if (err)
+        return err;
+    if ((flags & O_DIRECTORY) && f.kind != FILE_DIR)
         return -ENOTDIR;
-    for (int fd = 0; fd < MAX_FDS; fd++) {
-        if (process.files[fd].kind == FILE_NONE) {
-            process.files[fd] = (struct file){ FILE_INITRD, data, size, 0,
-                                               O_RDONLY | O_LARGEFILE | (flags & O_NONBLOCK),
-                                               (flags & O_CLOEXEC) != 0 };
-            return fd;
-        }
-    }
-    return -EMFILE;
+    f.status_flags |= flags & O_NONBLOCK;
+    f.cloexec = flags & O_CLOEXEC;
+    long fd = lowest_free_fd(0);
+    if (fd >= 0)
+        process.files[fd] = f;
+    return fd;
+}
+
+/* files_lock held */
+static void close_file(struct file *f)
+{
+    if (f->kind == FILE_PIPE)
+        pipe_close_end(f->pipe, file_is_writer(f));
+    f->kind = FILE_NONE;
 }
 
 static long sys_close(long fd)
@@ -169,7 +305,35 @@ static long sys_close(long fd)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
-    f->kind = FILE_NONE;
+    close_file(f);
+    return 0;
+}
+
+/* pipe and pipe2: fds[0] the read end, fds[1] the write end. files_lock held. */
+static long sys_pipe2(u64 fds, long flags)
+{
+    if (flags & ~(O_CLOEXEC | O_NONBLOCK | O_DIRECT))
+        return -EINVAL;
+    if (!can_write(fds, 2 * sizeof(int)))
+        return -EFAULT;
+    long rfd = lowest_free_fd(0);
+    if (rfd < 0)
+        return rfd;
+    process.files[rfd].kind = FILE_PIPE;    /* taken, so the write end gets another */
+    long wfd = lowest_free_fd(rfd + 1);
+    struct pipe *p = wfd < 0 ? NULL : pipe_create();
+    if (!p) {
+        process.files[rfd].kind = FILE_NONE;
+        return wfd < 0 ? wfd : -ENFILE;
+    }
+    u32 status = flags & (O_NONBLOCK | O_DIRECT);
+    bool cloexec = flags & O_CLOEXEC;
+    process.files[rfd] = (struct file){ .kind = FILE_PIPE, .pipe = p,
+                                        .status_flags = O_RDONLY | status, .cloexec = cloexec };
+    process.files[wfd] = (struct file){ .kind = FILE_PIPE, .pipe = p,
+                                        .status_flags = O_WRONLY | status, .cloexec = cloexec };
+    ((int *)fds)[0] = rfd;
+    ((int *)fds)[1] = wfd;
     return 0;
 }
 
@@ -178,7 +342,7 @@ static long sys_lseek(long fd, long offset, long whence)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
-    if (f->kind == FILE_CONSOLE)
+    if (f->kind != FILE_INITRD && f->kind != FILE_DIR)
         return -ESPIPE;
     long base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (long)f->offset
               : whence == SEEK_END ? (long)f->size : -1;
@@ -186,6 +350,12 @@ static long sys_lseek(long fd, long offset, long whence)
         return -EINVAL;
     f->offset = base + offset;
     return f->offset;
+}
+
+/* An initrd file's inode number, the same in stat and getdents64: unique, from where it lies. */
+static u64 initrd_ino(const u8 *data)
+{
+    return 100 + virt_to_phys(data) / 4;
 }
 
 /*
@@ -203,11 +373,19 @@ static void fill_stat(struct stat *st, const struct file *f)
         st->st_rdev = (5 << 8) | 1;
         st->st_ino = 3;
         st->st_blksize = 1024;
+    } else if (f->kind == FILE_DIR) {
+        st->st_mode = 0040755;              /* S_IFDIR | rwxr-xr-x */
+        st->st_nlink = 2;                   /* no subdirectories */
+        st->st_ino = 2;                     /* a root's inode number */
+    } else if (f->kind == FILE_PIPE) {
+        st->st_mode = 0010600;              /* S_IFIFO | rw------- */
+        st->st_dev = 0xe;                   /* Linux's pipefs */
+        st->st_ino = 1000 + ((u64)f->pipe >> 17 & 0xffff);
     } else {
         st->st_mode = 0100755;              /* S_IFREG | rwxr-xr-x */
         st->st_size = f->size;
         st->st_blocks = ALIGN_UP(f->size, 512) / 512;
-        st->st_ino = 100 + ((u64)f->data & 0xffff);
+        st->st_ino = initrd_ino(f->data);
     }
 }
 
@@ -231,11 +409,123 @@ static long sys_newfstatat(long dirfd, u64 path_addr, u64 st, long flags)
         return sys_fstat(dirfd, st);
     if (!can_write(st, sizeof(struct stat)))
         return -EFAULT;
-    struct file f = { .kind = FILE_INITRD };
-    if (!initrd_find(path, &f.data, &f.size))
-        return -ENOENT;
-    fill_stat((struct stat *)st, &f);
+    struct file f;
+    long err = lookup(dirfd, path, &f);
+    if (!err)
+        fill_stat((struct stat *)st, &f);
+    return err;
+}
+
+/* statx: what fill_stat says, in statx's form; every basic field is known. */
+static long sys_statx(long dirfd, u64 path_addr, long flags, u64 mask, u64 buf)
+{
+    const char *path = user_path(path_addr, 4096);
+    if (!path)
+        return -EFAULT;
+    if (!can_write(buf, sizeof(struct statx)))
+        return -EFAULT;
+    struct file f, *file = &f;
+    if (path[0] == 0 && (flags & AT_EMPTY_PATH)) {
+        file = get_file(dirfd);
+        if (!file)
+            return -EBADF;
+    } else {
+        long err = lookup(dirfd, path, &f);
+        if (err)
+            return err;
+    }
+    struct stat st;
+    fill_stat(&st, file);
+    struct statx *sx = (void *)buf;
+    memset(sx, 0, sizeof(*sx));
+    sx->stx_mask = STATX_BASIC_STATS;
+    sx->stx_blksize = st.st_blksize;
+    sx->stx_nlink = st.st_nlink;
+    sx->stx_mode = st.st_mode;
+    sx->stx_ino = st.st_ino;
+    sx->stx_size = st.st_size;
+    sx->stx_blocks = st.st_blocks;
+    sx->stx_rdev_major = st.st_rdev >> 8;
+    sx->stx_rdev_minor = st.st_rdev & 0xff;
+    sx->stx_dev_major = st.st_dev >> 8;
+    sx->stx_dev_minor = st.st_dev & 0xff;
     return 0;
+}
+
+/*
+ * getdents64 on "/": ".", "..", then the initrd's members. The fd's offset is the
+ * cursor: 0 and 1 the two dot entries, then 2 + the archive offset of the next member,
+ * which is also each entry's d_off.
+ */
+struct dirent64 {
+    u64 d_ino;
+    s64 d_off;
+    u16 d_reclen;
+    u8 d_type;
+    char d_name[];
+};
+#define DT_DIR 4
+#define DT_REG 8
+
+static long sys_getdents64(long fd, u64 buf, u64 count)
+{
+    struct file *f = get_file(fd);
+    if (!f)
+        return -EBADF;
+    if (f->kind != FILE_DIR)
+        return -ENOTDIR;
+    if (!can_write(buf, count))
+        return -EFAULT;
+    u64 used = 0;
+    for (;;) {
+        struct initrd_entry e;
+        u64 next, ino = 2;          /* "/" for the dot entries */
+        u8 type = DT_DIR;
+        if (f->offset < 2) {
+            e.name = f->offset ? ".." : ".";
+            next = f->offset + 1;
+        } else {
+            u64 cursor = f->offset - 2;
+            if (!initrd_next(&cursor, &e))
+                break;
+            next = cursor + 2;
+            type = DT_REG;
+            ino = initrd_ino(e.data);
+        }
+        u64 len = strlen(e.name);
+        u64 reclen = ALIGN_UP(offsetof(struct dirent64, d_name) + len + 1, 8);
+        if (used + reclen > count) {
+            if (!used)
+                return -EINVAL;     /* not even one entry fits */
+            break;
+        }
+        struct dirent64 *d = (void *)(buf + used);
+        d->d_ino = ino;
+        d->d_off = next;
+        d->d_reclen = reclen;
+        d->d_type = type;
+        memcpy(d->d_name, e.name, len + 1);
+        used += reclen;
+        f->offset = next;
+    }
+    return used;
+}
+
+/* The working directory is "/" for good: changing to it is all chdir can do. */
+static long sys_chdir(u64 path_addr)
+{
+    const char *path = user_path(path_addr, 4096);
+    if (!path)
+        return -EFAULT;
+    struct file f;
+    long err = lookup(AT_FDCWD, path, &f);
+    return err ? err : f.kind == FILE_DIR ? 0 : -ENOTDIR;
+}
+
+static long sys_fchdir(long fd)
+{
+    struct file *f = get_file(fd);
+    return !f ? -EBADF : f->kind == FILE_DIR ? 0 : -ENOTDIR;
 }
 
 static long sys_readlinkat(long dirfd, u64 path_addr, u64 buf, long size)
@@ -245,8 +535,11 @@ static long sys_readlinkat(long dirfd, u64 path_addr, u64 buf, long size)
         return -EFAULT;
     if (size <= 0)
         return -EINVAL;
-    if (strcmp(path, "/proc/self/exe") != 0)
-        return initrd_find(path, &(const u8 *){ 0 }, &(u64){ 0 }) ? -EINVAL : -ENOENT;
+    if (strcmp(path, "/proc/self/exe") != 0) {
+        struct file f;
+        long err = lookup(dirfd, path, &f);
+        return err ? err : -EINVAL;     /* there, but no symbolic link */
+    }
     long n = MIN((long)strlen(process.path), size);     /* readlink does not NUL-terminate */
     if (!can_write(buf, n))
         return -EFAULT;
@@ -293,6 +586,12 @@ static long sys_ioctl(long fd, u64 request, u64 arg)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
+    if (f->kind == FILE_PIPE && request == FIONREAD) {
+        if (!can_write(arg, sizeof(int)))
+            return -EFAULT;
+        *(int *)arg = pipe_buffered(f->pipe);
+        return 0;
+    }
     if (f->kind != FILE_CONSOLE)
         return -ENOTTY;
     switch (request) {
@@ -398,6 +697,67 @@ static long sys_madvise(u64 addr, u64 len, long advice)
     if (advice == MADV_DONTNEED)
         discard_user(addr, ALIGN_UP(len, PAGE_SIZE));
     return 0;
+}
+
+/*
+ * May a mapping grow into [addr, addr+len)? Only among mmap's mappings (below
+ * mmap_next, brk may still want it), below the stack's guard gap, and only if free.
+ */
+static bool range_free(u64 addr, u64 len)
+{
+    if (addr < process.mmap_next || addr + len > process.stack_low - STACK_GUARD_GAP ||
+        addr + len < addr)
+        return false;
+    for (u64 a = addr; a < addr + len; a += PAGE_SIZE)
+        if (user_page_mapped(a))
+            return false;
+    return true;
+}
+
+/*
+ * mremap: shrinking gives the tail back; growing maps more pages after the old ones
+ * when they are free, else (MREMAP_MAYMOVE) moves the pages, frames and all, to where
+ * mmap would put a mapping of the new size; MREMAP_FIXED moves them to new_addr.
+ * The new pages get the protection of the old range's last one.
+ */
+static long sys_mremap(u64 old, u64 old_size, u64 new_size, long flags, u64 new_addr)
+{
+    if ((old & (PAGE_SIZE - 1)) || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED)) ||
+        ((flags & MREMAP_FIXED) && !(flags & MREMAP_MAYMOVE)))
+        return -EINVAL;             /* MREMAP_DONTUNMAP too: not offered */
+    old_size = ALIGN_UP(old_size, PAGE_SIZE);
+    new_size = ALIGN_UP(new_size, PAGE_SIZE);
+    if (!new_size || !old_size)
+        return -EINVAL;             /* old_size 0 duplicates shared mappings: there are none */
+    for (u64 a = old; a < old + old_size; a += PAGE_SIZE)
+        if (!user_page_mapped(a))
+            return -EFAULT;
+    int prot = user_page_prot(old + old_size - PAGE_SIZE);
+    u64 to = old;
+    if (flags & MREMAP_FIXED) {
+        to = new_addr;
+        if ((to & (PAGE_SIZE - 1)) || (to < old + old_size && old < to + new_size))
+            return -EINVAL;
+        if (to < USER_MIN || to + new_size > USER_MAX || range_overlaps_kernel(to, to + new_size))
+            return -EINVAL;
+        unmap_user(to, new_size);
+    } else if (new_size > old_size && !range_free(old + old_size, new_size - old_size)) {
+        if (!(flags & MREMAP_MAYMOVE))
+            return -ENOMEM;
+        to = process.mmap_next - new_size;
+        if (to < process.brk || to > process.mmap_next)
+            return -ENOMEM;
+        process.mmap_next = to;
+    }
+    if (new_size < old_size) {
+        unmap_user(old + new_size, old_size - new_size);
+        old_size = new_size;
+    }
+    if (to != old && move_user(old, to, old_size) < 0)
+        return -ENOMEM;
+    if (new_size > old_size && map_user(to + old_size, new_size - old_size, prot) < 0)
+        return -ENOMEM;
+    return to;
 }
 
 /* ---- the thread's TLS: the seed's arch_prctl ---- */
@@ -594,6 +954,44 @@ static long sys_clock_nanosleep(long clock, long flags, u64 req, u64 rem)
     return 0;
 }
 
+/*
+ * CPU time: the scheduler's, kernel and app code together (one ring), shown as user
+ * time. No child ever runs: RUSAGE_CHILDREN and the children's times are 0.
+ */
+#define RUSAGE_SELF 0
+#define RUSAGE_CHILDREN (-1)
+#define RUSAGE_THREAD 1
+#define USER_HZ 100                 /* times()'s clock ticks, as Linux's USER_HZ */
+
+static long sys_getrusage(long who, u64 usage)
+{
+    if ((int)who != RUSAGE_SELF && (int)who != RUSAGE_CHILDREN && (int)who != RUSAGE_THREAD)
+        return -EINVAL;
+    if (!can_write(usage, sizeof(struct rusage)))
+        return -EFAULT;
+    struct rusage *ru = (void *)usage;
+    memset(ru, 0, sizeof(*ru));
+    if ((int)who == RUSAGE_CHILDREN)
+        return 0;
+    u64 ns = sched_cpu_ns((int)who == RUSAGE_SELF);
+    ru->ru_utime.tv_sec = ns / 1000000000UL;
+    ru->ru_utime.tv_usec = ns % 1000000000UL / 1000;
+    ru->ru_maxrss = user_pages_populated * (PAGE_SIZE / 1024);     /* KiB ever populated */
+    return 0;
+}
+
+static long sys_times(u64 buf)
+{
+    if (buf) {
+        if (!can_write(buf, sizeof(struct tms)))
+            return -EFAULT;
+        struct tms *t = (void *)buf;
+        memset(t, 0, sizeof(*t));
+        t->tms_utime = sched_cpu_ns(true) / (1000000000UL / USER_HZ);
+    }
+    return tsc_ns() / (1000000000UL / USER_HZ);      /* ticks since boot */
+}
+
 /* ---- threads, futexes and CPUs ---- */
 
 static u64 timespec_ns(const struct __kernel_timespec *ts)
@@ -689,17 +1087,12 @@ static long dup_to(long oldfd, long newfd, bool cloexec)
         return -EBADF;
     if (newfd < 0 || newfd >= MAX_FDS)
         return -EBADF;
-    process.files[newfd] = *f;      /* dup2 closes newfd first: it is simply overwritten */
+    if (f->kind == FILE_PIPE)
+        pipe_open_end(f->pipe, file_is_writer(f));   /* first: newfd may hold this end's last fd */
+    close_file(&process.files[newfd]);          /* dup2 closes newfd first */
+    process.files[newfd] = *f;
     process.files[newfd].cloexec = cloexec;
     return newfd;
-}
-
-static long lowest_free_fd(long from)
-{
-    for (long fd = MAX(from, 0); fd < MAX_FDS; fd++)
-        if (process.files[fd].kind == FILE_NONE)
-            return fd;
-    return -EMFILE;
 }
 
 static long sys_dup(long fd)
@@ -739,13 +1132,14 @@ static long sys_fcntl(long fd, long cmd, u64 arg)
     case F_SETFD: f->cloexec = arg & FD_CLOEXEC; return 0;
     case F_GETFL: return f->status_flags;
     case F_SETFL: f->status_flags = (f->status_flags & ~SETFL_MASK) | (arg & SETFL_MASK); return 0;
+    case F_GETPIPE_SZ: return f->kind == FILE_PIPE ? PIPE_SIZE : -EBADF;
     default: return -EINVAL;
     }
 }
 
 /* ---- the process's surroundings: cwd, umask, the machine, names ---- */
 
-/* The working directory is "/" for good: the initrd is flat, and chdir is not offered. */
+/* The working directory is "/" for good: the initrd's one directory (see sys_chdir). */
 static long sys_getcwd(u64 buf, u64 size)
 {
     if (size < 2)
@@ -851,8 +1245,17 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_read: return sys_read(a[0], a[1], a[2]);
     case __NR_write: return sys_write(a[0], a[1], a[2]);
     case __NR_pread64: return sys_pread64(a[0], a[1], a[2], a[3]);
-    case __NR_writev: return sys_iov(a[0], a[1], a[2], sys_write);
-    case __NR_readv: return sys_iov(a[0], a[1], a[2], sys_read);
+    case __NR_preadv: return sys_preadv(a[0], a[1], a[2], a[3]);
+    case __NR_pwrite64: case __NR_pwritev: return positioned_check(a[0], a[3], true);
+    case __NR_sendfile: return sys_sendfile(a[0], a[1], a[2], a[3]);
+    case __NR_writev: return sys_iov(a[0], a[1], a[2], write_file);
+    case __NR_readv: return sys_iov(a[0], a[1], a[2], read_file);
+    case __NR_pipe: return LOCKED(&process.files_lock, sys_pipe2(a[0], 0));
+    case __NR_pipe2: return LOCKED(&process.files_lock, sys_pipe2(a[0], a[1]));
+    case __NR_poll: return sys_poll(a[0], a[1], a[2]);
+    case __NR_ppoll: return sys_ppoll(a[0], a[1], a[2], a[3], a[4]);
+    case __NR_select: return sys_select(a[0], a[1], a[2], a[3], a[4]);
+    case __NR_pselect6: return sys_pselect6(a[0], a[1], a[2], a[3], a[4]);
     case __NR_open: return LOCKED(&process.files_lock, sys_openat(AT_FDCWD, a[0], a[1], a[2]));
     case __NR_openat: return LOCKED(&process.files_lock, sys_openat(a[0], a[1], a[2], a[3]));
     case __NR_close: return LOCKED(&process.files_lock, sys_close(a[0]));
@@ -860,6 +1263,10 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_fstat: return sys_fstat(a[0], a[1]);
     case __NR_newfstatat: return sys_newfstatat(a[0], a[1], a[2], a[3]);
     case __NR_stat: case __NR_lstat: return sys_newfstatat(AT_FDCWD, a[0], a[1], 0);
+    case __NR_statx: return sys_statx(a[0], a[1], a[2], a[3], a[4]);
+    case __NR_getdents64: return sys_getdents64(a[0], a[1], a[2]);
+    case __NR_chdir: return sys_chdir(a[0]);
+    case __NR_fchdir: return sys_fchdir(a[0]);
     case __NR_readlink: return sys_readlinkat(AT_FDCWD, a[0], a[1], a[2]);
     case __NR_readlinkat: return sys_readlinkat(a[0], a[1], a[2], a[3]);
     case __NR_ioctl: return sys_ioctl(a[0], a[1], a[2]);
@@ -868,6 +1275,9 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_munmap: return LOCKED(&process.mm_lock, sys_munmap(a[0], a[1]));
     case __NR_mprotect: return LOCKED(&process.mm_lock, sys_mprotect(a[0], a[1], a[2]));
     case __NR_madvise: return sys_madvise(a[0], a[1], a[2]);
+    case __NR_mremap: return LOCKED(&process.mm_lock, sys_mremap(a[0], a[1], a[2], a[3], a[4]));
+    case __NR_getrusage: return sys_getrusage(a[0], a[1]);
+    case __NR_times: return sys_times(a[0]);
     case __NR_arch_prctl: return sys_arch_prctl(a[0], a[1]);
     case __NR_set_tid_address: return sys_set_tid_address(a[0]);
     case __NR_set_robust_list: return a[1] == 24 ? 0 : -EINVAL;

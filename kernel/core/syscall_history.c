@@ -37,6 +37,8 @@ const struct syscall_capture_rule capture_rules[][SYSCALL_CAPTURE_RULES] = {
     [__NR_pwrite64] = { IN(1, 2) },
     [__NR_readv] = { OUT_IOVEC(1, 2) },
     [__NR_writev] = { IN_IOVEC(1, 2) },
+    [__NR_preadv] = { OUT_IOVEC(1, 2) },
+    [__NR_pwritev] = { IN_IOVEC(1, 2) },
     [__NR_access] = { STRING(0) },
     [__NR_execve] = { STRING(0) },
     [__NR_mkdir] = { STRING(0) },
@@ -50,6 +52,7 @@ const struct syscall_capture_rule capture_rules[][SYSCALL_CAPTURE_RULES] = {
     [__NR_faccessat] = { STRING(1) },
     [__NR_getrandom] = { OUT(0, 1) },
     [__NR_statx] = { STRING(1) },
+    [__NR_chdir] = { STRING(0) },
 };
 #define NR_CAPTURE_RULES (sizeof(capture_rules) / sizeof(capture_rules[0]))
 

@@ -2,21 +2,32 @@
 #define PROCESS_H
 #include "types.h"
 #include "spinlock.h"
+#include <asm-generic/fcntl.h>
 
 #define MAX_ARGS 64
 #define MAX_ENVS 64
 #define MAX_FDS 64
 #define NSIG_MAX 64
 
-/* An open file: the console or a read-only file from the initrd. */
+/*
+ * An open file: the console, a read-only file from the initrd, "/" (the initrd's one
+ * directory) or one end of a pipe.
+ */
 struct file {
-    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD } kind;
+    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD, FILE_DIR, FILE_PIPE } kind;
+    struct pipe *pipe;              /* FILE_PIPE: the end is status_flags' access mode */
     const u8 *data;
     u64 size;
-    u64 offset;
+    u64 offset;                     /* FILE_DIR: getdents64's cursor */
     u32 status_flags;               /* fcntl F_GETFL: O_RDONLY or O_RDWR, O_LARGEFILE, O_NONBLOCK... */
     bool cloexec;                   /* fcntl F_GETFD's FD_CLOEXEC (nothing execs: kept for F_GETFD) */
 };
+
+/* Opened for writing: for a pipe, its write end. */
+static inline bool file_is_writer(const struct file *f)
+{
+    return (f->status_flags & O_ACCMODE) != O_RDONLY;
+}
 
 /*
  * The one app this kernel runs. Everything the debugger wants about it is here,
@@ -76,6 +87,11 @@ long sys_clone3(const struct syscall_frame *f, u64 args_addr, u64 size);
 noreturn void thread_exit(int status);
 long sys_kill(const struct syscall_frame *f, long pid, long sig);
 long sys_tgkill(const struct syscall_frame *f, long tgid, long tid, long sig);
+/* poll.c */
+long sys_poll(u64 fds, u64 nfds, long timeout_ms);
+long sys_ppoll(u64 fds, u64 nfds, u64 timeout, u64 sigmask, u64 sigsetsize);
+long sys_select(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout);
+long sys_pselect6(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout);
 
 /* What ended the app, in fatal_report.cause. */
 enum fatal_cause {

@@ -60,9 +60,13 @@ struct thread {
     void *entry_arg;
     u64 affinity;                    /* CPUs it may run on, one bit each */
     u64 sigmask;                     /* rt_sigprocmask */
+    /* CPU time (getrusage, times): what it ran up to its last switch-in, and when that was */
+    u64 cpu_ns;
+    u64 run_start;
     /* Why a BLOCKED thread waits, and until when */
     u64 wake_time;                   /* tsc_ns() deadline; 0: none */
     u64 futex_addr;                  /* futex word it sleeps on; 0: not in a futex wait */
+    const void *wait_chan;           /* kernel object it sleeps on (a pipe): sched_wait */
     u32 futex_bitset;
     bool timed_out;
     u64 clear_child_tid;             /* set_tid_address / CLONE_CHILD_CLEARTID */
@@ -94,7 +98,11 @@ noreturn void sched_idle_loop(void);
 void sched_exit_current(void);
 bool sched_thread_alive(long tid);
 bool sched_set_affinity(long tid, u64 mask);
+u64 sched_cpu_ns(bool whole_app);
 long sched_sleep_until(u64 deadline_ns);
+struct spinlock;
+long sched_wait(const void *chan, struct spinlock *lock, u64 deadline_ns);
+void sched_wakeup(const void *chan);
 long futex_wait(u64 uaddr, u32 val, u64 deadline_ns, u32 bitset);
 long futex_wake(u64 uaddr, int n, u32 bitset);
 long futex_requeue(u64 uaddr, int n_wake, int n_requeue, u64 uaddr2, bool cmp, u32 val);

@@ -11,6 +11,9 @@ result.  Argument kinds:
     B:N  buffer the call fills: shown once it returned, of the result's length
     iov:N  an iovec array of argument N entries the call reads (writev)
     IOV:N  an iovec array the call fills: shown once it returned (readv)
+    FDS  the two fds the call fills (pipe's): [3, 4] once it returned
+    pollfd:N  an array of argument N struct pollfds: [{fd=3, events=POLLIN}]
+    fdset:N  an fd_set of argument N fds (select's): [0 3], NULL for 0
     off  a file offset (mmap's last argument): hex, 0 as 0
     a flag set's name (open, prot, map, clone, futex, ...): symbolic
 
@@ -296,8 +299,22 @@ def futex_op(value: int) -> str:
     return "|".join(names)
 
 
+_POLL = [
+    (0x1, "POLLIN"), (0x2, "POLLPRI"), (0x4, "POLLOUT"), (0x8, "POLLERR"), (0x10, "POLLHUP"),
+    (0x20, "POLLNVAL"), (0x40, "POLLRDNORM"), (0x80, "POLLRDBAND"), (0x100, "POLLWRNORM"),
+    (0x200, "POLLWRBAND"), (0x400, "POLLMSG"), (0x2000, "POLLRDHUP"),
+]  # fmt: skip
+
+
+def _argument_at(args: tuple[int, ...], kind: str) -> int:
+    """The argument a `kind:N` names (0 if the call has fewer)."""
+    index = int(kind.split(":", 1)[1])
+    return args[index] if index < len(args) else 0
+
+
 _FLAG_KINDS: dict[str, Callable[[int], str]] = {
     "open": open_flags,
+    "fdflags": lambda v: _bits(v & 0xFFFFFFFF, _O_FLAGS),
     "prot": lambda v: _bits(v & 0xFFFFFFFF, _PROT, zero="PROT_NONE"),
     "map": map_flags,
     "clone": clone_flags,
@@ -324,7 +341,10 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "stat": (("s", "x"), "d"),
     "fstat": (("d", "x"), "d"),
     "lstat": (("s", "x"), "d"),
-    "poll": (("x", "u", "d"), "d"),
+    "poll": (("pollfd:1", "u", "d"), "d"),
+    "select": (("d", "fdset:0", "fdset:0", "fdset:0", "x"), "d"),
+    "pselect6": (("d", "fdset:0", "fdset:0", "fdset:0", "x", "x"), "d"),
+    "ppoll": (("pollfd:1", "u", "x", "x", "u"), "d"),
     "lseek": (("d", "ld", "whence"), "d"),
     "mmap": (("x", "u", "prot", "map", "d", "off"), "x"),
     "mprotect": (("x", "u", "prot"), "d"),
@@ -337,8 +357,14 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "pwrite64": (("d", "b:2", "u", "ld"), "d"),
     "readv": (("d", "IOV:2", "d"), "d"),
     "writev": (("d", "iov:2", "d"), "d"),
+    "preadv": (("d", "IOV:2", "d", "ld"), "d"),
+    "pwritev": (("d", "iov:2", "d", "ld"), "d"),
+    "sendfile": (("d", "d", "x", "u"), "d"),
+    "getrusage": (("d", "x"), "d"),
+    "times": (("x",), "d"),
     "access": (("s", "x"), "d"),
-    "pipe": (("x",), "d"),
+    "pipe": (("FDS",), "d"),
+    "pipe2": (("FDS", "fdflags"), "d"),
     "sched_yield": ((), "d"),
     "mremap": (("x", "u", "u", "x", "x"), "x"),
     "madvise": (("x", "u", "madv"), "d"),
@@ -356,6 +382,8 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "uname": (("x",), "d"),
     "fcntl": (("d", "d", "x"), "d"),
     "getcwd": (("x", "u"), "d"),
+    "chdir": (("s",), "d"),
+    "fchdir": (("d",), "d"),
     "mkdir": (("s", "o"), "d"),
     "unlink": (("s",), "d"),
     "readlink": (("s", "B:2", "u"), "d"),
@@ -626,6 +654,15 @@ class CallFormatter:
                     return hex(value), None
                 length = min(length, ret)
             return self._buffer(value, length, hex_bytes=name == "getrandom")
+        if kind == "FDS":
+            data = None if ret is None or ret < 0 else self._fetch(value, 8)
+            if data is None or len(data) < 8:
+                return hex(value), None
+            return "[{}, {}]".format(*struct.unpack("<ii", data)), None
+        if kind.startswith("pollfd:"):
+            return self._pollfds(value, _s32(_argument_at(args, kind))), None
+        if kind.startswith("fdset:"):
+            return self._fdset(value, _s32(_argument_at(args, kind))), None
         if kind.startswith(("iov:", "IOV:")):
             count_index = int(kind[4:])
             count = _s32(args[count_index]) if count_index < len(args) else 0
@@ -669,6 +706,33 @@ class CallFormatter:
         if data is None:
             return hex(address), None
         return quote(data, truncated=length > len(data), hex_bytes=hex_bytes), data
+
+    def _pollfds(self, address: int, count: int) -> str:
+        """`[{fd=3, events=POLLIN}, ...]`, as strace shows poll's array at entry."""
+        if count <= 0 or count > 1024:
+            return "[]" if count == 0 else hex(address)
+        shown_count = min(count, 8)
+        table = self._fetch(address, 8 * shown_count)
+        if table is None or len(table) < 8 * shown_count:
+            return hex(address)
+        parts = [
+            f"{{fd={fd}, events={_bits(events & 0xFFFF, _POLL)}}}"
+            for fd, events, _ in struct.iter_unpack("<ihh", table)
+        ]
+        return "[" + ", ".join(parts) + (", ..." if count > shown_count else "") + "]"
+
+    def _fdset(self, address: int, nfds: int) -> str:
+        """`[0 3]`: the fds below nfds whose bits are set, as strace shows an fd_set."""
+        if address == 0:
+            return "NULL"
+        nfds = min(nfds, 1024)  # FD_SETSIZE
+        if nfds <= 0:
+            return "[]"
+        data = self._fetch(address, (nfds + 63) // 64 * 8)
+        if data is None:
+            return hex(address)
+        fds = [fd for fd in range(min(nfds, 8 * len(data))) if data[fd // 8] >> (fd % 8) & 1]
+        return "[" + " ".join(map(str, fds)) + "]"
 
     def _iovec(self, address: int, count: int, filled: int | None = None) -> tuple[str, bytes | None]:
         """`[{iov_base="...", iov_len=N}, ...]`; `filled`: only that many bytes in all

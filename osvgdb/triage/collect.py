@@ -238,7 +238,10 @@ def vcpu_entries(kernel: Kernel, app: ElfImage | None, cpus: list, threads: list
 
 
 def _thread_waits(kernel: Kernel, thread) -> dict:
-    codec = kernel.thread_layout.codec(("is_app", "futex_addr", "wake_time", "clear_child_tid"))
+    names = ["is_app", "futex_addr", "wake_time", "clear_child_tid"]
+    if kernel.thread_layout.has("wait_chan"):  # kernels before pipes have none
+        names.append("wait_chan")
+    codec = kernel.thread_layout.codec(names)
     return codec.unpack(kernel.read(thread.address, kernel.thread_layout.size))
 
 
@@ -247,6 +250,11 @@ def wait_of(kernel: Kernel, thread, waits: dict, everyone: dict) -> dict | None:
     if thread.state != "blocked":
         return None
     futex, wake_time = int(waits.get("futex_addr") or 0), int(waits.get("wake_time") or 0)
+    chan = int(waits.get("wait_chan") or 0)
+    if chan:
+        # sched_wait's channel: a struct pipe (a read or write), or pipe_events (poll, select)
+        polls = kernel.has("pipe_events") and chan == kernel.address("pipe_events")
+        return {"kind": "pipe", "chan": chan, "poll": polls, "timed": bool(wake_time)}
     if not futex:
         return {"kind": "sleep" if wake_time else "blocked", "timed": bool(wake_time)}
     wait: dict = {"kind": "futex", "futex": futex, "timed": bool(wake_time)}

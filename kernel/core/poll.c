@@ -1,0 +1,197 @@
+/*
+ * poll, ppoll, select and pselect6: which fds are ready, waiting (up to a timeout) until
+ * one is. Only pipes ever wait: initrd files are always ready, as regular files are on
+ * Linux, and so is the console (its reads end at once: no input yet). A waiter sleeps
+ * on pipe_lock until any pipe changes (pipe_wait_any) and looks again.
+ */
+#include "arch.h"
+#include "mm.h"
+#include "pipe.h"
+#include "process.h"
+#include <asm-generic/errno.h>
+#include <asm-generic/poll.h>
+#include <linux/time_types.h>
+
+#define NS_PER_SEC 1000000000UL
+
+/* Linux's select sets: what counts as readable, writable, exceptional. */
+#define POLLIN_SET (POLLRDNORM | POLLRDBAND | POLLIN | POLLHUP | POLLERR)
+#define POLLOUT_SET (POLLWRBAND | POLLWRNORM | POLLOUT | POLLERR)
+#define POLLEX_SET POLLPRI
+
+/* fd's readiness now, as poll's bits; POLLNVAL if it is not open. pipe_lock held. */
+static unsigned fd_ready(int fd)
+{
+    if (fd < 0 || fd >= MAX_FDS || process.files[fd].kind == FILE_NONE)
+        return POLLNVAL;
+    const struct file *f = &process.files[fd];
+    if (f->kind == FILE_PIPE)
+        return pipe_poll(f->pipe, file_is_writer(f));
+    return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
+}
+
+/*
+ * scan(arg) until it finds something ready (> 0) or fails (< 0), or the deadline passes
+ * (0: no deadline; one already past: look once).
+ */
+static long wait_ready(long (*scan)(void *), void *arg, u64 deadline)
+{
+    spin_lock(&pipe_lock);
+    long n;
+    while ((n = scan(arg)) == 0 && !(deadline && tsc_ns() >= deadline))
+        pipe_wait_any(deadline);
+    spin_unlock(&pipe_lock);
+    return n;
+}
+
+/* The deadline of a relative timeout; false if it is invalid. NULL: none (deadline 0). */
+static bool timeout_deadline(u64 addr, bool timeval, u64 *deadline, long *err)
+{
+    *deadline = 0;
+    if (!addr)
+        return true;
+    u64 size = timeval ? sizeof(struct __kernel_old_timeval) : sizeof(struct __kernel_timespec);
+    if (!user_range_ok(addr, size, false)) {
+        *err = -EFAULT;
+        return false;
+    }
+    long sec = ((const long *)addr)[0], frac = ((const long *)addr)[1];
+    long frac_max = timeval ? 1000000 : (long)NS_PER_SEC;
+    if (sec < 0 || frac < 0 || frac >= frac_max) {
+        *err = -EINVAL;
+        return false;
+    }
+    *deadline = tsc_ns() + sec * NS_PER_SEC + frac * (timeval ? 1000 : 1);
+    return true;
+}
+
+/* Linux writes the time left back into select's and ppoll's timeout. */
+static void write_time_left(u64 addr, u64 deadline, bool timeval)
+{
+    if (!addr || !user_range_ok(addr, 16, true))
+        return;
+    u64 now = tsc_ns(), left = deadline > now ? deadline - now : 0;
+    ((long *)addr)[0] = left / NS_PER_SEC;
+    ((long *)addr)[1] = left % NS_PER_SEC / (timeval ? 1000 : 1);
+}
+
+/* ---- poll and ppoll ---- */
+
+struct poll_args {
+    struct pollfd *fds;
+    u64 nfds;
+};
+
+static long scan_pollfds(void *arg)
+{
+    struct poll_args *p = arg;
+    long ready = 0;
+    for (u64 i = 0; i < p->nfds; i++) {
+        struct pollfd *pfd = &p->fds[i];
+        pfd->revents = 0;
+        if (pfd->fd < 0)
+            continue;               /* ignored, as poll(2) says */
+        pfd->revents = fd_ready(pfd->fd) & (pfd->events | POLLERR | POLLHUP | POLLNVAL);
+        ready += pfd->revents != 0;
+    }
+    return ready;
+}
+
+static long do_poll(u64 fds, u64 nfds, u64 deadline)
+{
+    if (nfds > MAX_FDS)
+        return -EINVAL;             /* more than RLIMIT_NOFILE, as Linux says */
+    if (!user_range_ok(fds, nfds * sizeof(struct pollfd), true))
+        return -EFAULT;
+    struct poll_args p = { (struct pollfd *)fds, nfds };
+    return wait_ready(scan_pollfds, &p, deadline);
+}
+
+long sys_poll(u64 fds, u64 nfds, long timeout_ms)
+{
+    int ms = (int)timeout_ms;
+    return do_poll(fds, nfds, ms < 0 ? 0 : tsc_ns() + (u64)ms * 1000000);
+}
+
+/* The signal mask is not applied: signals are not delivered yet. */
+long sys_ppoll(u64 fds, u64 nfds, u64 timeout, u64 sigmask, u64 sigsetsize)
+{
+    u64 deadline;
+    long err;
+    if (!timeout_deadline(timeout, false, &deadline, &err))
+        return err;
+    if (sigmask && sigsetsize != 8)
+        return -EINVAL;
+    long n = do_poll(fds, nfds, deadline);
+    if (n >= 0)
+        write_time_left(timeout, deadline, false);
+    return n;
+}
+
+/* ---- select and pselect6: one u64 of each fd_set, as the table has MAX_FDS (64) fds ---- */
+
+struct select_args {
+    int nfds;
+    u64 in[3];                      /* the read, write and except sets asked for */
+    u64 out[3];                     /* those of them ready */
+};
+
+static long scan_fdsets(void *arg)
+{
+    static const unsigned wanted[3] = { POLLIN_SET, POLLOUT_SET, POLLEX_SET };
+    struct select_args *s = arg;
+    long ready = 0;
+    for (int fd = 0; fd < s->nfds; fd++) {
+        u64 bit = 1UL << fd;
+        if (!((s->in[0] | s->in[1] | s->in[2]) & bit))
+            continue;
+        unsigned events = fd_ready(fd);
+        if (events & POLLNVAL)
+            return -EBADF;
+        for (int set = 0; set < 3; set++) {
+            if ((s->in[set] & bit) && (events & wanted[set])) {
+                s->out[set] |= bit;
+                ready++;
+            }
+        }
+    }
+    return ready;
+}
+
+static long do_select(long nfds, u64 sets[3], u64 timeout, bool timeval)
+{
+    if ((int)nfds < 0)
+        return -EINVAL;
+    struct select_args s = { .nfds = MIN((int)nfds, MAX_FDS) };
+    u64 mask = s.nfds == 64 ? ~0UL : (1UL << s.nfds) - 1;
+    for (int set = 0; set < 3; set++) {
+        if (!sets[set] || !s.nfds)
+            continue;
+        if (!user_range_ok(sets[set], 8, true))
+            return -EFAULT;
+        s.in[set] = *(u64 *)sets[set] & mask;
+    }
+    u64 deadline;
+    long err;
+    if (!timeout_deadline(timeout, timeval, &deadline, &err))
+        return err;
+    long n = wait_ready(scan_fdsets, &s, deadline);
+    if (n < 0)
+        return n;
+    for (int set = 0; set < 3; set++)
+        if (sets[set] && s.nfds)
+            *(u64 *)sets[set] = s.out[set];
+    write_time_left(timeout, deadline, timeval);
+    return n;
+}
+
+long sys_select(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout)
+{
+    return do_select(nfds, (u64[3]){ readfds, writefds, exceptfds }, timeout, true);
+}
+
+/* The sixth argument's signal mask is not applied: signals are not delivered yet. */
+long sys_pselect6(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout)
+{
+    return do_select(nfds, (u64[3]){ readfds, writefds, exceptfds }, timeout, false);
+}
