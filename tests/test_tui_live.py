@@ -175,3 +175,29 @@ def test_bad_arguments_are_one_line(tmp_path: Path) -> None:
         osvgdb_command("tui", "--core", str(garbage)), capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_banners_for_a_panic_and_for_the_app_s_exit(kernel: None, tmp_path: Path) -> None:
+    term = tui(tmp_path, "--accel", "tcg", "--kernel-arg=--test-panic", str(APPS / "hello-glibc"))
+    try:
+        term.wait_for("[stop 1:", timeout=STOP_TIMEOUT)
+        term.keys("c")
+        screen = term.wait_for("KERNEL PANIC", timeout=STOP_TIMEOUT)
+        assert "osv_panic_halt" in screen  # stopped where the report was made, state readable
+        assert re.search(r"vCPU 1 cpus\[0\] \S+ ", screen)
+        quit_and_check(term)
+    finally:
+        term.close()
+    term = tui(tmp_path, "--accel", "tcg", str(APPS / "hello-glibc"))
+    try:
+        term.wait_for("[stop 1:", timeout=STOP_TIMEOUT)
+        break_on(term, "write")
+        term.keys("c")
+        term.wait_for('write(1, "Hello from C code\\n", 18)', timeout=STOP_TIMEOUT)
+        term.keys("c")
+        screen = term.wait_for("the app exited with status 0", "the last state stays readable", timeout=60)
+        assert "Hello from C code" in screen  # the console pane, live until the end
+        assert "(as of stop 2)" in screen
+        quit_and_check(term)
+    finally:
+        term.close()

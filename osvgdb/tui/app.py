@@ -75,7 +75,7 @@ KEYS = [
     ("n", "next"),
     ("S", "stepi"),
     ("f", "finish"),
-    ("i", "interrupt"),
+    ("i, ^C", "interrupt"),
     ("b", "break on syscalls (osv-break syscall NAMES)"),
     ("t", "toggle osv-trace"),
     ("Tab/S-Tab", "next/previous pane"),
@@ -372,6 +372,7 @@ class Screen:
         bind("S", lambda: inspector.resume("-exec-step-instruction"))
         bind("f", lambda: inspector.resume("-exec-finish"))
         bind("i", inspector.interrupt)
+        bind("c-c", inspector.interrupt)  # as in GDB
         bind("b", lambda: self.ask("break on syscalls: ", inspector.break_on_syscalls))
         bind("t", inspector.toggle_trace)
         bind("/", lambda: self.ask("/", self._filter))
