@@ -23,6 +23,8 @@ def stopped_in_write(kernel: None) -> Debugged:
         debugged.gdb.run("osv-break syscall write")
         stop = debugged.gdb.run("continue")
         assert 'write(1, "Hello from C code\\n", 18)' in stop, stop
+        debugged.syscalls_at_entry = debugged.gdb.json("osv-syscalls -n 2 --json")
+        debugged.syscalls_at_entry_text = debugged.gdb.run("osv-syscalls -n 2")
         # On to the dispatch, where the kernel's history holds the call in flight.
         debugged.gdb.run("tbreak dispatch")
         debugged.gdb.run("continue")
@@ -49,6 +51,22 @@ def host_strace_names(exe: Path, tmp_path: Path) -> list[str]:
     names = [line.split("(", 1)[0].split()[-1] for line in log.read_text().splitlines()]
     assert names[0] == "execve", names
     return names[1:]
+
+
+def test_the_call_stopped_at_its_entry_is_listed_as_entering(stopped_in_write: Debugged) -> None:
+    """At osv-break's stop the handler has not recorded the call yet: osv-syscalls
+    lists it apart, decoded from the vCPU's syscall frame; at the dispatch it has a
+    record and is no longer entering."""
+    report = stopped_in_write.syscalls_at_entry
+    assert all(r["name"] != "write" for r in report["records"])
+    (call,) = report["entering"]
+    assert (call["name"], call["cpu"], call["vcpu"], call["state"]) == ("write", 0, 1, "entering")
+    assert call["text"] == 'write(1, "Hello from C code\\n", 18)'
+    assert call["tid"] == _current_thread(stopped_in_write.tcb_at_write)["tid"]
+    assert call["fs_base"] == _current_thread(stopped_in_write.tcb_at_write)["app_tcb"]
+    last = stopped_in_write.syscalls_at_entry_text.splitlines()[-1]
+    assert last == f' entering cpu0 tid{call["tid"]} write(1, "Hello from C code\\n", 18)'
+    assert stopped_in_write.syscalls_at_write["entering"] == []
 
 
 def test_in_flight_write_is_decoded_and_marked(stopped_in_write: Debugged) -> None:
