@@ -220,3 +220,37 @@ def test_a_dump_is_read_only() -> None:
     message, commands = replay("hello", drive, read_only=True)
     assert message == "a dump is read-only: nothing runs"
     assert "-exec-continue" not in commands
+
+
+def test_a_slow_command_leaves_the_screen_responsive() -> None:
+    """-osv-syscalls takes 2 s: its pane says so while keys are served and the other panes
+    show their data; then its data comes."""
+    import asyncio
+
+    from tuireplay import ROOT, Headless, Inspector, Screen
+    from tuireplay import backend as recorded
+
+    replayed = recorded("hello")
+    replayed.slow = {"-osv-syscalls": 2.0}
+
+    def make(input, output):  # noqa: A002
+        inspector = Inspector(
+            replayed, kernel_dir=ROOT / "kernel", read_source=replayed.read_source
+        )
+        return Screen(inspector, target="slow", input=input, output=output)
+
+    async def run():
+        async with Headless(make, columns=200, rows=60) as ui:
+            for record in replayed.events()[:1]:  # the first stop only
+                replayed.emit(record)
+            await asyncio.sleep(0.3)
+            ui.press("\t")
+            await asyncio.sleep(0.3)
+            during = ui.text(), ui.screen.focused
+            await ui.settle()  # the fetches finish
+            return during, ui.text()
+
+    (text, focused), after = asyncio.run(run())
+    assert "syscalls 0/0 (fetching)" in text and focused == "threads"
+    assert "vCPU 1 cpus[?]" in text  # the tcb answered meanwhile
+    assert "(fetching)" not in after

@@ -208,8 +208,15 @@ class ReplayBackend(Backend):
     a command never recorded gets ^error, as GDB would answer one it lacks.
     `emit(item)` delivers a recorded event; `events()` lists them."""
 
-    def __init__(self, items: Iterable[dict], log: MiLog | None = None):
+    def __init__(
+        self,
+        items: Iterable[dict],
+        log: MiLog | None = None,
+        *,
+        slow: dict[str, float] | None = None,
+    ):
         super().__init__(log)
+        self.slow = slow or {}  # command prefix -> seconds its answer takes (a slow GDB)
         self.items = list(items)  # after rooted(), when recorded with unrooted()
         self.answers: dict[str, deque[dict]] = {}
         self.sources: dict[tuple[str, int], list[tuple[int, str]]] = {}
@@ -240,7 +247,8 @@ class ReplayBackend(Backend):
             raise CommandError(f'Undefined MI command: {command} (not in the transcript)',
                                command=command, code="undefined-command")  # fmt: skip
         item = answers.popleft() if len(answers) > 1 else answers[0]
-        await asyncio.sleep(0)  # answered later, as GDB would be
+        delay = next((t for prefix, t in self.slow.items() if command.startswith(prefix)), 0)
+        await asyncio.sleep(delay)  # answered later, as GDB would be
         record = Record("result", item["class"], item["payload"])
         self.log.finish(entry, record, item["class"])
         entry.ms = item.get("ms", entry.ms)  # the latency GDB had, not the replay's
