@@ -530,3 +530,18 @@ bool user_range_ok(u64 addr, u64 len, bool write)
     spin_unlock(&pt_lock);
     return ok;
 }
+
+/*
+ * Make [addr, addr+len) present and writable now, so that writing it cannot fault: signal
+ * delivery from an exception writes the app's stack while on the exception stack, where
+ * a nested page fault would land on top of the frame being handled.
+ */
+bool user_populate(u64 addr, u64 len)
+{
+    if (!user_range_ok(addr, len, true))
+        return false;
+    for (u64 a = ALIGN_DOWN(addr, PAGE_SIZE); a < addr + len; a += PAGE_SIZE)
+        if (!handle_user_fault(a, true, false))
+            return false;
+    return true;
+}

@@ -11,6 +11,7 @@
 #include "lib.h"
 #include "mm.h"
 #include "pipe.h"
+#include "signal.h"
 #include "thread.h"
 #include <asm-generic/errno.h>
 #include <asm-generic/poll.h>
@@ -104,7 +105,8 @@ long pipe_read(struct pipe *p, u64 buf, u64 count, bool nonblock)
             return finish(p, 0);
         if (nonblock)
             return finish(p, -EAGAIN);
-        sched_wait(p, &pipe_lock, 0);
+        if (sched_wait(p, &pipe_lock, 0) == -ERESTARTSYS)
+            return finish(p, -ERESTARTSYS);     /* a signal: EINTR, or read again (SA_RESTART) */
     }
     u64 n = MIN(count, p->head - p->tail);
     ring_copy(p, p->tail, (u8 *)buf, n, false);
@@ -129,7 +131,8 @@ long pipe_write(struct pipe *p, u64 buf, u64 count, bool nonblock)
         if (must_wait) {
             if (nonblock)
                 return finish(p, done ? (long)done : -EAGAIN);
-            sched_wait(p, &pipe_lock, 0);
+            if (sched_wait(p, &pipe_lock, 0) == -ERESTARTSYS)
+                return finish(p, done ? (long)done : -ERESTARTSYS);
             continue;
         }
         u64 n = MIN(count - done, space);

@@ -7,6 +7,7 @@
 #include "arch.h"
 #include "mm.h"
 #include "pipe.h"
+#include "signal.h"
 #include "process.h"
 #include <asm-generic/errno.h>
 #include <asm-generic/poll.h>
@@ -39,7 +40,10 @@ static long wait_ready(long (*scan)(void *), void *arg, u64 deadline)
     spin_lock(&pipe_lock);
     long n;
     while ((n = scan(arg)) == 0 && !(deadline && tsc_ns() >= deadline))
-        pipe_wait_any(deadline);
+        if (pipe_wait_any(deadline) == -ERESTARTSYS) {
+            n = -EINTR;                 /* poll and select are never restarted (signal(7)) */
+            break;
+        }
     spin_unlock(&pipe_lock);
     return n;
 }

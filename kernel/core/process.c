@@ -1,8 +1,9 @@
 /*
- * The app as a whole: its threads (clone, clone3, exit), the signals it can send
- * itself (enough for abort()), and its end (exit_group, or its last thread's exit).
+ * The app as a whole: its threads (clone, clone3, exit), the signals it sends
+ * (kill, tgkill, tkill), and its end (exit_group, or its last thread's exit).
  */
 #include "process.h"
+#include "signal.h"
 #include "arch.h"
 #include "console.h"
 #include "lib.h"
@@ -178,46 +179,24 @@ noreturn void thread_exit(int status)
     process_exit(status);
 }
 
-/* ---- signals the app sends itself ---- */
-
-#define SIGCHLD 17
-#define SIGCONT 18
-#define SIGURG 23
-#define SIGWINCH 28
-
-/*
- * Signals are recorded, never delivered: a fatal one ends the app as Linux would. f is
- * the sending syscall's frame, for fatal_report.
- */
-static long send_signal(const struct syscall_frame *f, int sig)
-{
-    if (sig == 0)
-        return 0;
-    if (sig < 0 || sig > NSIG_MAX)
-        return -EINVAL;
-    u64 handler = process.sigactions[sig].handler;
-    if (handler == 1 || (handler == 0 && (sig == SIGCHLD || sig == SIGCONT || sig == SIGURG ||
-                                          sig == SIGWINCH)))
-        return 0;               /* ignored, by the app or by default */
-    if (handler > 1)
-        printk("osv: %s: signal %d has a handler, but signals are not delivered; ending the app\n",
-               process.path, sig);
-    fatal_report_set(sig, NULL, f);
-    process_exit(128 + sig);
-}
+/* ---- signals (core/signal.c delivers them) ---- */
 
 long sys_kill(const struct syscall_frame *f, long pid, long sig)
 {
     if (pid != process_pid() && pid != 0 && pid != -1)
         return -ESRCH;
-    return send_signal(f, sig);
+    if (sig < 0 || sig > NSIG_MAX)
+        return -EINVAL;
+    return signal_send(f, 0, sig);
 }
 
 long sys_tgkill(const struct syscall_frame *f, long tgid, long tid, long sig)
 {
-    if (tid <= 0)
+    if (tid <= 0 || sig < 0 || sig > NSIG_MAX)
         return -EINVAL;
-    if ((tgid != -1 && tgid != process_pid()) || !sched_thread_alive(tid))
+    if (tgid != -1 && tgid != process_pid())
         return -ESRCH;
-    return send_signal(f, sig);
+    if (sig == 0)
+        return sched_thread_alive(tid) ? 0 : -ESRCH;
+    return signal_send(f, tid, sig);
 }

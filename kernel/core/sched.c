@@ -13,6 +13,7 @@
 #include "inject.h"
 #include "lib.h"
 #include "panic.h"
+#include "signal.h"
 #include "spinlock.h"
 #include "thread.h"
 #include <asm-generic/errno.h>
@@ -184,16 +185,21 @@ noreturn void sched_idle_loop(void)
     }
 }
 
-/* Block until tsc_ns() reaches deadline_ns. */
+/* Block until tsc_ns() reaches deadline_ns; -ERESTARTSYS if a signal came first. */
 long sched_sleep_until(u64 deadline_ns)
 {
     u64 flags = spin_lock_irqsave(&sched_lock);
     struct thread *t = this_cpu()->current;
-    t->wake_time = MAX(deadline_ns, 1);
-    t->state = THREAD_BLOCKED;
-    schedule_locked();
+    if (!signal_pending(t)) {
+        t->wake_time = MAX(deadline_ns, 1);
+        t->timed_out = false;
+        t->state = THREAD_BLOCKED;
+        schedule_locked();
+        t->wake_time = 0;
+    }
+    long ret = t->timed_out || !signal_pending(t) ? 0 : -ERESTARTSYS;
     spin_unlock_irqrestore(&sched_lock, flags);
-    return 0;
+    return ret;
 }
 
 /*
@@ -201,7 +207,9 @@ long sched_sleep_until(u64 deadline_ns)
  * sched_wakeup(chan) or the deadline (0: none). The caller holds lock, which guards the
  * condition it waits for; lock is let go only once sched_lock is held, so a waker (who
  * takes lock to change the condition, then wakes) cannot slip in between the caller's
- * check and its sleep. lock is held again on return; -ETIMEDOUT if the deadline passed.
+ * check and its sleep. lock is held again on return; -ETIMEDOUT if the deadline passed,
+ * -ERESTARTSYS if a signal the thread does not block is pending (sched_signal wakes it):
+ * the caller gives up and returns that, and the way back to the app sorts it out.
  */
 long sched_wait(const void *chan, struct spinlock *lock, u64 deadline_ns)
 {
@@ -209,12 +217,15 @@ long sched_wait(const void *chan, struct spinlock *lock, u64 deadline_ns)
     raw_spin_lock(&sched_lock);
     spin_unlock(lock);
     struct thread *t = this_cpu()->current;
-    t->wait_chan = chan;
-    t->wake_time = deadline_ns;
-    t->timed_out = false;
-    t->state = THREAD_BLOCKED;
-    schedule_locked();
-    long ret = t->timed_out ? -ETIMEDOUT : 0;
+    long ret = -ERESTARTSYS;
+    if (!signal_pending(t)) {
+        t->wait_chan = chan;
+        t->wake_time = deadline_ns;
+        t->timed_out = false;
+        t->state = THREAD_BLOCKED;
+        schedule_locked();
+        ret = t->timed_out ? -ETIMEDOUT : signal_pending(t) ? -ERESTARTSYS : 0;
+    }
     t->wait_chan = NULL;
     t->wake_time = 0;
     raw_spin_unlock(&sched_lock);
@@ -304,6 +315,55 @@ u64 sched_cpu_ns(bool whole_app)
     return total;
 }
 
+/*
+ * A signal for thread tid, or for the app (tid 0: kill), marked pending with the
+ * scheduler's lock held, so that a thread about to sleep sees it (sched_wait checks
+ * under the same lock) or is asleep and woken here. One running app code on another
+ * CPU gets an IPI: its interrupt's exit delivers. -ESRCH if there is no such thread;
+ * else 1 when a thread that does not block the signal will take it, 0 when it waits.
+ */
+int sched_signal(long tid, int sig)
+{
+    u64 bit = sig_bit(sig);
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    struct thread *t = NULL;
+    if (tid) {
+        t = find_app_thread(tid);
+        if (!t) {
+            spin_unlock_irqrestore(&sched_lock, flags);
+            return -ESRCH;
+        }
+        __atomic_fetch_or(&t->sigpending, bit, __ATOMIC_ACQ_REL);
+    } else {
+        __atomic_fetch_or(&process.sigpending, bit, __ATOMIC_ACQ_REL);
+        struct thread *self = this_cpu()->current;
+        if (self->is_app && !(self->sigmask & bit))
+            t = self;               /* Linux too prefers the sender */
+        for (unsigned i = 0; !t && i < nr_threads; i++) {
+            struct thread *u = all_threads[i];
+            if (u->is_app && u->state != THREAD_EXITED && !(u->sigmask & bit))
+                t = u;
+        }
+    }
+    bool takes = t && !(t->sigmask & bit);
+    bool woken = false;
+    /* Asleep in a wait (not a new thread not yet started): it wakes and gives up. */
+    if (takes && t->state == THREAD_BLOCKED && (t->wait_chan || t->futex_addr || t->wake_time)) {
+        t->wait_chan = NULL;
+        t->futex_addr = 0;
+        t->wake_time = 0;
+        t->signal_woken = true;
+        t->state = THREAD_READY;
+        woken = true;
+    } else if (takes && t->state == THREAD_RUNNING && t->cpu != (int)this_cpu()->id) {
+        lapic_send_ipi(cpus[t->cpu].apic_id, IPI_SIGNAL_VECTOR);
+    }
+    spin_unlock_irqrestore(&sched_lock, flags);
+    if (woken)
+        kick_idle_cpu();
+    return takes;
+}
+
 /* sched_setaffinity: false if there is no such thread. */
 bool sched_set_affinity(long tid, u64 mask)
 {
@@ -335,13 +395,17 @@ long futex_wait(u64 uaddr, u32 val, u64 deadline_ns, u32 bitset)
         return -EAGAIN;
     }
     struct thread *t = this_cpu()->current;
-    t->futex_addr = uaddr;
-    t->futex_bitset = bitset;
-    t->wake_time = deadline_ns;
-    t->timed_out = false;
-    t->state = THREAD_BLOCKED;
-    schedule_locked();
-    long ret = t->timed_out ? -ETIMEDOUT : 0;
+    long ret = -ERESTARTSYS;
+    if (!signal_pending(t)) {
+        t->futex_addr = uaddr;
+        t->futex_bitset = bitset;
+        t->wake_time = deadline_ns;
+        t->timed_out = false;
+        t->signal_woken = false;
+        t->state = THREAD_BLOCKED;
+        schedule_locked();
+        ret = t->timed_out ? -ETIMEDOUT : t->signal_woken ? -ERESTARTSYS : 0;
+    }
     t->futex_addr = 0;
     t->wake_time = 0;
     spin_unlock_irqrestore(&sched_lock, flags);

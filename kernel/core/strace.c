@@ -101,6 +101,7 @@ static const struct { int nr; const char *name, *text; } errnos[] = {
     { EPERM, "EPERM", "Operation not permitted" },
     { ENOENT, "ENOENT", "No such file or directory" },
     { EINTR, "EINTR", "Interrupted system call" },
+    { 512, "ERESTARTSYS", "To be restarted if SA_RESTART is set" },
     { EBADF, "EBADF", "Bad file descriptor" },
     { EAGAIN, "EAGAIN", "Resource temporarily unavailable" },
     { ENOMEM, "ENOMEM", "Cannot allocate memory" },

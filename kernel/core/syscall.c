@@ -14,6 +14,7 @@
 #include "panic.h"
 #include "pipe.h"
 #include "process.h"
+#include "signal.h"
 #include "syscall_history.h"
 #include "thread.h"
 #include "trap.h"
@@ -795,48 +796,6 @@ static long sys_set_tid_address(u64 tidptr)
     return current_thread->tid;
 }
 
-/* ---- signals: recorded, never delivered (see process.c) ---- */
-
-static long sys_rt_sigaction(long sig, u64 act, u64 oldact, u64 sigsetsize)
-{
-    if (sig < 1 || sig > NSIG_MAX || sigsetsize != 8)
-        return -EINVAL;
-    struct sigaction_entry *sa = &process.sigactions[sig];
-    if (act && (sig == 9 || sig == 19))
-        return -EINVAL;             /* SIGKILL, SIGSTOP */
-    if ((act && !can_read(act, sizeof(*sa))) || (oldact && !can_write(oldact, sizeof(*sa))))
-        return -EFAULT;
-    if (oldact)
-        memcpy((void *)oldact, sa, sizeof(*sa));
-    if (act)
-        memcpy(sa, (void *)act, sizeof(*sa));
-    return 0;
-}
-
-static long sys_rt_sigprocmask(long how, u64 set, u64 oldset, u64 sigsetsize)
-{
-    if (sigsetsize != 8)
-        return -EINVAL;
-    if ((set && !can_read(set, 8)) || (oldset && !can_write(oldset, 8)))
-        return -EFAULT;
-    struct thread *t = current_thread;
-    u64 old = t->sigmask;
-    if (set) {
-        u64 s = *(u64 *)set;
-        if (how == 0)               /* SIG_BLOCK */
-            t->sigmask |= s;
-        else if (how == 1)          /* SIG_UNBLOCK */
-            t->sigmask &= ~s;
-        else if (how == 2)          /* SIG_SETMASK */
-            t->sigmask = s;
-        else
-            return -EINVAL;
-    }
-    if (oldset)
-        *(u64 *)oldset = old;
-    return 0;
-}
-
 /* ---- identity, limits, randomness ---- */
 
 static long sys_uname(u64 buf)
@@ -947,11 +906,14 @@ static long sys_clock_nanosleep(long clock, long flags, u64 req, u64 rem)
     u64 ns = ts->tv_sec * 1000000000UL + ts->tv_nsec;
     u64 offset = clock == CLOCK_REALTIME ? boot_epoch_seconds * 1000000000UL : 0;
     u64 until = (flags & TIMER_ABSTIME) ? ns - MIN(ns, offset) : tsc_ns() + ns;
-    if (until > tsc_ns())
-        sched_sleep_until(until);
-    if (rem && !(flags & TIMER_ABSTIME) && can_write(rem, sizeof(*ts)))
-        memset((void *)rem, 0, sizeof(*ts));
-    return 0;
+    long interrupted = until > tsc_ns() ? sched_sleep_until(until) : 0;
+    if (rem && !(flags & TIMER_ABSTIME) && can_write(rem, sizeof(*ts))) {
+        u64 left = interrupted ? until - MIN(until, tsc_ns()) : 0;
+        struct __kernel_timespec *r = (void *)rem;
+        r->tv_sec = left / 1000000000UL;
+        r->tv_nsec = left % 1000000000UL;
+    }
+    return interrupted ? -EINTR : 0;    /* never restarted after a handler (signal(7)) */
 }
 
 /*
@@ -1284,6 +1246,10 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_rseq: return -ENOSYS;                 /* glibc then does without */
     case __NR_rt_sigaction: return sys_rt_sigaction(a[0], a[1], a[2], a[3]);
     case __NR_rt_sigprocmask: return sys_rt_sigprocmask(a[0], a[1], a[2], a[3]);
+    case __NR_rt_sigpending: return sys_rt_sigpending(a[0], a[1]);
+    case __NR_sigaltstack: return sys_sigaltstack(a[0], a[1], f->rsp);
+    case __NR_rt_sigsuspend: return sys_rt_sigsuspend(a[0], a[1]);
+    case __NR_rt_sigtimedwait: return sys_rt_sigtimedwait(a[0], a[1], a[2], a[3]);
     case __NR_getpid: return process_pid();
     case __NR_getppid: return 0;
     case __NR_getpgrp: return process_pid();
@@ -1341,6 +1307,7 @@ long syscall_handler(struct syscall_frame *f)
     if (fscheck_enabled)
         fscheck_syscall_entry(f);
     kernel_tls_check();
+    signal_syscall_entry(current_thread, f->rsp);
     struct syscall_record *r = syscall_history_enter(f, current_thread->tid);
     /* A copy: the ring slot may be reused by other calls while this one runs. */
     struct syscall_record call = *r;
@@ -1356,11 +1323,28 @@ long syscall_handler(struct syscall_frame *f)
     }
     /* Interrupts on while the call runs: the timer may preempt it, as the issue asks. */
     __asm__ __volatile__("sti" : : : "memory");
+    if (f->rax == __NR_rt_sigreturn) {
+        /*
+         * The handler's context goes back whole, rcx and r11 too, which syscall_exit
+         * would set from rip and rflags: leave through the interrupt exit with a
+         * trap_frame built here. sigreturn_exit takes rsp up to it; what lies below
+         * (this function's callees) is dead by then.
+         */
+        struct trap_frame tf;
+        __asm__ __volatile__("cli" : : : "memory");
+        call.ret = signal_return(f, &tf);
+        syscall_history_exit(r, call.seq, call.ret);
+        if (process.strace)
+            strace_print(&call, true);
+        syscall_trace_check(false);
+        signal_trap_exit(&tf);          /* one the handler's mask held back comes now */
+        sigreturn_exit(&tf);
+    }
     call.ret = dispatch(f, f->rax, call.args);
     __asm__ __volatile__("cli" : : : "memory");
     syscall_history_exit(r, call.seq, call.ret);
     if (process.strace)
         strace_print(&call, true);
     syscall_trace_check(false);
-    return call.ret;
+    return signal_syscall_exit(f, call.ret);
 }

@@ -70,6 +70,7 @@ struct thread *thread_create(const char *name, void (*entry)(void *), void *arg)
     t->state = THREAD_BLOCKED;          /* not runnable until sched_make_ready() */
     t->cpu = -1;
     t->affinity = ~0UL;
+    t->altstack_flags = 2;              /* SS_DISABLE: a new thread has no sigaltstack */
     t->entry = entry;
     t->entry_arg = arg;
     for (int i = 0; i < THREAD_NAME_LEN - 1 && name[i]; i++)

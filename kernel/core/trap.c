@@ -1,7 +1,9 @@
 /*
  * Exceptions and interrupts after entry.S has saved the registers and switched FS.
- * A fault in app code ends the program the way Linux's signal would (status 128+sig);
- * a fault in kernel code is a kernel panic.
+ * A fault in app code goes to the faulting thread's handler for its signal, when it has
+ * one (core/signal.c), else ends the program the way Linux's signal would (status
+ * 128+sig); a fault in kernel code is a kernel panic. The way back to app code from an
+ * interrupt delivers pending signals.
  */
 #include "syscall_history.h"
 #include "trap.h"
@@ -12,6 +14,7 @@
 #include "mm.h"
 #include "panic.h"
 #include "process.h"
+#include "signal.h"
 #include "thread.h"
 
 extern char kernel_start[], kernel_end[];
@@ -33,6 +36,23 @@ static int exception_signal(u64 vector)
     case 6: return 4;                       /* SIGILL */
     case 17: return 7;                      /* SIGBUS */
     default: return 11;                     /* SIGSEGV */
+    }
+}
+
+/* siginfo's si_code and si_addr for a fault, as Linux's trap handlers fill them. */
+static int fault_code(const struct trap_frame *f, u64 cr2, u64 *addr)
+{
+    *addr = f->rip;
+    switch (f->vector) {
+    case 14:
+        *addr = cr2;
+        return user_page_prot(cr2) >= 0 ? SEGV_ACCERR : SEGV_MAPERR;
+    case 0: return FPE_INTDIV;
+    case 16: case 19: return FPE_FLTINV;
+    case 6: return ILL_ILLOPN;
+    case 1: return TRAP_BRKPT;
+    case 17: *addr = 0; return BUS_ADRALN;
+    default: *addr = 0; return SI_KERNEL;     /* #GP and the like: no address */
     }
 }
 
@@ -68,6 +88,9 @@ static void interrupt(struct trap_frame *f, bool from_app)
         tlb_shootdown_ipi();
         lapic_eoi();
         return;
+    case IPI_SIGNAL_VECTOR:         /* a signal for our thread: the exit path delivers it */
+        lapic_eoi();
+        return;
     case IPI_RESCHEDULE_VECTOR:     /* an idle CPU told that a thread is ready */
         lapic_eoi();
         schedule();
@@ -88,6 +111,8 @@ void trap_handler(struct trap_frame *f)
     bool from_app = !in_kernel_code(f->rip);
     if (f->vector >= 32) {
         interrupt(f, from_app);
+        if (from_app)
+            signal_trap_exit(f);
         return;
     }
     if (f->vector == 2) {           /* NMI: another CPU stops us */
@@ -104,8 +129,11 @@ void trap_handler(struct trap_frame *f)
         panic_trap(f);
     kernel_tls_check();
     int sig = exception_signal(f->vector);
+    u64 cr2 = read_cr2(), addr;
+    int code = fault_code(f, cr2, &addr);
+    if (signal_fault(f, sig, code, addr))
+        return;                     /* into the handler, by trap_common's exit */
     fatal_report_set(sig, f, NULL);
-    u64 cr2 = read_cr2();
     if (f->vector == 14 && cr2 < process.stack_low && cr2 >= process.stack_low - STACK_GUARD_GAP)
         printk("osv: %s: stack overflow: segmentation fault at %p, rip %p, below the 8 MiB "
                "stack (page fault, error %#lx)\n", process.path, (void *)cr2, (void *)f->rip,

@@ -54,5 +54,6 @@ u64 user_copy_present(void *dst, u64 addr, u64 len);
 bool range_overlaps_kernel(u64 start, u64 end);
 /* A page fault on an app address: true if it was a not-yet-populated page, now present. */
 bool handle_user_fault(u64 addr, bool write, bool exec);
+bool user_populate(u64 addr, u64 len);
 extern u64 user_pages_populated;
 #endif

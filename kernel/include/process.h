@@ -62,7 +62,9 @@ struct process {
     struct file files[MAX_FDS];
     struct spinlock files_lock;
     struct spinlock mm_lock;        /* brk and mmap bookkeeping */
+    /* Linux's struct sigaction as rt_sigaction takes it; signal.c delivers by it */
     struct sigaction_entry { u64 handler, flags, restorer, mask; } sigactions[NSIG_MAX + 1];
+    u64 sigpending;                 /* sent to the whole app (kill), for any thread that takes it */
 };
 
 /*

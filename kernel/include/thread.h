@@ -59,7 +59,15 @@ struct thread {
     void (*entry)(void *);           /* where a new thread starts, in kernel mode */
     void *entry_arg;
     u64 affinity;                    /* CPUs it may run on, one bit each */
-    u64 sigmask;                     /* rt_sigprocmask */
+    u64 sigmask;                     /* rt_sigprocmask: bit sig-1 blocks signal sig */
+    /* Signals (core/signal.c) */
+    u64 sigpending;                  /* sent to this thread (tgkill, tkill), not yet delivered */
+    u64 altstack_sp, altstack_size;  /* sigaltstack; altstack_flags SS_DISABLE when there is none */
+    int altstack_flags;
+    int in_signal;                   /* the signal whose handler it runs (innermost); 0: none */
+    u64 signal_frame;                /* while in_signal: the app address of its rt_sigframe */
+    u64 saved_sigmask;               /* rt_sigsuspend: the mask to give back ... */
+    bool restore_sigmask;            /* ... on the way out (or to the handler's frame) */
     /* CPU time (getrusage, times): what it ran up to its last switch-in, and when that was */
     u64 cpu_ns;
     u64 run_start;
@@ -69,6 +77,7 @@ struct thread {
     const void *wait_chan;           /* kernel object it sleeps on (a pipe): sched_wait */
     u32 futex_bitset;
     bool timed_out;
+    bool signal_woken;               /* woken by sched_signal, not by what it waited for */
     u64 clear_child_tid;             /* set_tid_address / CLONE_CHILD_CLEARTID */
     /* The syscall it is in or made last: its history record, valid while its seq matches */
     struct syscall_record *syscall_record;

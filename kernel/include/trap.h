@@ -30,6 +30,12 @@ struct syscall_frame {
     u64 rsp;                /* the app's stack pointer */
 };
 
+/*
+ * trap_frame.vector of the frame rt_sigreturn leaves through (sigreturn_exit in entry.S):
+ * no CPU vector, the interrupted context of a signal handler's return.
+ */
+#define SIGRETURN_VECTOR 256
+
 void trap_init(void);
 void trap_handler(struct trap_frame *f);
 long syscall_handler(struct syscall_frame *f);

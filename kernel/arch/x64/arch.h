@@ -91,6 +91,9 @@ u64 arch_fpu_state_size(void);
 void arch_fpu_init_state(void *area);
 void arch_fpu_save(void *area);
 void arch_fpu_restore(void *area);
+bool arch_fpu_uses_xsave(void);
+u64 arch_fpu_xfeatures(void);
+void arch_fpu_reset(void);
 void set_fsbase(u64 base);
 u64 get_fsbase(void);
 void arch_init_tsc(void);
@@ -118,6 +121,7 @@ enum interrupt_vector {
     TIMER_VECTOR = 32,
     IPI_RESCHEDULE_VECTOR = 0xf1,
     IPI_TLB_VECTOR = 0xf2,
+    IPI_SIGNAL_VECTOR = 0xf3,       /* a signal for the thread running there: enter the kernel */
     SPURIOUS_VECTOR = 0xff,
 };
 

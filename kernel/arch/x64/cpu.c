@@ -139,6 +139,21 @@ void arch_fpu_restore(void *area)
         __asm__ __volatile__("fxrstor64 (%0)" : : "r"(area) : "memory");
 }
 
+bool arch_fpu_uses_xsave(void) { return xsave_avail; }
+u64 arch_fpu_xfeatures(void) { return xsave_mask; }
+
+/* The registers a signal handler starts with (Linux: fpu__clear_user_states). */
+void arch_fpu_reset(void)
+{
+    static u8 init_area[4096] __attribute__((aligned(64)));
+    static bool ready;
+    if (!ready) {
+        arch_fpu_init_state(init_area);
+        ready = true;
+    }
+    arch_fpu_restore(init_area);
+}
+
 void arch_cpu_features(u32 *hwcap, u32 *hwcap2, u32 *minsigstksz)
 {
     u32 a, b, c, d;

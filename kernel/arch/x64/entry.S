@@ -345,6 +345,33 @@ trap_return:
     .cfi_endproc
 .size trap_common, . - trap_common
 
+/*
+ * sigreturn_exit(frame): rt_sigreturn's way back into the context a signal handler
+ * interrupted (core/signal.c has the whole delivery path). On entry:
+ *   rdi  a struct trap_frame (trap.h) that syscall_handler built from the handler's
+ *        rt_sigframe, in its own stack frame on this thread's syscall stack, below
+ *        rt_sigreturn's syscall_frame; vector SIGRETURN_VECTOR
+ *   IF   off; FS the kernel TCB, counter one up (rt_sigreturn's syscall entry)
+ * Taking rsp up to the frame abandons the C frames below it. From there it is
+ * trap_common's exit: the exit half of the protocol (counter back to its app value, FS
+ * to app_tcb), osv-fscheck's return check, then trap_exit's pops and iretq, which
+ * restore every register, rcx and r11 too (syscall_exit would set them from rip and
+ * rflags), with rflags and rsp.
+ */
+.globl sigreturn_exit
+.type sigreturn_exit, @function
+sigreturn_exit:
+    .cfi_startproc simple
+    .cfi_def_cfa rsp, 8
+    .cfi_undefined rip
+    movq %rdi, %rsp
+    FS_EXIT
+    /* App FS from here, as after trap_common's exit half. */
+    FSCHECK_RETURN fscheck_trap_return
+    jmp trap_exit
+    .cfi_endproc
+.size sigreturn_exit, . - sigreturn_exit
+
 /* 256 stubs, 16 bytes apart, so trap_init() finds vector N's at trap_stubs + 16 * N. */
 #define HAS_ERROR_CODE(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || (v) == 30)
 .p2align 4

@@ -1,0 +1,320 @@
+/*
+ * Signal delivery (kernel/core/signal.c), checked against the same binary on Linux:
+ * every line it prints must be the host's. A handler runs on the app's FS base, so it
+ * reads the interrupted thread's __thread data; faults go to their handlers with the
+ * fault's address; the interrupted context (registers, FPU, mask) comes back whole.
+ *
+ *   signal_in_handler   the handler sees this thread's __thread value (raise, kill)
+ *   mask_and_pending    a blocked signal waits (sigpending) and arrives on unblocking
+ *   fpu_survives        the handler's FPU use leaves the interrupted code's registers
+ *   segv_on_altstack    SIGSEGV on a sigaltstack with si_addr, siglongjmp out (MAPERR, ACCERR)
+ *   other_faults        SIGFPE (divide error), SIGILL (ud2), with si_code and si_addr
+ *   thread_kill         pthread_kill: the other thread's handler sees that thread's TLS
+ *   restart_or_eintr    a read blocked on a pipe, interrupted from another thread:
+ *                       EINTR without SA_RESTART, the read goes on with it
+ *   sigwait_calls       rt_sigtimedwait (a pending one, a timeout), rt_sigsuspend
+ *
+ * The GDB test breaks in on_usr1 (a handler) and looks at the thread and the backtrace.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static __thread long tls_value = 1;        /* .tdata: each thread its own */
+static volatile sig_atomic_t handled;
+static volatile long seen_tls;
+static volatile int seen_sig;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static void install(int sig, void (*fn)(int, siginfo_t *, void *), int flags)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = fn;
+    sa.sa_flags = SA_SIGINFO | flags;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) != 0) {
+        perror("sigaction");
+        exit(1);
+    }
+}
+
+/* The handler the GDB test breaks in. noinline: a breakpoint has a place to go. */
+__attribute__((noinline)) void on_usr1(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    int saved_errno = errno;       /* errno is TLS memory: no kernel keeps it for us */
+    seen_sig = sig;
+    seen_tls = tls_value;
+    handled++;
+    errno = saved_errno;
+    if (si->si_code != SI_TKILL && si->si_code != SI_USER)
+        seen_sig = -1;
+}
+
+static void signal_in_handler(void)
+{
+    install(SIGUSR1, on_usr1, 0);
+    tls_value = 7;
+    handled = 0;
+    raise(SIGUSR1);
+    printf("handler: sig %d tls %ld handled %d\n", seen_sig, seen_tls, handled);
+    kill(getpid(), SIGUSR1);
+    printf("kill: handled %d\n", handled);
+}
+
+static void mask_and_pending(void)
+{
+    sigset_t block, pending;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    handled = 0;
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    raise(SIGUSR1);
+    sigpending(&pending);
+    printf("blocked: handled %d pending %d\n", handled, sigismember(&pending, SIGUSR1));
+    sigprocmask(SIG_UNBLOCK, &block, NULL);
+    sigpending(&pending);
+    printf("unblocked: handled %d pending %d\n", handled, sigismember(&pending, SIGUSR1));
+}
+
+static volatile double handler_double;
+
+static void on_usr2_fpu(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    volatile double x = 3.0;
+    for (int i = 0; i < 10; i++)
+        x = x * 1.5 + 0.25;
+    handler_double = x;
+}
+
+static void fpu_survives(void)
+{
+    install(SIGUSR2, on_usr2_fpu, 0);
+    double a = 1.0 / 3.0, b = a;
+    for (int i = 0; i < 1000; i++) {
+        b = b * 1.0000001 + a;
+        if (i == 500)
+            raise(SIGUSR2);
+    }
+    double c = 1.0 / 3.0;
+    for (int i = 0; i < 1000; i++)
+        c = c * 1.0000001 + a;
+    printf("fpu: same %d handler %.4f\n", b == c, handler_double);
+}
+
+static sigjmp_buf escape;
+static volatile uintptr_t fault_addr;
+static volatile int fault_code, fault_on_altstack;
+
+static void on_fault(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    stack_t ss;
+    sigaltstack(NULL, &ss);
+    fault_on_altstack = (ss.ss_flags & SS_ONSTACK) != 0;
+    fault_addr = (uintptr_t)si->si_addr;
+    fault_code = si->si_code;
+    siglongjmp(escape, sig);
+}
+
+static void segv_on_altstack(void)
+{
+    stack_t ss = { .ss_sp = malloc(64 * 1024), .ss_size = 64 * 1024, .ss_flags = 0 };
+    if (sigaltstack(&ss, NULL) != 0) {
+        perror("sigaltstack");
+        exit(1);
+    }
+    stack_t tiny = { .ss_sp = ss.ss_sp, .ss_size = 16, .ss_flags = 0 };
+    int r = sigaltstack(&tiny, NULL);
+    printf("sigaltstack too small: %d %s\n", r, strerror(errno));
+    install(SIGSEGV, on_fault, SA_ONSTACK | SA_NODEFER);
+    int sig = sigsetjmp(escape, 1);
+    if (sig == 0)
+        *(volatile int *)0x1234 = 1;
+    printf("segv: sig %d addr %#lx code %d on altstack %d\n", sig, (unsigned long)fault_addr,
+           fault_code, fault_on_altstack);
+    char *page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    sig = sigsetjmp(escape, 1);
+    if (sig == 0)
+        page[100] = 1;
+    printf("segv read-only: sig %d offset %ld code %d\n", sig, (long)(fault_addr - (uintptr_t)page),
+           fault_code);
+    stack_t now;
+    sigaltstack(NULL, &now);
+    printf("altstack after: flags %d size %zu\n", now.ss_flags, now.ss_size);
+}
+
+extern char ud2_here[];
+
+static void other_faults(void)
+{
+    install(SIGFPE, on_fault, SA_NODEFER);
+    install(SIGILL, on_fault, SA_NODEFER);
+    volatile int zero = 0;
+    int sig = sigsetjmp(escape, 1);
+    if (sig == 0) {
+        int quotient;              /* idiv itself: gcc would turn 1 / x into a compare */
+        __asm__ __volatile__("cltd; idivl %1" : "=a"(quotient) : "r"(zero), "a"(7) : "edx");
+        printf("%d\n", quotient);
+    }
+    printf("sigfpe: sig %d code %d\n", sig, fault_code);
+    sig = sigsetjmp(escape, 1);
+    if (sig == 0)
+        __asm__ __volatile__(".globl ud2_here\nud2_here: ud2");
+    printf("sigill: sig %d code %d at ud2 %d\n", sig, fault_code,
+           fault_addr == (uintptr_t)ud2_here);
+}
+
+static volatile int worker_ready, worker_done;
+static volatile pid_t worker_tid, handler_tid;
+
+static void on_usr2_thread(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    seen_tls = tls_value;
+    handler_tid = (pid_t)syscall(SYS_gettid);
+    handled++;
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    tls_value = 99;
+    worker_tid = (pid_t)syscall(SYS_gettid);
+    worker_ready = 1;
+    while (!handled)
+        ;                          /* spinning in app code: the IPI or the timer brings it in */
+    worker_done = 1;
+    return NULL;
+}
+
+static void thread_kill(void)
+{
+    install(SIGUSR2, on_usr2_thread, 0);
+    handled = 0;
+    tls_value = 5;
+    pthread_t t;
+    pthread_create(&t, NULL, worker, NULL);
+    while (!worker_ready)
+        sleep_ms(1);
+    pthread_kill(t, SIGUSR2);
+    pthread_join(t, NULL);
+    printf("thread handler: tls %ld in that thread %d main tls %ld\n", seen_tls,
+           handler_tid == worker_tid, tls_value);
+}
+
+static int pipe_fds[2];
+static pthread_t reader_thread;
+
+static void on_usr1_count(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    handled++;
+}
+
+static void *interrupter(void *arg)
+{
+    int write_after = *(int *)arg;
+    sleep_ms(100);                 /* the main thread is blocked in read by then */
+    pthread_kill(reader_thread, SIGUSR1);
+    if (write_after) {
+        sleep_ms(100);
+        if (write(pipe_fds[1], "x", 1) != 1)
+            perror("write");
+    }
+    return NULL;
+}
+
+static void read_interrupted(int flags, const char *what)
+{
+    install(SIGUSR1, on_usr1_count, flags);
+    handled = 0;
+    int write_after = (flags & SA_RESTART) != 0;
+    pthread_t t;
+    pthread_create(&t, NULL, interrupter, &write_after);
+    char c = 0;
+    errno = 0;
+    ssize_t n = read(pipe_fds[0], &c, 1);
+    int err = errno;
+    pthread_join(t, NULL);
+    printf("%s: read %zd %s handled %d byte %c\n", what, n, n < 0 ? strerror(err) : "ok", handled,
+           n == 1 ? c : '-');
+}
+
+static void restart_or_eintr(void)
+{
+    reader_thread = pthread_self();
+    if (pipe(pipe_fds) != 0) {
+        perror("pipe");
+        exit(1);
+    }
+    read_interrupted(0, "no SA_RESTART");
+    read_interrupted(SA_RESTART, "SA_RESTART");
+}
+
+static void sigwait_calls(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    raise(SIGUSR2);
+    siginfo_t si;
+    int sig = sigtimedwait(&set, &si, NULL);
+    printf("sigtimedwait: %d code %d\n", sig, si.si_code);
+    struct timespec ts = { 0, 20 * 1000000L };
+    sig = sigtimedwait(&set, &si, &ts);
+    printf("sigtimedwait timeout: %d %s\n", sig, strerror(errno));
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+
+    install(SIGUSR1, on_usr1_count, 0);
+    sigset_t block, empty;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigemptyset(&empty);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    handled = 0;
+    pthread_t t;
+    int write_after = 0;
+    reader_thread = pthread_self();
+    pthread_create(&t, NULL, interrupter, &write_after);
+    int r = sigsuspend(&empty);
+    pthread_join(t, NULL);
+    sigset_t now;
+    sigprocmask(SIG_SETMASK, NULL, &now);
+    printf("sigsuspend: %d %s handled %d mask back %d\n", r, strerror(errno), handled,
+           sigismember(&now, SIGUSR1));
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    signal_in_handler();
+    mask_and_pending();
+    fpu_survives();
+    segv_on_altstack();
+    other_faults();
+    thread_kill();
+    restart_or_eintr();
+    sigwait_calls();
+    printf("signals done\n");
+    return 0;
+}

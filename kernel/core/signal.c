@@ -1,0 +1,597 @@
+/*
+ * Signal delivery on the FS-base protocol.
+ *
+ * A handler is app code: it runs with FS = the thread's app_tcb and kernel_tcb_counter
+ * at its app value (0), exactly like the code it interrupted. Nothing here switches FS:
+ * delivery only rewrites the frame entry.S saved, and the ordinary exit half of the
+ * protocol (FS_EXIT) then "returns" into the handler. So whatever the kernel was doing
+ * when the signal came, the handler sees the app's TLS, errno and canary.
+ *
+ * Where signals are delivered: on the way back to app code, and nowhere else.
+ *
+ *   syscall_entry -> syscall_handler -> signal_syscall_exit(frame, ret)
+ *       the call's result is final here (-ERESTARTSYS becomes -EINTR, or the call is
+ *       rewound to run again: rip -= 2, rax = the number); then, if an unblocked
+ *       signal is pending, the interrupted context (rax = the result, rcx/r11 = rip and
+ *       rflags, as the syscall instruction leaves them) goes into an rt_sigframe on the
+ *       app's stack and the frame is rewritten to enter the handler.
+ *   trap_common -> trap_handler -> signal_trap_exit(frame) (interrupts in app code) or
+ *       signal_fault(frame, ...) (a fault in app code, for its own handler): the same
+ *       with every register live. We are on the exception stack (IST), where a nested
+ *       fault would land on our own frame: the app's pages the rt_sigframe goes to are
+ *       populated first (user_populate), so writing them cannot fault.
+ *
+ * Interrupts are off from the decision to the exit path's iretq or jmp, so no signal
+ * slips in between; one sent afterwards finds the thread in app code and its IPI
+ * (IPI_SIGNAL_VECTOR) brings it straight back in, to trap_handler's exit.
+ *
+ * The frame is Linux's rt_sigframe (include/signal.h), so libc's siglongjmp and
+ * ucontext, and GDB's sigtramp unwinder (which recognises __restore_rt's
+ * `mov $15, %rax; syscall`), read it as on Linux:
+ *
+ *   app rsp - 128 (red zone), or the top of the sigaltstack
+ *     FP_XSTATE_MAGIC2 (4 bytes, with XSAVE)
+ *     FXSAVE/XSAVE area, 64-byte aligned      <- uc_mcontext.fpstate
+ *     struct rt_sigframe: pretcode, ucontext, siginfo
+ *   handler's rsp = &pretcode (rsp + 8 16-byte aligned, as after a call)
+ *   rdi = signo, rsi = &siginfo, rdx = &ucontext, rax = 0
+ *
+ * The handler starts with the FPU in its initial state; its mask is the thread's, plus
+ * sa_mask, plus the signal (unless SA_NODEFER). rt_sigreturn (signal_return) reads it all
+ * back: every general register, rflags' user bits, the FXSAVE/XSAVE area (checked first:
+ * a bad one would fault xrstor in the kernel), the mask; it leaves through the interrupt
+ * exit path (sigreturn_exit in entry.S), whose iretq restores rcx and r11 too, which the
+ * syscall exit would clobber. FS_EXIT there takes the counter from 1 back to 0 and
+ * FS back to app_tcb, as after any syscall.
+ *
+ * struct thread's in_signal (the signal whose handler runs) and signal_frame are for
+ * the debugger (osv-tcb). A handler left by siglongjmp never calls rt_sigreturn: the next
+ * entry from app code with rsp above the frame (stacks grow down) retires it.
+ */
+#include "signal.h"
+#include "arch.h"
+#include "console.h"
+#include "lib.h"
+#include "mm.h"
+#include "spinlock.h"
+#include "trap.h"
+#include <asm-generic/errno.h>
+#include <asm/unistd_64.h>
+
+_Static_assert(sizeof(struct linux_siginfo) == 128, "siginfo");
+_Static_assert(sizeof(struct linux_sigcontext) == 256, "sigcontext");
+_Static_assert(__builtin_offsetof(struct linux_ucontext, uc_mcontext) == 40, "ucontext");
+_Static_assert(sizeof(struct linux_ucontext) == 304, "ucontext");
+_Static_assert(sizeof(struct rt_sigframe) == 440, "rt_sigframe");
+
+#define FP_XSTATE_MAGIC1 0x46505853u
+#define FP_XSTATE_MAGIC2 0x46505845u
+#define RED_ZONE 128
+
+/* The rflags bits the app may set through rt_sigreturn (Linux's FIX_EFLAGS). */
+#define RFLAGS_CF 0x1
+#define RFLAGS_TF 0x100
+#define RFLAGS_IF 0x200
+#define RFLAGS_DF 0x400
+#define RFLAGS_RF 0x10000
+#define RFLAGS_USER (0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x40000 | 0x10000)
+
+static bool can_read(u64 addr, u64 len) { return user_range_ok(addr, len, false); }
+static bool can_write(u64 addr, u64 len) { return user_range_ok(addr, len, true); }
+
+/* ---- what a signal does ---- */
+
+enum disposition { SIG_ACT_IGNORE, SIG_ACT_FATAL, SIG_ACT_HANDLER };
+
+/* SIGCHLD, SIGCONT, SIGURG, SIGWINCH are ignored by default; stops (SIGSTOP, SIGTSTP,
+   SIGTTIN, SIGTTOU) too: there is no one to continue us. Everything else ends the app. */
+static bool default_ignored(int sig)
+{
+    return sig == 17 || sig == 18 || sig == 23 || sig == 28 || sig == 19 || sig == 20 ||
+           sig == 21 || sig == 22;
+}
+
+static enum disposition disposition(int sig)
+{
+    u64 handler = process.sigactions[sig].handler;
+    if (sig == SIGKILL)
+        return SIG_ACT_FATAL;
+    if (handler == SIG_IGN || (handler == SIG_DFL && default_ignored(sig)))
+        return SIG_ACT_IGNORE;
+    return handler == SIG_DFL ? SIG_ACT_FATAL : SIG_ACT_HANDLER;
+}
+
+/*
+ * The lowest unblocked pending signal, taken off its set: the thread's own first (sent
+ * by tgkill/tkill), then the app's (kill), which another thread may take first.
+ */
+static int dequeue(struct thread *t, u64 allowed, int *code)
+{
+    for (;;) {
+        u64 mine = __atomic_load_n(&t->sigpending, __ATOMIC_ACQUIRE) & allowed;
+        u64 shared = __atomic_load_n(&process.sigpending, __ATOMIC_ACQUIRE) & allowed;
+        u64 *set = mine ? &t->sigpending : &process.sigpending;
+        u64 bits = mine ? mine : shared;
+        if (!bits)
+            return 0;
+        int sig = __builtin_ctzl(bits) + 1;
+        if (__atomic_fetch_and(set, ~sig_bit(sig), __ATOMIC_ACQ_REL) & sig_bit(sig)) {
+            *code = mine ? SI_TKILL : SI_USER;
+            return sig;
+        }
+    }
+}
+
+static noreturn void fatal_signal(int sig, const struct trap_frame *tf, const struct syscall_frame *sf)
+{
+    fatal_report_set(sig, tf, sf);
+    process_exit(128 + sig);
+}
+
+/* ---- the interrupted registers, from either kind of frame ---- */
+
+static void regs_from_syscall(const struct syscall_frame *f, long rax, struct linux_sigcontext *r)
+{
+    *r = (struct linux_sigcontext){
+        .r8 = f->r8, .r9 = f->r9, .r10 = f->r10, .r11 = f->rflags, .r12 = f->r12, .r13 = f->r13,
+        .r14 = f->r14, .r15 = f->r15, .rdi = f->rdi, .rsi = f->rsi, .rbp = f->rbp, .rbx = f->rbx,
+        .rdx = f->rdx, .rax = rax, .rcx = f->rip, .rsp = f->rsp, .rip = f->rip, .eflags = f->rflags,
+    };
+}
+
+/* The handler's entry through syscall_exit, which sets rcx and r11 from rip and rflags. */
+static void regs_to_syscall(const struct linux_sigcontext *r, struct syscall_frame *f)
+{
+    f->rdi = r->rdi, f->rsi = r->rsi, f->rdx = r->rdx, f->rsp = r->rsp, f->rip = r->rip;
+    f->rflags = r->eflags;
+}
+
+static void regs_from_trap(const struct trap_frame *f, struct linux_sigcontext *r)
+{
+    *r = (struct linux_sigcontext){
+        .r8 = f->r8, .r9 = f->r9, .r10 = f->r10, .r11 = f->r11, .r12 = f->r12, .r13 = f->r13,
+        .r14 = f->r14, .r15 = f->r15, .rdi = f->rdi, .rsi = f->rsi, .rbp = f->rbp, .rbx = f->rbx,
+        .rdx = f->rdx, .rax = f->rax, .rcx = f->rcx, .rsp = f->rsp, .rip = f->rip,
+        .eflags = f->rflags, .err = f->error_code, .trapno = f->vector,
+    };
+}
+
+static void regs_to_trap(const struct linux_sigcontext *r, struct trap_frame *f)
+{
+    f->r8 = r->r8, f->r9 = r->r9, f->r10 = r->r10, f->r11 = r->r11, f->r12 = r->r12;
+    f->r13 = r->r13, f->r14 = r->r14, f->r15 = r->r15, f->rdi = r->rdi, f->rsi = r->rsi;
+    f->rbp = r->rbp, f->rbx = r->rbx, f->rdx = r->rdx, f->rax = r->rax, f->rcx = r->rcx;
+    f->rsp = r->rsp, f->rip = r->rip, f->rflags = r->eflags;
+}
+
+/* ---- building the frame ---- */
+
+static bool on_altstack(const struct thread *t, u64 sp)
+{
+    return !(t->altstack_flags & SS_DISABLE) && sp > t->altstack_sp &&
+           sp <= t->altstack_sp + t->altstack_size;
+}
+
+/*
+ * Push an rt_sigframe for sig below regs->rsp (or on the sigaltstack) and point regs at
+ * the handler. Interrupts off; the app's FPU registers are live (the kernel never
+ * touches them). False if there is no room: the app then dies of SIGSEGV, as on Linux.
+ */
+static bool setup_frame(struct thread *t, struct linux_sigcontext *regs, int sig,
+                        const struct linux_siginfo *info)
+{
+    struct sigaction_entry ka = process.sigactions[sig];
+    if (!(ka.flags & SA_RESTORER))
+        return false;               /* x86-64 has no vsyscall trampoline to return through */
+    u64 sp = regs->rsp;
+    bool was_on_alt = on_altstack(t, sp);
+    if ((ka.flags & SA_ONSTACK) && !(t->altstack_flags & SS_DISABLE) && !was_on_alt)
+        sp = t->altstack_sp + t->altstack_size;
+    else
+        sp -= RED_ZONE;
+    bool xsave = arch_fpu_uses_xsave();
+    u64 fpu_size = arch_fpu_state_size();
+    u64 fpstate = ALIGN_DOWN(sp - fpu_size - (xsave ? 4 : 0), 64);
+    u64 frame_addr = ALIGN_DOWN(fpstate - sizeof(struct rt_sigframe), 16) - 8;
+    if (!user_populate(frame_addr, sp - frame_addr))
+        return false;
+
+    memset((void *)fpstate, 0, fpu_size);      /* XRSTOR wants the header's reserved bytes 0 */
+    arch_fpu_save((void *)fpstate);
+    if (xsave) {
+        /* struct _fpx_sw_bytes in FXSAVE's software-available bytes: "XSAVE follows" */
+        u32 *sw = (u32 *)(fpstate + 464);
+        sw[0] = FP_XSTATE_MAGIC1;
+        sw[1] = fpu_size + 4;
+        *(u64 *)&sw[2] = arch_fpu_xfeatures();
+        sw[4] = fpu_size;
+        *(u32 *)(fpstate + fpu_size) = FP_XSTATE_MAGIC2;
+    }
+
+    u64 old_mask = t->restore_sigmask ? t->saved_sigmask : t->sigmask;
+    t->restore_sigmask = false;
+    struct rt_sigframe *frame = (void *)frame_addr;
+    memset(frame, 0, sizeof(*frame));
+    frame->pretcode = ka.restorer;
+    frame->uc.uc_flags = (xsave ? UC_FP_XSTATE : 0) | UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS;
+    frame->uc.uc_stack = (struct linux_stack){
+        .ss_sp = t->altstack_sp, .ss_size = t->altstack_size,
+        .ss_flags = (t->altstack_flags & SS_DISABLE) ? SS_DISABLE : was_on_alt ? SS_ONSTACK : 0,
+    };
+    struct linux_sigcontext *mc = &frame->uc.uc_mcontext;
+    *mc = *regs;
+    mc->cs = GDT_KERNEL_CODE;
+    mc->ss = GDT_KERNEL_DATA;
+    mc->oldmask = old_mask;
+    mc->fpstate = fpstate;
+    /* Kernel bookkeeping in the reserved words: the handler this one interrupted. */
+    mc->reserved1[0] = t->in_signal;
+    mc->reserved1[1] = t->signal_frame;
+    frame->uc.uc_sigmask = old_mask;
+    frame->info = *info;
+
+    t->sigmask = (old_mask | ka.mask | ((ka.flags & SA_NODEFER) ? 0 : sig_bit(sig))) & ~SIG_UNBLOCKABLE;
+    if (ka.flags & SA_RESETHAND)
+        process.sigactions[sig].handler = SIG_DFL;
+    t->in_signal = sig;
+    t->signal_frame = frame_addr;
+
+    regs->rsp = frame_addr;
+    regs->rip = ka.handler;
+    regs->rdi = sig;
+    regs->rsi = (u64)&frame->info;
+    regs->rdx = (u64)&frame->uc;
+    regs->rax = 0;
+    regs->eflags = (regs->eflags & ~(RFLAGS_DF | RFLAGS_TF | RFLAGS_RF)) | RFLAGS_IF;
+    arch_fpu_reset();
+    return true;
+}
+
+static void no_room(int sig, u64 rsp)
+{
+    printk("osv: %s: no room to deliver signal %d below rsp %p: SIGSEGV\n", process.path, sig,
+           (void *)rsp);
+}
+
+/* ---- delivery points ---- */
+
+/*
+ * The syscall's way back to the app (syscall_handler's last step, interrupts off): the
+ * value for the app's rax, which is the handler's 0 when one now runs.
+ */
+long signal_syscall_exit(struct syscall_frame *f, long ret)
+{
+    struct thread *t = current_thread;
+    if (!t->is_app)
+        return ret;
+    int sig, code;
+    while ((sig = dequeue(t, ~t->sigmask, &code))) {
+        enum disposition d = disposition(sig);
+        if (d == SIG_ACT_IGNORE)
+            continue;
+        if (d == SIG_ACT_FATAL)
+            fatal_signal(sig, NULL, f);
+        if (ret == -ERESTARTSYS) {
+            if (process.sigactions[sig].flags & SA_RESTART) {
+                f->rip -= 2;            /* back onto the syscall instruction */
+                ret = f->rax;           /* the number: entry.S stores the result only after us */
+            } else {
+                ret = -EINTR;
+            }
+        }
+        struct linux_siginfo info = { .si_signo = sig, .si_code = code,
+                                      .kill = { .pid = process_pid() } };
+        struct linux_sigcontext regs;
+        regs_from_syscall(f, ret, &regs);
+        if (!setup_frame(t, &regs, sig, &info)) {
+            no_room(sig, f->rsp);
+            fatal_signal(SIGSEGV, NULL, f);
+        }
+        regs_to_syscall(&regs, f);
+        return regs.rax;
+    }
+    if (ret == -ERESTARTSYS) {          /* interrupted, but no handler ran: just go on */
+        f->rip -= 2;
+        ret = f->rax;
+    }
+    if (t->restore_sigmask) {           /* rt_sigsuspend without a handler run */
+        t->sigmask = t->saved_sigmask;
+        t->restore_sigmask = false;
+    }
+    return ret;
+}
+
+/* An interrupt's way back to app code (trap_handler's last step, interrupts off). */
+void signal_trap_exit(struct trap_frame *f)
+{
+    struct thread *t = current_thread;
+    if (!t->is_app)
+        return;
+    int sig, code;
+    while ((sig = dequeue(t, ~t->sigmask, &code))) {
+        enum disposition d = disposition(sig);
+        if (d == SIG_ACT_IGNORE)
+            continue;
+        if (d == SIG_ACT_FATAL)
+            fatal_signal(sig, f, NULL);
+        struct linux_siginfo info = { .si_signo = sig, .si_code = code,
+                                      .kill = { .pid = process_pid() } };
+        struct linux_sigcontext regs;
+        regs_from_trap(f, &regs);
+        if (!setup_frame(t, &regs, sig, &info)) {
+            no_room(sig, f->rsp);
+            fatal_signal(SIGSEGV, f, NULL);
+        }
+        regs_to_trap(&regs, f);
+        return;
+    }
+}
+
+/*
+ * A fault in app code, for the faulting thread's handler (Linux's force_sig_fault):
+ * false when there is none, or the signal is blocked, and the app ends as before.
+ */
+bool signal_fault(struct trap_frame *f, int sig, int code, u64 addr)
+{
+    struct thread *t = current_thread;
+    if (!t->is_app || disposition(sig) != SIG_ACT_HANDLER || (t->sigmask & sig_bit(sig)))
+        return false;
+    struct linux_siginfo info = { .si_signo = sig, .si_code = code, .fault = { .addr = addr } };
+    struct linux_sigcontext regs;
+    regs_from_trap(f, &regs);
+    if (f->vector == 14)
+        regs.cr2 = addr;
+    if (!setup_frame(t, &regs, sig, &info))
+        return false;
+    regs_to_trap(&regs, f);
+    return true;
+}
+
+/* Every syscall from app code: retire handlers the app left by siglongjmp. */
+void signal_syscall_entry(struct thread *t, u64 app_rsp)
+{
+    while (t->in_signal && app_rsp > t->signal_frame) {
+        const struct linux_sigcontext *mc =
+            &((const struct rt_sigframe *)t->signal_frame)->uc.uc_mcontext;
+        bool readable = can_read((u64)mc->reserved1, 16);
+        t->in_signal = readable && mc->reserved1[0] <= NSIG_MAX ? (int)mc->reserved1[0] : 0;
+        t->signal_frame = readable ? mc->reserved1[1] : 0;
+    }
+}
+
+/* An FXSAVE/XSAVE area that FXRSTOR/XRSTOR take without faulting in the kernel. */
+static bool fpstate_ok(u64 fp)
+{
+    u64 size = arch_fpu_state_size();
+    if (fp & 63 || !can_read(fp, size))
+        return false;
+    if (*(const u32 *)(fp + 24) & ~0xffffu)
+        return false;                   /* MXCSR's reserved bits */
+    if (!arch_fpu_uses_xsave())
+        return true;
+    const u64 *header = (const u64 *)(fp + 512);
+    if (header[0] & ~arch_fpu_xfeatures() || header[1])
+        return false;                   /* XSTATE_BV beyond XCR0, or a compacted area */
+    for (int i = 2; i < 8; i++)
+        if (header[i])
+            return false;
+    return true;
+}
+
+/*
+ * rt_sigreturn: the context in the rt_sigframe at the app's rsp (__restore_rt's ret
+ * popped pretcode, so rsp is at the ucontext) into *tf, for sigreturn_exit. Returns rax.
+ */
+long signal_return(const struct syscall_frame *f, struct trap_frame *tf)
+{
+    struct thread *t = current_thread;
+    u64 uc_addr = f->rsp;
+    if (!can_read(uc_addr, sizeof(struct linux_ucontext))) {
+        printk("osv: %s: rt_sigreturn with no signal frame at %p: SIGSEGV\n", process.path,
+               (void *)uc_addr);
+        fatal_signal(SIGSEGV, NULL, f);
+    }
+    const struct linux_ucontext *uc = (const void *)uc_addr;
+    const struct linux_sigcontext *mc = &uc->uc_mcontext;
+    if (mc->fpstate && !fpstate_ok(mc->fpstate)) {
+        printk("osv: %s: rt_sigreturn with a bad FPU area at %p: SIGSEGV\n", process.path,
+               (void *)mc->fpstate);
+        fatal_signal(SIGSEGV, NULL, f);
+    }
+    if (mc->fpstate)
+        arch_fpu_restore((void *)mc->fpstate);
+    else
+        arch_fpu_reset();
+    t->sigmask = uc->uc_sigmask & ~SIG_UNBLOCKABLE;
+    t->in_signal = mc->reserved1[0] <= NSIG_MAX ? (int)mc->reserved1[0] : 0;
+    t->signal_frame = mc->reserved1[1];
+    *tf = (struct trap_frame){
+        .fs_base = f->fs_base, .kernel_tcb_counter = f->kernel_tcb_counter,
+        .vector = SIGRETURN_VECTOR, .cs = GDT_KERNEL_CODE, .ss = GDT_KERNEL_DATA,
+    };
+    regs_to_trap(mc, tf);
+    tf->rflags = (f->rflags & ~RFLAGS_USER) | (mc->eflags & RFLAGS_USER) | RFLAGS_IF;
+    return mc->rax;
+}
+
+/* ---- sending ---- */
+
+/*
+ * kill (tid 0) or tgkill/tkill: pending for the target, which takes it on its next way
+ * back to app code (woken if it sleeps, interrupted if it runs elsewhere). A fatal one
+ * the target does not block ends the app here and now, reported as the sender's.
+ */
+long signal_send(const struct syscall_frame *f, long tid, int sig)
+{
+    if (sig == 0)
+        return 0;
+    enum disposition d = disposition(sig);
+    if (d == SIG_ACT_IGNORE)
+        return 0;
+    int taken = sched_signal(tid, sig);
+    if (taken < 0)
+        return taken;
+    if (d == SIG_ACT_FATAL && taken)
+        fatal_signal(sig, NULL, f);
+    return 0;
+}
+
+/* ---- the calls ---- */
+
+long sys_rt_sigaction(long sig, u64 act, u64 oldact, u64 sigsetsize)
+{
+    if (sig < 1 || sig > NSIG_MAX || sigsetsize != 8)
+        return -EINVAL;
+    struct sigaction_entry *sa = &process.sigactions[sig];
+    if (act && (sig == SIGKILL || sig == SIGSTOP))
+        return -EINVAL;
+    if ((act && !can_read(act, sizeof(*sa))) || (oldact && !can_write(oldact, sizeof(*sa))))
+        return -EFAULT;
+    struct sigaction_entry new;
+    if (act)
+        memcpy(&new, (void *)act, sizeof(new));
+    if (oldact)
+        memcpy((void *)oldact, sa, sizeof(*sa));
+    if (act) {
+        new.mask &= ~SIG_UNBLOCKABLE;
+        *sa = new;
+        if (disposition(sig) == SIG_ACT_IGNORE)     /* POSIX: pending ones go too */
+            __atomic_fetch_and(&process.sigpending, ~sig_bit(sig), __ATOMIC_ACQ_REL);
+    }
+    return 0;
+}
+
+long sys_rt_sigprocmask(long how, u64 set, u64 oldset, u64 sigsetsize)
+{
+    if (sigsetsize != 8)
+        return -EINVAL;
+    if ((set && !can_read(set, 8)) || (oldset && !can_write(oldset, 8)))
+        return -EFAULT;
+    struct thread *t = current_thread;
+    u64 old = t->sigmask, mask = t->sigmask;
+    if (set) {
+        u64 s = *(u64 *)set;
+        if (how == 0)               /* SIG_BLOCK */
+            mask |= s;
+        else if (how == 1)          /* SIG_UNBLOCK */
+            mask &= ~s;
+        else if (how == 2)          /* SIG_SETMASK */
+            mask = s;
+        else
+            return -EINVAL;
+    }
+    t->sigmask = mask & ~SIG_UNBLOCKABLE;   /* newly unblocked ones arrive at this call's exit */
+    if (oldset)
+        *(u64 *)oldset = old;
+    return 0;
+}
+
+long sys_rt_sigpending(u64 set, u64 sigsetsize)
+{
+    if (sigsetsize > 8)
+        return -EINVAL;
+    if (!can_write(set, sigsetsize))
+        return -EFAULT;
+    struct thread *t = current_thread;
+    u64 pending = (t->sigpending | process.sigpending) & t->sigmask;
+    memcpy((void *)set, &pending, sigsetsize);
+    return 0;
+}
+
+long sys_sigaltstack(u64 ss, u64 old_ss, u64 app_rsp)
+{
+    struct thread *t = current_thread;
+    bool on = on_altstack(t, app_rsp);
+    if ((ss && !can_read(ss, sizeof(struct linux_stack))) ||
+        (old_ss && !can_write(old_ss, sizeof(struct linux_stack))))
+        return -EFAULT;
+    struct linux_stack old = {
+        .ss_sp = t->altstack_sp, .ss_size = t->altstack_size,
+        .ss_flags = (t->altstack_flags & SS_DISABLE) ? SS_DISABLE : on ? SS_ONSTACK : 0,
+    };
+    if (ss) {
+        struct linux_stack new = *(const struct linux_stack *)ss;
+        int flags = new.ss_flags & ~(1 << 31);      /* SS_AUTODISARM: taken, not honoured */
+        if (on)
+            return -EPERM;
+        if (flags != 0 && flags != SS_ONSTACK && flags != SS_DISABLE)
+            return -EINVAL;
+        if (flags == SS_DISABLE) {
+            t->altstack_sp = t->altstack_size = 0;
+            t->altstack_flags = SS_DISABLE;
+        } else {
+            if (new.ss_size < MINSIGSTKSZ)
+                return -ENOMEM;
+            t->altstack_sp = new.ss_sp;
+            t->altstack_size = new.ss_size;
+            t->altstack_flags = 0;
+        }
+    }
+    if (old_ss)
+        memcpy((void *)old_ss, &old, sizeof(old));
+    return 0;
+}
+
+/* Sleep until a signal t does not block is pending, or the deadline (0: none) passes. */
+static long wait_for_signal(struct thread *t, u64 deadline_ns)
+{
+    struct spinlock lock = SPINLOCK_INIT;
+    spin_lock(&lock);
+    long ret = 0;
+    while (!signal_pending(t) && ret != -ETIMEDOUT)
+        ret = sched_wait(t, &lock, deadline_ns);
+    spin_unlock(&lock);
+    return ret == -ETIMEDOUT ? ret : 0;
+}
+
+long sys_rt_sigsuspend(u64 mask, u64 sigsetsize)
+{
+    if (sigsetsize != 8)
+        return -EINVAL;
+    if (!can_read(mask, 8))
+        return -EFAULT;
+    struct thread *t = current_thread;
+    t->saved_sigmask = t->sigmask;
+    t->restore_sigmask = true;          /* the handler's frame gets the old mask */
+    t->sigmask = *(const u64 *)mask & ~SIG_UNBLOCKABLE;
+    wait_for_signal(t, 0);
+    return -EINTR;
+}
+
+long sys_rt_sigtimedwait(u64 set, u64 info, u64 timeout, u64 sigsetsize)
+{
+    if (sigsetsize != 8)
+        return -EINVAL;
+    if (!can_read(set, 8) || (info && !can_write(info, sizeof(struct linux_siginfo))) ||
+        (timeout && !can_read(timeout, 16)))
+        return -EFAULT;
+    struct thread *t = current_thread;
+    u64 wanted = *(const u64 *)set & ~SIG_UNBLOCKABLE;
+    u64 deadline = 0;
+    if (timeout) {
+        const long *ts = (const long *)timeout;
+        if (ts[0] < 0 || ts[1] < 0 || ts[1] >= 1000000000L)
+            return -EINVAL;
+        deadline = MAX(tsc_ns() + ts[0] * 1000000000UL + ts[1], 1);
+    }
+    bool poll_only = timeout && !((const long *)timeout)[0] && !((const long *)timeout)[1];
+    int code, sig = dequeue(t, wanted, &code);
+    if (!sig && !poll_only) {
+        /* As Linux: the signals waited for count as unblocked while we wait. */
+        u64 blocked = t->sigmask;
+        t->sigmask &= ~wanted;
+        long w = wait_for_signal(t, timeout ? deadline : 0);
+        t->sigmask = blocked;
+        sig = dequeue(t, wanted, &code);
+        if (!sig)
+            return w == -ETIMEDOUT ? -EAGAIN : -EINTR;
+    }
+    if (!sig)
+        return -EAGAIN;
+    if (info) {
+        struct linux_siginfo si = { .si_signo = sig, .si_code = code,
+                                    .kill = { .pid = process_pid() } };
+        memcpy((void *)info, &si, sizeof(si));
+    }
+    return sig;
+}
