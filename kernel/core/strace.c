@@ -67,6 +67,11 @@ static const struct syscall_format formats[] = {
     [__NR_mremap] = { "puuxp", 'x' },      [__NR_getrusage] = { "ip", 'd' },
     [__NR_times] = { "p", 'd' },
     [__NR_select] = { "ipppp", 'd' },      [__NR_pselect6] = { "ippppp", 'd' },
+    [__NR_rt_sigreturn] = { "", 'd' },     [__NR_rt_sigpending] = { "pu", 'd' },
+    [__NR_sigaltstack] = { "pp", 'd' },    [__NR_rt_sigsuspend] = { "pu", 'd' },
+    [__NR_rt_sigtimedwait] = { "pppu", 'd' },
+    [__NR_kill] = { "ii", 'd' },           [__NR_tkill] = { "ii", 'd' },
+    [__NR_tgkill] = { "iii", 'd' },
 };
 
 struct flag {
