@@ -7,10 +7,13 @@ checks clean throughout (a failed one panics)."""
 
 from __future__ import annotations
 
+import struct
 import subprocess
 
 import pytest
 from guest import app, osvgdb_run
+
+from osvgdb.decode.args import CallFormatter
 
 
 @pytest.mark.usefixtures("kernel")
@@ -47,3 +50,69 @@ def test_strace_names_the_signal_calls() -> None:
         assert name in names, run
     assert "-> rt_sigsuspend(0x" in run.stdout, run
     assert any("ERESTARTSYS" in line for line in run.lines), run
+
+
+def _formatter(memory: dict[int, bytes]) -> CallFormatter:
+    def read(address: int, length: int) -> bytes | None:
+        data = memory.get(address)
+        return data[:length] if data is not None else None
+
+    return CallFormatter(read)
+
+
+def test_decoder_shows_sigaction_as_strace() -> None:
+    act = struct.pack("<QQQQ", 0x401B36, 0x04000004, 0x401C30, 1 << 11)
+    old = struct.pack("<QQQQ", 0, 0, 0, 0)
+    formatter = _formatter({0x1000: act, 0x2000: old})
+    shown, _ = formatter.arguments(
+        "rt_sigaction", (10, 0x1000, 0x2000, 8), 0, live_is_call_time=True
+    )
+    assert shown == [
+        "SIGUSR1",
+        "{sa_handler=0x401b36, sa_mask=[USR2], sa_flags=SA_RESTORER|SA_SIGINFO, "
+        "sa_restorer=0x401c30}",
+        "{sa_handler=SIG_DFL, sa_mask=[], sa_flags=0}",
+        "8",
+    ]
+    # the old action is the call's output: not there while it runs or when it failed
+    shown, _ = formatter.arguments(
+        "rt_sigaction", (10, 0x1000, 0x2000, 8), -22, live_is_call_time=True
+    )
+    assert shown[2] == "0x2000"
+
+
+def test_decoder_shows_sigsets_by_name() -> None:
+    usr = struct.pack("<Q", (1 << 9) | (1 << 11))
+    most = struct.pack("<Q", ~(1 << 8) & ((1 << 64) - 1))
+    formatter = _formatter({0x1000: usr, 0x2000: most})
+    shown, _ = formatter.arguments(
+        "rt_sigprocmask", (0, 0x1000, 0x2000, 8), 0, live_is_call_time=True
+    )
+    assert shown == ["SIG_BLOCK", "[USR1 USR2]", "~[KILL]", "8"]
+    shown, _ = formatter.arguments(
+        "rt_sigprocmask", (2, 0, 0x1000, 8), None, live_is_call_time=True
+    )
+    assert shown == ["SIG_SETMASK", "NULL", "0x1000", "8"]
+
+
+def test_decoder_shows_sigaltstack_and_siginfo() -> None:
+    stack = struct.pack("<Qi4xQ", 0x4A0000, 1, 65536)
+    info = struct.pack("<iiii", 12, 0, -6, 0) + struct.pack("<iI", 2, 0)
+    fault = struct.pack("<iiii", 11, 0, 1, 0) + struct.pack("<Q", 0x1234)
+    formatter = _formatter({0x1000: stack, 0x2000: info, 0x3000: fault})
+    shown, _ = formatter.arguments(
+        "sigaltstack", (0, 0x1000), 0, live_is_call_time=True
+    )
+    assert shown == ["NULL", "{ss_sp=0x4a0000, ss_flags=SS_ONSTACK, ss_size=65536}"]
+    shown, _ = formatter.arguments(
+        "rt_sigtimedwait", (0x1000, 0x2000, 0, 8), 12, live_is_call_time=True
+    )
+    assert shown[1] == "{si_signo=SIGUSR2, si_code=SI_TKILL, si_pid=2, si_uid=0}"
+    shown, _ = formatter.arguments(
+        "rt_sigtimedwait", (0x1000, 0x3000, 0, 8), 11, live_is_call_time=True
+    )
+    assert shown[1] == "{si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x1234}"
+    shown, _ = formatter.arguments(
+        "tgkill", (2, 3, 34), 0, live_is_call_time=True
+    )
+    assert shown == ["2", "3", "SIGRT_2"]

@@ -15,6 +15,12 @@ result.  Argument kinds:
     pollfd:N  an array of argument N struct pollfds: [{fd=3, events=POLLIN}]
     fdset:N  an fd_set of argument N fds (select's): [0 3], NULL for 0
     off  a file offset (mmap's last argument): hex, 0 as 0
+    sigset  a sigset_t the call reads: [USR1 USR2], ~[...] for most of them
+    SIGSET  a sigset_t the call fills (the old mask, rt_sigpending's)
+    sigaction/SIGACTION  a struct sigaction read / filled: {sa_handler=..., sa_mask=[...],
+         sa_flags=SA_RESTORER|SA_SIGINFO, sa_restorer=0x...}
+    stack/STACK  a stack_t read / filled (sigaltstack): {ss_sp=..., ss_flags=..., ss_size=...}
+    SIGINFO  a siginfo_t the call fills (rt_sigtimedwait): {si_signo=SIGUSR1, si_code=...}
     a flag set's name (open, prot, map, clone, futex, ...): symbolic
 
 Results are `d` (errno name and text when -4095..-1) or `x` (addresses: brk,
@@ -182,6 +188,84 @@ _SIGNALS = {
     31: "SIGSYS",
 }
 _SIGHOW = {0: "SIG_BLOCK", 1: "SIG_UNBLOCK", 2: "SIG_SETMASK"}
+_SA_FLAGS = [
+    (0x04000000, "SA_RESTORER"), (0x08000000, "SA_ONSTACK"), (0x10000000, "SA_RESTART"),
+    (0x40000000, "SA_NODEFER"), (0x80000000, "SA_RESETHAND"), (0x4, "SA_SIGINFO"),
+    (0x1, "SA_NOCLDSTOP"), (0x2, "SA_NOCLDWAIT"),
+]  # fmt: skip
+_SS_FLAGS = [(1, "SS_ONSTACK"), (2, "SS_DISABLE"), (1 << 31, "SS_AUTODISARM")]
+_SI_CODES = {0: "SI_USER", 0x80: "SI_KERNEL", -1: "SI_QUEUE", -2: "SI_TIMER", -6: "SI_TKILL"}
+# si_code of a fault, by signal (asm-generic/siginfo.h)
+_FAULT_CODES = {
+    4: {1: "ILL_ILLOPC", 2: "ILL_ILLOPN", 3: "ILL_ILLADR", 4: "ILL_ILLTRP"},
+    7: {1: "BUS_ADRALN", 2: "BUS_ADRERR", 3: "BUS_OBJERR"},
+    8: {1: "FPE_INTDIV", 2: "FPE_INTOVF", 3: "FPE_FLTDIV", 4: "FPE_FLTOVF", 5: "FPE_FLTUND",
+        6: "FPE_FLTRES", 7: "FPE_FLTINV", 8: "FPE_FLTSUB"},
+    11: {1: "SEGV_MAPERR", 2: "SEGV_ACCERR"},
+}  # fmt: skip
+
+
+def signal_name(sig: int, *, prefix: bool = True) -> str:
+    """SIGUSR1 (or USR1 as in a sigset), RTMIN and RT_n for the real-time ones."""
+    if sig in _SIGNALS:
+        return _SIGNALS[sig] if prefix else _SIGNALS[sig][3:]
+    if sig == 32:
+        return "SIGRTMIN" if prefix else "RTMIN"
+    if 32 < sig <= 64:
+        return f"SIGRT_{sig - 32}" if prefix else f"RT_{sig - 32}"
+    return str(sig)
+
+
+def signal_set(mask: int) -> str:
+    """A sigset_t as strace shows it: [INT USR1], or ~[...] when most signals are in it."""
+    members = [sig for sig in range(1, 65) if mask >> (sig - 1) & 1]
+    if len(members) > 32:
+        others = [sig for sig in range(1, 65) if not mask >> (sig - 1) & 1]
+        return "~[" + " ".join(signal_name(s, prefix=False) for s in others) + "]"
+    return "[" + " ".join(signal_name(s, prefix=False) for s in members) + "]"
+
+
+def sigaction_text(data: bytes) -> str:
+    """The kernel's struct sigaction (handler, flags, restorer, mask: 32 bytes)."""
+    handler, flags, restorer, mask = struct.unpack("<QQQQ", data[:32])
+    shown = {0: "SIG_DFL", 1: "SIG_IGN"}.get(handler, hex(handler))
+    sa_flags = _bits(flags & 0xFFFFFFFF, _SA_FLAGS)
+    text = f"{{sa_handler={shown}, sa_mask={signal_set(mask)}, sa_flags={sa_flags}"
+    if flags & 0x04000000:
+        text += f", sa_restorer={hex(restorer)}"
+    return text + "}"
+
+
+def stack_text(data: bytes) -> str:
+    """stack_t: {ss_sp=0x..., ss_flags=SS_ONSTACK, ss_size=65536}."""
+    sp, flags, size = struct.unpack("<Qi4xQ", data[:24])
+    shown_sp = "NULL" if sp == 0 else hex(sp)
+    ss_flags = _bits(flags & 0xFFFFFFFF, _SS_FLAGS)
+    return f"{{ss_sp={shown_sp}, ss_flags={ss_flags}, ss_size={size}}}"
+
+
+def siginfo_text(data: bytes) -> str:
+    """The fields of a siginfo_t strace shows for a kill or a fault."""
+    signo, _, code = struct.unpack("<iii", data[:12])
+    code_name = _FAULT_CODES.get(signo, {}).get(code) if code > 0 and code != 0x80 else None
+    code_name = code_name or _SI_CODES.get(code, str(code))
+    text = f"{{si_signo={signal_name(signo)}, si_code={code_name}"
+    if code <= 0:
+        pid, uid = struct.unpack("<iI", data[16:24])
+        text += f", si_pid={pid}, si_uid={uid}"
+    elif signo in _FAULT_CODES:
+        (address,) = struct.unpack("<Q", data[16:24])
+        text += f", si_addr={'NULL' if address == 0 else hex(address)}"
+    return text + "}"
+
+
+# kind: (bytes it reads, formatter); the upper-case kind is the same struct filled by the call
+_STRUCT_KINDS: dict[str, tuple[int, Callable[[bytes], str]]] = {
+    "sigset": (8, lambda data: signal_set(int.from_bytes(data[:8], "little"))),
+    "sigaction": (32, sigaction_text),
+    "stack": (24, stack_text),
+    "siginfo": (24, siginfo_text),
+}
 _RLIMIT = {
     0: "RLIMIT_CPU",
     1: "RLIMIT_FSIZE",
@@ -321,7 +405,7 @@ _FLAG_KINDS: dict[str, Callable[[int], str]] = {
     "futex": futex_op,
     "arch_prctl": lambda v: _ARCH_PRCTL.get(v & 0xFFFFFFFF, hex(v)),
     "atflags": lambda v: _bits(v & 0xFFFFFFFF, _AT_FLAGS),
-    "signal": lambda v: _enum(v, _SIGNALS),
+    "signal": lambda v: signal_name(_s32(v)),
     "sighow": lambda v: _enum(v, _SIGHOW),
     "rlimit": lambda v: _enum(v, _RLIMIT),
     "grnd": lambda v: _bits(v & 0xFFFFFFFF, _GRND),
@@ -350,8 +434,12 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "mprotect": (("x", "u", "prot"), "d"),
     "munmap": (("x", "u"), "d"),
     "brk": (("x",), "x"),
-    "rt_sigaction": (("signal", "x", "x", "u"), "d"),
-    "rt_sigprocmask": (("sighow", "x", "x", "u"), "d"),
+    "rt_sigaction": (("signal", "sigaction", "SIGACTION", "u"), "d"),
+    "rt_sigprocmask": (("sighow", "sigset", "SIGSET", "u"), "d"),
+    "rt_sigreturn": ((), "d"),
+    "rt_sigpending": (("SIGSET", "u"), "d"),
+    "rt_sigsuspend": (("sigset", "u"), "d"),
+    "rt_sigtimedwait": (("sigset", "SIGINFO", "x", "u"), "d"),
     "ioctl": (("d", "ioctl", "x"), "d"),
     "pread64": (("d", "B:2", "u", "ld"), "d"),
     "pwrite64": (("d", "b:2", "u", "ld"), "d"),
@@ -395,7 +483,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "getegid": ((), "d"),
     "getppid": ((), "d"),
     "gettid": ((), "d"),
-    "sigaltstack": (("x", "x"), "d"),
+    "sigaltstack": (("stack", "STACK"), "d"),
     "prctl": (("d", "x", "x", "x", "x"), "d"),
     "arch_prctl": (("arch_prctl", "x"), "d"),
     "tkill": (("d", "signal"), "d"),
@@ -671,6 +759,17 @@ class CallFormatter:
                     return hex(value), None
                 return self._iovec(value, count, ret)
             return self._iovec(value, count)
+        struct_kind = _STRUCT_KINDS.get(kind.lower())
+        if struct_kind is not None:
+            if value == 0:
+                return "NULL", None
+            if kind.isupper() and (ret is None or ret < 0):
+                return hex(value), None     # filled by the call: not yet, or not at all
+            size, formatter = struct_kind
+            data = self._fetch(value, size)
+            if data is None or len(data) < size:
+                return hex(value), None
+            return formatter(data), None
         decoder = _FLAG_KINDS.get(kind)
         if decoder is not None:
             return decoder(value), None
