@@ -32,6 +32,8 @@ THREAD_FIELDS = (
     "syscall_stack_size",
     "exception_stack",
     "exception_stack_size",
+    "in_signal",
+    "signal_frame",
 )
 TCB_FIELDS = (
     "self",
@@ -74,6 +76,8 @@ class ThreadInfo:
     syscall_stack_high: int | None = None
     exception_stack_low: int | None = None
     exception_stack_high: int | None = None
+    in_signal: int | None = None  # the signal whose handler it runs (innermost); 0: none
+    signal_frame: int | None = None  # while in_signal: its rt_sigframe on the app's stack
     problems: list[str] = field(default_factory=list)
 
     def in_syscall_stack(self, rsp: int) -> bool:
@@ -165,6 +169,9 @@ def decode_thread(
         cpu=t["cpu"] if t["cpu"] is not None else -1,
         tcb=t["tcb"],
     )
+    if t["in_signal"]:
+        info.in_signal = t["in_signal"]
+        info.signal_frame = t["signal_frame"]
     if t["syscall_stack"]:
         info.syscall_stack_low = t["syscall_stack"]
         info.syscall_stack_high = t["syscall_stack"] + (t["syscall_stack_size"] or 0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from osvgdb.decode.args import signal_name
 from osvgdb.decode.tcb import CpuInfo, ThreadInfo
 from osvgdb.model.kernel import Kernel
 from osvgdb.model.target import TargetError
@@ -135,6 +136,11 @@ def format_threads(threads: list[ThreadInfo]) -> list[str]:
                 stack,
             )
         )
+        if t.in_signal:
+            notes.append(
+                f"  tid {t.tid}: in a {signal_name(t.in_signal)} handler "
+                f"(signal frame {_hex(t.signal_frame)})"
+            )
         notes += [f"  tid {t.tid}: {problem}" for problem in t.problems]
     widths = [max(len(row[i]) for row in rows) for i in range(len(THREAD_COLUMNS))]
     lines = [
