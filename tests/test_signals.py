@@ -41,6 +41,17 @@ def test_wrmsr_kernel_delivers_too() -> None:
 
 
 @pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize("variant", ["glibc", "musl"])
+def test_sigpipe_by_default_ends_the_app(variant: str) -> None:
+    exe = app("signals", variant)
+    host = subprocess.run([str(exe), "sigpipe-default"], capture_output=True, text=True)
+    assert host.returncode == -13  # killed by SIGPIPE
+    run = osvgdb_run("--accel", "tcg", str(exe), "sigpipe-default")
+    assert run.status == 128 + 13, run
+    assert run.app_lines == host.stdout.splitlines(), run
+
+
+@pytest.mark.usefixtures("kernel")
 def test_strace_names_the_signal_calls() -> None:
     run = osvgdb_run("--accel", "tcg", "--strace", str(app("signals", "musl")))
     assert run.status == 0, run

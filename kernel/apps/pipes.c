@@ -1,7 +1,7 @@
 /*
  * Pipes as Linux has them: pipe and pipe2 (O_CLOEXEC, O_NONBLOCK), the fd flags of each
  * end, EOF once the last writer is closed (also through a dup), EPIPE without a reader
- * (SIGPIPE ignored: the kernel does not deliver signals yet), EAGAIN and the 64 KiB
+ * (SIGPIPE ignored, so the write's EPIPE shows), EAGAIN and the 64 KiB
  * capacity, readv of a pipe, the errors of the wrong end, and a producer thread
  * streaming a megabyte to a consumer through blocking reads and writes. Each line shows
  * the raw result (or -errno), so the same binary on the host is the oracle. With the

@@ -13,11 +13,18 @@
  *   restart_or_eintr    a read blocked on a pipe, interrupted from another thread:
  *                       EINTR without SA_RESTART, the read goes on with it
  *   sigwait_calls       rt_sigtimedwait (a pending one, a timeout), rt_sigsuspend
+ *   masks_for_waits     ppoll and pselect6 wait under their own mask, EINTR, the old one back
+ *   sigpipe             a write without a reader: SIGPIPE to the writer's handler, EPIPE
+ *
+ * With the argument sigpipe-default it writes to a pipe nobody reads with SIGPIPE's
+ * default action: the app ends with status 141 (128 + SIGPIPE).
  *
  * The GDB test breaks in on_usr1 (a handler) and looks at the thread and the backtrace.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
+#include <sys/select.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -304,9 +311,75 @@ static void sigwait_calls(void)
            sigismember(&now, SIGUSR1));
 }
 
-int main(void)
+static void masks_for_waits(void)
+{
+    install(SIGUSR1, on_usr1_count, SA_RESTART);     /* poll and select never restart */
+    sigset_t block, empty, now;
+    sigemptyset(&block);
+    sigaddset(&block, SIGUSR1);
+    sigemptyset(&empty);
+    sigprocmask(SIG_BLOCK, &block, NULL);
+    reader_thread = pthread_self();
+    int write_after = 0;
+    for (int call = 0; call < 2; call++) {
+        handled = 0;
+        pthread_t t;
+        pthread_create(&t, NULL, interrupter, &write_after);
+        struct pollfd fd = { .fd = pipe_fds[0], .events = POLLIN };
+        struct timespec timeout = { 5, 0 };
+        int r;
+        if (call == 0) {
+            r = ppoll(&fd, 1, &timeout, &empty);
+        } else {
+            fd_set readable;
+            FD_ZERO(&readable);
+            FD_SET(pipe_fds[0], &readable);
+            r = pselect(pipe_fds[0] + 1, &readable, NULL, NULL, &timeout, &empty);
+        }
+        int err = errno;
+        pthread_join(t, NULL);
+        sigprocmask(SIG_SETMASK, NULL, &now);
+        printf("%s: %d %s handled %d mask back %d\n", call == 0 ? "ppoll" : "pselect", r,
+               strerror(err), handled, sigismember(&now, SIGUSR1));
+    }
+    sigprocmask(SIG_UNBLOCK, &block, NULL);
+}
+
+static volatile int pipe_signal;
+
+static void on_sigpipe(int sig, siginfo_t *si, void *uc)
+{
+    (void)si, (void)uc;
+    pipe_signal = sig;
+}
+
+static void sigpipe(void)
+{
+    install(SIGPIPE, on_sigpipe, 0);
+    int fds[2];
+    if (pipe(fds) != 0) {
+        perror("pipe");
+        exit(1);
+    }
+    close(fds[0]);
+    ssize_t n = write(fds[1], "x", 1);
+    printf("sigpipe: write %zd %s handler saw %d\n", n, strerror(errno), pipe_signal);
+    close(fds[1]);
+}
+
+int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
+    if (argc > 1 && strcmp(argv[1], "sigpipe-default") == 0) {
+        int fds[2];                /* SIGPIPE's default action ends the app: status 141 */
+        if (pipe(fds) != 0)
+            return 1;
+        close(fds[0]);
+        printf("writing to a pipe without a reader\n");
+        ssize_t n = write(fds[1], "x", 1);
+        printf("still here after write %zd\n", n);
+        return 0;
+    }
     signal_in_handler();
     mask_and_pending();
     fpu_survives();
@@ -315,6 +388,8 @@ int main(void)
     thread_kill();
     restart_or_eintr();
     sigwait_calls();
+    masks_for_waits();
+    sigpipe();
     printf("signals done\n");
     return 0;
 }

@@ -5,7 +5,8 @@
  *
  * Linux's rules, kept here: a read returns what is there (at most count), 0 once it is
  * empty and no writer is left; a write to a pipe without readers fails with EPIPE
- * (Linux also sends SIGPIPE: signals are not delivered yet); a write of up to PIPE_BUF
+ * and sends the writer SIGPIPE (which ends the app unless handled or ignored, as on
+ * Linux); a write of up to PIPE_BUF
  * bytes is never interleaved with another; O_NONBLOCK turns each wait into EAGAIN.
  */
 #include "lib.h"
@@ -123,8 +124,11 @@ long pipe_write(struct pipe *p, u64 buf, u64 count, bool nonblock)
     p->busy++;
     u64 done = 0;
     while (done < count) {
-        if (p->readers == 0)
+        if (p->readers == 0) {
+            if (!done)
+                signal_raise(SIGPIPE);          /* delivered on this write's way out */
             return finish(p, done ? (long)done : -EPIPE);
+        }
         u64 space = PIPE_SIZE - (p->head - p->tail);
         /* An atomic write waits for room for all of it; a longer one takes what there is. */
         bool must_wait = count <= PIPE_BUF ? space < count : space == 0;

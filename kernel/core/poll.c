@@ -117,7 +117,7 @@ long sys_poll(u64 fds, u64 nfds, long timeout_ms)
     return do_poll(fds, nfds, ms < 0 ? 0 : tsc_ns() + (u64)ms * 1000000);
 }
 
-/* The signal mask is not applied: signals are not delivered yet. */
+/* ppoll's signal mask holds while it waits (signal_mask_for_call). */
 long sys_ppoll(u64 fds, u64 nfds, u64 timeout, u64 sigmask, u64 sigsetsize)
 {
     u64 deadline;
@@ -126,7 +126,13 @@ long sys_ppoll(u64 fds, u64 nfds, u64 timeout, u64 sigmask, u64 sigsetsize)
         return err;
     if (sigmask && sigsetsize != 8)
         return -EINVAL;
+    if (sigmask && !user_range_ok(sigmask, 8, false))
+        return -EFAULT;
+    if (sigmask)
+        signal_mask_for_call(*(const u64 *)sigmask);
     long n = do_poll(fds, nfds, deadline);
+    if (sigmask)
+        signal_mask_after_call(n);
     if (n >= 0)
         write_time_left(timeout, deadline, false);
     return n;
@@ -194,8 +200,28 @@ long sys_select(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout
     return do_select(nfds, (u64[3]){ readfds, writefds, exceptfds }, timeout, true);
 }
 
-/* The sixth argument's signal mask is not applied: signals are not delivered yet. */
-long sys_pselect6(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout)
+/* The sixth argument, { const sigset_t *ss; size_t ss_len; }, gives the mask for the wait. */
+long sys_pselect6(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout, u64 sig)
 {
-    return do_select(nfds, (u64[3]){ readfds, writefds, exceptfds }, timeout, false);
+    u64 mask = 0;
+    bool masked = false;
+    if (sig) {
+        if (!user_range_ok(sig, 16, false))
+            return -EFAULT;
+        const u64 *arg = (const u64 *)sig;
+        if (arg[0]) {
+            if (arg[1] != 8)
+                return -EINVAL;
+            if (!user_range_ok(arg[0], 8, false))
+                return -EFAULT;
+            mask = *(const u64 *)arg[0];
+            masked = true;
+        }
+    }
+    if (masked)
+        signal_mask_for_call(mask);
+    long n = do_select(nfds, (u64[3]){ readfds, writefds, exceptfds }, timeout, false);
+    if (masked)
+        signal_mask_after_call(n);
+    return n;
 }

@@ -436,6 +436,38 @@ long signal_send(const struct syscall_frame *f, long tid, int sig)
     return 0;
 }
 
+/*
+ * A signal the kernel sends the calling thread (SIGPIPE): it takes it on this syscall's
+ * way out, to its handler, or to the end of the app by the default action.
+ */
+void signal_raise(int sig)
+{
+    if (disposition(sig) != SIG_ACT_IGNORE)
+        sched_signal(current_thread->tid, sig);
+}
+
+/*
+ * ppoll's and pselect6's mask, for the wait only (rt_sigsuspend does the same): a
+ * signal that interrupts it runs its handler under this mask's predecessor, which is
+ * what the handler's frame saves; else the old mask comes back when the call returns.
+ */
+void signal_mask_for_call(u64 mask)
+{
+    struct thread *t = current_thread;
+    t->saved_sigmask = t->sigmask;
+    t->restore_sigmask = true;
+    t->sigmask = mask & ~SIG_UNBLOCKABLE;
+}
+
+void signal_mask_after_call(long ret)
+{
+    struct thread *t = current_thread;
+    if (ret != -EINTR && t->restore_sigmask) {
+        t->sigmask = t->saved_sigmask;
+        t->restore_sigmask = false;
+    }
+}
+
 /* ---- the calls ---- */
 
 long sys_rt_sigaction(long sig, u64 act, u64 oldact, u64 sigsetsize)
@@ -550,11 +582,8 @@ long sys_rt_sigsuspend(u64 mask, u64 sigsetsize)
         return -EINVAL;
     if (!can_read(mask, 8))
         return -EFAULT;
-    struct thread *t = current_thread;
-    t->saved_sigmask = t->sigmask;
-    t->restore_sigmask = true;          /* the handler's frame gets the old mask */
-    t->sigmask = *(const u64 *)mask & ~SIG_UNBLOCKABLE;
-    wait_for_signal(t, 0);
+    signal_mask_for_call(*(const u64 *)mask);    /* the handler's frame gets the old one */
+    wait_for_signal(current_thread, 0);
     return -EINTR;
 }
 

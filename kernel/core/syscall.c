@@ -1217,7 +1217,7 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_poll: return sys_poll(a[0], a[1], a[2]);
     case __NR_ppoll: return sys_ppoll(a[0], a[1], a[2], a[3], a[4]);
     case __NR_select: return sys_select(a[0], a[1], a[2], a[3], a[4]);
-    case __NR_pselect6: return sys_pselect6(a[0], a[1], a[2], a[3], a[4]);
+    case __NR_pselect6: return sys_pselect6(a[0], a[1], a[2], a[3], a[4], a[5]);
     case __NR_open: return LOCKED(&process.files_lock, sys_openat(AT_FDCWD, a[0], a[1], a[2]));
     case __NR_openat: return LOCKED(&process.files_lock, sys_openat(a[0], a[1], a[2], a[3]));
     case __NR_close: return LOCKED(&process.files_lock, sys_close(a[0]));

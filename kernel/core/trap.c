@@ -123,8 +123,11 @@ void trap_handler(struct trap_frame *f)
         panic_trap(f);
     }
     /* Demand paging, for app code and for kernel code copying to or from the app. */
-    if (f->vector == 14 && handle_user_fault(read_cr2(), f->error_code & 2, f->error_code & 16))
+    if (f->vector == 14 && handle_user_fault(read_cr2(), f->error_code & 2, f->error_code & 16)) {
+        if (from_app)
+            signal_trap_exit(f);
         return;
+    }
     if (!from_app || f->vector == 8 || f->vector == 18)
         panic_trap(f);
     kernel_tls_check();

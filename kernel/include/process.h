@@ -93,7 +93,7 @@ long sys_tgkill(const struct syscall_frame *f, long tgid, long tid, long sig);
 long sys_poll(u64 fds, u64 nfds, long timeout_ms);
 long sys_ppoll(u64 fds, u64 nfds, u64 timeout, u64 sigmask, u64 sigsetsize);
 long sys_select(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout);
-long sys_pselect6(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout);
+long sys_pselect6(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout, u64 sig);
 
 /* What ended the app, in fatal_report.cause. */
 enum fatal_cause {

@@ -16,6 +16,7 @@
 #define SIGFPE 8
 #define SIGKILL 9
 #define SIGSEGV 11
+#define SIGPIPE 13
 #define SIGSTOP 19
 
 #define SIG_DFL 0
@@ -125,6 +126,9 @@ void signal_syscall_entry(struct thread *t, u64 app_rsp);
 long signal_return(const struct syscall_frame *f, struct trap_frame *tf);
 noreturn void sigreturn_exit(struct trap_frame *tf);
 long signal_send(const struct syscall_frame *f, long tid, int sig);
+void signal_raise(int sig);
+void signal_mask_for_call(u64 mask);
+void signal_mask_after_call(long ret);
 
 long sys_rt_sigaction(long sig, u64 act, u64 oldact, u64 sigsetsize);
 long sys_rt_sigprocmask(long how, u64 set, u64 oldset, u64 sigsetsize);

@@ -188,6 +188,12 @@ syscall_entry:
     /* Kernel FS from here: C code may use __thread. */
     cld
     movq %rsp, %rdi
+    /*
+     * On its way out syscall_handler may have rewritten the frame to enter a signal
+     * handler (core/signal.c): rip, rsp, rdi, rsi, rdx, rflags, and the rax it returns;
+     * or rewound rip onto the syscall to restart it. rt_sigreturn never comes back
+     * here: it leaves through sigreturn_exit.
+     */
     call syscall_handler
     movq %rax, 14*8(%rsp)           /* frame->rax */
     cli
@@ -288,6 +294,8 @@ trap_common:
     FS_ENTER
     cld
     movq %rsp, %rdi
+    /* Returning to app code, trap_handler may have rewritten the frame to enter a
+       signal handler (core/signal.c): the exit below returns into the handler. */
     call trap_handler
 #ifdef BROKEN_FS_SWITCH
     /*
