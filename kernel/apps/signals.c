@@ -15,6 +15,8 @@
  *   sigwait_calls       rt_sigtimedwait (a pending one, a timeout), rt_sigsuspend
  *   masks_for_waits     ppoll and pselect6 wait under their own mask, EINTR, the old one back
  *   sigpipe             a write without a reader: SIGPIPE to the writer's handler, EPIPE
+ *   storm               thousands of signals from another thread into a computing one,
+ *                       whose handler dirties the FPU: its results stay exact
  *
  * With the argument sigpipe-default it writes to a pipe nobody reads with SIGPIPE's
  * default action: the app ends with status 141 (128 + SIGPIPE).
@@ -367,6 +369,70 @@ static void sigpipe(void)
     close(fds[1]);
 }
 
+#define STORM_SIGNALS 3000
+static volatile int storm_running;
+static volatile long storm_handled;
+
+static void on_usr2_storm(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    volatile double x = 1e300;     /* every register class the kernel must give back */
+    x = x * x;
+    __asm__ __volatile__("pxor %%xmm0, %%xmm0; pxor %%xmm1, %%xmm1; fldz; fstp %%st(0)" : : :
+                         "xmm0", "xmm1");
+    storm_handled++;
+}
+
+/* Integer and floating-point work whose result is known beforehand. */
+static void storm_work(unsigned long *isum, double *fsum)
+{
+    unsigned long a = 1, b = 2, c = 3;
+    double x = 0.5, y = 0.25;
+    for (int i = 0; i < 2000000; i++) {
+        a = a * 6364136223846793005UL + b;
+        b ^= a >> 7;
+        c += a ^ b;
+        x = x * 0.999999 + y;
+        y = y * 1.000001 - x * 1e-7;
+    }
+    *isum = a ^ b ^ c;
+    *fsum = x + y;
+}
+
+static void *storm_worker(void *arg)
+{
+    int *ok = arg;
+    unsigned long want_i, got_i;
+    double want_f, got_f;
+    storm_work(&want_i, &want_f);
+    storm_running = 1;
+    *ok = 1;
+    while (storm_running) {
+        storm_work(&got_i, &got_f);
+        *ok &= got_i == want_i && got_f == want_f;
+    }
+    return NULL;
+}
+
+static void storm(void)
+{
+    install(SIGUSR2, on_usr2_storm, SA_RESTART);
+    int ok = 0;
+    pthread_t t;
+    pthread_create(&t, NULL, storm_worker, &ok);
+    while (!storm_running)
+        sleep_ms(1);
+    for (int i = 0; i < STORM_SIGNALS; i++) {
+        pthread_kill(t, SIGUSR2);
+        if (i % 100 == 0)
+            sleep_ms(1);
+    }
+    sleep_ms(20);
+    storm_running = 0;
+    pthread_join(t, NULL);
+    printf("storm: results exact %d handled some %d\n", ok, storm_handled > 0);
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -390,6 +456,7 @@ int main(int argc, char **argv)
     sigwait_calls();
     masks_for_waits();
     sigpipe();
+    storm();
     printf("signals done\n");
     return 0;
 }
