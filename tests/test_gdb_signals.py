@@ -2,7 +2,9 @@
 signal a thread's handler runs for, with the CPU's verdict consistent (a handler is app
 code: FS = app_tcb, counter 0); GDB's own backtrace goes from the handler through the
 rt_sigframe (`<signal handler called>`, found from __restore_rt) into the interrupted
-code; osv-fscheck stays silent over the whole run, handlers, faults and sigreturns too."""
+code, and so does osv-bt's own unwinder (from the ucontext at __restore_rt, glibc's and
+musl's alike); osv-fscheck stays silent over the whole run, handlers, faults and
+sigreturns too."""
 
 from __future__ import annotations
 
@@ -48,6 +50,19 @@ def test_handler_on_the_app_tcb_seen_by_osv_tcb_and_bt(debugged: Debugged) -> No
     assert "signal_in_handler" in bt, bt
     text = debugged.gdb.run("osv-tcb")
     assert f"tid {thread['tid']}: in a SIGUSR1 handler" in text, text
+    # signal_in_handler is inlined into main: osv-bt names the function the code is in
+    _osv_bt_through_the_handler(debugged, thread["tid"], "on_usr1", "main")
+
+
+def _osv_bt_through_the_handler(debugged: Debugged, tid: int, handler: str, caller: str) -> None:
+    """osv-bt's frames: the handler, the signal crossing, then the interrupted code,
+    the same functions GDB's unwinder gives."""
+    (trace,) = debugged.gdb.json(f"osv-bt --tid {tid} --json")["backtraces"]
+    frames = trace["frames"]
+    assert frames[0]["function"] == handler, frames
+    assert frames[1]["function"] == "<signal handler called>", frames
+    assert frames[1]["kind"] == "crossing", frames
+    assert caller in [f.get("function") for f in frames[2:]], frames
 
 
 def test_handler_in_another_thread(debugged: Debugged) -> None:
@@ -61,6 +76,25 @@ def test_handler_in_another_thread(debugged: Debugged) -> None:
     tcb = debugged.gdb.json("osv-tcb --json")
     (main,) = [t for t in tcb["threads"] if t["name"] == "main"]
     assert not main["in_signal"], main  # its handlers returned, or were left by siglongjmp
+    _osv_bt_through_the_handler(debugged, thread["tid"], "on_usr2_thread", "worker")
+
+
+@pytest.mark.usefixtures("kernel")
+def test_musl_handler_backtraces() -> None:
+    """musl's __restore_rt has no CFI: both unwinders know it by its instructions. musl's
+    raise takes the signal on the way out of the rt_sigprocmask that unblocks it again
+    (__restore_sigs); musl has no unwind tables, so the backtraces end soon after."""
+    debugged = Debugged(app("signals", "musl"), smp=2)
+    try:
+        debugged.gdb.run("tbreak dispatch")
+        debugged.gdb.run("continue")
+        thread, cpu, bt = _stop_in(debugged, "on_usr1")
+        assert thread["in_signal"] == SIGUSR1 and cpu["verdict"] == "consistent", (thread, cpu)
+        frames = [line for line in bt.splitlines() if line.startswith("#")]
+        assert "<signal handler called>" in frames[1] and "__restore_sigs" in frames[2], bt
+        _osv_bt_through_the_handler(debugged, thread["tid"], "on_usr1", "__restore_sigs")
+    finally:
+        debugged.close()
 
 
 @pytest.mark.usefixtures("kernel")

@@ -12,6 +12,14 @@ trap_return) this unwinder gives GDB the registers the stub saved. Either way
 crossing, and the frame decorator names the crossing: `<syscall write>`,
 `<interrupt 32 timer>`, `<page fault at 0x...>`.
 
+A signal handler returns into libc's sa_restorer, __restore_rt (`mov $15, %rax;
+syscall`). glibc's has CFI that marks it a signal frame; musl's has none, and GDB's
+DWARF unwinder then takes the function before it for the trampoline's. So this
+unwinder takes every frame at those bytes: the interrupted registers are in the
+rt_sigframe's ucontext at rsp (kernel/core/signal.c), the same code osv-bt's
+unwinder reads (model/unwind.py), and the frame filter calls it
+`<signal handler called>`, as GDB names its own signal frames.
+
 Where in a stub the frame is, from its instructions' encodings (GDB's
 disassembler only says where each starts; cached with the kernel's symbols):
 from its last push before `call` to the end, rsp is the frame plus what the
@@ -30,6 +38,12 @@ from osvgdb.decode import DecodeError, signed64
 from osvgdb.decode import frames as frames_decode
 from osvgdb.decode.frames import RETURNED, Stub, analyse
 from osvgdb.gdb.target import Kernel, TargetError, read, u64
+from osvgdb.model.unwind import (
+    SIGCONTEXT_REGISTERS,
+    SIGNAL_FRAME_LABEL,
+    SIGRETURN_CODE,
+    UC_MCONTEXT,
+)
 
 NAME = "osv-entry"
 SMALL_REGISTERS = ("eflags", "cs", "ss")  # 32 bits in GDB's amd64 description
@@ -114,6 +128,8 @@ class EntryUnwinder(Unwinder):
         try:
             kernel = Kernel.get()
             pc = u64(pending_frame.read_register("rip"))
+            if not kernel.ranges.in_kernel(pc):
+                return self._signal_frame(pending_frame, pc)
             if not kernel.ranges.in_entry_stub(pc):
                 return None
             stub = next((s for s in stubs(kernel) if s.contains(pc)), None)
@@ -122,6 +138,26 @@ class EntryUnwinder(Unwinder):
             return self._unwind(kernel, pending_frame, stub, pc)
         except (TargetError, DecodeError, gdb.error, gdb.MemoryError):
             return None
+
+    def _signal_frame(self, pending: gdb.PendingFrame, pc: int) -> gdb.UnwindInfo | None:
+        """App code at the sigreturn trampoline: the registers the signal interrupted."""
+        if read(pc, len(SIGRETURN_CODE)) != SIGRETURN_CODE:
+            return None
+        rsp = u64(pending.read_register("rsp"))
+        saved = read(rsp + UC_MCONTEXT, 8 * len(SIGCONTEXT_REGISTERS))
+        registers = {
+            name: int.from_bytes(saved[8 * i : 8 * i + 8], "little")
+            for i, name in enumerate(SIGCONTEXT_REGISTERS)
+        }
+        # As for an exit path's frame below: the id's sp is where this frame returns to.
+        info = pending.create_unwind_info(_FrameId(registers["rsp"], pc))
+        for name, number in registers.items():
+            try:
+                info.add_saved_register(name, _value(name, number))
+            except (ValueError, gdb.error):
+                continue
+        _labels[(pc, rsp)] = SIGNAL_FRAME_LABEL
+        return info
 
     def _unwind(
         self, kernel: Kernel, pending: gdb.PendingFrame, stub: Stub, pc: int

@@ -52,6 +52,12 @@ trap_common), unreadable memory, an entry stub before its frame is complete
 (syscall_entry's first instructions), a loop or a stack going the wrong way,
 or the depth limit (64 frames).
 
+A signal handler's caller is libc's sa_restorer, __restore_rt (`mov $15, %rax;
+syscall`: rt_sigreturn). As GDB's own amd64-linux sigtramp unwinder does, a frame
+at those bytes is the crossing `<signal handler called>`, and the code the signal
+interrupted comes next, its registers from the rt_sigframe's ucontext at rsp
+(kernel/core/signal.c builds it; no CFI needed, so musl's trampoline works too).
+
 One guess, marked on the frame (`guessed`): a frame interrupted at a pc no FDE
 covers, inside a symbol (glibc's syscall wrappers such as clone3 end their FDE
 before the `syscall` instruction), is taken for a function without a frame of
@@ -88,6 +94,14 @@ SWITCH_SAVED = ("r15", "r14", "r13", "r12", "rbx", "rbp")  # switch.S: lowest ad
 # calls kernel_main on the boot stack (the boot thread, tid 0, and the boot CPU's idle).
 KERNEL_OUTERMOST = frozenset(["long_mode_start"])
 MOV_RSI_RSP = bytes.fromhex("4889f4")  # switch_context's `movq %rsi, %rsp`
+SIGRETURN_CODE = bytes.fromhex("48c7c00f0000000f05")  # __restore_rt: mov $15, %rax; syscall
+SIGNAL_FRAME_LABEL = "<signal handler called>"
+UC_MCONTEXT = 40  # offsetof(struct ucontext, uc_mcontext): the sigcontext
+# struct sigcontext's registers, in its order (kernel/include/signal.h)
+SIGCONTEXT_REGISTERS = (
+    "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15",
+    "rdi", "rsi", "rbp", "rbx", "rdx", "rax", "rcx", "rsp", "rip", "eflags",
+)  # fmt: skip
 
 __all__ = [
     "MAX_DEPTH",
@@ -497,6 +511,21 @@ class _Unwinder:
 
     # --- crossings -------------------------------------------------------------------------
 
+    def _signal_frame(self, pc: int, regs: dict[int, int | None]) -> dict[int, int | None] | None:
+        """At libc's sigreturn trampoline: the registers the signal interrupted, from the
+        ucontext at rsp; None anywhere else."""
+        rsp = regs.get(RSP)
+        if rsp is None:
+            return None
+        try:
+            if self.memory.read(pc, len(SIGRETURN_CODE)) != SIGRETURN_CODE:
+                return None
+            saved = self.memory.read(rsp + UC_MCONTEXT, 8 * len(SIGCONTEXT_REGISTERS))
+        except TargetError:
+            return None
+        values = struct.unpack(f"<{len(SIGCONTEXT_REGISTERS)}Q", saved)
+        return _registers_by_number(dict(zip(SIGCONTEXT_REGISTERS, values, strict=True)))
+
     def _crossing_label(self, pc: int, frame_address: int, cr2: int | None) -> str | None:
         """The label of an entry stub's frame whose struct syscall_frame / trap_frame is
         at frame_address (the stub's rsp at its call of the handler)."""
@@ -562,6 +591,15 @@ class _Unwinder:
             except (SymbolsError, IndexError, struct.error) as error:
                 row = None
                 trace.stopped = f"bad unwind information at {pc:#x}: {error}"
+            interrupted = self._signal_frame(pc, regs) if module == "app" else None
+            if interrupted is not None:
+                trace.frames.append(
+                    Frame(pc, SIGNAL_FRAME_LABEL, 0, None, None, module, "crossing", lookup,
+                          name, cfa=regs.get(RSP))
+                )  # fmt: skip
+                regs = interrupted
+                exact, previous_signal = True, True  # the interrupted pc is exact
+                continue
             stub = self._in_entry_stub(pc) if module == "kernel" else None
             if stub in ("syscall_entry", "trap_common"):
                 try:
