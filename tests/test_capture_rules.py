@@ -8,12 +8,12 @@ from __future__ import annotations
 from elftools.elf.elffile import ELFFile
 from guest import KERNEL
 
-from osvgdb.decode.args import SIGNATURES
+from osvgdb.decode.args import SIGNATURES, STRUCT_KINDS
 from osvgdb.decode.syscalls import host_table
 from osvgdb.decode.layout import layouts_from_elf
 
 # enum syscall_capture_kind -> the decoders' argument kinds
-KINDS = {1: "s", 2: "b", 3: "B", 4: "iov", 5: "IOV"}
+KINDS = {1: "s", 2: "b", 3: "B", 4: "iov", 5: "IOV", 6: "struct", 7: "STRUCT"}
 RULES_PER_CALL = 2
 
 
@@ -46,6 +46,10 @@ def decoder_rules() -> dict[str, set[str]]:
         for index, kind in enumerate(kinds):
             if kind == "s" or kind.split(":")[0] in ("b", "B", "iov", "IOV"):
                 rules.setdefault(name, set()).add(f"{index}:{kind}")
+            elif kind.lower() in STRUCT_KINDS:  # a struct of fixed size: the kernel's rule has it
+                size = STRUCT_KINDS[kind.lower()][0]
+                struct = "STRUCT" if kind.isupper() else "struct"
+                rules.setdefault(name, set()).add(f"{index}:{struct}:{size}")
     return rules
 
 

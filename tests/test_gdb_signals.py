@@ -52,6 +52,17 @@ def test_handler_on_the_app_tcb_seen_by_osv_tcb_and_bt(debugged: Debugged) -> No
     assert f"tid {thread['tid']}: in a SIGUSR1 handler" in text, text
     # signal_in_handler is inlined into main: osv-bt names the function the code is in
     _osv_bt_through_the_handler(debugged, thread["tid"], "on_usr1", "main")
+    # osv-syscalls: the handler's installation and the raise, decoded from the history's
+    # captures (the call-time bytes: no "memory now")
+    handler = int(debugged.gdb.run("output/x (long)&on_usr1").strip(), 16)
+    calls = debugged.gdb.run("osv-syscalls -n 40")
+    installed = (
+        f"rt_sigaction(SIGUSR1, {{sa_handler={handler:#x}, sa_mask=[], "
+        "sa_flags=SA_RESTORER|SA_SIGINFO, sa_restorer=0x"
+    )
+    assert installed in calls, calls
+    assert f"tgkill({thread['tid']}, {thread['tid']}, SIGUSR1) = 0" in calls, calls
+    assert "memory now" not in "".join(line for line in calls.splitlines() if "rt_sig" in line)
 
 
 def _osv_bt_through_the_handler(debugged: Debugged, tid: int, handler: str, caller: str) -> None:

@@ -19,7 +19,8 @@ u32 syscall_trace_batch, syscall_trace_ticks;
 
 /*
  * Which pointer arguments each syscall's record captures (see syscall_history.h). The
- * debugger's decoders (osvgdb/decode/args.py SIGNATURES: s, b:N, B:N, iov:N, IOV:N)
+ * debugger's decoders (osvgdb/decode/args.py SIGNATURES: s, b:N, B:N, iov:N, IOV:N, and
+ * the structs of STRUCT_KINDS: sigset/SIGSET, sigaction/SIGACTION, ...)
  * show the same arguments; tests/test_capture_rules.py checks the two agree.
  */
 #define STRING(a)       { CAPTURE_STRING, a, 0 }
@@ -27,6 +28,8 @@ u32 syscall_trace_batch, syscall_trace_ticks;
 #define OUT(a, n)       { CAPTURE_OUT, a, n }
 #define IN_IOVEC(a, n)  { CAPTURE_IN_IOVEC, a, n }
 #define OUT_IOVEC(a, n) { CAPTURE_OUT_IOVEC, a, n }
+#define IN_STRUCT(a, size)  { CAPTURE_IN_STRUCT, a, size }
+#define OUT_STRUCT(a, size) { CAPTURE_OUT_STRUCT, a, size }
 const struct syscall_capture_rule capture_rules[][SYSCALL_CAPTURE_RULES] = {
     [__NR_read] = { OUT(1, 2) },
     [__NR_write] = { IN(1, 2) },
@@ -53,6 +56,13 @@ const struct syscall_capture_rule capture_rules[][SYSCALL_CAPTURE_RULES] = {
     [__NR_getrandom] = { OUT(0, 1) },
     [__NR_statx] = { STRING(1) },
     [__NR_chdir] = { STRING(0) },
+    /* struct sigaction is 32 bytes, sigset_t 8, stack_t 24, siginfo's head 24 */
+    [__NR_rt_sigaction] = { IN_STRUCT(1, 32), OUT_STRUCT(2, 32) },
+    [__NR_rt_sigprocmask] = { IN_STRUCT(1, 8), OUT_STRUCT(2, 8) },
+    [__NR_rt_sigpending] = { OUT_STRUCT(0, 8) },
+    [__NR_rt_sigsuspend] = { IN_STRUCT(0, 8) },
+    [__NR_rt_sigtimedwait] = { IN_STRUCT(0, 8), OUT_STRUCT(1, 24) },
+    [__NR_sigaltstack] = { IN_STRUCT(0, 24), OUT_STRUCT(1, 24) },
 };
 #define NR_CAPTURE_RULES (sizeof(capture_rules) / sizeof(capture_rules[0]))
 
@@ -122,7 +132,8 @@ static void capture(struct syscall_record *r, bool at_exit, long ret)
     for (int i = 0; i < SYSCALL_CAPTURE_RULES; i++) {
         const struct syscall_capture_rule *rule = &capture_rules[r->nr][i];
         u64 addr = r->args[rule->arg], size = r->args[rule->size_arg];
-        bool out = rule->kind == CAPTURE_OUT || rule->kind == CAPTURE_OUT_IOVEC;
+        bool out = rule->kind == CAPTURE_OUT || rule->kind == CAPTURE_OUT_IOVEC ||
+                   rule->kind == CAPTURE_OUT_STRUCT;
         if (rule->kind == CAPTURE_NONE || out != at_exit || (out && ret < 0))
             continue;
         switch (rule->kind) {
@@ -140,6 +151,10 @@ static void capture(struct syscall_record *r, bool at_exit, long ret)
             break;
         case CAPTURE_OUT_IOVEC:
             capture_iovec(r, addr, size, ret);
+            break;
+        case CAPTURE_IN_STRUCT:
+        case CAPTURE_OUT_STRUCT:
+            capture_region(r, addr, rule->size_arg, false);
             break;
         }
     }

@@ -60,12 +60,15 @@ enum syscall_capture_kind {
     CAPTURE_OUT,                    /* at return: the result's bytes, at most args[size_arg] */
     CAPTURE_IN_IOVEC,               /* at entry: args[size_arg] iovecs, then their buffers */
     CAPTURE_OUT_IOVEC,              /* at return: the iovecs, then the result's bytes in them */
+    CAPTURE_IN_STRUCT,              /* at entry: size_arg bytes (a struct: sigaction, sigset_t) */
+    CAPTURE_OUT_STRUCT,             /* at return, unless it failed: size_arg bytes */
 };
 
 struct syscall_capture_rule {
     u8 kind;                        /* enum syscall_capture_kind */
     u8 arg;                         /* which argument points at the memory */
-    u8 size_arg;                    /* which argument gives its length or count */
+    u8 size_arg;                    /* which argument gives its length or count; for a
+                                       struct, its size in bytes */
 };
 #define SYSCALL_CAPTURE_RULES 2     /* rules per syscall */
 

@@ -260,7 +260,7 @@ def siginfo_text(data: bytes) -> str:
 
 
 # kind: (bytes it reads, formatter); the upper-case kind is the same struct filled by the call
-_STRUCT_KINDS: dict[str, tuple[int, Callable[[bytes], str]]] = {
+STRUCT_KINDS: dict[str, tuple[int, Callable[[bytes], str]]] = {
     "sigset": (8, lambda data: signal_set(int.from_bytes(data[:8], "little"))),
     "sigaction": (32, sigaction_text),
     "stack": (24, stack_text),
@@ -759,7 +759,7 @@ class CallFormatter:
                     return hex(value), None
                 return self._iovec(value, count, ret)
             return self._iovec(value, count)
-        struct_kind = _STRUCT_KINDS.get(kind.lower())
+        struct_kind = STRUCT_KINDS.get(kind.lower())
         if struct_kind is not None:
             if value == 0:
                 return "NULL", None
