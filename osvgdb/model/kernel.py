@@ -132,7 +132,9 @@ class Kernel:
 
     @cached_property
     def ranges(self) -> tcb_decode.CodeRanges:
-        stubs = [r for r in map(self.function_range, ("syscall_entry", "trap_common")) if r]
+        # sigreturn_exit (rt_sigreturn's exit) switches FS as the two entry paths do
+        entry_paths = ("syscall_entry", "trap_common", "sigreturn_exit")
+        stubs = [r for r in map(self.function_range, entry_paths) if r]
         if self.has("trap_stubs"):
             start = self.address("trap_stubs")
             stubs.append((start, start + TRAP_STUB_BYTES))
