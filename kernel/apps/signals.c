@@ -15,6 +15,8 @@
  *   sigwait_calls       rt_sigtimedwait (a pending one, a timeout), rt_sigsuspend
  *   masks_for_waits     ppoll and pselect6 wait under their own mask, EINTR, the old one back
  *   sigpipe             a write without a reader: SIGPIPE to the writer's handler, EPIPE
+ *   nesting             a handler interrupted by another signal; the same signal deferred
+ *                       until its handler returns, or nested with SA_NODEFER; SA_RESETHAND
  *   storm               thousands of signals from another thread into a computing one,
  *                       whose handler dirties the FPU: its results stay exact
  *
@@ -131,7 +133,7 @@ static void fpu_survives(void)
 
 static sigjmp_buf escape;
 static volatile uintptr_t fault_addr;
-static volatile int fault_code, fault_on_altstack;
+static volatile int fault_code, fault_on_altstack, fault_altstack_change;
 
 static void on_fault(int sig, siginfo_t *si, void *uc)
 {
@@ -139,6 +141,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
     stack_t ss;
     sigaltstack(NULL, &ss);
     fault_on_altstack = (ss.ss_flags & SS_ONSTACK) != 0;
+    stack_t other = { .ss_sp = ss.ss_sp, .ss_size = ss.ss_size, .ss_flags = 0 };
+    fault_altstack_change = sigaltstack(&other, NULL) == 0 ? 0 : errno;   /* EPERM on it */
     fault_addr = (uintptr_t)si->si_addr;
     fault_code = si->si_code;
     siglongjmp(escape, sig);
@@ -158,8 +162,9 @@ static void segv_on_altstack(void)
     int sig = sigsetjmp(escape, 1);
     if (sig == 0)
         *(volatile int *)0x1234 = 1;
-    printf("segv: sig %d addr %#lx code %d on altstack %d\n", sig, (unsigned long)fault_addr,
-           fault_code, fault_on_altstack);
+    printf("segv: sig %d addr %#lx code %d on altstack %d changing it %s\n", sig,
+           (unsigned long)fault_addr, fault_code, fault_on_altstack,
+           strerror(fault_altstack_change));
     char *page = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     sig = sigsetjmp(escape, 1);
     if (sig == 0)
@@ -369,6 +374,54 @@ static void sigpipe(void)
     close(fds[1]);
 }
 
+static char order[64];
+static volatile int order_len;
+
+static void note(char c)
+{
+    if (order_len < (int)sizeof(order) - 1)
+        order[order_len++] = c;
+}
+
+static void on_usr2_inner(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig, (void)si, (void)uc;
+    note('2');
+}
+
+static volatile int outer_raised;
+
+static void on_usr1_outer(int sig, siginfo_t *si, void *uc)
+{
+    (void)si, (void)uc;
+    note('(');
+    if (!outer_raised) {
+        outer_raised = 1;
+        raise(SIGUSR2);            /* another signal: its handler runs at once, nested */
+        raise(sig);                /* the same one: deferred, unless SA_NODEFER */
+    }
+    note(')');
+}
+
+static void nesting(void)
+{
+    install(SIGUSR2, on_usr2_inner, 0);
+    for (int nodefer = 0; nodefer < 2; nodefer++) {
+        install(SIGUSR1, on_usr1_outer, nodefer ? SA_NODEFER : 0);
+        order_len = 0;
+        outer_raised = 0;
+        raise(SIGUSR1);
+        order[order_len] = 0;
+        printf("nesting%s: %s\n", nodefer ? " SA_NODEFER" : "", order);
+    }
+    install(SIGUSR1, on_usr1_count, SA_RESETHAND);
+    handled = 0;
+    raise(SIGUSR1);
+    struct sigaction now;
+    sigaction(SIGUSR1, NULL, &now);
+    printf("SA_RESETHAND: handled %d then SIG_DFL %d\n", handled, now.sa_handler == SIG_DFL);
+}
+
 #define STORM_SIGNALS 3000
 static volatile int storm_running;
 static volatile long storm_handled;
@@ -456,6 +509,7 @@ int main(int argc, char **argv)
     sigwait_calls();
     masks_for_waits();
     sigpipe();
+    nesting();
     storm();
     printf("signals done\n");
     return 0;
