@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from guest import app, osvgdb_run
 
-from osvgdb.decode.args import CallFormatter
+from osvgdb.decode.args import CallFormatter, errno_text
 
 
 @pytest.mark.usefixtures("kernel")
@@ -60,7 +60,13 @@ def test_strace_names_the_signal_calls() -> None:
                  "rt_sigtimedwait", "rt_sigsuspend"):
         assert name in names, run
     assert "-> rt_sigsuspend(0x" in run.stdout, run
-    assert any("ERESTARTSYS" in line for line in run.lines), run
+    restarted = "-> read(3, 0x"
+    interrupted = [line for line in run.lines if line.startswith(restarted)]
+    assert any(
+        line.endswith("= ? ERESTARTSYS (To be restarted if SA_RESTART is set)")
+        for line in interrupted
+    ), run
+    assert errno_text(-512) == "? ERESTARTSYS (To be restarted if SA_RESTART is set)"
 
 
 def _formatter(memory: dict[int, bytes]) -> CallFormatter:

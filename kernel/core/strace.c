@@ -5,6 +5,7 @@
 #include "console.h"
 #include "lib.h"
 #include "mm.h"
+#include "signal.h"
 #include "syscall_history.h"
 #include "syscall_names.h"
 #include <asm/unistd_64.h>
@@ -106,7 +107,7 @@ static const struct { int nr; const char *name, *text; } errnos[] = {
     { EPERM, "EPERM", "Operation not permitted" },
     { ENOENT, "ENOENT", "No such file or directory" },
     { EINTR, "EINTR", "Interrupted system call" },
-    { 512, "ERESTARTSYS", "To be restarted if SA_RESTART is set" },
+    { ERESTARTSYS, "ERESTARTSYS", "To be restarted if SA_RESTART is set" },
     { EBADF, "EBADF", "Bad file descriptor" },
     { EAGAIN, "EAGAIN", "Resource temporarily unavailable" },
     { ENOMEM, "ENOMEM", "Cannot allocate memory" },
@@ -274,7 +275,8 @@ void strace_print(const struct syscall_record *r, bool returned)
         for (unsigned i = 0; i < ARRAY_SIZE(errnos); i++)
             if (errnos[i].nr == -r->ret)
                 ename = errnos[i].name, text = errnos[i].text;
-        add(&l, ") = -1 %s (%s)\n", ename, text);
+        /* strace's "?": a call a signal interrupted has no result of its own yet */
+        add(&l, ") = %s %s (%s)\n", -r->ret == ERESTARTSYS ? "?" : "-1", ename, text);
     } else if (f && f->ret == 'x') {
         add(&l, ") = %#lx\n", r->ret);
     } else {

@@ -642,10 +642,18 @@ class CallMemory:
         return captured + rest, len(captured)
 
 
+# The kernel's own codes for a call a signal interrupted, as strace shows them: the
+# app never sees them (it gets EINTR, or the call runs again).
+_RESTART_CODES = {512: ("ERESTARTSYS", "To be restarted if SA_RESTART is set")}
+
+
 def errno_text(ret: int) -> str | None:
     """`-1 ENOENT (No such file or directory)` for a failing result, else None."""
     if not -MAX_ERRNO <= ret <= -1:
         return None
+    if -ret in _RESTART_CODES:
+        name, text = _RESTART_CODES[-ret]
+        return f"? {name} ({text})"
     name = errno.errorcode.get(-ret, f"E{-ret}")
     return f"-1 {name} ({os.strerror(-ret)})"
 
