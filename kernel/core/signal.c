@@ -68,12 +68,12 @@ _Static_assert(sizeof(struct rt_sigframe) == 440, "rt_sigframe");
 #define FP_XSTATE_MAGIC2 0x46505845u
 #define RED_ZONE 128
 
-/* The rflags bits the app may set through rt_sigreturn (Linux's FIX_EFLAGS). */
-#define RFLAGS_CF 0x1
 #define RFLAGS_TF 0x100
 #define RFLAGS_IF 0x200
 #define RFLAGS_DF 0x400
 #define RFLAGS_RF 0x10000
+/* The rflags bits the app may set through rt_sigreturn (Linux's FIX_EFLAGS): CF, PF, AF,
+   ZF, SF, TF, DF, OF, AC, RF. IF stays on: app code is preemptible. */
 #define RFLAGS_USER (0x1 | 0x4 | 0x10 | 0x40 | 0x80 | 0x100 | 0x400 | 0x800 | 0x40000 | 0x10000)
 
 static bool can_read(u64 addr, u64 len) { return user_range_ok(addr, len, false); }
@@ -83,12 +83,17 @@ static bool can_write(u64 addr, u64 len) { return user_range_ok(addr, len, true)
 
 enum disposition { SIG_ACT_IGNORE, SIG_ACT_FATAL, SIG_ACT_HANDLER };
 
-/* SIGCHLD, SIGCONT, SIGURG, SIGWINCH are ignored by default; stops (SIGSTOP, SIGTSTP,
+/* SIGCHLD, SIGCONT, SIGURG, SIGWINCH are ignored by default; the stops (SIGSTOP, SIGTSTP,
    SIGTTIN, SIGTTOU) too: there is no one to continue us. Everything else ends the app. */
 static bool default_ignored(int sig)
 {
-    return sig == 17 || sig == 18 || sig == 23 || sig == 28 || sig == 19 || sig == 20 ||
-           sig == 21 || sig == 22;
+    switch (sig) {
+    case SIGCHLD: case SIGCONT: case SIGURG: case SIGWINCH:
+    case SIGSTOP: case SIGTSTP: case SIGTTIN: case SIGTTOU:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static enum disposition disposition(int sig)
@@ -253,6 +258,28 @@ static void no_room(int sig, u64 rsp)
            (void *)rsp);
 }
 
+/*
+ * The next pending signal t takes that runs a handler, with the siginfo a kill or tgkill
+ * gives it: ignored ones are dropped, and one whose default action ends the app ends it
+ * here, reported with the frame we were to return through. 0: none.
+ */
+static int next_handled(struct thread *t, struct linux_siginfo *info,
+                        const struct trap_frame *tf, const struct syscall_frame *sf)
+{
+    int sig, code;
+    while ((sig = dequeue(t, ~t->sigmask, &code))) {
+        enum disposition d = disposition(sig);
+        if (d == SIG_ACT_FATAL)
+            fatal_signal(sig, tf, sf);
+        if (d == SIG_ACT_HANDLER) {
+            *info = (struct linux_siginfo){ .si_signo = sig, .si_code = code,
+                                            .kill = { .pid = process_pid() } };
+            return sig;
+        }
+    }
+    return 0;
+}
+
 /* ---- delivery points ---- */
 
 /*
@@ -262,15 +289,9 @@ static void no_room(int sig, u64 rsp)
 long signal_syscall_exit(struct syscall_frame *f, long ret)
 {
     struct thread *t = current_thread;
-    if (!t->is_app)
-        return ret;
-    int sig, code;
-    while ((sig = dequeue(t, ~t->sigmask, &code))) {
-        enum disposition d = disposition(sig);
-        if (d == SIG_ACT_IGNORE)
-            continue;
-        if (d == SIG_ACT_FATAL)
-            fatal_signal(sig, NULL, f);
+    struct linux_siginfo info;
+    int sig = t->is_app ? next_handled(t, &info, NULL, f) : 0;
+    if (sig) {
         if (ret == -ERESTARTSYS) {
             if (process.sigactions[sig].flags & SA_RESTART) {
                 f->rip -= 2;            /* back onto the syscall instruction */
@@ -279,8 +300,6 @@ long signal_syscall_exit(struct syscall_frame *f, long ret)
                 ret = -EINTR;
             }
         }
-        struct linux_siginfo info = { .si_signo = sig, .si_code = code,
-                                      .kill = { .pid = process_pid() } };
         struct linux_sigcontext regs;
         regs_from_syscall(f, ret, &regs);
         if (!setup_frame(t, &regs, sig, &info)) {
@@ -305,26 +324,17 @@ long signal_syscall_exit(struct syscall_frame *f, long ret)
 void signal_trap_exit(struct trap_frame *f)
 {
     struct thread *t = current_thread;
-    if (!t->is_app)
+    struct linux_siginfo info;
+    int sig = t->is_app ? next_handled(t, &info, f, NULL) : 0;
+    if (!sig)
         return;
-    int sig, code;
-    while ((sig = dequeue(t, ~t->sigmask, &code))) {
-        enum disposition d = disposition(sig);
-        if (d == SIG_ACT_IGNORE)
-            continue;
-        if (d == SIG_ACT_FATAL)
-            fatal_signal(sig, f, NULL);
-        struct linux_siginfo info = { .si_signo = sig, .si_code = code,
-                                      .kill = { .pid = process_pid() } };
-        struct linux_sigcontext regs;
-        regs_from_trap(f, &regs);
-        if (!setup_frame(t, &regs, sig, &info)) {
-            no_room(sig, f->rsp);
-            fatal_signal(SIGSEGV, f, NULL);
-        }
-        regs_to_trap(&regs, f);
-        return;
+    struct linux_sigcontext regs;
+    regs_from_trap(f, &regs);
+    if (!setup_frame(t, &regs, sig, &info)) {
+        no_room(sig, f->rsp);
+        fatal_signal(SIGSEGV, f, NULL);
     }
+    regs_to_trap(&regs, f);
 }
 
 /*
