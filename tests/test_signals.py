@@ -42,12 +42,13 @@ def test_wrmsr_kernel_delivers_too() -> None:
 
 @pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("variant", ["glibc", "musl"])
-def test_sigpipe_by_default_ends_the_app(variant: str) -> None:
+@pytest.mark.parametrize(("mode", "sig"), [("sigpipe-default", 13), ("alarm-default", 14)])
+def test_default_action_ends_the_app(variant: str, mode: str, sig: int) -> None:
     exe = app("signals", variant)
-    host = subprocess.run([str(exe), "sigpipe-default"], capture_output=True, text=True)
-    assert host.returncode == -13  # killed by SIGPIPE
-    run = osvgdb_run("--accel", "tcg", str(exe), "sigpipe-default")
-    assert run.status == 128 + 13, run
+    host = subprocess.run([str(exe), mode], capture_output=True, text=True, timeout=30)
+    assert host.returncode == -sig  # killed by the signal
+    run = osvgdb_run("--accel", "tcg", "--smp", "2", str(exe), mode)
+    assert run.status == 128 + sig, run
     assert run.app_lines == host.stdout.splitlines(), run
 
 
@@ -57,7 +58,7 @@ def test_strace_names_the_signal_calls() -> None:
     assert run.status == 0, run
     names = set(run.strace_names)
     for name in ("rt_sigaction", "rt_sigreturn", "rt_sigpending", "sigaltstack", "tkill",
-                 "rt_sigtimedwait", "rt_sigsuspend"):
+                 "rt_sigtimedwait", "rt_sigsuspend", "setitimer", "getitimer"):
         assert name in names, run
     assert "-> rt_sigsuspend(0x" in run.stdout, run
     restarted = "-> read(3, 0x"

@@ -17,11 +17,14 @@
  *   sigpipe             a write without a reader: SIGPIPE to the writer's handler, EPIPE
  *   nesting             a handler interrupted by another signal; the same signal deferred
  *                       until its handler returns, or nested with SA_NODEFER; SA_RESETHAND
+ *   timers              setitimer(ITIMER_REAL) once (EINTR of a pipe read) and periodic,
+ *                       getitimer, alarm's seconds left
  *   storm               thousands of signals from another thread into a computing one,
  *                       whose handler dirties the FPU: its results stay exact
  *
  * With the argument sigpipe-default it writes to a pipe nobody reads with SIGPIPE's
- * default action: the app ends with status 141 (128 + SIGPIPE).
+ * default action: the app ends with status 141 (128 + SIGPIPE); with alarm-default an
+ * interval timer's SIGALRM ends a blocking read and the app (142).
  *
  * The GDB test breaks in on_usr1 (a handler) and looks at the thread and the backtrace.
  */
@@ -29,6 +32,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sys/select.h>
+#include <sys/time.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -422,6 +426,40 @@ static void nesting(void)
     printf("SA_RESETHAND: handled %d then SIG_DFL %d\n", handled, now.sa_handler == SIG_DFL);
 }
 
+static void timers(void)
+{
+    install(SIGALRM, on_usr1_count, 0);
+    handled = 0;
+    struct itimerval once = { .it_value = { 0, 50000 } }, now;
+    setitimer(ITIMER_REAL, &once, NULL);
+    char c;
+    ssize_t n = read(pipe_fds[0], &c, 1);       /* nobody writes: the alarm ends it */
+    int err = errno;
+    getitimer(ITIMER_REAL, &now);
+    printf("itimer once: read %zd %s handled %d left %ld.%06ld\n", n, strerror(err), handled,
+           (long)now.it_value.tv_sec, (long)now.it_value.tv_usec);
+
+    handled = 0;
+    struct itimerval periodic = { .it_interval = { 0, 10000 }, .it_value = { 0, 10000 } };
+    setitimer(ITIMER_REAL, &periodic, NULL);
+    while (handled < 3)
+        sleep_ms(5);
+    struct itimerval off = { 0 }, old;
+    setitimer(ITIMER_REAL, &off, &old);
+    printf("itimer periodic: 3 or more %d interval %ld.%06ld\n", handled >= 3,
+           (long)old.it_interval.tv_sec, (long)old.it_interval.tv_usec);
+
+    struct itimerval later = { .it_interval = { 1, 0 }, .it_value = { 2, 0 } };
+    setitimer(ITIMER_REAL, &later, NULL);
+    getitimer(ITIMER_REAL, &now);
+    printf("getitimer: interval %ld value %ld s\n", (long)now.it_interval.tv_sec,
+           (long)now.it_value.tv_sec);
+    setitimer(ITIMER_REAL, &off, NULL);
+    unsigned first = alarm(5);
+    unsigned second = alarm(0);
+    printf("alarm: %u then %u left\n", first, second);
+}
+
 #define STORM_SIGNALS 3000
 static volatile int storm_running;
 static volatile long storm_handled;
@@ -499,6 +537,18 @@ int main(int argc, char **argv)
         printf("still here after write %zd\n", n);
         return 0;
     }
+    if (argc > 1 && strcmp(argv[1], "alarm-default") == 0) {
+        int fds[2];                /* SIGALRM's default action ends the app: status 142 */
+        if (pipe(fds) != 0)
+            return 1;
+        struct itimerval once = { .it_value = { 0, 20000 } };
+        setitimer(ITIMER_REAL, &once, NULL);
+        printf("reading a pipe nobody writes\n");
+        char c;
+        ssize_t n = read(fds[0], &c, 1);
+        printf("still here after read %zd\n", n);
+        return 0;
+    }
     signal_in_handler();
     mask_and_pending();
     fpu_survives();
@@ -510,6 +560,7 @@ int main(int argc, char **argv)
     masks_for_waits();
     sigpipe();
     nesting();
+    timers();
     storm();
     printf("signals done\n");
     return 0;

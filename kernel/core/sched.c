@@ -170,6 +170,7 @@ void sched_tick(void)
         }
     }
     raw_spin_unlock(&sched_lock);
+    signal_timer_tick(now);         /* setitimer's SIGALRM */
     if (cpu->preempt_count)
         return;                     /* a spinlock holder is not preempted */
     if (cpu->current == cpu->idle_thread || ++cpu->slice >= QUANTUM_TICKS)

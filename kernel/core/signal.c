@@ -8,6 +8,8 @@
  * when the signal came, the handler sees the app's TLS, errno and canary.
  *
  * Where signals are delivered: on the way back to app code, and nowhere else.
+ * Where they come from: tgkill/tkill/kill, faults in app code, the kernel (SIGPIPE),
+ * and the app's interval timer (setitimer, alarm: SIGALRM from the timer interrupt).
  *
  *   syscall_entry -> syscall_handler -> signal_syscall_exit(frame, ret)
  *       the call's result is final here (-ERESTARTSYS becomes -EINTR, or the call is
@@ -633,4 +635,99 @@ long sys_rt_sigtimedwait(u64 set, u64 info, u64 timeout, u64 sigsetsize)
         memcpy((void *)info, &si, sizeof(si));
     }
     return sig;
+}
+
+/* ---- the app's real-time interval timer: setitimer(ITIMER_REAL), getitimer, alarm ---- */
+
+#define ITIMER_REAL 0
+#define NS_PER_SEC 1000000000UL
+#define US_PER_S 1000000UL
+#define NS_PER_US 1000UL
+
+/*
+ * One timer for the app, as Linux has one ITIMER_REAL per process: SIGALRM to the app
+ * when tsc_ns() passes the deadline (0: disarmed), again every interval (0: once). The
+ * timer interrupt checks it (signal_timer_tick), so it fires on a tick, as sleeps end.
+ */
+static struct spinlock itimer_lock = SPINLOCK_INIT;
+static u64 itimer_deadline, itimer_interval;
+
+/* From sched_tick, interrupts off: SIGALRM if the deadline passed (on one CPU only). */
+void signal_timer_tick(u64 now)
+{
+    u64 deadline = __atomic_load_n(&itimer_deadline, __ATOMIC_RELAXED);
+    if (!deadline || now < deadline)
+        return;
+    u64 flags = spin_lock_irqsave(&itimer_lock);
+    bool fire = itimer_deadline && now >= itimer_deadline;
+    if (fire)
+        itimer_deadline = itimer_interval ? MAX(itimer_deadline + itimer_interval, now + 1) : 0;
+    spin_unlock_irqrestore(&itimer_lock, flags);
+    if (fire && disposition(SIGALRM) != SIG_ACT_IGNORE)
+        sched_signal(0, SIGALRM);       /* its default action ends the app where it is taken */
+}
+
+struct linux_timeval { long tv_sec, tv_usec; };
+struct linux_itimerval { struct linux_timeval it_interval, it_value; };
+
+static struct linux_timeval timeval_of(u64 ns)
+{
+    u64 us = (ns + NS_PER_US - 1) / NS_PER_US;     /* a timer not yet due is never 0 */
+    return (struct linux_timeval){ us / US_PER_S, us % US_PER_S };
+}
+
+/* The timer now, and (new: not NULL) the timer from now on; itimer_lock held. */
+static void itimer_swap(struct linux_itimerval *old, const struct linux_itimerval *new)
+{
+    u64 now = tsc_ns();
+    u64 left = itimer_deadline > now ? itimer_deadline - now : itimer_deadline ? 1 : 0;
+    old->it_interval = timeval_of(itimer_interval);
+    old->it_value = timeval_of(left);
+    if (!new)
+        return;
+    u64 value = new->it_value.tv_sec * NS_PER_SEC + new->it_value.tv_usec * NS_PER_US;
+    itimer_interval = new->it_interval.tv_sec * NS_PER_SEC + new->it_interval.tv_usec * NS_PER_US;
+    itimer_deadline = value ? now + value : 0;
+}
+
+static bool timeval_ok(const struct linux_timeval *tv)
+{
+    return tv->tv_sec >= 0 && tv->tv_usec >= 0 && tv->tv_usec < (long)US_PER_S;
+}
+
+long sys_setitimer(long which, u64 new_value, u64 old_value)
+{
+    if ((int)which != ITIMER_REAL)
+        return -EINVAL;             /* ITIMER_VIRTUAL, ITIMER_PROF: app and kernel are one ring */
+    if ((new_value && !can_read(new_value, sizeof(struct linux_itimerval))) ||
+        (old_value && !can_write(old_value, sizeof(struct linux_itimerval))))
+        return -EFAULT;
+    struct linux_itimerval new, old;
+    if (new_value) {
+        new = *(const struct linux_itimerval *)new_value;
+        if (!timeval_ok(&new.it_value) || !timeval_ok(&new.it_interval))
+            return -EINVAL;
+    }
+    u64 flags = spin_lock_irqsave(&itimer_lock);
+    itimer_swap(&old, new_value ? &new : NULL);
+    spin_unlock_irqrestore(&itimer_lock, flags);
+    if (old_value)
+        memcpy((void *)old_value, &old, sizeof(old));
+    return 0;
+}
+
+long sys_getitimer(long which, u64 value)
+{
+    return sys_setitimer(which, 0, value);
+}
+
+/* alarm: setitimer with whole seconds, once; the seconds that were left, rounded. */
+long sys_alarm(u64 seconds)
+{
+    struct linux_itimerval new = { .it_value = { (unsigned)seconds, 0 } }, old;
+    u64 flags = spin_lock_irqsave(&itimer_lock);
+    itimer_swap(&old, &new);
+    spin_unlock_irqrestore(&itimer_lock, flags);
+    long left = old.it_value.tv_sec + (old.it_value.tv_usec >= 500000);
+    return left == 0 && old.it_value.tv_usec ? 1 : left;
 }

@@ -73,6 +73,8 @@ static const struct syscall_format formats[] = {
     [__NR_rt_sigtimedwait] = { "pppu", 'd' },
     [__NR_kill] = { "ii", 'd' },           [__NR_tkill] = { "ii", 'd' },
     [__NR_tgkill] = { "iii", 'd' },
+    [__NR_setitimer] = { "ipp", 'd' },     [__NR_getitimer] = { "ip", 'd' },
+    [__NR_alarm] = { "u", 'd' },
 };
 
 struct flag {

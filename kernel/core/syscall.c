@@ -1250,6 +1250,9 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_sigaltstack: return sys_sigaltstack(a[0], a[1], f->rsp);
     case __NR_rt_sigsuspend: return sys_rt_sigsuspend(a[0], a[1]);
     case __NR_rt_sigtimedwait: return sys_rt_sigtimedwait(a[0], a[1], a[2], a[3]);
+    case __NR_setitimer: return sys_setitimer(a[0], a[1], a[2]);
+    case __NR_getitimer: return sys_getitimer(a[0], a[1]);
+    case __NR_alarm: return sys_alarm(a[0]);
     case __NR_getpid: return process_pid();
     case __NR_getppid: return 0;
     case __NR_getpgrp: return process_pid();

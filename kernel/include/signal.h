@@ -17,6 +17,7 @@
 #define SIGKILL 9
 #define SIGSEGV 11
 #define SIGPIPE 13
+#define SIGALRM 14
 #define SIGCHLD 17
 #define SIGCONT 18
 #define SIGSTOP 19
@@ -143,6 +144,10 @@ long sys_rt_sigpending(u64 set, u64 sigsetsize);
 long sys_sigaltstack(u64 ss, u64 old_ss, u64 app_rsp);
 long sys_rt_sigsuspend(u64 mask, u64 sigsetsize);
 long sys_rt_sigtimedwait(u64 set, u64 info, u64 timeout, u64 sigsetsize);
+long sys_setitimer(long which, u64 new_value, u64 old_value);
+long sys_getitimer(long which, u64 value);
+long sys_alarm(u64 seconds);
+void signal_timer_tick(u64 now);
 
 /* sched.c: mark sig pending for thread tid (0: the whole app) and wake whoever takes it. */
 int sched_signal(long tid, int sig);

@@ -413,6 +413,7 @@ _FLAG_KINDS: dict[str, Callable[[int], str]] = {
     "ioctl": lambda v: _IOCTLS.get(v & 0xFFFFFFFF, hex(v & 0xFFFFFFFF)),
     "whence": lambda v: _enum(v, _WHENCE),
     "madv": lambda v: _enum(v, _MADVISE),
+    "itimer": lambda v: _enum(v, {0: "ITIMER_REAL", 1: "ITIMER_VIRTUAL", 2: "ITIMER_PROF"}),
     "timer": lambda v: "TIMER_ABSTIME" if v & 0xFFFFFFFF == 1 else str(_s32(v)),
 }
 
@@ -477,6 +478,9 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "readlink": (("s", "B:2", "u"), "d"),
     "gettimeofday": (("x", "x"), "d"),
     "sysinfo": (("x",), "d"),
+    "getitimer": (("itimer", "x"), "d"),
+    "setitimer": (("itimer", "x", "x"), "d"),
+    "alarm": (("u",), "d"),
     "getuid": ((), "d"),
     "getgid": ((), "d"),
     "geteuid": ((), "d"),
