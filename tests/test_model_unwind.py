@@ -643,3 +643,28 @@ def test_instruction_lengths_of_the_entry_stubs() -> None:
 def test_the_engine_imports_without_gdb() -> None:
     code = "import sys, osvgdb.model.unwind, osvgdb.model.symbols; assert 'gdb' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_a_signal_frame_from_the_ucontext_at_the_trampoline() -> None:
+    """A handler's return address is libc's __restore_rt (`mov $15, %rax; syscall`, no
+    CFI needed, as musl's has none): the interrupted registers are in the ucontext at
+    rsp (kernel/include/signal.h's rt_sigframe), and the frame they describe is at its
+    exact pc."""
+    rows = {(0x401000, 0x401100): frame_row(8), (0x403000, 0x403100): OUTERMOST}
+    kernel, images, memory = fake(rows, {0x401000: "handler", 0x402000: "__restore_rt",
+                                         0x403000: "worker"})  # fmt: skip
+    memory.region(0x402000, 0x10)
+    memory.write(0x402000, unwind.SIGRETURN_CODE)
+    memory.u64(APP_STACK, 0x402000)  # pretcode: where the handler returns
+    ucontext = APP_STACK + 8
+    interrupted = dict.fromkeys(unwind.SIGCONTEXT_REGISTERS, 0)
+    interrupted |= {"rip": 0x403000, "rsp": APP_STACK + 0x800, "rbx": 0x1234}
+    for index, name in enumerate(unwind.SIGCONTEXT_REGISTERS):
+        memory.u64(ucontext + unwind.UC_MCONTEXT + 8 * index, interrupted[name])
+    trace = unwind.unwind_registers(kernel, images, {"rip": 0x401004, "rsp": APP_STACK})
+    assert trace.complete and trace.stopped is None, trace.stopped
+    assert [(f.function, f.address, f.lookup, f.kind) for f in trace.frames] == [
+        ("handler", 0x401004, 0x401004, "frame"),
+        ("<signal handler called>", 0x402000, 0x401FFF, "crossing"),
+        ("worker", 0x403000, 0x403000, "frame"),  # exact: no call before it
+    ]
