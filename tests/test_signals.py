@@ -134,3 +134,15 @@ def test_decoder_shows_sigaltstack_and_siginfo() -> None:
         "tgkill", (2, 3, 34), 0, live_is_call_time=True
     )
     assert shown == ["2", "3", "SIGRT_2"]
+
+
+def test_osv_tcb_names_the_handler_a_thread_runs() -> None:
+    from osvgdb.decode.tcb import ThreadInfo
+    from osvgdb.model.tcb import format_threads
+
+    running = ThreadInfo(address=0x1000, tid=3, name="worker", state="running", cpu=1,
+                         tcb=0x2000, in_signal=12, signal_frame=0x7FFFF7FFCC88)  # fmt: skip
+    idle = ThreadInfo(address=0x3000, tid=2, name="main", state="blocked", cpu=0, tcb=0x4000)
+    lines = format_threads([idle, running])
+    assert "  tid 3: in a SIGUSR2 handler (signal frame 0x7ffff7ffcc88)" in lines
+    assert not any("tid 2: in a" in line for line in lines)
