@@ -404,7 +404,9 @@ def _dispatch(argv: Sequence[str] | None) -> int:
             gdb=namespace.gdb,
         )
         return report_debug(debug.debug(options), sys.stderr)
-    return report_run(run.run(parse_run_options(namespace)), sys.stderr)
+    options = parse_run_options(namespace)
+    options.stdin = sys.stdin.fileno() if sys.stdin is not None else None
+    return report_run(run.run(options), sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -84,7 +84,7 @@ static long read_file(long fd, u64 buf, u64 count, bool continuing)
     if (!can_write(buf, count))
         return -EFAULT;
     if (f->kind == FILE_CONSOLE)
-        return 0;                   /* no console input: end of file */
+        return console_read((u8 *)buf, count, continuing || (f->status_flags & O_NONBLOCK));
     if (f->kind == FILE_DIR)
         return -EISDIR;
     if (f->kind == FILE_PIPE) {
@@ -608,6 +608,7 @@ static long sys_ioctl(long fd, u64 request, u64 arg)
         if (!can_read(arg, sizeof(struct termios)))
             return -EFAULT;
         memcpy(&console_termios, (void *)arg, sizeof(struct termios));
+        console_set_canonical(console_termios.c_lflag & ICANON);
         return 0;
     case TIOCGWINSZ: {
         struct { u16 rows, cols, xpixel, ypixel; } ws = { 24, 80, 0, 0 };
