@@ -14,6 +14,7 @@
 #include "spinlock.h"
 #include "thread.h"
 #include <asm-generic/errno.h>
+#include <asm-generic/poll.h>
 
 #define COM1 0x3f8
 #define UART_DATA 0             /* receive buffer / transmit holding */
@@ -195,13 +196,36 @@ static bool input_readable(void)
     return input.head - input.tail == INPUT_RING;   /* a line longer than the ring: give it */
 }
 
-bool console_input_ready(void)
+/* Whether the host's pipe has ended: the EOF marker read, or waiting in the ring. input.lock held. */
+static bool pipe_hung_up(void)
+{
+    if (input.mode != CONSOLE_INPUT_PIPE)
+        return false;
+    if (input.ended)
+        return true;
+    for (u64 i = input.tail; i != input.head; i++)
+        if (input.ring[i % INPUT_RING] == INPUT_EOF)
+            return true;
+    return false;
+}
+
+/*
+ * fd 0's input readiness as poll's bits. Pipe mode answers as a Linux pipe does:
+ * POLLIN for data, POLLHUP once the writer is gone (here: the EOF marker has come).
+ */
+unsigned console_input_poll(void)
 {
     u64 flags = spin_lock_irqsave(&input.lock);
     drain_uart();
-    bool ready = input_readable();
+    unsigned events = 0;
+    if (pipe_hung_up()) {
+        events = POLLHUP;
+        if (input.head != input.tail && input.ring[input.tail % INPUT_RING] != INPUT_EOF)
+            events |= POLLIN | POLLRDNORM;
+    } else if (input_readable())
+        events = POLLIN | POLLRDNORM;
     spin_unlock_irqrestore(&input.lock, flags);
-    return ready;
+    return events;
 }
 
 bool console_input_on(void)

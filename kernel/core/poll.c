@@ -2,7 +2,7 @@
  * poll, ppoll, select and pselect6: which fds are ready, waiting (up to a timeout) until
  * one is. Initrd files are always ready, as regular files are on Linux; pipes are ready
  * as pipe_poll says, the console for reading when console_read would return at once
- * (input buffered, or end of file) and always for writing. A waiter sleeps on pipe_lock
+ * (input buffered, or end of file: console_input_poll) and always for writing. A waiter sleeps on pipe_lock
  * until any pipe changes (pipe_wait_any) and looks again.
  *
  * Console input wakes pollers from its interrupt, which cannot take pipe_lock (holders
@@ -35,7 +35,7 @@ static unsigned fd_ready(int fd)
     if (f->kind == FILE_PIPE)
         return pipe_poll(f->pipe, file_is_writer(f));
     if (f->kind == FILE_CONSOLE)
-        return (console_input_ready() ? POLLIN | POLLRDNORM : 0) | POLLOUT | POLLWRNORM;
+        return console_input_poll() | POLLOUT | POLLWRNORM;
     return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
 }
 
