@@ -68,9 +68,12 @@ static void poll_then_read(struct tally *t)
     int n = poll(&pfd, 1, -1);
     printf("poll: %d revents %#x\n", n, pfd.revents);
     FD_SET(0, &in);
-    printf("select: %d isset %d\n", select(1, &in, NULL, NULL, NULL), FD_ISSET(0, &in) != 0);
+    n = select(1, &in, NULL, NULL, NULL);
+    printf("select: %d isset %d\n", n, FD_ISSET(0, &in) != 0);
+    fflush(stdout);
     read_to_end(t);
-    printf("poll at EOF: %d revents %#x\n", poll(&pfd, 1, -1), pfd.revents);
+    n = poll(&pfd, 1, -1);
+    printf("poll at EOF: %d revents %#x\n", n, pfd.revents);
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,168 @@
+"""The host's stdin reaches the guest's fd 0 (osvgdb/stdin.py, kernel/core/console.c's
+"Console input"): a pipe or file gives its bytes, binary ones too, then end of file;
+an empty or closed stdin is end of file at once; poll and select on fd 0 wait for input;
+a terminal is interactive. kernel/apps/stdin.c on the host, fed the same bytes, is the
+oracle."""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from guest import ROOT, RUN_TIMEOUT, app, osvgdb_command, osvgdb_run
+from tmuxdriver import Tmux
+
+from osvgdb.stdin import quote, stdin_mode
+
+BUSYBOX = Path("/bin/busybox")
+
+
+def lines_of_bytes(seed: int, count: int) -> bytes:
+    """`count` lines of random bytes, with the line's own two control bytes among them."""
+    rng = random.Random(seed)
+    lines = [bytes(rng.randrange(256) for _ in range(rng.randrange(150))) for _ in range(count)]
+    return b"\x04\x16\x16\x04 start\n" + b"\n".join(line.replace(b"\n", b"") for line in lines) + b"\n"
+
+
+def host_output(exe: Path, *args: str, data: bytes) -> list[str]:
+    host = subprocess.run([str(exe), *args], input=data, capture_output=True, check=True)
+    return host.stdout.decode().splitlines()
+
+
+def test_quote_escapes_the_two_control_bytes() -> None:
+    assert quote(b"a\x04b\x16c") == b"a\x16\x04b\x16\x16c"
+    assert quote(b"plain\n") == b"plain\n"
+
+
+def test_stdin_mode_tells_pipes_from_closed_fds() -> None:
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    assert stdin_mode(read_end) == "pipe"
+    os.close(read_end)
+    assert stdin_mode(read_end) == "none"
+    assert stdin_mode(None) == "none"
+
+
+@pytest.mark.usefixtures("kernel")
+def test_busybox_cat_prints_piped_input() -> None:
+    run = osvgdb_run("--accel", "tcg", str(BUSYBOX), "cat", input=b"hi\n")
+    assert run.status == 0, run
+    assert run.app_lines == ["hi"], run
+
+
+@pytest.mark.usefixtures("kernel")
+def test_busybox_wc_counts_piped_words() -> None:
+    run = osvgdb_run("--accel", "tcg", str(BUSYBOX), "wc", "-w", input=b"a b c\n")
+    assert run.status == 0, run
+    assert [line.strip() for line in run.app_lines] == ["3"], run
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize("how", ["read", "fread"])
+@pytest.mark.parametrize("variant", ["glibc", "musl"])
+def test_reads_of_piped_bytes_match_the_host(variant: str, how: str) -> None:
+    data = lines_of_bytes(12, 60)
+    exe = app("stdin", variant)
+    run = osvgdb_run("--accel", "tcg", str(exe), how, input=data)
+    assert run.status == 0, run
+    assert run.app_lines == host_output(exe, how, data=data), run
+
+
+@pytest.mark.usefixtures("kernel")
+def test_input_larger_than_the_kernels_ring_arrives_whole() -> None:
+    """40 KiB through a 4 KiB ring: QEMU holds back what the guest has no room for."""
+    data = random.Random(7).randbytes(40000)
+    exe = app("stdin", "musl")
+    run = osvgdb_run("--accel", "tcg", str(exe), "read", input=data)
+    assert run.status == 0, run
+    assert run.app_lines == host_output(exe, "read", data=data), run
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize("stdin", ["devnull", "empty-pipe", "closed"])
+def test_no_input_is_end_of_file_at_once(stdin: str) -> None:
+    exe = app("stdin", "glibc")
+    argv = osvgdb_command("run", "--timeout", str(RUN_TIMEOUT), "--accel", "tcg", str(exe), "read")
+    kwargs: dict = {
+        "devnull": {"stdin": subprocess.DEVNULL},
+        "empty-pipe": {"input": ""},
+        "closed": {"stdin": subprocess.DEVNULL, "preexec_fn": lambda: os.close(0)},
+    }[stdin]
+    started = time.monotonic()
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT, **kwargs)
+    assert result.returncode == 0, result
+    assert result.stdout.splitlines()[-2:] == [
+        "read after EOF: 0",
+        "read: 0 bytes, 0 lines, fnv1a cbf29ce484222325",
+    ], result
+    assert time.monotonic() - started < 20
+
+
+def poll_session(argv: list[str]) -> tuple[list[str], bool]:
+    """Runs stdin's poll mode: once it says "waiting", checks that nothing more comes
+    for a second (the poll blocks), then sends a line and, once poll and select have
+    seen it, ends the input. Returns the
+    output lines after the kernel's Cmdline line (all of them on the host), and whether
+    the program stayed quiet while it waited."""
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert process.stdin is not None and process.stdout is not None
+    output = b""
+
+    def read_until(needle: bytes) -> None:
+        nonlocal output
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while needle not in output and time.monotonic() < deadline:
+            ready, _, _ = select.select([process.stdout], [], [], 1.0)
+            if ready:
+                output += os.read(process.stdout.fileno(), 65536)
+
+    try:
+        read_until(b"waiting\n")
+        ready, _, _ = select.select([process.stdout], [], [], 1.0)
+        quiet = not ready
+        process.stdin.write(b"x\n")
+        process.stdin.flush()
+        read_until(b"select: ")
+        process.stdin.close()
+        output += process.stdout.read()
+        assert process.wait(RUN_TIMEOUT) == 0, output
+    finally:
+        process.kill()
+        process.wait()
+    lines = output.decode(errors="replace").replace("\r\n", "\n").splitlines()
+    starts = [i + 1 for i, line in enumerate(lines) if line.startswith("Cmdline: ")]
+    return lines[starts[0] if starts else 0 :], quiet
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize("variant", ["glibc", "musl"])
+def test_poll_and_select_on_stdin_wait_for_input(variant: str) -> None:
+    exe = app("stdin", variant)
+    host, host_quiet = poll_session([str(exe), "poll"])
+    guest, guest_quiet = poll_session(
+        osvgdb_command("run", "--timeout", str(RUN_TIMEOUT), "--accel", "tcg", str(exe), "poll")
+    )
+    assert host_quiet and guest_quiet, (host, guest)
+    assert guest == host
+    assert "poll: 1 revents 0x1" in guest and "poll at EOF: 1 revents 0x10" in guest
+
+
+@pytest.mark.usefixtures("kernel")
+def test_busybox_sh_in_a_terminal_runs_what_is_typed() -> None:
+    term = Tmux(osvgdb_command("run", "--accel", "tcg", str(BUSYBOX), "sh"), cwd=ROOT)
+    try:
+        term.wait_for("Cmdline: --stdin=tty /busybox sh")
+        term.type("echo typed-$((6*7))")
+        term.keys("Enter")
+        term.wait_for("typed-42")
+        term.type("exit 3")
+        term.keys("Enter")
+        term.wait_for("EXITED 3")
+        assert term.left_behind() == []
+    finally:
+        term.close()
