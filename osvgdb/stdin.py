@@ -11,8 +11,12 @@ Every 0x04 and 0x16 in the host's data goes over quoted with 0x16, so piped
 input arrives byte for byte, binary or not.  The kernel is told what stands
 behind the line with its option --stdin=MODE:
 
+- `none` (stdin closed or /dev/null): nothing is forwarded; every read of fd 0
+  returns 0 at once, as `osvgdb debug` and `triage` always have it.
 - `pipe` (a pipe or a file): the bytes, then one 0x04; the guest reads them as
-  from a pipe, and end of file for good after that.
+  from a pipe, and end of file for good after that.  poll and select report
+  that end as POLLIN (a pipe's POLLHUP would show on the console's fds 1 and 2
+  too).
 - `tty` (a terminal): osvgdb leaves the terminal as it is, cooked: the host's
   tty edits and echoes each line and turns ^D into an empty read, which is
   forwarded as 0x04.  The guest reads a line at a time (unless the app turns
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import os
 import select
+import stat
 import threading
 from typing import BinaryIO
 
@@ -40,14 +45,20 @@ def quote(data: bytes) -> bytes:
 
 
 def stdin_mode(fd: int | None) -> str:
-    """The kernel's --stdin mode for the host fd `fd`: none (None or closed), tty or pipe."""
+    """The kernel's --stdin mode for the host fd `fd`: tty, pipe (a pipe or a file), or
+    none when it is closed (or None) or /dev/null, whose reads end at once anyway."""
     if fd is None:
         return "none"
     try:
-        os.fstat(fd)
+        st = os.fstat(fd)
     except OSError:
         return "none"
-    return "tty" if os.isatty(fd) else "pipe"
+    if os.isatty(fd):
+        return "tty"
+    devnull = os.stat(os.devnull)
+    if stat.S_ISCHR(st.st_mode) and st.st_rdev == devnull.st_rdev:
+        return "none"
+    return "pipe"
 
 
 def _hung_up(fd: int) -> bool:

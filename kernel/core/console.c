@@ -24,21 +24,18 @@
 #define COM1_IRQ 4
 
 /*
- * The first byte of input, if QEMU gave it to the UART before we were here: without its
- * FIFO the UART holds one byte, and turning the FIFO on clears it.
+ * The UART's FIFOs stay off. QEMU gives the UART input whenever it has room, from boot
+ * on, and turning the FIFO on clears it: a byte that came in between would be lost.
+ * Without the FIFO the UART holds one received byte until we read it.
  */
-static int early_input = -1;
-
 void console_init(void)
 {
-    if (inb(COM1 + UART_LSR) & 1)
-        early_input = inb(COM1 + UART_DATA);
     outb(COM1 + 1, 0x00);   /* no interrupts until console input starts */
     outb(COM1 + 3, 0x80);   /* DLAB */
     outb(COM1 + 0, 0x01);   /* 115200 baud */
     outb(COM1 + 1, 0x00);
     outb(COM1 + 3, 0x03);   /* 8N1 */
-    outb(COM1 + 2, 0x07);   /* FIFO on, cleared; receive interrupt at its first byte */
+    outb(COM1 + 2, 0x00);   /* FIFOs off (see above) */
     outb(COM1 + 4, 0x0b);   /* DTR, RTS, OUT2 (which gates the IRQ line on a PC) */
 }
 
@@ -109,11 +106,11 @@ void debugcon_printf(const char *fmt, ...)
  *         end of file, after which reading goes on, as on a Linux terminal.
  *
  * Bytes reach us by the UART's receive interrupt (ISA IRQ 4 through the I/O APIC, to the
- * boot CPU), which moves them from the UART's FIFO into input.ring; readers sleep on
- * `input` until a read can be answered. When the ring is full the FIFO is left alone:
+ * boot CPU), which moves them from the UART into input.ring; readers sleep on `input`
+ * until a read can be answered. When the ring is full the UART's byte is left alone:
  * QEMU then stops taking bytes from the host, which is flow control all the way back to
- * osvgdb's writes. Readers drain the FIFO themselves too, so a FIFO left full (whose
- * edge-triggered interrupt will not come again) is emptied as soon as there is room.
+ * osvgdb's writes. Readers drain the UART themselves too, so a byte left there (whose
+ * edge-triggered interrupt will not come again) is taken as soon as there is room.
  */
 #define INPUT_RING 4096
 #define INPUT_EOF 0x100         /* a ring entry: the end-of-file marker */
@@ -156,10 +153,6 @@ void console_input_start(enum console_input_mode mode)
     input.mode = mode;
     if (mode == CONSOLE_INPUT_NONE)
         return;
-    u64 flags = spin_lock_irqsave(&input.lock);
-    if (early_input >= 0)
-        receive(early_input);
-    spin_unlock_irqrestore(&input.lock, flags);
     ioapic_route(COM1_IRQ, CONSOLE_VECTOR, lapic_id());
     outb(COM1 + UART_IER, 0x01);
 }
@@ -196,36 +189,19 @@ static bool input_readable(void)
     return input.head - input.tail == INPUT_RING;   /* a line longer than the ring: give it */
 }
 
-/* Whether the host's pipe has ended: the EOF marker read, or waiting in the ring. input.lock held. */
-static bool pipe_hung_up(void)
-{
-    if (input.mode != CONSOLE_INPUT_PIPE)
-        return false;
-    if (input.ended)
-        return true;
-    for (u64 i = input.tail; i != input.head; i++)
-        if (input.ring[i % INPUT_RING] == INPUT_EOF)
-            return true;
-    return false;
-}
-
 /*
- * fd 0's input readiness as poll's bits. Pipe mode answers as a Linux pipe does:
- * POLLIN for data, POLLHUP once the writer is gone (here: the EOF marker has come).
+ * The console's input readiness as poll's bits: POLLIN when a read would return at once,
+ * with bytes or with end of file. The end of a host pipe is POLLIN too, as on a terminal
+ * after ^D, not a pipe's POLLHUP: fds 0, 1 and 2 are one console, and a POLLHUP (which
+ * poll reports whatever was asked) would tell a poll of stdout that it hung up.
  */
 unsigned console_input_poll(void)
 {
     u64 flags = spin_lock_irqsave(&input.lock);
     drain_uart();
-    unsigned events = 0;
-    if (pipe_hung_up()) {
-        events = POLLHUP;
-        if (input.head != input.tail && input.ring[input.tail % INPUT_RING] != INPUT_EOF)
-            events |= POLLIN | POLLRDNORM;
-    } else if (input_readable())
-        events = POLLIN | POLLRDNORM;
+    bool ready = input_readable();
     spin_unlock_irqrestore(&input.lock, flags);
-    return events;
+    return ready ? POLLIN | POLLRDNORM : 0;
 }
 
 bool console_input_on(void)
@@ -270,7 +246,7 @@ long console_read(u8 *buf, u64 count, bool nonblock)
         if (line && entry == '\n')
             break;
     }
-    drain_uart();                   /* room again: take what the FIFO kept */
+    drain_uart();                   /* room again: take what the UART kept */
     spin_unlock(&input.lock);
     irq_restore(flags);
     return n;

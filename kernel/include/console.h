@@ -14,6 +14,6 @@ void console_input_start(enum console_input_mode mode);
 void console_input_interrupt(void);
 void console_set_canonical(bool canonical);
 bool console_input_on(void);
-unsigned console_input_poll(void);   /* POLLIN, POLLHUP (pipe mode's end) */
+unsigned console_input_poll(void);   /* POLLIN when a read would return at once */
 long console_read(u8 *buf, u64 count, bool nonblock);
 #endif
