@@ -299,6 +299,7 @@ class Guest:
         self.vm: Qemu | None = None
         self.monitor: Monitor | None = None
         self._copier: _ConsoleCopier | None = None
+        self._forwarder: StdinForwarder | None = None
         self._debugcon: Debugcon | None = None
         self._events: list[dict] = []
         self._stopped = False  # a STOP event not yet looked into
@@ -352,7 +353,8 @@ class Guest:
             self.vm.start(cmdline)
             if input_mode != "none":
                 assert options.stdin is not None
-                StdinForwarder(options.stdin, self.vm.stdin, tty=input_mode == "tty").start()
+                self._forwarder = StdinForwarder(options.stdin, self.vm.stdin, mode=input_mode)
+                self._forwarder.start()
             self._come_up()
         except BaseException:
             self.close()
@@ -525,6 +527,8 @@ class Guest:
         """Kill QEMU, finish copying the console, remove QEMU's directory."""
         if self.vm is None:
             return
+        if self._forwarder is not None:
+            self._forwarder.restore()
         self.vm.kill()
         if self._copier is not None:
             self._copier.join(CONSOLE_DRAIN_TIME)

@@ -15,6 +15,7 @@
 #include "thread.h"
 #include <asm-generic/errno.h>
 #include <asm-generic/poll.h>
+#include <asm-generic/termbits.h>
 
 #define COM1 0x3f8
 #define UART_DATA 0             /* receive buffer / transmit holding */
@@ -91,19 +92,22 @@ void debugcon_printf(const char *fmt, ...)
 /*
  * ---- Console input ----
  *
- * A serial line has no end of file, so osvgdb (osvgdb/stdin.py) and this kernel agree on
- * two bytes, the ones a Linux terminal gives the same meaning to:
- *   0x04 (^D, VEOF)   ends the input: in canonical mode it ends the current line without
- *                     being part of it, and a read that finds it at a line's start returns 0;
- *   0x16 (^V, VLNEXT) makes the next byte plain data (osvgdb sends 0x04 and 0x16 from the
- *                     host's data this way), so piped input is binary-safe.
- * The kernel option --stdin=MODE says what stands behind the line:
- *   none  nothing (the default: osvgdb debug and triage): every read returns 0 at once;
- *   pipe  a host pipe or file: reads return the bytes as they come, as from a pipe, and
- *         after the EOF marker every read returns 0;
- *   tty   a host terminal (osvgdb leaves it cooked: the host's tty edits and echoes lines):
- *         reads follow the app's ICANON (canonical: a line at a time), and each ^D is one
- *         end of file, after which reading goes on, as on a Linux terminal.
+ * The kernel option --stdin=MODE says what osvgdb (osvgdb/stdin.py) puts behind the line:
+ *   none  nothing (the default: osvgdb debug and triage): every read returns 0 at once.
+ *   pipe  a host pipe or file. A serial line has no end of file, so osvgdb and this kernel
+ *         agree on two bytes, the ones a Linux terminal gives the same meaning to: 0x04
+ *         (^D) is the end of the input, and 0x16 (^V) makes the next byte plain data
+ *         (osvgdb quotes every 0x04 and 0x16 of the host's data so), which keeps piped
+ *         input binary-safe. Reads return the bytes as they come, as from a pipe, and 0
+ *         for good after the end. The app's termios do not apply.
+ *   tty   a host terminal that osvgdb put in non-canonical mode without echo: the bytes
+ *         are keystrokes and this is their line discipline, Linux's n_tty in small, under
+ *         the app's termios (TCSETS): ICRNL; with ICANON, lines edited with VERASE (and
+ *         ^H), VKILL, VWERASE and VLNEXT, and VEOF (^D), which ends a line without being
+ *         part of it, so that alone at a line's start it is a read of 0, one end of file
+ *         after which reading goes on; ECHO (ECHOE, ECHOCTL) to the console. Without
+ *         ICANON (busybox's line editing) reads return the bytes as they come. ^C and ^Z
+ *         stay with the host's terminal (osvgdb keeps ISIG there: no signals here yet).
  *
  * Bytes reach us by the UART's receive interrupt (ISA IRQ 4 through the I/O APIC, to the
  * boot CPU), which moves them from the UART into input.ring; readers sleep on `input`
@@ -113,39 +117,136 @@ void debugcon_printf(const char *fmt, ...)
  * edge-triggered interrupt will not come again) is taken as soon as there is room.
  */
 #define INPUT_RING 4096
-#define INPUT_EOF 0x100         /* a ring entry: the end-of-file marker */
+#define INPUT_EOF 0x100         /* a ring entry: end of file (pipe) or VEOF (tty) */
 #define CHAR_EOF 0x04
 #define CHAR_LNEXT 0x16
 
 static struct {
     struct spinlock lock;       /* taken by the interrupt too: always with interrupts off */
     enum console_input_mode mode;
-    bool canonical;             /* the app's ICANON (tty mode only) */
+    struct termios termios;     /* the app's (tty mode only) */
     bool quote_next;            /* the last byte was ^V */
-    bool ended;                 /* pipe mode: the EOF marker was read */
+    bool ended;                 /* pipe mode: the end was read */
     u64 head, tail;             /* entries ever received and read */
+    u64 line_start;             /* tty, canonical: where the line still being edited begins */
     u16 ring[INPUT_RING];
-} input = { .lock = SPINLOCK_INIT, .canonical = true };
+} input = { .lock = SPINLOCK_INIT };
 
-/* One byte from the line into the ring, which has room, decoding ^V and ^D. input.lock held. */
-static void receive(u8 c)
+static bool canonical(void)
 {
-    u16 entry = c;
-    if (input.quote_next)
-        input.quote_next = false;
-    else if (c == CHAR_LNEXT) {
-        input.quote_next = true;
-        return;
-    } else if (c == CHAR_EOF)
-        entry = INPUT_EOF;
+    return input.mode == CONSOLE_INPUT_TTY && (input.termios.c_lflag & ICANON);
+}
+
+static void put(u16 entry)
+{
     input.ring[input.head++ % INPUT_RING] = entry;
+}
+
+/* A pipe's byte: ^V quotes, ^D ends. input.lock held. */
+static void receive_pipe(u8 c)
+{
+    if (input.quote_next) {
+        input.quote_next = false;
+        put(c);
+    } else if (c == CHAR_LNEXT)
+        input.quote_next = true;
+    else
+        put(c == CHAR_EOF ? INPUT_EOF : c);
+}
+
+/* ECHOCTL's ^X for a control byte (not tab or newline). */
+static bool echoed_as_caret(u8 c)
+{
+    return (input.termios.c_lflag & ECHOCTL) && (c < 32 || c == 127) && c != '\t' && c != '\n';
+}
+
+static void echo(u8 c)
+{
+    if (!(input.termios.c_lflag & ECHO))
+        return;
+    if (echoed_as_caret(c)) {
+        char caret[2] = { '^', c == 127 ? '?' : c + 64 };
+        console_write(caret, 2);
+    } else
+        console_write((const char *)&c, 1);
+}
+
+/* Takes back the line's last byte, and its echo, if the line has one. input.lock held. */
+static bool erase_one(void)
+{
+    if (input.head == input.line_start)
+        return false;
+    u8 c = input.ring[--input.head % INPUT_RING];
+    if ((input.termios.c_lflag & (ECHO | ECHOE)) == (ECHO | ECHOE))
+        for (int i = echoed_as_caret(c) ? 2 : 1; i > 0; i--)
+            console_write("\b \b", 3);
+    return true;
+}
+
+static bool last_is_space(void)
+{
+    u8 c = input.ring[(input.head - 1) % INPUT_RING];
+    return c == ' ' || c == '\t';
+}
+
+/* Whether c is the control character cc[index] (0 there: disabled, as _POSIX_VDISABLE). */
+static bool is_cc(u8 c, int index)
+{
+    return c && c == input.termios.c_cc[index];
+}
+
+/* A keystroke from the host's terminal, under the app's termios. input.lock held. */
+static void receive_tty(u8 c)
+{
+    const struct termios *t = &input.termios;
+    bool icanon = t->c_lflag & ICANON, iexten = t->c_lflag & IEXTEN;
+    if (input.quote_next) {
+        input.quote_next = false;
+        put(c);
+        echo(c);
+        return;
+    }
+    if (c == '\r' && (t->c_iflag & ICRNL))
+        c = '\n';
+    if (!icanon) {
+        put(c);
+        echo(c);
+        input.line_start = input.head;
+        return;
+    }
+    if (is_cc(c, VERASE) || c == '\b') {
+        erase_one();
+    } else if (is_cc(c, VKILL)) {
+        while (erase_one())
+            ;
+    } else if (is_cc(c, VWERASE) && iexten) {
+        while (input.head != input.line_start && last_is_space())
+            erase_one();
+        while (input.head != input.line_start && !last_is_space())
+            erase_one();
+    } else if (is_cc(c, VLNEXT) && iexten) {
+        input.quote_next = true;
+    } else if (is_cc(c, VEOF)) {
+        put(INPUT_EOF);
+        input.line_start = input.head;
+    } else {
+        put(c);
+        echo(c);
+        if (c == '\n')
+            input.line_start = input.head;
+    }
 }
 
 /* Moves what the UART holds into the ring while there is room. input.lock held. */
 static void drain_uart(void)
 {
-    while (input.head - input.tail < INPUT_RING && (inb(COM1 + UART_LSR) & 1))
-        receive(inb(COM1 + UART_DATA));
+    while (input.head - input.tail < INPUT_RING && (inb(COM1 + UART_LSR) & 1)) {
+        u8 c = inb(COM1 + UART_DATA);
+        if (input.mode == CONSOLE_INPUT_TTY)
+            receive_tty(c);
+        else
+            receive_pipe(c);
+    }
 }
 
 void console_input_start(enum console_input_mode mode)
@@ -166,12 +267,15 @@ void console_input_interrupt(void)
     pipe_wake_pollers();
 }
 
-void console_set_canonical(bool canonical)
+void console_set_termios(const struct termios *t)
 {
     u64 flags = spin_lock_irqsave(&input.lock);
-    input.canonical = canonical;
+    input.termios = *t;
+    if (!(t->c_lflag & ICANON))
+        input.line_start = input.head;  /* what was typed is there to read */
     spin_unlock_irqrestore(&input.lock, flags);
-    sched_wakeup(&input);           /* a line no longer needs finishing */
+    sched_wakeup(&input);
+    pipe_wake_pollers();
 }
 
 /* Whether a read would return now (bytes, or 0 for end of file). input.lock held. */
@@ -179,14 +283,10 @@ static bool input_readable(void)
 {
     if (input.mode == CONSOLE_INPUT_NONE || input.ended)
         return true;
-    if (input.mode == CONSOLE_INPUT_PIPE || !input.canonical)
+    if (!canonical())
         return input.head != input.tail;
-    for (u64 i = input.tail; i != input.head; i++) {
-        u16 entry = input.ring[i % INPUT_RING];
-        if (entry == '\n' || entry == INPUT_EOF)
-            return true;                /* a whole line, or one ended by ^D */
-    }
-    return input.head - input.tail == INPUT_RING;   /* a line longer than the ring: give it */
+    /* A whole line (ended by '\n' or VEOF), or a line as long as the ring: give it. */
+    return input.line_start != input.tail || input.head - input.tail == INPUT_RING;
 }
 
 /*
@@ -211,9 +311,9 @@ bool console_input_on(void)
 
 /*
  * A read of fd 0: waits until input_readable(), then copies data up to count bytes, in
- * canonical mode up to and with the line's '\n'. An EOF marker ends the copy and is
- * consumed: the read returns what came before it, 0 if nothing did; in pipe mode it
- * stays in force for every later read. A raw (non-canonical) terminal gets ^D itself.
+ * canonical mode up to and with the line's '\n'. An end-of-file entry ends the copy and
+ * is consumed: the read returns what came before it, 0 if nothing did; in pipe mode the
+ * end stays in force for every later read.
  */
 long console_read(u8 *buf, u64 count, bool nonblock)
 {
@@ -231,13 +331,10 @@ long console_read(u8 *buf, u64 count, bool nonblock)
         sched_wait(&input, &input.lock, 0);
         drain_uart();
     }
-    bool line = input.mode == CONSOLE_INPUT_TTY && input.canonical;
+    bool line = canonical();
     u64 n = 0;
     while (n < count && input.tail != input.head) {
-        u16 entry = input.ring[input.tail % INPUT_RING];
-        input.tail++;
-        if (entry == INPUT_EOF && !line && input.mode == CONSOLE_INPUT_TTY)
-            entry = CHAR_EOF;       /* a raw terminal reads ^D as a byte, as on Linux */
+        u16 entry = input.ring[input.tail++ % INPUT_RING];
         if (entry == INPUT_EOF) {
             input.ended = input.mode == CONSOLE_INPUT_PIPE;
             break;                  /* ends the line; alone, it is a read of 0 */
@@ -246,6 +343,8 @@ long console_read(u8 *buf, u64 count, bool nonblock)
         if (line && entry == '\n')
             break;
     }
+    if (input.line_start < input.tail)
+        input.line_start = input.tail;  /* a line as long as the ring was given unfinished */
     drain_uart();                   /* room again: take what the UART kept */
     spin_unlock(&input.lock);
     irq_restore(flags);

@@ -43,9 +43,12 @@
 
 static u64 boot_epoch_seconds;
 
+static struct termios console_termios;
+
 void syscall_init(void)
 {
     rtc_read_epoch(&boot_epoch_seconds);
+    console_set_termios(&console_termios);     /* the line discipline starts from these */
 }
 
 static bool can_read(u64 addr, u64 len) { return user_range_ok(addr, len, false); }
@@ -608,7 +611,7 @@ static long sys_ioctl(long fd, u64 request, u64 arg)
         if (!can_read(arg, sizeof(struct termios)))
             return -EFAULT;
         memcpy(&console_termios, (void *)arg, sizeof(struct termios));
-        console_set_canonical(console_termios.c_lflag & ICANON);
+        console_set_termios(&console_termios);
         return 0;
     case TIOCGWINSZ: {
         struct { u16 rows, cols, xpixel, ypixel; } ws = { 24, 80, 0, 0 };
