@@ -41,7 +41,9 @@ def quote(data: bytes) -> bytes:
 
 def stdin_mode(fd: int | None) -> str:
     """The kernel's --stdin mode for the host fd `fd`: tty, pipe (a pipe or a file), or
-    none when it is closed (or None) or /dev/null, whose reads end at once anyway."""
+    none when it is closed (or None), /dev/null (whose reads end at once anyway) or a
+    terminal we are in the background of (reading it or changing its modes would stop
+    us with SIGTTIN or SIGTTOU)."""
     if fd is None:
         return "none"
     try:
@@ -49,7 +51,7 @@ def stdin_mode(fd: int | None) -> str:
     except OSError:
         return "none"
     if os.isatty(fd):
-        return "tty"
+        return "tty" if os.tcgetpgrp(fd) == os.getpgrp() else "none"
     devnull = os.stat(os.devnull)
     if stat.S_ISCHR(st.st_mode) and st.st_rdev == devnull.st_rdev:
         return "none"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import select
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -165,13 +166,42 @@ def test_poll_and_select_on_stdin_wait_for_input(variant: str) -> None:
 def test_busybox_sh_in_a_terminal_runs_what_is_typed() -> None:
     term = Tmux(osvgdb_command("run", "--accel", "tcg", str(BUSYBOX), "sh"), cwd=ROOT)
     try:
-        term.wait_for("Cmdline: --stdin=tty /busybox sh")
+        term.wait_for("Cmdline: --stdin=tty /busybox sh", "/ #")
         term.type("echo typed-$((6*7))")
         term.keys("Enter")
-        term.wait_for("typed-42")
+        screen = term.wait_for("typed-42")
+        # busybox's own line editing echoes; the terminal itself does not echo again.
+        assert screen.count("echo typed-$((6*7))") == 1, screen
         term.type("exit 3")
         term.keys("Enter")
         term.wait_for("EXITED 3")
+        assert term.left_behind() == []
+    finally:
+        term.close()
+
+
+@pytest.mark.usefixtures("kernel")
+def test_a_terminal_edits_lines_in_the_guest_and_ctrl_d_ends_the_input() -> None:
+    """busybox cat reads in canonical mode: the kernel echoes and edits the line
+    (backspace, ^U), ^D at a line's start is end of file; the terminal's own modes
+    are back when the run ends."""
+    run = shlex.join(osvgdb_command("run", "--accel", "tcg", str(BUSYBOX), "cat"))
+    script = f'saved=$(stty -g); {run}; status=$?; [ "$(stty -g)" = "$saved" ] && echo MODES-BACK; exit $status'
+    term = Tmux(["sh", "-c", script], cwd=ROOT)
+    try:
+        term.wait_for("Cmdline: --stdin=tty /busybox cat")
+        term.type("helxo")
+        term.keys("BSpace", "BSpace")
+        term.type("lo")
+        term.keys("Enter")
+        term.type("thrown away")
+        term.keys("C-u")
+        term.type("kept")
+        term.keys("Enter")
+        screen = term.wait_for("hello\nhello", "kept\nkept")
+        assert "thrown" not in screen, screen
+        term.keys("C-d")
+        term.wait_for("MODES-BACK", "EXITED 0")
         assert term.left_behind() == []
     finally:
         term.close()
