@@ -27,7 +27,8 @@ def lines_of_bytes(seed: int, count: int) -> bytes:
     """`count` lines of random bytes, with the line's own two control bytes among them."""
     rng = random.Random(seed)
     lines = [bytes(rng.randrange(256) for _ in range(rng.randrange(150))) for _ in range(count)]
-    return b"\x04\x16\x16\x04 start\n" + b"\n".join(line.replace(b"\n", b"") for line in lines) + b"\n"
+    body = b"\n".join(line.replace(b"\n", b"") for line in lines)
+    return b"\x04\x16\x16\x04 start\n" + body + b"\n"
 
 
 def host_output(exe: Path, *args: str, data: bytes) -> list[str]:
@@ -86,7 +87,9 @@ def test_a_file_larger_than_the_kernels_ring_arrives_whole(tmp_path: Path) -> No
     exe = app("stdin", "musl")
     argv = osvgdb_command("run", "--timeout", str(RUN_TIMEOUT), "--accel", "tcg", str(exe), "read")
     with open(tmp_path / "input", "rb") as stdin:
-        result = subprocess.run(argv, stdin=stdin, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        result = subprocess.run(
+            argv, stdin=stdin, capture_output=True, text=True, timeout=RUN_TIMEOUT
+        )
     assert result.returncode == 0, result
     assert result.stdout.splitlines()[-2:] == host_output(exe, "read", data=data), result
 
@@ -186,7 +189,10 @@ def test_a_terminal_edits_lines_in_the_guest_and_ctrl_d_ends_the_input() -> None
     (backspace, ^U), ^D at a line's start is end of file; the terminal's own modes
     are back when the run ends."""
     run = shlex.join(osvgdb_command("run", "--accel", "tcg", str(BUSYBOX), "cat"))
-    script = f'saved=$(stty -g); {run}; status=$?; [ "$(stty -g)" = "$saved" ] && echo MODES-BACK; exit $status'
+    script = (
+        f'saved=$(stty -g); {run}; status=$?; [ "$(stty -g)" = "$saved" ] && echo MODES-BACK;'
+        " exit $status"
+    )
     term = Tmux(["sh", "-c", script], cwd=ROOT)
     try:
         term.wait_for("Cmdline: --stdin=tty /busybox cat")

@@ -110,8 +110,8 @@ void debugcon_printf(const char *fmt, ...)
  *         stay with the host's terminal (osvgdb keeps ISIG there: no signals here yet).
  *
  * Bytes reach us by the UART's receive interrupt (ISA IRQ 4 through the I/O APIC, to the
- * boot CPU), which moves them from the UART into input.ring; readers sleep on `input`
- * until a read can be answered. When the ring is full the UART's byte is left alone:
+ * boot CPU), which moves them from the UART into console_input.ring; readers sleep on
+ * console_input until a read can be answered. When the ring is full the UART's byte is left alone:
  * QEMU then stops taking bytes from the host, which is flow control all the way back to
  * osvgdb's writes. Readers drain the UART themselves too, so a byte left there (whose
  * edge-triggered interrupt will not come again) is taken as soon as there is room.
@@ -130,26 +130,26 @@ static struct {
     u64 head, tail;             /* entries ever received and read */
     u64 line_start;             /* tty, canonical: where the line still being edited begins */
     u16 ring[INPUT_RING];
-} input = { .lock = SPINLOCK_INIT };
+} console_input = { .lock = SPINLOCK_INIT };
 
 static bool canonical(void)
 {
-    return input.mode == CONSOLE_INPUT_TTY && (input.termios.c_lflag & ICANON);
+    return console_input.mode == CONSOLE_INPUT_TTY && (console_input.termios.c_lflag & ICANON);
 }
 
 static void put(u16 entry)
 {
-    input.ring[input.head++ % INPUT_RING] = entry;
+    console_input.ring[console_input.head++ % INPUT_RING] = entry;
 }
 
-/* A pipe's byte: ^V quotes, ^D ends. input.lock held. */
+/* A pipe's byte: ^V quotes, ^D ends. console_input.lock held. */
 static void receive_pipe(u8 c)
 {
-    if (input.quote_next) {
-        input.quote_next = false;
+    if (console_input.quote_next) {
+        console_input.quote_next = false;
         put(c);
     } else if (c == CHAR_LNEXT)
-        input.quote_next = true;
+        console_input.quote_next = true;
     else
         put(c == CHAR_EOF ? INPUT_EOF : c);
 }
@@ -157,12 +157,13 @@ static void receive_pipe(u8 c)
 /* ECHOCTL's ^X for a control byte (not tab or newline). */
 static bool echoed_as_caret(u8 c)
 {
-    return (input.termios.c_lflag & ECHOCTL) && (c < 32 || c == 127) && c != '\t' && c != '\n';
+    bool control = (c < 32 || c == 127) && c != '\t' && c != '\n';
+    return control && (console_input.termios.c_lflag & ECHOCTL);
 }
 
 static void echo(u8 c)
 {
-    if (!(input.termios.c_lflag & ECHO))
+    if (!(console_input.termios.c_lflag & ECHO))
         return;
     if (echoed_as_caret(c)) {
         char caret[2] = { '^', c == 127 ? '?' : c + 64 };
@@ -171,13 +172,13 @@ static void echo(u8 c)
         console_write((const char *)&c, 1);
 }
 
-/* Takes back the line's last byte, and its echo, if the line has one. input.lock held. */
+/* Takes back the line's last byte, and its echo, if the line has one. console_input.lock held. */
 static bool erase_one(void)
 {
-    if (input.head == input.line_start)
+    if (console_input.head == console_input.line_start)
         return false;
-    u8 c = input.ring[--input.head % INPUT_RING];
-    if ((input.termios.c_lflag & (ECHO | ECHOE)) == (ECHO | ECHOE))
+    u8 c = console_input.ring[--console_input.head % INPUT_RING];
+    if ((console_input.termios.c_lflag & (ECHO | ECHOE)) == (ECHO | ECHOE))
         for (int i = echoed_as_caret(c) ? 2 : 1; i > 0; i--)
             console_write("\b \b", 3);
     return true;
@@ -185,23 +186,23 @@ static bool erase_one(void)
 
 static bool last_is_space(void)
 {
-    u8 c = input.ring[(input.head - 1) % INPUT_RING];
+    u8 c = console_input.ring[(console_input.head - 1) % INPUT_RING];
     return c == ' ' || c == '\t';
 }
 
 /* Whether c is the control character cc[index] (0 there: disabled, as _POSIX_VDISABLE). */
 static bool is_cc(u8 c, int index)
 {
-    return c && c == input.termios.c_cc[index];
+    return c && c == console_input.termios.c_cc[index];
 }
 
-/* A keystroke from the host's terminal, under the app's termios. input.lock held. */
+/* A keystroke from the host's terminal, under the app's termios. console_input.lock held. */
 static void receive_tty(u8 c)
 {
-    const struct termios *t = &input.termios;
+    const struct termios *t = &console_input.termios;
     bool icanon = t->c_lflag & ICANON, iexten = t->c_lflag & IEXTEN;
-    if (input.quote_next) {
-        input.quote_next = false;
+    if (console_input.quote_next) {
+        console_input.quote_next = false;
         put(c);
         echo(c);
         return;
@@ -211,7 +212,7 @@ static void receive_tty(u8 c)
     if (!icanon) {
         put(c);
         echo(c);
-        input.line_start = input.head;
+        console_input.line_start = console_input.head;
         return;
     }
     if (is_cc(c, VERASE) || c == '\b') {
@@ -220,29 +221,29 @@ static void receive_tty(u8 c)
         while (erase_one())
             ;
     } else if (is_cc(c, VWERASE) && iexten) {
-        while (input.head != input.line_start && last_is_space())
+        while (console_input.head != console_input.line_start && last_is_space())
             erase_one();
-        while (input.head != input.line_start && !last_is_space())
+        while (console_input.head != console_input.line_start && !last_is_space())
             erase_one();
     } else if (is_cc(c, VLNEXT) && iexten) {
-        input.quote_next = true;
+        console_input.quote_next = true;
     } else if (is_cc(c, VEOF)) {
         put(INPUT_EOF);
-        input.line_start = input.head;
+        console_input.line_start = console_input.head;
     } else {
         put(c);
         echo(c);
         if (c == '\n')
-            input.line_start = input.head;
+            console_input.line_start = console_input.head;
     }
 }
 
-/* Moves what the UART holds into the ring while there is room. input.lock held. */
+/* Moves what the UART holds into the ring while there is room. console_input.lock held. */
 static void drain_uart(void)
 {
-    while (input.head - input.tail < INPUT_RING && (inb(COM1 + UART_LSR) & 1)) {
+    while (console_input.head - console_input.tail < INPUT_RING && (inb(COM1 + UART_LSR) & 1)) {
         u8 c = inb(COM1 + UART_DATA);
-        if (input.mode == CONSOLE_INPUT_TTY)
+        if (console_input.mode == CONSOLE_INPUT_TTY)
             receive_tty(c);
         else
             receive_pipe(c);
@@ -251,7 +252,7 @@ static void drain_uart(void)
 
 void console_input_start(enum console_input_mode mode)
 {
-    input.mode = mode;
+    console_input.mode = mode;
     if (mode == CONSOLE_INPUT_NONE)
         return;
     ioapic_route(COM1_IRQ, CONSOLE_VECTOR, lapic_id());
@@ -260,33 +261,34 @@ void console_input_start(enum console_input_mode mode)
 
 void console_input_interrupt(void)
 {
-    raw_spin_lock(&input.lock);
+    raw_spin_lock(&console_input.lock);
     drain_uart();
-    raw_spin_unlock(&input.lock);
-    sched_wakeup(&input);
+    raw_spin_unlock(&console_input.lock);
+    sched_wakeup(&console_input);
     pipe_wake_pollers();
 }
 
 void console_set_termios(const struct termios *t)
 {
-    u64 flags = spin_lock_irqsave(&input.lock);
-    input.termios = *t;
+    u64 flags = spin_lock_irqsave(&console_input.lock);
+    console_input.termios = *t;
     if (!(t->c_lflag & ICANON))
-        input.line_start = input.head;  /* what was typed is there to read */
-    spin_unlock_irqrestore(&input.lock, flags);
-    sched_wakeup(&input);
+        console_input.line_start = console_input.head;  /* what was typed is there to read */
+    spin_unlock_irqrestore(&console_input.lock, flags);
+    sched_wakeup(&console_input);
     pipe_wake_pollers();
 }
 
-/* Whether a read would return now (bytes, or 0 for end of file). input.lock held. */
+/* Whether a read would return now (bytes, or 0 for end of file). console_input.lock held. */
 static bool input_readable(void)
 {
-    if (input.mode == CONSOLE_INPUT_NONE || input.ended)
+    if (console_input.mode == CONSOLE_INPUT_NONE || console_input.ended)
         return true;
     if (!canonical())
-        return input.head != input.tail;
+        return console_input.head != console_input.tail;
     /* A whole line (ended by '\n' or VEOF), or a line as long as the ring: give it. */
-    return input.line_start != input.tail || input.head - input.tail == INPUT_RING;
+    return console_input.line_start != console_input.tail ||
+           console_input.head - console_input.tail == INPUT_RING;
 }
 
 /*
@@ -297,16 +299,16 @@ static bool input_readable(void)
  */
 unsigned console_input_poll(void)
 {
-    u64 flags = spin_lock_irqsave(&input.lock);
+    u64 flags = spin_lock_irqsave(&console_input.lock);
     drain_uart();
     bool ready = input_readable();
-    spin_unlock_irqrestore(&input.lock, flags);
+    spin_unlock_irqrestore(&console_input.lock, flags);
     return ready ? POLLIN | POLLRDNORM : 0;
 }
 
 bool console_input_on(void)
 {
-    return input.mode != CONSOLE_INPUT_NONE;
+    return console_input.mode != CONSOLE_INPUT_NONE;
 }
 
 /*
@@ -317,36 +319,37 @@ bool console_input_on(void)
  */
 long console_read(u8 *buf, u64 count, bool nonblock)
 {
-    if (count == 0 || input.mode == CONSOLE_INPUT_NONE)
+    if (count == 0 || console_input.mode == CONSOLE_INPUT_NONE)
         return 0;
     u64 flags = irq_save();
-    spin_lock(&input.lock);
+    spin_lock(&console_input.lock);
     drain_uart();
     while (!input_readable()) {
         if (nonblock) {
-            spin_unlock(&input.lock);
+            spin_unlock(&console_input.lock);
             irq_restore(flags);
             return -EAGAIN;
         }
-        sched_wait(&input, &input.lock, 0);
+        sched_wait(&console_input, &console_input.lock, 0);
         drain_uart();
     }
     bool line = canonical();
     u64 n = 0;
-    while (n < count && input.tail != input.head) {
-        u16 entry = input.ring[input.tail++ % INPUT_RING];
+    while (n < count && console_input.tail != console_input.head) {
+        u16 entry = console_input.ring[console_input.tail++ % INPUT_RING];
         if (entry == INPUT_EOF) {
-            input.ended = input.mode == CONSOLE_INPUT_PIPE;
+            console_input.ended = console_input.mode == CONSOLE_INPUT_PIPE;
             break;                  /* ends the line; alone, it is a read of 0 */
         }
         buf[n++] = entry;
         if (line && entry == '\n')
             break;
     }
-    if (input.line_start < input.tail)
-        input.line_start = input.tail;  /* a line as long as the ring was given unfinished */
+    /* A line as long as the ring was given unfinished: the rest of it is a new one. */
+    if (console_input.line_start < console_input.tail)
+        console_input.line_start = console_input.tail;
     drain_uart();                   /* room again: take what the UART kept */
-    spin_unlock(&input.lock);
+    spin_unlock(&console_input.lock);
     irq_restore(flags);
     return n;
 }
