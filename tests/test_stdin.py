@@ -80,6 +80,16 @@ def test_reads_of_piped_bytes_match_the_host(variant: str, how: str) -> None:
 
 
 @pytest.mark.usefixtures("kernel")
+def test_reads_on_another_cpu_than_the_interrupts() -> None:
+    """The UART's interrupt goes to the boot CPU; the reader may sleep on any."""
+    data = lines_of_bytes(5, 40)
+    exe = app("stdin", "glibc")
+    run = osvgdb_run("--accel", "tcg", "--smp", "2", str(exe), "read", input=data)
+    assert run.status == 0, run
+    assert run.app_lines == host_output(exe, "read", data=data), run
+
+
+@pytest.mark.usefixtures("kernel")
 def test_a_file_larger_than_the_kernels_ring_arrives_whole(tmp_path: Path) -> None:
     """40 KiB through a 4 KiB ring: QEMU holds back what the guest has no room for."""
     data = random.Random(7).randbytes(40000)
