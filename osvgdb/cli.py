@@ -404,7 +404,18 @@ def _dispatch(argv: Sequence[str] | None) -> int:
             gdb=namespace.gdb,
         )
         return report_debug(debug.debug(options), sys.stderr)
-    return report_run(run.run(parse_run_options(namespace)), sys.stderr)
+    options = parse_run_options(namespace)
+    options.stdin = _stdin_fd()
+    return report_run(run.run(options), sys.stderr)
+
+
+def _stdin_fd() -> int | None:
+    """The fd behind sys.stdin for `osvgdb run` to forward; None when there is none
+    (closed, or replaced by an object with no fd, as pytest's capture does)."""
+    try:
+        return sys.stdin.fileno() if sys.stdin is not None else None
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

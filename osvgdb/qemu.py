@@ -7,8 +7,9 @@ die without running any Python code (SIGKILL), the kernel kills QEMU for us:
 the child asks for PR_SET_PDEATHSIG=SIGKILL before it execs QEMU.
 
 QEMU runs in a session of its own so a ^C typed in the terminal reaches only
-us; we then stop it ourselves, in order.  Its stdin is /dev/null so it never
-touches the terminal's modes.
+us; we then stop it ourselves, in order.  Its stdin is never our terminal, so
+it never touches the terminal's modes: /dev/null, or with `input` a pipe of
+ours (`stdin`) that osvgdb.stdin feeds with the host's stdin.
 
 QEMU starts with the guest stopped (-S): whoever boots it resumes it, over
 QMP (osvgdb.run.Guest) or from GDB, so nothing the guest does can happen
@@ -29,6 +30,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
+from typing import BinaryIO
 from pathlib import Path
 
 QEMU = "qemu-system-x86_64"
@@ -210,7 +212,8 @@ class Qemu:
 
     Use as a context manager: create it, put the initrd at `initrd`, call
     `start()` (the guest waits, stopped, for QMP's `cont` or GDB), read the
-    console from `console` (a pipe); leaving the context kills QEMU if it
+    console from `console` (a pipe) and, with `input`, write the guest's
+    serial input to `stdin` (a pipe); leaving the context kills QEMU if it
     still runs and removes the directory.  QMP listens on `qmp_socket`; with
     `gdbstub`, the gdbstub on `gdb_socket`.
     """
@@ -225,8 +228,10 @@ class Qemu:
         gdbstub: bool = False,
         memory: str = MEMORY,
         pause_on_reset: bool = False,
+        input: bool = False,
     ):
         self.kernel = kernel
+        self.input = input
         self.memory = memory
         self.pause_on_reset = pause_on_reset
         self.accel = accel
@@ -253,6 +258,12 @@ class Qemu:
         """File descriptor of the guest's serial console (read end of a pipe)."""
         assert self.process is not None and self.process.stdout is not None
         return self.process.stdout.fileno()
+
+    @property
+    def stdin(self) -> BinaryIO:
+        """The guest's serial input (write end of a pipe); only with `input`."""
+        assert self.process is not None and self.process.stdin is not None
+        return self.process.stdin
 
     def command(self, cmdline: str) -> list[str]:
         return command_line(
@@ -282,7 +293,7 @@ class Qemu:
             with open(self.stderr_log, "wb") as stderr:
                 self.process = subprocess.Popen(
                     argv,
-                    stdin=subprocess.DEVNULL,
+                    stdin=subprocess.PIPE if self.input else subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=stderr,
                     start_new_session=True,
@@ -328,6 +339,11 @@ class Qemu:
             self.kill()
             if self.process is not None and self.process.stdout is not None:
                 self.process.stdout.close()
+            if self.process is not None and self.process.stdin is not None:
+                try:
+                    self.process.stdin.close()
+                except OSError:
+                    pass  # bytes for a QEMU that is gone
             shutil.rmtree(self.workdir, ignore_errors=True)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)

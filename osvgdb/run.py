@@ -44,6 +44,7 @@ from typing import BinaryIO, TextIO
 from osvgdb import build, initrd
 from osvgdb.monitor import Monitor, MonitorError
 from osvgdb.qemu import MEMORY, Qemu, QemuError
+from osvgdb.stdin import StdinForwarder, stdin_mode
 
 EXIT_USAGE = 2
 EXIT_PANIC = 70  # EX_SOFTWARE
@@ -121,6 +122,7 @@ def kernel_cmdline(
     env: Sequence[tuple[str, str]] = (),
     fsgsbase: bool = True,
     kernel_args: Sequence[str] = (),
+    stdin: str = "none",
 ) -> str:
     """The kernel command line: kernel options, then the app's path and args.
 
@@ -132,6 +134,7 @@ def kernel_cmdline(
     # Under nested KVM the guest sees the host's CPUID whatever -cpu says, so
     # hiding FSGSBASE from the CPU model is not enough: the kernel is told too.
     options += [] if fsgsbase else ["--no-fsgsbase"]
+    options += [] if stdin == "none" else [f"--stdin={stdin}"]
     options += kernel_args
     return shlex.join([*options, path, *args])
 
@@ -149,6 +152,7 @@ class RunOptions:
     kernel_args: list[str] = field(default_factory=list)
     kernel: Path | None = None  # None: build/kernel.elf, rebuilt by make if needed
     memory: str = MEMORY  # QEMU's -m: guest RAM, which is also a dump's size
+    stdin: int | None = None  # a host fd forwarded to the guest's fd 0; None: EOF at once
 
 
 def kernel_image(options: RunOptions, root: Path) -> Path:
@@ -295,6 +299,7 @@ class Guest:
         self.vm: Qemu | None = None
         self.monitor: Monitor | None = None
         self._copier: _ConsoleCopier | None = None
+        self._forwarder: StdinForwarder | None = None
         self._debugcon: Debugcon | None = None
         self._events: list[dict] = []
         self._stopped = False  # a STOP event not yet looked into
@@ -320,6 +325,7 @@ class Guest:
         options = self.options
         assert options is not None
         kernel = kernel_image(options, build.repo_root())
+        input_mode = stdin_mode(options.stdin)
         cmdline = kernel_cmdline(
             "/" + options.exe.name,
             options.args,
@@ -327,6 +333,7 @@ class Guest:
             env=options.env,
             fsgsbase=options.fsgsbase,
             kernel_args=options.kernel_args,
+            stdin=input_mode,
         )
         self.vm = Qemu(
             kernel=kernel,
@@ -336,6 +343,7 @@ class Guest:
             gdbstub=self.gdbstub,
             memory=options.memory,
             pause_on_reset=self.pause_on_reset,
+            input=input_mode != "none",
         )
         try:
             initrd.write_initrd(
@@ -343,6 +351,10 @@ class Guest:
                 [initrd.Member(options.exe.name, options.exe, mode=initrd.EXECUTABLE_MODE)],
             )
             self.vm.start(cmdline)
+            if input_mode != "none":
+                assert options.stdin is not None
+                self._forwarder = StdinForwarder(options.stdin, self.vm.stdin, mode=input_mode)
+                self._forwarder.start()
             self._come_up()
         except BaseException:
             self.close()
@@ -515,6 +527,8 @@ class Guest:
         """Kill QEMU, finish copying the console, remove QEMU's directory."""
         if self.vm is None:
             return
+        if self._forwarder is not None:
+            self._forwarder.restore()
         self.vm.kill()
         if self._copier is not None:
             self._copier.join(CONSOLE_DRAIN_TIME)

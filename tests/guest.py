@@ -76,18 +76,22 @@ def inspected(dump: Path, view: str) -> dict:
     return json.loads(result.stdout)
 
 
-def osvgdb_run(*args: str, env: dict[str, str] | None = None) -> Run:
-    """`osvgdb run --timeout RUN_TIMEOUT ARGS...`, its output captured."""
+def osvgdb_run(*args: str, env: dict[str, str] | None = None, input: bytes | None = None) -> Run:
+    """`osvgdb run --timeout RUN_TIMEOUT ARGS...`, its output captured; its stdin is a
+    pipe with `input` in it, or /dev/null."""
     result = subprocess.run(
         osvgdb_command("run", "--timeout", str(RUN_TIMEOUT), *args),
-        stdin=subprocess.DEVNULL,
+        **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}),
         capture_output=True,
-        text=True,
-        errors="replace",
         env={**os.environ, **(env or {})},
         timeout=RUN_TIMEOUT * 2,
     )
-    return Run(result.returncode, result.stdout, result.stderr)
+    return Run(result.returncode, _text(result.stdout), _text(result.stderr))
+
+
+def _text(data: bytes) -> str:
+    """As subprocess's text=True gives it: decoded, universal newlines."""
+    return data.decode(errors="replace").replace("\r\n", "\n").replace("\r", "\n")
 
 
 def app(name: str, variant: str) -> Path:

@@ -11,7 +11,7 @@ import struct
 import subprocess
 
 import pytest
-from guest import app, osvgdb_run
+from guest import app, osvgdb_command, osvgdb_run
 
 from osvgdb.decode.args import CallFormatter, errno_text
 
@@ -50,6 +50,35 @@ def test_default_action_ends_the_app(variant: str, mode: str, sig: int) -> None:
     run = osvgdb_run("--accel", "tcg", "--smp", "2", str(exe), mode)
     assert run.status == 128 + sig, run
     assert run.app_lines == host.stdout.splitlines(), run
+
+
+def _run_with_stdin_open(command: list[str]) -> tuple[int, str]:
+    """Run with stdin a pipe nobody writes to and nobody closes until the run ends."""
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        output = proc.stdout.read().decode(errors="replace")
+        return proc.wait(timeout=30), output
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize("variant", ["glibc", "musl"])
+def test_a_signal_interrupts_a_read_of_stdin(variant: str) -> None:
+    exe = app("signals", variant)
+    status, host = _run_with_stdin_open([str(exe), "stdin-eintr"])
+    assert status == 0 and host == "stdin read: -1 Interrupted system call handled 1\n", host
+    status, guest = _run_with_stdin_open(
+        osvgdb_command("run", "--accel", "tcg", "--timeout", "60", str(exe), "stdin-eintr")
+    )
+    assert status == 0, guest
+    assert host.strip() in guest.splitlines(), guest
 
 
 @pytest.mark.usefixtures("kernel")

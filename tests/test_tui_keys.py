@@ -254,3 +254,21 @@ def test_a_slow_command_leaves_the_screen_responsive() -> None:
     assert "syscalls 0/0 (fetching)" in text and focused == "threads"
     assert "vCPU 1 cpus[?]" in text  # the tcb answered meanwhile
     assert "(fetching)" not in after
+
+
+def test_a_breakpoint_made_while_the_pane_is_hidden_shows_when_it_is_shown() -> None:
+    async def drive(ui):
+        for _ in range(8):  # to the breakpoints pane: fetched
+            await press(ui, "\t")
+        first = sent(ui).count("-break-list")
+        await press(ui, "\t")  # away: the MI log
+        ui.screen.inspector.backend.emit(
+            Record("notify", "breakpoint-created", {"bkpt": {"number": "3"}})
+        )
+        await ui.settle()
+        hidden = sent(ui).count("-break-list")
+        await press(ui, SHIFT_TAB)  # back to the breakpoints
+        return first, hidden, sent(ui).count("-break-list")
+
+    first, hidden, shown = replay("hello", drive, columns=80, rows=24)
+    assert (first, hidden, shown) == (1, 1, 2)

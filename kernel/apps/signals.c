@@ -24,7 +24,8 @@
  *
  * With the argument sigpipe-default it writes to a pipe nobody reads with SIGPIPE's
  * default action: the app ends with status 141 (128 + SIGPIPE); with alarm-default an
- * interval timer's SIGALRM ends a blocking read and the app (142).
+ * interval timer's SIGALRM ends a blocking read and the app (142); with stdin-eintr
+ * SIGALRM's handler interrupts a read of stdin (a pipe nobody writes to): EINTR.
  *
  * The GDB test breaks in on_usr1 (a handler) and looks at the thread and the backtrace.
  */
@@ -535,6 +536,15 @@ int main(int argc, char **argv)
         printf("writing to a pipe without a reader\n");
         ssize_t n = write(fds[1], "x", 1);
         printf("still here after write %zd\n", n);
+        return 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "stdin-eintr") == 0) {
+        install(SIGALRM, on_usr1_count, 0);   /* a read of a terminal or pipe stdin */
+        struct itimerval once = { .it_value = { 0, 100000 } };
+        setitimer(ITIMER_REAL, &once, NULL);
+        char c;
+        ssize_t n = read(0, &c, 1);
+        printf("stdin read: %zd %s handled %d\n", n, n < 0 ? strerror(errno) : "ok", handled);
         return 0;
     }
     if (argc > 1 && strcmp(argv[1], "alarm-default") == 0) {

@@ -10,6 +10,8 @@
  *   --env=NAME=VAL  add to the app's environment (it has no other)
  *   --no-fsgsbase   switch FS with wrmsr even if the CPU has wrfsbase
  *   --hz=N          timer interrupts per second per CPU (default 1000; 10 to 10000)
+ *   --stdin=MODE    what feeds fd 0 over the serial line: none (default), pipe or tty
+ *                   (console.c, "Console input")
  *   --no-capture    the syscall history keeps no argument memory (to measure its cost)
  *   --test-panic    fault in the kernel on purpose, to exercise the panic path
  *   --inject=NAME   break the kernel on purpose in one of the ways of include/inject.h
@@ -111,6 +113,22 @@ static bool parse_hz(const char *s)
     return true;
 }
 
+static enum console_input_mode stdin_mode = CONSOLE_INPUT_NONE;
+
+static bool parse_stdin_mode(const char *s)
+{
+    static const char *const names[] = {
+        [CONSOLE_INPUT_NONE] = "none", [CONSOLE_INPUT_PIPE] = "pipe", [CONSOLE_INPUT_TTY] = "tty",
+    };
+    for (unsigned m = 0; m < ARRAY_SIZE(names); m++) {
+        if (strcmp(s, names[m]) == 0) {
+            stdin_mode = m;
+            return true;
+        }
+    }
+    return false;
+}
+
 static int parse_cmdline(void)
 {
     const char *words[MAX_ARGS + MAX_ENVS + 16];
@@ -135,6 +153,9 @@ static int parse_cmdline(void)
         } else if (strncmp(words[i], "--inject=", 9) == 0) {
             if (!parse_inject(words[i] + 9))
                 return refuse("--inject: no such fault to inject: %s", words[i] + 9);
+        } else if (strncmp(words[i], "--stdin=", 8) == 0) {
+            if (!parse_stdin_mode(words[i] + 8))
+                return refuse("--stdin wants none, pipe or tty, not %s", words[i] + 8);
         } else if (strncmp(words[i], "--env=", 6) == 0 && process.envc < MAX_ENVS)
             process.envp[process.envc++] = words[i] + 6;
         else
@@ -208,6 +229,7 @@ noreturn void kernel_main(u32 start_info_paddr)
     initrd_init(si);
     lapic_init();
     smp_init(si->rsdp_paddr);       /* last use of the start info: the trampoline may overwrite it */
+    console_input_start(stdin_mode);
 
     const u8 *image;
     u64 size;

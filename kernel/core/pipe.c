@@ -169,3 +169,8 @@ long pipe_wait_any(u64 deadline_ns)
 {
     return sched_wait(&pipe_events, &pipe_lock, deadline_ns);
 }
+
+void pipe_wake_pollers(void)
+{
+    sched_wakeup(&pipe_events);
+}

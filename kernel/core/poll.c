@@ -1,10 +1,16 @@
 /*
  * poll, ppoll, select and pselect6: which fds are ready, waiting (up to a timeout) until
- * one is. Only pipes ever wait: initrd files are always ready, as regular files are on
- * Linux, and so is the console (its reads end at once: no input yet). A waiter sleeps
- * on pipe_lock until any pipe changes (pipe_wait_any) and looks again.
+ * one is. Initrd files are always ready, as regular files are on Linux; pipes are ready
+ * as pipe_poll says, the console for reading when console_read would return at once
+ * (input buffered, or end of file: console_input_poll) and always for writing. A waiter
+ * sleeps on pipe_lock until any pipe changes (pipe_wait_any) and looks again.
+ *
+ * Console input wakes pollers from its interrupt, which cannot take pipe_lock (holders
+ * run with interrupts on), so its wakeup can slip in between a waiter's look and its
+ * sleep: with console input on, a waiter sleeps at most CONSOLE_RECHECK_NS at a time.
  */
 #include "arch.h"
+#include "console.h"
 #include "mm.h"
 #include "pipe.h"
 #include "signal.h"
@@ -14,6 +20,7 @@
 #include <linux/time_types.h>
 
 #define NS_PER_SEC 1000000000UL
+#define CONSOLE_RECHECK_NS 10000000UL    /* 10 ms */
 
 /* Linux's select sets: what counts as readable, writable, exceptional. */
 #define POLLIN_SET (POLLRDNORM | POLLRDBAND | POLLIN | POLLHUP | POLLERR)
@@ -28,6 +35,8 @@ static unsigned fd_ready(int fd)
     const struct file *f = &process.files[fd];
     if (f->kind == FILE_PIPE)
         return pipe_poll(f->pipe, file_is_writer(f));
+    if (f->kind == FILE_CONSOLE)
+        return console_input_poll() | POLLOUT | POLLWRNORM;
     return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
 }
 
@@ -39,11 +48,17 @@ static long wait_ready(long (*scan)(void *), void *arg, u64 deadline)
 {
     spin_lock(&pipe_lock);
     long n;
-    while ((n = scan(arg)) == 0 && !(deadline && tsc_ns() >= deadline))
-        if (pipe_wait_any(deadline) == -ERESTARTSYS) {
+    while ((n = scan(arg)) == 0 && !(deadline && tsc_ns() >= deadline)) {
+        u64 wake = deadline;
+        if (console_input_on()) {
+            u64 recheck = tsc_ns() + CONSOLE_RECHECK_NS;
+            wake = deadline ? MIN(deadline, recheck) : recheck;
+        }
+        if (pipe_wait_any(wake) == -ERESTARTSYS) {
             n = -EINTR;                 /* poll and select are never restarted (signal(7)) */
             break;
         }
+    }
     spin_unlock(&pipe_lock);
     return n;
 }

@@ -44,9 +44,12 @@
 
 static u64 boot_epoch_seconds;
 
+static struct termios console_termios;
+
 void syscall_init(void)
 {
     rtc_read_epoch(&boot_epoch_seconds);
+    console_set_termios(&console_termios);     /* the line discipline starts from these */
 }
 
 static bool can_read(u64 addr, u64 len) { return user_range_ok(addr, len, false); }
@@ -85,7 +88,7 @@ static long read_file(long fd, u64 buf, u64 count, bool continuing)
     if (!can_write(buf, count))
         return -EFAULT;
     if (f->kind == FILE_CONSOLE)
-        return 0;                   /* no console input: end of file */
+        return console_read((u8 *)buf, count, continuing || (f->status_flags & O_NONBLOCK));
     if (f->kind == FILE_DIR)
         return -EISDIR;
     if (f->kind == FILE_PIPE) {
@@ -609,6 +612,7 @@ static long sys_ioctl(long fd, u64 request, u64 arg)
         if (!can_read(arg, sizeof(struct termios)))
             return -EFAULT;
         memcpy(&console_termios, (void *)arg, sizeof(struct termios));
+        console_set_termios(&console_termios);
         return 0;
     case TIOCGWINSZ: {
         struct { u16 rows, cols, xpixel, ypixel; } ws = { 24, 80, 0, 0 };

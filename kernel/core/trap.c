@@ -69,7 +69,7 @@ static bool in_kernel_code(u64 rip)
     return rip >= (u64)kernel_start && rip < (u64)kernel_end;
 }
 
-/* Interrupts (vector 32 and up): the timer, IPIs. They come from app code too. */
+/* Interrupts (vector 32 and up): the timer, console input, IPIs. They come from app code too. */
 static void interrupt(struct trap_frame *f, bool from_app)
 {
     struct arch_cpu *cpu = this_cpu();
@@ -83,6 +83,10 @@ static void interrupt(struct trap_frame *f, bool from_app)
         lapic_eoi();
         syscall_trace_check(true);
         sched_tick();               /* may switch threads: this frame waits on our exception stack */
+        return;
+    case CONSOLE_VECTOR:
+        console_input_interrupt();
+        lapic_eoi();
         return;
     case IPI_TLB_VECTOR:
         tlb_shootdown_ipi();

@@ -23,4 +23,6 @@ u64 pipe_buffered(struct pipe *p);  /* bytes a read would get now: FIONREAD */
 unsigned pipe_poll(const struct pipe *p, bool writer);
 /* Block until some pipe changes or the deadline (0: none) passes. pipe_lock held. */
 long pipe_wait_any(u64 deadline_ns);
+/* Wake everyone in pipe_wait_any: something else they watch (the console) changed. */
+void pipe_wake_pollers(void);
 #endif

@@ -183,7 +183,6 @@ class Inspector:
         self.tracing = False
         self.message: str | None = None  # a one-line answer to the last key (errors included)
         self.refreshed_at: float | None = None  # when the last refresh after a stop finished
-        self._refresh: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
         self._breakpoints_dirty = True
         backend.on_event = self.event
@@ -201,7 +200,7 @@ class Inspector:
             if "breakpoints" in self.visible():
                 self.spawn(self.fetch_breakpoints())
         elif record.kind == "notify" and record.cls == "thread-group-exited":
-            self._gone("the guest is gone: GDB's remote target closed", record.payload)
+            self._gone("the guest is gone: GDB's remote target closed")
         elif record.kind in ("console", "target", "log", "stderr", "output"):
             self._output(record.text)
         self.changed()
@@ -215,7 +214,7 @@ class Inspector:
         status.thread = _int(payload.get("thread-id"), 0) or None
         status.frame = payload.get("frame", {}) or {}
         if status.reason.startswith("exited"):
-            self._gone(f"the guest exited ({status.reason})", payload)
+            self._gone(f"the guest exited ({status.reason})")
             return
         if status.frame.get("func") == "osv_panic_halt":
             status.banner = "KERNEL PANIC: the report is in the console pane; the state stays here"
@@ -223,7 +222,7 @@ class Inspector:
             self.selection = Selection("vcpu", status.thread)
         self.refresh()
 
-    def _gone(self, why: str, payload: object = None) -> None:
+    def _gone(self, why: str) -> None:
         self.status.state = "gone"
         end = self.describe_end()
         self.status.banner = f"{why}{'; ' + end if end else ''}; the last state stays readable"
@@ -268,8 +267,7 @@ class Inspector:
     def refresh(self) -> asyncio.Task:
         """Fetch every visible pane for the current stop (a refresh under way is
         superseded: its answers still land, the newest stop's win)."""
-        self._refresh = self.spawn(self._fetch_all(self.status.stops))
-        return self._refresh
+        return self.spawn(self._fetch_all(self.status.stops))
 
     async def _fetch_all(self, stop: int) -> None:
         visible = set(self.visible())
@@ -290,7 +288,12 @@ class Inspector:
         self.changed()
 
     def pane_shown(self, name: str) -> None:
-        """A pane became visible: fetch it if it has nothing for this stop."""
+        """A pane became visible: fetch it if it has nothing for this stop (the
+        breakpoints whenever one changed since it was last shown: GDB answers
+        -break-list while the guest runs too)."""
+        if name == "breakpoints" and self._breakpoints_dirty and self.status.state != "gone":
+            self.spawn(self.fetch_breakpoints())
+            return
         if self.status.state != "stopped" or self.panes[name].stop == self.status.stops:
             return
         fetch = {
@@ -300,8 +303,6 @@ class Inspector:
         }.get(name)  # fmt: skip
         if fetch is not None:
             self.spawn(fetch(self.status.stops))
-        elif name == "breakpoints" and self._breakpoints_dirty:
-            self.spawn(self.fetch_breakpoints())
 
     async def _run(self, names: Iterable[str], command: str, stop: int) -> Record | None:
         """COMMAND's result for the panes NAMES, their error on failure."""

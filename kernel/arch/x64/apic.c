@@ -1,7 +1,8 @@
 /*
  * The local APIC, in xAPIC mode through its MMIO page (reached in the direct map):
  * the per-CPU timer that drives preemption, end-of-interrupt, and IPIs (INIT/SIPI to
- * start CPUs, NMIs to stop them, TLB shootdowns).
+ * start CPUs, NMIs to stop them, TLB shootdowns). And the I/O APIC, for the one device
+ * interrupt the kernel takes: the serial port's receive interrupt (console input).
  */
 #include "arch.h"
 #include "mm.h"
@@ -63,4 +64,27 @@ void lapic_init(void)
     }
     lapic_write(LAPIC_LVT_TIMER, TIMER_VECTOR | (1 << 17));    /* periodic */
     lapic_write(LAPIC_TIMER_INIT, MAX(lapic_ticks_per_ms * 1000 / timer_hz, 1));
+}
+
+/*
+ * The I/O APIC at its usual address (microvm's MADT lists it there), reached through
+ * its index/data register pair. ISA IRQs arrive on the pins of the same number.
+ */
+#define IOAPIC_PHYS     0xfec00000UL
+#define IOAPIC_REGSEL   0x00
+#define IOAPIC_WIN      0x10
+#define IOAPIC_REDTBL(pin) (0x10 + 2 * (pin))
+
+static void ioapic_write(u32 reg, u32 v)
+{
+    volatile u32 *base = phys_to_virt(IOAPIC_PHYS);
+    base[IOAPIC_REGSEL / 4] = reg;
+    base[IOAPIC_WIN / 4] = v;
+}
+
+/* Deliver pin's interrupts as vector to the CPU apic_id: fixed, edge, active high. */
+void ioapic_route(unsigned pin, u32 vector, u32 apic_id)
+{
+    ioapic_write(IOAPIC_REDTBL(pin) + 1, apic_id << 24);
+    ioapic_write(IOAPIC_REDTBL(pin), vector);
 }
