@@ -1308,6 +1308,15 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     }
 }
 
+/* The call's result in its history record, on --strace and for osv-trace. */
+static void syscall_done(struct syscall_record *r, const struct syscall_record *call)
+{
+    syscall_history_exit(r, call->seq, call->ret);
+    if (process.strace)
+        strace_print(call, true);
+    syscall_trace_check(false);
+}
+
 long syscall_handler(struct syscall_frame *f)
 {
     this_cpu()->entries++;
@@ -1328,30 +1337,23 @@ long syscall_handler(struct syscall_frame *f)
         if (injected & INJECT_TRIPLE_FAULT)
             arch_triple_fault();        /* the app ran; its end resets the machine instead */
     }
-    /* Interrupts on while the call runs: the timer may preempt it, as the issue asks. */
-    __asm__ __volatile__("sti" : : : "memory");
     if (f->rax == __NR_rt_sigreturn) {
         /*
          * The handler's context goes back whole, rcx and r11 too, which syscall_exit
          * would set from rip and rflags: leave through the interrupt exit with a
-         * trap_frame built here. sigreturn_exit takes rsp up to it; what lies below
-         * (this function's callees) is dead by then.
+         * trap_frame built here, interrupts off throughout. sigreturn_exit takes rsp up
+         * to it; what lies below (this function's callees) is dead by then.
          */
         struct trap_frame tf;
-        __asm__ __volatile__("cli" : : : "memory");
         call.ret = signal_return(f, &tf);
-        syscall_history_exit(r, call.seq, call.ret);
-        if (process.strace)
-            strace_print(&call, true);
-        syscall_trace_check(false);
+        syscall_done(r, &call);
         signal_trap_exit(&tf);          /* one the handler's mask held back comes now */
         sigreturn_exit(&tf);
     }
+    /* Interrupts on while the call runs: the timer may preempt it, as the issue asks. */
+    __asm__ __volatile__("sti" : : : "memory");
     call.ret = dispatch(f, f->rax, call.args);
     __asm__ __volatile__("cli" : : : "memory");
-    syscall_history_exit(r, call.seq, call.ret);
-    if (process.strace)
-        strace_print(&call, true);
-    syscall_trace_check(false);
-    return signal_syscall_exit(f, call.ret);
+    syscall_done(r, &call);
+    return signal_syscall_exit(f, call.ret);    /* may enter a signal handler instead */
 }
