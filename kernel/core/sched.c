@@ -209,8 +209,9 @@ long sched_sleep_until(u64 deadline_ns)
  * condition it waits for; lock is let go only once sched_lock is held, so a waker (who
  * takes lock to change the condition, then wakes) cannot slip in between the caller's
  * check and its sleep. lock is held again on return; -ETIMEDOUT if the deadline passed,
- * -ERESTARTSYS if a signal the thread does not block is pending (sched_signal wakes it):
- * the caller gives up and returns that, and the way back to the app sorts it out.
+ * -ERESTARTSYS if a signal the thread does not block is pending before it sleeps, or
+ * wakes it (sched_signal): the caller gives up and returns that, and the way back to
+ * the app sorts it out.
  */
 long sched_wait(const void *chan, struct spinlock *lock, u64 deadline_ns)
 {
@@ -223,9 +224,11 @@ long sched_wait(const void *chan, struct spinlock *lock, u64 deadline_ns)
         t->wait_chan = chan;
         t->wake_time = deadline_ns;
         t->timed_out = false;
+        t->signal_woken = false;
         t->state = THREAD_BLOCKED;
         schedule_locked();
-        ret = t->timed_out ? -ETIMEDOUT : signal_pending(t) ? -ERESTARTSYS : 0;
+        /* Woken for what it waited for, it looks again first, as Linux's pipe_read does. */
+        ret = t->timed_out ? -ETIMEDOUT : t->signal_woken ? -ERESTARTSYS : 0;
     }
     t->wait_chan = NULL;
     t->wake_time = 0;
