@@ -4,7 +4,7 @@ what it sends to GDB (the MI log is the witness), what it changes on the screen.
 from __future__ import annotations
 
 import pytest
-from tuireplay import replay
+from tuireplay import backend, replay
 
 from osvgdb.mi import Record
 
@@ -227,30 +227,19 @@ def test_a_slow_command_leaves_the_screen_responsive() -> None:
     show their data; then its data comes."""
     import asyncio
 
-    from tuireplay import ROOT, Headless, Inspector, Screen
-    from tuireplay import backend as recorded
-
-    replayed = recorded("hello")
+    replayed = backend("hello")
     replayed.slow = {"-osv-syscalls": 2.0}
 
-    def make(input, output):  # noqa: A002
-        inspector = Inspector(
-            replayed, kernel_dir=ROOT / "kernel", read_source=replayed.read_source
-        )
-        return Screen(inspector, target="slow", input=input, output=output)
+    async def drive(ui):
+        replayed.emit(replayed.events()[0])  # the first stop only
+        await asyncio.sleep(0.3)
+        ui.press("\t")
+        await asyncio.sleep(0.3)
+        during = ui.text(), ui.screen.focused
+        await ui.settle()  # the fetches finish
+        return during, ui.text()
 
-    async def run():
-        async with Headless(make, columns=200, rows=60) as ui:
-            for record in replayed.events()[:1]:  # the first stop only
-                replayed.emit(record)
-            await asyncio.sleep(0.3)
-            ui.press("\t")
-            await asyncio.sleep(0.3)
-            during = ui.text(), ui.screen.focused
-            await ui.settle()  # the fetches finish
-            return during, ui.text()
-
-    (text, focused), after = asyncio.run(run())
+    (text, focused), after = replay(replayed, drive, events=False)
     assert "syscalls 0/0 (fetching)" in text and focused == "threads"
     assert "vCPU 1 cpus[?]" in text  # the tcb answered meanwhile
     assert "(fetching)" not in after

@@ -4,13 +4,10 @@ a failing fetch; the marks of stale data; the banner when GDB goes away."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
-from tuireplay import DATA, backend, check_snapshot, replay
+from tuireplay import backend, check_snapshot, replay
 
 from osvgdb.mi import Record
-from osvgdb.tui.backend import rooted
 from osvgdb.tui.inspector import PANES
 from osvgdb.tui.panes import RENDERERS, plain
 
@@ -70,35 +67,21 @@ def test_resizing_down_and_back_keeps_the_state() -> None:
 
 
 def test_a_failing_fetch_shows_in_its_own_pane() -> None:
-    items = rooted(
-        [
-            __import__("json").loads(line)
-            for line in (DATA / "hello.jsonl").read_text().splitlines()
-        ],
-        DATA.parent.parent.parent,
-    )
-    for item in items:
-        if item.get("command", "").startswith("-osv-syscalls"):
-            item.update(
-                {"class": "error", "payload": {"msg": "osv-syscalls: cannot read cpus[0]'s ring"}}
-            )
     replayed = backend("hello")
-    replayed.__init__(items)
+    for command, answers in replayed.answers.items():
+        if command.startswith("-osv-syscalls"):
+            for item in answers:
+                item.update(
+                    {
+                        "class": "error",
+                        "payload": {"msg": "osv-syscalls: cannot read cpus[0]'s ring"},
+                    }
+                )
 
-    from tuireplay import ROOT, Headless, Inspector, Screen, deliver  # noqa: PLC0415
+    async def screen(ui):
+        return ui.text()
 
-    def make(input, output):  # noqa: A002
-        inspector = Inspector(
-            replayed, kernel_dir=ROOT / "kernel", read_source=replayed.read_source
-        )
-        return Screen(inspector, target="failing", input=input, output=output)
-
-    async def run():
-        async with Headless(make, columns=200, rows=60) as ui:
-            await deliver(ui, replayed)
-            return ui.text()
-
-    text = asyncio.run(run())
+    text = replay(replayed, screen)
     assert "-osv-syscalls: osv-syscalls: cannot read cpus[0]'s ring" in text
     assert "vCPU 1 cpus[0] syscall   consistent" in text  # the other panes are as they were
     assert "#8  0x0000000000401540 main" in text

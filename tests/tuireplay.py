@@ -23,10 +23,14 @@ from osvgdb.tui.inspector import Inspector
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data" / "tui"
+# Where the replayed session's checkout was, whatever this one's path: screens cut lines
+# at the pane's width, so a path of another length would move what the snapshot shows.
+# Its sources come from the transcript, never from here.
+REPLAY_ROOT = Path("/src/osvgdb")
 
 
 def backend(name: str) -> ReplayBackend:
-    return ReplayBackend(rooted(read_transcript(DATA / f"{name}.jsonl"), ROOT))
+    return ReplayBackend(rooted(read_transcript(DATA / f"{name}.jsonl"), REPLAY_ROOT))
 
 
 async def deliver(ui: Headless, replay: ReplayBackend) -> None:
@@ -42,16 +46,19 @@ async def deliver(ui: Headless, replay: ReplayBackend) -> None:
 
 
 def replay(
-    name: str,
+    source: str | ReplayBackend,
     drive: Callable[[Headless], Awaitable[object]],
     *,
     columns: int = 200,
     rows: int = 60,
     read_only: bool = False,
     answers: dict[str, dict] | None = None,
+    events: bool = True,
 ):
-    """ANSWERS: ^done payloads for commands the recording never sent (a key's own)."""
-    replayed = backend(name)
+    """Run the screen over SOURCE (a transcript's name, or a ReplayBackend a test has
+    changed), deliver its recorded events unless not EVENTS, then return drive(ui).
+    ANSWERS: ^done payloads for commands the recording never sent (a key's own)."""
+    replayed = backend(source) if isinstance(source, str) else source
     for command, payload in (answers or {}).items():
         replayed.answers[command] = deque(
             [{"command": command, "class": "done", "payload": payload}]
@@ -60,15 +67,17 @@ def replay(
     def make(input, output):  # noqa: A002
         inspector = Inspector(
             replayed,
-            kernel_dir=ROOT / "kernel",
+            kernel_dir=REPLAY_ROOT / "kernel",
             read_only=read_only,
             read_source=replayed.read_source,
         )
-        return Screen(inspector, target=f"replay of {name}", input=input, output=output)
+        return Screen(inspector, target=f"replay of {source if isinstance(source, str) else 'a transcript'}",
+                      input=input, output=output)  # fmt: skip
 
     async def run():
         async with Headless(make, columns=columns, rows=rows) as ui:
-            await deliver(ui, replayed)
+            if events:
+                await deliver(ui, replayed)
             return await drive(ui)
 
     return asyncio.run(run())
@@ -76,7 +85,6 @@ def replay(
 
 def check_snapshot(text: str, name: str) -> None:
     """TEXT against tests/data/tui/NAME.txt (OSVGDB_UPDATE_SNAPSHOTS=1 rewrites it)."""
-    text = text.replace(str(ROOT), "@ROOT@")  # the checkout's path differs between machines
     path = DATA / f"{name}.txt"
     if os.environ.get("OSVGDB_UPDATE_SNAPSHOTS") or not path.exists():
         path.write_text(text + "\n")
