@@ -1,13 +1,13 @@
 """Crash signatures: the same bug named the same way every time, different bugs apart.
 
-    osvsig/1:OUTCOME:KIND:FRAME | FRAME | FRAME
+    osvsig/2:OUTCOME:KIND:FRAME | FRAME | FRAME
 
 OUTCOME is the triage outcome; KIND what went wrong in words without numbers
 (`SIGSEGV-null`, `page-fault`, `return-fs`, `futex`); the frames are the top
 few function names of the guilty thread once the skip list is applied.  For a
-hang the frames are each blocked (or busy) thread's top frames, the threads
-sorted and joined with ` + `, so neither tids nor the order threads were made
-in matter.  The rules, in order (each one that changed something is named in
+hang each blocked (or busy) thread is named by the app function it is stuck
+in (rule 6), the names sorted, de-duplicated and joined with ` + `, so neither
+tids, nor the order threads were made in, nor how far each got matter.  The rules, in order (each one that changed something is named in
 `notes`):
 
  1. Names are normalised: a leading `__GI_`, any other leading underscores and
@@ -23,6 +23,16 @@ in matter.  The rules, in order (each one that changed something is named in
     `proto_signature`.
  5. Nothing else: no addresses, offsets, line numbers, tids or CPU numbers, so a
     rebuild that moves code or another -smp count gives the same signature.
+ 6. Hangs: a thread counts by its first frame with source (the app's own code,
+    where DWARF has it: `worker`, `transfer_a_to_b`), not by the libc call it
+    waits in. Which of pthread_cond_wait, pthread_cond_broadcast or
+    pthread_mutex_lock a worker of a lost wake-up is caught in varies from run to
+    run; the function it was running does not. A thread without such a frame
+    (no debug information) counts by its top frames as in rule 4.
+    `proto_signature` keeps each thread's long form.
+
+osvsig/1 had no rule 6 (a hang's threads by their top frames): its hang
+signatures differ from osvsig/2's; the others are the same after the prefix.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 
-VERSION = "osvsig/1"
+VERSION = "osvsig/2"
 FRAMES = 3
 PROTO_FRAMES = 40
 MAX_LENGTH = 255
@@ -139,14 +149,30 @@ def make(outcome: str, kind: str, frames: list[dict], module: str | None) -> Sig
     )
 
 
+def _own_function(frames: list[dict], module: str | None) -> str | None:
+    """Rule 6: the normalised name of the first named frame with a source file."""
+    for frame in frames:
+        if frame.get("kind") == "crossing" or not frame.get("function") or not frame.get("file"):
+            continue
+        if module is None or frame.get("module") == module:
+            return normalise(frame["function"])
+    return None
+
+
 def make_hang(outcome: str, kind: str, threads: list[list[dict]], module: str | None) -> Signature:
     """The signature of a hang: every blocked (or busy) thread's top frames, sorted."""
     notes: list[str] = []
     tops, protos = set(), set()
     for frames in threads:
         kept, proto = top_frames(frames, module, notes)
-        if kept:
+        own = _own_function(frames, module)
+        if own is not None:
+            tops.add(own)
+            if "threads named by their own function" not in notes:
+                notes.append("threads named by their own function")
+        elif kept:
             tops.add(" | ".join(kept))
+        if proto:
             protos.add(" | ".join(proto))
     if len(tops) < len(threads):
         notes.append("threads with the same frames counted once")
