@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -87,6 +88,25 @@ def osvgdb_run(*args: str, env: dict[str, str] | None = None, input: bytes | Non
         timeout=RUN_TIMEOUT * 2,
     )
     return Run(result.returncode, _text(result.stdout), _text(result.stderr))
+
+
+def assert_runs_as_on_the_host(exe: Path, *options: str) -> None:
+    """EXE under `osvgdb run --accel tcg OPTIONS...` exits 0 and prints what it prints on
+    the host, line for line (the host's Linux is the oracle)."""
+    host = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
+    run = osvgdb_run("--accel", "tcg", *options, str(exe))
+    assert run.status == 0, run
+    assert run.app_lines == host.stdout.splitlines(), run
+
+
+def host_strace_names(exe: Path, calls: tuple[str, ...], tmp_path: Path) -> list[str]:
+    """The names of CALLS, in order, as the host's `strace -f` of EXE sees them."""
+    log = tmp_path / "strace.log"
+    subprocess.run(
+        ["strace", "-f", "-qq", "-e", f"trace={','.join(calls)}", "-o", str(log), str(exe)],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    return [re.sub(r"^\d+\s+", "", line).split("(", 1)[0] for line in log.read_text().splitlines()]
 
 
 def _text(data: bytes) -> str:

@@ -5,11 +5,10 @@ binary on the host (kernel/apps/morecalls.c prints each raw result or a check of
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-from guest import app, osvgdb_run
+from guest import app, assert_runs_as_on_the_host, host_strace_names, osvgdb_run
 
 CALLS = ("pwrite64", "pwritev", "preadv", "sendfile", "mremap", "getrusage", "times")
 
@@ -18,22 +17,13 @@ CALLS = ("pwrite64", "pwritev", "preadv", "sendfile", "mremap", "getrusage", "ti
 @pytest.mark.parametrize("smp", [1, 2])
 @pytest.mark.parametrize("variant", ["glibc", "musl"])
 def test_more_calls_answer_as_on_linux(variant: str, smp: int) -> None:
-    exe = app("morecalls", variant)
-    host = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
-    run = osvgdb_run("--accel", "tcg", "--smp", str(smp), str(exe))
-    assert run.status == 0, run
-    assert run.app_lines == host.stdout.splitlines(), run
+    assert_runs_as_on_the_host(app("morecalls", variant), "--smp", str(smp))
 
 
 @pytest.mark.usefixtures("kernel")
 def test_strace_names_them_as_the_host(tmp_path: Path) -> None:
     exe = app("morecalls", "musl")
-    log = tmp_path / "strace.log"
-    subprocess.run(
-        ["strace", "-qq", "-e", f"trace={','.join(CALLS)}", "-o", str(log), str(exe)],
-        capture_output=True, check=True,
-    )  # fmt: skip
-    host = [line.split("(", 1)[0] for line in log.read_text().splitlines()]
+    host = host_strace_names(exe, CALLS, tmp_path)
     run = osvgdb_run("--accel", "tcg", "--strace", str(exe))
     assert run.status == 0, run
     # sendfile to stdout leaves "ELF" without a newline: its strace line follows on the same line.

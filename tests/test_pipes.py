@@ -4,10 +4,8 @@ prints each raw result and streams a megabyte between two threads, at -smp 1 and
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
-from guest import app, osvgdb_run
+from guest import app, assert_runs_as_on_the_host, osvgdb_run
 
 from osvgdb.decode.args import CallFormatter
 
@@ -16,11 +14,7 @@ from osvgdb.decode.args import CallFormatter
 @pytest.mark.parametrize("smp", [1, 2])
 @pytest.mark.parametrize("variant", ["glibc", "musl"])
 def test_pipes_answer_as_on_linux(variant: str, smp: int) -> None:
-    exe = app("pipes", variant)
-    host = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
-    run = osvgdb_run("--accel", "tcg", "--smp", str(smp), str(exe))
-    assert run.status == 0, run
-    assert run.app_lines == host.stdout.splitlines(), run
+    assert_runs_as_on_the_host(app("pipes", variant), "--smp", str(smp))
 
 
 @pytest.mark.usefixtures("kernel")

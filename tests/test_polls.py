@@ -5,13 +5,11 @@ the decoder shows their pollfd arrays and fd sets as strace does."""
 
 from __future__ import annotations
 
-import re
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
-from guest import app, osvgdb_run
+from guest import app, assert_runs_as_on_the_host, host_strace_names, osvgdb_run
 
 from osvgdb.decode.args import CallFormatter
 
@@ -22,22 +20,13 @@ WAITS = ("poll", "ppoll", "select", "pselect6")
 @pytest.mark.parametrize("smp", [1, 2])
 @pytest.mark.parametrize("variant", ["glibc", "musl"])
 def test_polls_answer_as_on_linux(variant: str, smp: int) -> None:
-    exe = app("polls", variant)
-    host = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
-    run = osvgdb_run("--accel", "tcg", "--smp", str(smp), str(exe))
-    assert run.status == 0, run
-    assert run.app_lines == host.stdout.splitlines(), run
+    assert_runs_as_on_the_host(app("polls", variant), "--smp", str(smp))
 
 
 @pytest.mark.usefixtures("kernel")
 def test_strace_names_the_waits_as_the_host(tmp_path: Path) -> None:
     exe = app("polls", "musl")
-    log = tmp_path / "strace.log"
-    subprocess.run(
-        ["strace", "-f", "-qq", "-e", f"trace={','.join(WAITS)}", "-o", str(log), str(exe)],
-        capture_output=True, check=True,
-    )  # fmt: skip
-    host = [re.sub(r"^\d+\s+", "", line).split("(", 1)[0] for line in log.read_text().splitlines()]
+    host = host_strace_names(exe, WAITS, tmp_path)
     run = osvgdb_run("--accel", "tcg", "--strace", str(exe))
     assert run.status == 0, run
     assert [name for name in run.strace_names if name in WAITS] == host, run

@@ -204,6 +204,25 @@ long sched_sleep_until(u64 deadline_ns)
 }
 
 /*
+ * With sched_lock held: block t, the current thread, whose caller has said what it waits
+ * on (wait_chan, futex_addr), until a wake, the deadline (0: none) or a signal. 0 when
+ * woken, -ETIMEDOUT when the deadline passed, -ERESTARTSYS when a signal it does not
+ * block was pending already (it never sleeps) or woke it (sched_signal).
+ */
+static long block_locked(struct thread *t, u64 deadline_ns)
+{
+    if (signal_pending(t))
+        return -ERESTARTSYS;
+    t->wake_time = deadline_ns;
+    t->timed_out = false;
+    t->signal_woken = false;
+    t->state = THREAD_BLOCKED;
+    schedule_locked();
+    t->wake_time = 0;
+    return t->timed_out ? -ETIMEDOUT : t->signal_woken ? -ERESTARTSYS : 0;
+}
+
+/*
  * xv6's sleep and wakeup, for kernel objects (pipes): block on chan until
  * sched_wakeup(chan) or the deadline (0: none). The caller holds lock, which guards the
  * condition it waits for; lock is let go only once sched_lock is held, so a waker (who
@@ -219,19 +238,10 @@ long sched_wait(const void *chan, struct spinlock *lock, u64 deadline_ns)
     raw_spin_lock(&sched_lock);
     spin_unlock(lock);
     struct thread *t = this_cpu()->current;
-    long ret = -ERESTARTSYS;
-    if (!signal_pending(t)) {
-        t->wait_chan = chan;
-        t->wake_time = deadline_ns;
-        t->timed_out = false;
-        t->signal_woken = false;
-        t->state = THREAD_BLOCKED;
-        schedule_locked();
-        /* Woken for what it waited for, it looks again first, as Linux's pipe_read does. */
-        ret = t->timed_out ? -ETIMEDOUT : t->signal_woken ? -ERESTARTSYS : 0;
-    }
+    t->wait_chan = chan;
+    /* Woken for what it waited for, it looks again first, as Linux's pipe_read does. */
+    long ret = block_locked(t, deadline_ns);
     t->wait_chan = NULL;
-    t->wake_time = 0;
     raw_spin_unlock(&sched_lock);
     irq_restore(flags);
     spin_lock(lock);
@@ -399,19 +409,10 @@ long futex_wait(u64 uaddr, u32 val, u64 deadline_ns, u32 bitset)
         return -EAGAIN;
     }
     struct thread *t = this_cpu()->current;
-    long ret = -ERESTARTSYS;
-    if (!signal_pending(t)) {
-        t->futex_addr = uaddr;
-        t->futex_bitset = bitset;
-        t->wake_time = deadline_ns;
-        t->timed_out = false;
-        t->signal_woken = false;
-        t->state = THREAD_BLOCKED;
-        schedule_locked();
-        ret = t->timed_out ? -ETIMEDOUT : t->signal_woken ? -ERESTARTSYS : 0;
-    }
+    t->futex_addr = uaddr;
+    t->futex_bitset = bitset;
+    long ret = block_locked(t, deadline_ns);
     t->futex_addr = 0;
-    t->wake_time = 0;
     spin_unlock_irqrestore(&sched_lock, flags);
     return ret;
 }
