@@ -61,3 +61,12 @@ def test_busybox_sees_the_initrd_as_the_root_directory(applet: list[str], expect
         pytest.fail(f"{BUSYBOX} is missing: run scripts/bootstrap", pytrace=False)
     run = osvgdb_run("--accel", "tcg", str(BUSYBOX), *applet)
     assert [line for line in run.app_lines if not line.startswith("osv: ")] == expected, run
+
+
+@pytest.mark.usefixtures("kernel")
+def test_busybox_sort_of_piped_lines_is_the_hosts() -> None:
+    data = b"pear\napple\nfig 10\nfig 9\nBanana\n\n"
+    run = osvgdb_run("--accel", "tcg", str(BUSYBOX), "sort", input=data)
+    host = subprocess.run([str(BUSYBOX), "sort"], input=data, capture_output=True, check=True)
+    assert run.status == 0, run
+    assert run.app_lines == host.stdout.decode().splitlines(), run

@@ -24,6 +24,9 @@ words="one two three"
 set -- $words
 echo "args=$# last=$3"
 n=10; while [ $n -gt 0 ]; do n=$((n - 3)); done; echo "n=$n"
+echo hidden >/dev/null 2>&1; echo "after /dev/null: $?"
+read -r nothing </dev/null || echo "/dev/null reads as the end"
+[ -d . ] && [ -c /dev/null ] && echo ". is a directory, /dev/null a device"
 """
 # One line: the kernel's console echoes its command line, which must stay one line.
 SCRIPT = "; ".join(line for line in SCRIPT.splitlines() if line)
@@ -39,6 +42,7 @@ def test_a_script_with_read_from_stdin(kernel: None, shell: Path) -> None:
     assert run.status == 0, run
     assert run.app_lines == host.stdout.decode().splitlines()
     assert "line 4: delta" in run.app_lines and "total=15" in run.app_lines
+    assert ". is a directory, /dev/null a device" in run.app_lines
 
 
 @pytest.mark.parametrize("shell", SHELLS, ids=[s.name for s in SHELLS])

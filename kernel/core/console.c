@@ -76,6 +76,9 @@ int printk(const char *fmt, ...)
     int n = vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
     console_write(buf, MIN((size_t)n, sizeof(buf) - 1));
+    /* Cut short: say so, and end the line, so the next output does not run into it. */
+    if (n >= (int)sizeof(buf) && fmt[strlen(fmt) - 1] == '\n')
+        console_write(" [...]\n", 7);
     return n;
 }
 

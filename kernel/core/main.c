@@ -244,12 +244,17 @@ noreturn void kernel_main(u32 start_info_paddr)
     process_set_main_thread(app);
     for (int fd = 0; fd < 3; fd++)      /* as a Linux shell leaves its terminal: read-write */
         process.files[fd] = (struct file){ .kind = FILE_CONSOLE, .status_flags = 02 | 0100000 };
+    if (stdin_mode == CONSOLE_INPUT_PIPE)   /* `cmd | app`: fd 0 is a pipe's read end */
+        process.files[0] = (struct file){ .kind = FILE_CONSOLE, .status_flags = 00 | 0100000,
+                                          .host_pipe = true };
     status = elf_load(image, size);
     if (status)
         process_exit(status);
 
     print_boot_time();
-    printk("Cmdline: %s\n", cmdline);
+    printk("Cmdline: ");
+    console_write(cmdline, strlen(cmdline));    /* whole: longer than printk's buffer */
+    printk("\n");
     sched_make_ready(app);
     /* The boot thread is now CPU 0's idle thread. */
     sched_idle_loop();

@@ -91,6 +91,8 @@ static long read_file(long fd, u64 buf, u64 count, bool continuing)
         return console_read((u8 *)buf, count, continuing || (f->status_flags & O_NONBLOCK));
     if (f->kind == FILE_DIR)
         return -EISDIR;
+    if (f->kind == FILE_NULL)
+        return 0;
     if (f->kind == FILE_PIPE) {
         if (file_is_writer(f))
             return -EBADF;
@@ -173,7 +175,8 @@ static long write_file(long fd, u64 buf, u64 count, bool continuing)
         return -EFAULT;
     if (f->kind == FILE_PIPE)
         return pipe_write(f->pipe, buf, count, f->status_flags & O_NONBLOCK);
-    console_write((const char *)buf, count);
+    if (f->kind != FILE_NULL)
+        console_write((const char *)buf, count);
     return count;
 }
 
@@ -210,7 +213,7 @@ static long sys_sendfile(long out_fd, long in_fd, u64 offset_addr, u64 count)
     long done = n;
     if (n && out->kind == FILE_PIPE)
         done = pipe_write(out->pipe, (u64)(in->data + pos), n, out->status_flags & O_NONBLOCK);
-    else if (n)
+    else if (n && out->kind != FILE_NULL)
         console_write((const char *)in->data + pos, n);
     if (done > 0 && offset_addr)
         *(long *)offset_addr = pos + done;
@@ -244,10 +247,13 @@ static long sys_iov(long fd, u64 iov_addr, long iovcnt, long (*transfer)(long, u
 }
 
 /*
- * path, from dirfd when it is relative, as an initrd file or "/" (the only directory:
- * every directory fd is "/", and so is the working directory).
+ * path, from dirfd when it is relative, as an initrd file, "/" (the only directory:
+ * every directory fd is "/", and so is the working directory) or /dev/null, the one
+ * device, which shell scripts cannot do without (`cmd >/dev/null 2>&1`). dirfd is an int, as
+ * Linux reads it: a caller that passes AT_FDCWD in %edi (zsh) leaves the register's
+ * upper half zero, so 0xffffff9c, not -100, is what arrives in the long.
  */
-static long lookup(long dirfd, const char *path, struct file *out)
+static long lookup(int dirfd, const char *path, struct file *out)
 {
     if (path[0] != '/' && dirfd != AT_FDCWD) {
         struct file *dir = get_file(dirfd);
@@ -262,6 +268,9 @@ static long lookup(long dirfd, const char *path, struct file *out)
         path = process.path;        /* the one /proc file there is: the executable itself */
     *out = (struct file){ .kind = FILE_DIR, .status_flags = O_RDONLY | O_LARGEFILE };
     if (initrd_is_root(path))
+        return 0;
+    out->kind = FILE_NULL;
+    if (strcmp(path, "/dev/null") == 0)
         return 0;
     out->kind = FILE_INITRD;
     return initrd_find(path, &out->data, &out->size) ? 0 : -ENOENT;
@@ -280,12 +289,16 @@ static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
     const char *path = user_path(path_addr, 4096);
     if (!path)
         return -EFAULT;
-    if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
-        return -EROFS;
     struct file f;
     long err = lookup(dirfd, path, &f);
+    if (err == -ENOENT && (flags & O_CREAT))
+        return -EROFS;              /* nothing can be created */
     if (err)
         return err;
+    if (f.kind == FILE_NULL)        /* writable, and O_CREAT and O_TRUNC do nothing to it */
+        f.status_flags = (flags & O_ACCMODE) | O_LARGEFILE;
+    else if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)))
+        return f.kind == FILE_DIR ? -EISDIR : -EROFS;
     if ((flags & O_DIRECTORY) && f.kind != FILE_DIR)
         return -ENOTDIR;
     f.status_flags |= flags & O_NONBLOCK;
@@ -346,6 +359,8 @@ static long sys_lseek(long fd, long offset, long whence)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
+    if (f->kind == FILE_NULL)
+        return 0;                   /* as Linux's /dev/null: every seek lands at 0 */
     if (f->kind != FILE_INITRD && f->kind != FILE_DIR)
         return -ESPIPE;
     long base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (long)f->offset
@@ -365,6 +380,9 @@ static u64 initrd_ino(const u8 *data)
 /*
  * The console is a character device, /dev/console (5, 1): glibc then asks TCGETS before
  * its first write, as it does on Linux for any character device outside the pty majors.
+ * Fd 0 fed by a host pipe or file is a FIFO, as `cmd | app` makes it on the host: a
+ * program that tells a pipe from a terminal (stdio's buffering, a shell's prompt)
+ * then does here what it does there.
  */
 static void fill_stat(struct stat *st, const struct file *f)
 {
@@ -372,11 +390,19 @@ static void fill_stat(struct stat *st, const struct file *f)
     st->st_dev = 1;
     st->st_nlink = 1;
     st->st_blksize = 4096;
-    if (f->kind == FILE_CONSOLE) {
+    if (f->kind == FILE_CONSOLE && f->host_pipe) {
+        st->st_mode = 0010600;              /* S_IFIFO | rw------- */
+        st->st_dev = 0xe;                   /* Linux's pipefs */
+        st->st_ino = 999;
+    } else if (f->kind == FILE_CONSOLE) {
         st->st_mode = 0020620;              /* S_IFCHR | rw--w---- */
         st->st_rdev = (5 << 8) | 1;
         st->st_ino = 3;
         st->st_blksize = 1024;
+    } else if (f->kind == FILE_NULL) {
+        st->st_mode = 0020666;              /* S_IFCHR | rw-rw-rw- */
+        st->st_rdev = (1 << 8) | 3;         /* /dev/null's (1, 3) */
+        st->st_ino = 4;
     } else if (f->kind == FILE_DIR) {
         st->st_mode = 0040755;              /* S_IFDIR | rwxr-xr-x */
         st->st_nlink = 2;                   /* no subdirectories */
@@ -596,7 +622,7 @@ static long sys_ioctl(long fd, u64 request, u64 arg)
         *(int *)arg = pipe_buffered(f->pipe);
         return 0;
     }
-    if (f->kind != FILE_CONSOLE)
+    if (f->kind != FILE_CONSOLE || f->host_pipe)
         return -ENOTTY;
     switch (request) {
     case TCGETS:

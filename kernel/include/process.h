@@ -14,13 +14,15 @@
  * directory) or one end of a pipe.
  */
 struct file {
-    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD, FILE_DIR, FILE_PIPE } kind;
+    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD, FILE_DIR, FILE_PIPE, FILE_NULL } kind;
     struct pipe *pipe;              /* FILE_PIPE: the end is status_flags' access mode */
     const u8 *data;
     u64 size;
     u64 offset;                     /* FILE_DIR: getdents64's cursor */
     u32 status_flags;               /* fcntl F_GETFL: O_RDONLY or O_RDWR, O_LARGEFILE, O_NONBLOCK... */
     bool cloexec;                   /* fcntl F_GETFD's FD_CLOEXEC (nothing execs: kept for F_GETFD) */
+    bool host_pipe;                 /* FILE_CONSOLE: fd 0 under --stdin=pipe, which the app sees
+                                       as the read end of a pipe, as it would on the host */
 };
 
 /* Opened for writing: for a pipe, its write end. */

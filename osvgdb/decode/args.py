@@ -21,10 +21,11 @@ result.  Argument kinds:
          sa_flags=SA_RESTORER|SA_SIGINFO, sa_restorer=0x...}
     stack/STACK  a stack_t read / filled (sigaltstack): {ss_sp=..., ss_flags=..., ss_size=...}
     SIGINFO  a siginfo_t the call fills (rt_sigtimedwait): {si_signo=SIGUSR1, si_code=...}
+    fcntlarg  fcntl's third argument, as its command (the second) reads it
     a flag set's name (open, prot, map, clone, futex, ...): symbolic
 
-Results are `d` (errno name and text when -4095..-1) or `x` (addresses: brk,
-mmap).  Syscalls without a signature show their six raw arguments in hex.
+Results are `d` (errno name and text when -4095..-1), `x` (addresses: brk,
+mmap) or `o` (umask's old mask).  Syscalls without a signature show their six raw arguments in hex.
 
 Memory comes from two places.  A kernel history record carries `Capture`s:
 the bytes its pointer arguments pointed at when the call entered (inputs) or
@@ -306,6 +307,46 @@ _IOCTLS = {
     0x541B: "FIONREAD",
     0x5421: "FIONBIO",
 }
+_PRCTL = {
+    1: "PR_SET_PDEATHSIG", 2: "PR_GET_PDEATHSIG", 3: "PR_GET_DUMPABLE", 4: "PR_SET_DUMPABLE",
+    15: "PR_SET_NAME", 16: "PR_GET_NAME", 22: "PR_SET_SECCOMP", 23: "PR_CAPBSET_READ",
+    36: "PR_SET_CHILD_SUBREAPER", 38: "PR_SET_NO_NEW_PRIVS", 39: "PR_GET_NO_NEW_PRIVS",
+    0x53564D41: "PR_SET_VMA",
+}  # fmt: skip
+_FCNTL = {
+    0: "F_DUPFD", 1: "F_GETFD", 2: "F_SETFD", 3: "F_GETFL", 4: "F_SETFL", 5: "F_GETLK",
+    6: "F_SETLK", 7: "F_SETLKW", 8: "F_SETOWN", 9: "F_GETOWN", 1024: "F_SETLEASE",
+    1025: "F_GETLEASE", 1026: "F_NOTIFY", 1030: "F_DUPFD_CLOEXEC", 1031: "F_SETPIPE_SZ",
+    1032: "F_GETPIPE_SZ", 1033: "F_ADD_SEALS", 1034: "F_GET_SEALS",
+}  # fmt: skip
+_MREMAP = [(1, "MREMAP_MAYMOVE"), (2, "MREMAP_FIXED"), (4, "MREMAP_DONTUNMAP")]
+_RUSAGE = {0: "RUSAGE_SELF", -1: "RUSAGE_CHILDREN", 1: "RUSAGE_THREAD"}
+_ADDRESS_FAMILIES = {
+    0: "AF_UNSPEC", 1: "AF_UNIX", 2: "AF_INET", 10: "AF_INET6", 16: "AF_NETLINK", 17: "AF_PACKET",
+}  # fmt: skip
+_SOCKET_TYPES = {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 5: "SOCK_SEQPACKET"}
+_SOCKET_TYPE_FLAGS = [(0x800, "SOCK_NONBLOCK"), (0x80000, "SOCK_CLOEXEC")]
+
+
+def socket_type(value: int) -> str:
+    """socket()'s type: the kind, then SOCK_NONBLOCK/SOCK_CLOEXEC, as strace shows it."""
+    value &= 0xFFFFFFFF
+    names = [_SOCKET_TYPES.get(value & 0xF, str(value & 0xF))]
+    flags = _bits(value & ~0xF, _SOCKET_TYPE_FLAGS)
+    return "|".join(names + ([flags] if value & ~0xF else []))
+
+
+def fcntl_argument(command: int, value: int) -> str:
+    """fcntl's third argument as its command reads it: an fd, FD_CLOEXEC or file flags."""
+    if command in (0, 1030, 1031):  # F_DUPFD, F_DUPFD_CLOEXEC (the lowest fd), F_SETPIPE_SZ
+        return str(_s32(value))
+    if command == 2:  # F_SETFD
+        return _bits(value & 0xFFFFFFFF, [(1, "FD_CLOEXEC")])
+    if command == 4:  # F_SETFL
+        return open_flags(value)
+    return hex(value) if value else "0"
+
+
 _WHENCE = {0: "SEEK_SET", 1: "SEEK_CUR", 2: "SEEK_END", 3: "SEEK_DATA", 4: "SEEK_HOLE"}
 _MADVISE = {
     0: "MADV_NORMAL",
@@ -337,7 +378,7 @@ def _bits(value: int, table: list[tuple[int, str]], *, zero: str = "0") -> str:
 
 
 def _enum(value: int, table: dict[int, str]) -> str:
-    return table.get(value, str(_s32(value)))
+    return table.get(value, hex(value & 0xFFFFFFFF))   # strace shows an unknown value in hex
 
 
 def _s32(value: int) -> int:
@@ -415,6 +456,12 @@ _FLAG_KINDS: dict[str, Callable[[int], str]] = {
     "madv": lambda v: _enum(v, _MADVISE),
     "itimer": lambda v: _enum(v, {0: "ITIMER_REAL", 1: "ITIMER_VIRTUAL", 2: "ITIMER_PROF"}),
     "timer": lambda v: "TIMER_ABSTIME" if v & 0xFFFFFFFF == 1 else str(_s32(v)),
+    "prctl": lambda v: _PRCTL.get(v & 0xFFFFFFFF, hex(v & 0xFFFFFFFF)),
+    "fcntl": lambda v: _FCNTL.get(v & 0xFFFFFFFF, hex(v & 0xFFFFFFFF)),
+    "mremap": lambda v: _bits(v & 0xFFFFFFFF, _MREMAP),
+    "rusage": lambda v: _RUSAGE.get(_s32(v), hex(v & 0xFFFFFFFF)),
+    "af": lambda v: _ADDRESS_FAMILIES.get(v & 0xFFFFFFFF, hex(v & 0xFFFFFFFF)),
+    "socktype": socket_type,
 }
 
 # name: (argument kinds, result kind)
@@ -449,18 +496,22 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "preadv": (("d", "IOV:2", "d", "ld"), "d"),
     "pwritev": (("d", "iov:2", "d", "ld"), "d"),
     "sendfile": (("d", "d", "x", "u"), "d"),
-    "getrusage": (("d", "x"), "d"),
+    "getrusage": (("rusage", "x"), "d"),
     "times": (("x",), "d"),
     "access": (("s", "x"), "d"),
     "pipe": (("FDS",), "d"),
     "pipe2": (("FDS", "fdflags"), "d"),
     "sched_yield": ((), "d"),
-    "mremap": (("x", "u", "u", "x", "x"), "x"),
+    "mremap": (("x", "u", "u", "mremap", "x"), "x"),
     "madvise": (("x", "u", "madv"), "d"),
     "dup": (("d",), "d"),
     "dup2": (("d", "d"), "d"),
+    "dup3": (("d", "d", "fdflags"), "d"),
     "nanosleep": (("x", "x"), "d"),
     "getpid": ((), "d"),
+    "socket": (("af", "socktype", "d"), "d"),
+    "getsockname": (("d", "x", "x"), "d"),
+    "getpeername": (("d", "x", "x"), "d"),
     "clone": (("clone", "x", "x", "x", "x"), "d"),
     "fork": ((), "d"),
     "vfork": ((), "d"),
@@ -469,7 +520,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "wait4": (("d", "x", "x", "x"), "d"),
     "kill": (("d", "signal"), "d"),
     "uname": (("x",), "d"),
-    "fcntl": (("d", "d", "x"), "d"),
+    "fcntl": (("d", "fcntl", "fcntlarg"), "d"),
     "getcwd": (("x", "u"), "d"),
     "chdir": (("s",), "d"),
     "fchdir": (("d",), "d"),
@@ -477,6 +528,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "unlink": (("s",), "d"),
     "readlink": (("s", "B:2", "u"), "d"),
     "gettimeofday": (("x", "x"), "d"),
+    "umask": (("o",), "o"),
     "sysinfo": (("x",), "d"),
     "getitimer": (("itimer", "x"), "d"),
     "setitimer": (("itimer", "x", "x"), "d"),
@@ -486,19 +538,22 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "geteuid": ((), "d"),
     "getegid": ((), "d"),
     "getppid": ((), "d"),
+    "getpgrp": ((), "d"),
     "gettid": ((), "d"),
     "sigaltstack": (("stack", "STACK"), "d"),
-    "prctl": (("d", "x", "x", "x", "x"), "d"),
+    "prctl": (("prctl", "x", "x", "x", "x"), "d"),
     "arch_prctl": (("arch_prctl", "x"), "d"),
     "tkill": (("d", "signal"), "d"),
     "futex": (("x", "futex", "d", "x", "x", "d"), "d"),
     "sched_setaffinity": (("d", "u", "x"), "d"),
     "sched_getaffinity": (("d", "u", "x"), "d"),
+    "time": (("x",), "d"),
     "getdents64": (("d", "x", "u"), "d"),
     "set_tid_address": (("x",), "d"),
     "clock_gettime": (("clock", "x"), "d"),
     "clock_getres": (("clock", "x"), "d"),
     "clock_nanosleep": (("clock", "timer", "x", "x"), "d"),
+    "getcpu": (("x", "x", "x"), "d"),
     "exit_group": (("d",), "d"),
     "tgkill": (("d", "d", "signal"), "d"),
     "openat": (("dirfd", "s", "open", "o"), "d"),
@@ -513,7 +568,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "getrandom": (("B:1", "u", "grnd"), "d"),
     "membarrier": (("d", "d", "d"), "d"),
     "statx": (("dirfd", "s", "atflags", "x", "x"), "d"),
-    "rseq": (("x", "u", "x", "x"), "d"),
+    "rseq": (("x", "x", "d", "x"), "d"),  # strace shows the length in hex
     "clone3": (("x", "u"), "d"),
 }
 
@@ -648,7 +703,13 @@ class CallMemory:
 
 # The kernel's own codes for a call a signal interrupted, as strace shows them: the
 # app never sees them (it gets EINTR, or the call runs again).
-_RESTART_CODES = {512: ("ERESTARTSYS", "To be restarted if SA_RESTART is set")}
+# The kernel's restart codes, which a signal turns into EINTR or a restart; strace's texts.
+_RESTART_CODES = {
+    512: ("ERESTARTSYS", "To be restarted if SA_RESTART is set"),
+    513: ("ERESTARTNOINTR", "To be restarted"),
+    514: ("ERESTARTNOHAND", "To be restarted if no handler"),
+    516: ("ERESTART_RESTARTBLOCK", "Interrupted by signal"),
+}
 
 
 def errno_text(ret: int) -> str | None:
@@ -720,6 +781,8 @@ class CallFormatter:
         signature = SIGNATURES.get(name)
         if signature is not None and signature[1] == "x" and not self.raw:
             return hex(ret & U64)
+        if signature is not None and signature[1] == "o" and not self.raw:
+            return f"0{ret:o}" if ret else "0"    # umask's old mask, as strace
         return str(ret)
 
     def _argument(
@@ -782,6 +845,8 @@ class CallFormatter:
             if data is None or len(data) < size:
                 return hex(value), None
             return formatter(data), None
+        if kind == "fcntlarg":
+            return fcntl_argument(_s32(args[1]) if len(args) > 1 else -1, value), None
         decoder = _FLAG_KINDS.get(kind)
         if decoder is not None:
             return decoder(value), None
