@@ -144,9 +144,10 @@ def test_decoder_shows_sigsets_by_name() -> None:
 
 def test_decoder_shows_sigaltstack_and_siginfo() -> None:
     stack = struct.pack("<Qi4xQ", 0x4A0000, 1, 65536)
-    info = struct.pack("<iiii", 12, 0, -6, 0) + struct.pack("<iI", 2, 0)
-    fault = struct.pack("<iiii", 11, 0, 1, 0) + struct.pack("<Q", 0x1234)
-    formatter = _formatter({0x1000: stack, 0x2000: info, 0x3000: fault})
+    info = struct.pack("<iiii", 12, 0, -6, 0) + struct.pack("<iI", 2, 0) + bytes(8)
+    fault = struct.pack("<iiii", 11, 0, 1, 0) + struct.pack("<Q", 0x1234) + bytes(8)
+    timer = struct.pack("<iiii", 14, 0, -2, 0) + struct.pack("<iiQ", 3, 5, 42)
+    formatter = _formatter({0x1000: stack, 0x2000: info, 0x3000: fault, 0x4000: timer})
     shown, _ = formatter.arguments(
         "sigaltstack", (0, 0x1000), 0, live_is_call_time=True
     )
@@ -159,6 +160,10 @@ def test_decoder_shows_sigaltstack_and_siginfo() -> None:
         "rt_sigtimedwait", (0x1000, 0x3000, 0, 8), 11, live_is_call_time=True
     )
     assert shown[1] == "{si_signo=SIGSEGV, si_code=SEGV_MAPERR, si_addr=0x1234}"
+    shown, _ = formatter.arguments(
+        "rt_sigtimedwait", (0x1000, 0x4000, 0, 8), 14, live_is_call_time=True
+    )  # as the host's strace shows a POSIX timer's
+    assert shown[1] == "{si_signo=SIGALRM, si_code=SI_TIMER, si_timerid=3, si_overrun=5, si_int=42, si_ptr=0x2a}"
     shown, _ = formatter.arguments(
         "tgkill", (2, 3, 34), 0, live_is_call_time=True
     )

@@ -16,6 +16,7 @@
 #include "signal.h"
 #include "spinlock.h"
 #include "thread.h"
+#include "timer.h"
 #include <asm-generic/errno.h>
 
 #define QUANTUM_TICKS 4         /* timer ticks an app thread runs before others get a turn */
@@ -171,6 +172,7 @@ void sched_tick(void)
     }
     raw_spin_unlock(&sched_lock);
     signal_timer_tick(now);         /* setitimer's SIGALRM */
+    timer_tick(now);                /* the POSIX timers' */
     if (cpu->preempt_count)
         return;                     /* a spinlock holder is not preempted */
     if (cpu->current == cpu->idle_thread || ++cpu->slice >= QUANTUM_TICKS)
@@ -334,7 +336,8 @@ u64 sched_cpu_ns(bool whole_app)
  * scheduler's lock held, so that a thread about to sleep sees it (sched_wait checks
  * under the same lock) or is asleep and woken here. One running app code on another
  * CPU gets an IPI: its interrupt's exit delivers. -ESRCH if there is no such thread;
- * else 1 when a thread that does not block the signal will take it, 0 when it waits.
+ * else 1 when a thread that does not block the signal will take it (not by
+ * rt_sigtimedwait), 0 when it waits.
  */
 int sched_signal(long tid, int sig)
 {
@@ -360,6 +363,9 @@ int sched_signal(long tid, int sig)
         }
     }
     bool takes = t && !(t->sigmask & bit);
+    /* A blocked signal a sigtimedwait takes is no handler's, and not fatal (Linux's
+       real_blocked): the app lives on. Read now: the thread clears it once it runs. */
+    bool by_handler = takes && !(__atomic_load_n(&t->sigwait_set, __ATOMIC_ACQUIRE) & bit);
     bool woken = false;
     /* Asleep in a wait (not a new thread not yet started): it wakes and gives up. */
     if (takes && t->state == THREAD_BLOCKED && (t->wait_chan || t->futex_addr || t->wake_time)) {
@@ -375,7 +381,7 @@ int sched_signal(long tid, int sig)
     spin_unlock_irqrestore(&sched_lock, flags);
     if (woken)
         kick_idle_cpu();
-    return takes;
+    return by_handler;
 }
 
 /* sched_setaffinity: false if there is no such thread. */

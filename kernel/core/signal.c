@@ -9,7 +9,8 @@
  *
  * Where signals are delivered: on the way back to app code, and nowhere else.
  * Where they come from: tgkill/tkill/kill, faults in app code, the kernel (SIGPIPE),
- * and the app's interval timer (setitimer, alarm: SIGALRM from the timer interrupt).
+ * the app's interval timer (setitimer, alarm: SIGALRM from the timer interrupt) and its
+ * POSIX timers (core/timer.c, whose siginfo taken_siginfo() asks for).
  *
  *   syscall_entry -> syscall_handler -> signal_syscall_exit(frame, ret)
  *       the call's result is final here (-ERESTARTSYS becomes -EINTR, or the call is
@@ -56,6 +57,7 @@
 #include "lib.h"
 #include "mm.h"
 #include "spinlock.h"
+#include "timer.h"
 #include "trap.h"
 #include <asm-generic/errno.h>
 #include <asm/unistd_64.h>
@@ -127,6 +129,16 @@ static int dequeue(struct thread *t, u64 allowed, int *code)
             return sig;
         }
     }
+}
+
+/* The siginfo of sig, just taken from t's own set (code SI_TKILL) or the app's: the
+   one a POSIX timer keeps for its signal (core/timer.c), or a kill's. */
+static void taken_siginfo(const struct thread *t, int sig, int code, struct linux_siginfo *info)
+{
+    if (timer_siginfo(sig, code == SI_TKILL ? t->tid : 0, info))
+        return;
+    *info = (struct linux_siginfo){ .si_signo = sig, .si_code = code,
+                                    .kill = { .pid = process_pid() } };
 }
 
 static noreturn void fatal_signal(int sig, const struct trap_frame *tf, const struct syscall_frame *sf)
@@ -274,8 +286,7 @@ static int next_handled(struct thread *t, struct linux_siginfo *info,
         if (d == SIG_ACT_FATAL)
             fatal_signal(sig, tf, sf);
         if (d == SIG_ACT_HANDLER) {
-            *info = (struct linux_siginfo){ .si_signo = sig, .si_code = code,
-                                            .kill = { .pid = process_pid() } };
+            taken_siginfo(t, sig, code, info);
             return sig;
         }
     }
@@ -599,6 +610,13 @@ long sys_rt_sigsuspend(u64 mask, u64 sigsetsize)
     return -EINTR;
 }
 
+/* pause: until a signal's handler has run (the way back to the app runs it): EINTR. */
+long sys_pause(void)
+{
+    wait_for_signal(current_thread, 0);
+    return -EINTR;
+}
+
 long sys_rt_sigtimedwait(u64 set, u64 info, u64 timeout, u64 sigsetsize)
 {
     if (sigsetsize != 8)
@@ -620,20 +638,23 @@ long sys_rt_sigtimedwait(u64 set, u64 info, u64 timeout, u64 sigsetsize)
     if (!sig && !poll_only) {
         /* As Linux: the signals waited for count as unblocked while we wait. */
         u64 blocked = t->sigmask;
-        t->sigmask &= ~wanted;
+        /* sigwait_set first, and cleared last: a sender that sees the signal let
+           through sees that it is ours to take (sched_signal). */
+        __atomic_store_n(&t->sigwait_set, wanted & blocked, __ATOMIC_RELEASE);
+        __atomic_store_n(&t->sigmask, blocked & ~wanted, __ATOMIC_RELEASE);
         long w = wait_for_signal(t, timeout ? deadline : 0);
-        t->sigmask = blocked;
+        __atomic_store_n(&t->sigmask, blocked, __ATOMIC_RELEASE);
+        __atomic_store_n(&t->sigwait_set, 0, __ATOMIC_RELEASE);
         sig = dequeue(t, wanted, &code);
         if (!sig)
             return w == -ETIMEDOUT ? -EAGAIN : -EINTR;
     }
     if (!sig)
         return -EAGAIN;
-    if (info) {
-        struct linux_siginfo si = { .si_signo = sig, .si_code = code,
-                                    .kill = { .pid = process_pid() } };
+    struct linux_siginfo si;
+    taken_siginfo(t, sig, code, &si);
+    if (info)
         memcpy((void *)info, &si, sizeof(si));
-    }
     return sig;
 }
 
@@ -714,6 +735,11 @@ long sys_setitimer(long which, u64 new_value, u64 old_value)
     if (old_value)
         memcpy((void *)old_value, &old, sizeof(old));
     return 0;
+}
+
+bool signal_from_timer(long tid, int sig)
+{
+    return disposition(sig) != SIG_ACT_IGNORE && sched_signal(tid, sig) >= 0;
 }
 
 long sys_getitimer(long which, u64 value)

@@ -17,6 +17,7 @@
 #include "signal.h"
 #include "syscall_history.h"
 #include "thread.h"
+#include "timer.h"
 #include "trap.h"
 #include <asm/unistd_64.h>
 #include <asm-generic/errno.h>
@@ -43,6 +44,11 @@
 #define SEEK_END 2
 
 static u64 boot_epoch_seconds;
+
+u64 wall_clock_offset_ns(void)
+{
+    return boot_epoch_seconds * 1000000000UL;
+}
 
 static struct termios console_termios;
 
@@ -1281,6 +1287,12 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_rt_sigsuspend: return sys_rt_sigsuspend(a[0], a[1]);
     case __NR_rt_sigtimedwait: return sys_rt_sigtimedwait(a[0], a[1], a[2], a[3]);
     case __NR_setitimer: return sys_setitimer(a[0], a[1], a[2]);
+    case __NR_pause: return sys_pause();
+    case __NR_timer_create: return sys_timer_create(a[0], a[1], a[2]);
+    case __NR_timer_settime: return sys_timer_settime(a[0], a[1], a[2], a[3]);
+    case __NR_timer_gettime: return sys_timer_gettime(a[0], a[1]);
+    case __NR_timer_getoverrun: return sys_timer_getoverrun(a[0]);
+    case __NR_timer_delete: return sys_timer_delete(a[0]);
     case __NR_getitimer: return sys_getitimer(a[0], a[1]);
     case __NR_alarm: return sys_alarm(a[0]);
     case __NR_getpid: return process_pid();

@@ -56,12 +56,12 @@ const struct syscall_capture_rule capture_rules[][SYSCALL_CAPTURE_RULES] = {
     [__NR_getrandom] = { OUT(0, 1) },
     [__NR_statx] = { STRING(1) },
     [__NR_chdir] = { STRING(0) },
-    /* struct sigaction is 32 bytes, sigset_t 8, stack_t 24, siginfo's head 24 */
+    /* struct sigaction is 32 bytes, sigset_t 8, stack_t 24, siginfo's head 32 (a timer's) */
     [__NR_rt_sigaction] = { IN_STRUCT(1, 32), OUT_STRUCT(2, 32) },
     [__NR_rt_sigprocmask] = { IN_STRUCT(1, 8), OUT_STRUCT(2, 8) },
     [__NR_rt_sigpending] = { OUT_STRUCT(0, 8) },
     [__NR_rt_sigsuspend] = { IN_STRUCT(0, 8) },
-    [__NR_rt_sigtimedwait] = { IN_STRUCT(0, 8), OUT_STRUCT(1, 24) },
+    [__NR_rt_sigtimedwait] = { IN_STRUCT(0, 8), OUT_STRUCT(1, 32) },
     [__NR_sigaltstack] = { IN_STRUCT(0, 24), OUT_STRUCT(1, 24) },
 };
 #define NR_CAPTURE_RULES (sizeof(capture_rules) / sizeof(capture_rules[0]))

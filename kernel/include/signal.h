@@ -72,6 +72,7 @@ struct linux_siginfo {
     union {
         struct { int pid; unsigned uid; } kill;     /* SI_USER, SI_TKILL */
         struct { u64 addr; } fault;                 /* SIGSEGV, SIGBUS, SIGFPE, SIGILL */
+        struct { int id, overrun; u64 value; } timer;   /* SI_TIMER: a POSIX timer's */
         u8 bytes[112];
     };
 };
@@ -143,11 +144,15 @@ long sys_rt_sigprocmask(long how, u64 set, u64 oldset, u64 sigsetsize);
 long sys_rt_sigpending(u64 set, u64 sigsetsize);
 long sys_sigaltstack(u64 ss, u64 old_ss, u64 app_rsp);
 long sys_rt_sigsuspend(u64 mask, u64 sigsetsize);
+long sys_pause(void);
 long sys_rt_sigtimedwait(u64 set, u64 info, u64 timeout, u64 sigsetsize);
 long sys_setitimer(long which, u64 new_value, u64 old_value);
 long sys_getitimer(long which, u64 value);
 long sys_alarm(u64 seconds);
 void signal_timer_tick(u64 now);
+
+/* A POSIX timer's expiry (core/timer.c): false when the signal was not sent. */
+bool signal_from_timer(long tid, int sig);
 
 /* sched.c: mark sig pending for thread tid (0: the whole app) and wake whoever takes it. */
 int sched_signal(long tid, int sig);

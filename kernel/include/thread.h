@@ -66,6 +66,8 @@ struct thread {
     int altstack_flags;
     int in_signal;                   /* the signal whose handler it runs (innermost); 0: none */
     u64 signal_frame;                /* while in_signal: the app address of its rt_sigframe */
+    u64 sigwait_set;                 /* rt_sigtimedwait: blocked signals it waits for, let
+                                        through meanwhile, but taken by it, not by a handler */
     u64 saved_sigmask;               /* rt_sigsuspend: the mask to give back ... */
     bool restore_sigmask;            /* ... on the way out (or to the handler's frame) */
     /* CPU time (getrusage, times): what it ran up to its last switch-in, and when that was */

@@ -246,12 +246,16 @@ def stack_text(data: bytes) -> str:
 
 
 def siginfo_text(data: bytes) -> str:
-    """The fields of a siginfo_t strace shows for a kill or a fault."""
+    """The fields of a siginfo_t strace shows for a kill, a fault or a timer."""
     signo, _, code = struct.unpack("<iii", data[:12])
     code_name = _FAULT_CODES.get(signo, {}).get(code) if code > 0 and code != 0x80 else None
     code_name = code_name or _SI_CODES.get(code, str(code))
     text = f"{{si_signo={signal_name(signo)}, si_code={code_name}"
-    if code <= 0:
+    if code == -2 and len(data) >= 32:  # SI_TIMER: a POSIX timer's
+        timerid, overrun, value = struct.unpack("<iiQ", data[16:32])
+        pointer = "NULL" if value == 0 else hex(value)
+        text += f", si_timerid={timerid}, si_overrun={overrun}, si_int={_s32(value)}, si_ptr={pointer}"
+    elif code <= 0:
         pid, uid = struct.unpack("<iI", data[16:24])
         text += f", si_pid={pid}, si_uid={uid}"
     elif signo in _FAULT_CODES:
@@ -265,7 +269,7 @@ STRUCT_KINDS: dict[str, tuple[int, Callable[[bytes], str]]] = {
     "sigset": (8, lambda data: signal_set(int.from_bytes(data[:8], "little"))),
     "sigaction": (32, sigaction_text),
     "stack": (24, stack_text),
-    "siginfo": (24, siginfo_text),
+    "siginfo": (32, siginfo_text),
 }
 _RLIMIT = {
     0: "RLIMIT_CPU",
@@ -554,6 +558,12 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "clock_getres": (("clock", "x"), "d"),
     "clock_nanosleep": (("clock", "timer", "x", "x"), "d"),
     "getcpu": (("x", "x", "x"), "d"),
+    "timer_create": (("clock", "x", "x"), "d"),
+    "timer_settime": (("d", "timer", "x", "x"), "d"),
+    "timer_gettime": (("d", "x"), "d"),
+    "timer_getoverrun": (("d",), "d"),
+    "timer_delete": (("d",), "d"),
+    "pause": ((), "d"),
     "exit_group": (("d",), "d"),
     "tgkill": (("d", "d", "signal"), "d"),
     "openat": (("dirfd", "s", "open", "o"), "d"),
