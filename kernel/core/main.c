@@ -245,7 +245,7 @@ noreturn void kernel_main(u32 start_info_paddr)
     for (int fd = 0; fd < 3; fd++)      /* as a Linux shell leaves its terminal: read-write */
         process.files[fd] = (struct file){ .kind = FILE_CONSOLE, .status_flags = 02 | 0100000 };
     if (stdin_mode == CONSOLE_INPUT_PIPE)   /* `cmd | app`: fd 0 is a pipe's read end */
-        process.files[0] = (struct file){ .kind = FILE_CONSOLE, .status_flags = 00 | 0100000,
+        process.files[0] = (struct file){ .kind = FILE_CONSOLE, .status_flags = 00, /* O_RDONLY */
                                           .host_pipe = true };
     status = elf_load(image, size);
     if (status)
