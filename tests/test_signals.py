@@ -147,7 +147,8 @@ def test_decoder_shows_sigaltstack_and_siginfo() -> None:
     info = struct.pack("<iiii", 12, 0, -6, 0) + struct.pack("<iI", 2, 0) + bytes(8)
     fault = struct.pack("<iiii", 11, 0, 1, 0) + struct.pack("<Q", 0x1234) + bytes(8)
     timer = struct.pack("<iiii", 14, 0, -2, 0) + struct.pack("<iiQ", 3, 5, 42)
-    formatter = _formatter({0x1000: stack, 0x2000: info, 0x3000: fault, 0x4000: timer})
+    queued = struct.pack("<iiii", 36, 0, -1, 0) + struct.pack("<iIQ", 31014, 0, 1)
+    formatter = _formatter({0x1000: stack, 0x2000: info, 0x3000: fault, 0x4000: timer, 0x5000: queued})
     shown, _ = formatter.arguments(
         "sigaltstack", (0, 0x1000), 0, live_is_call_time=True
     )
@@ -164,6 +165,12 @@ def test_decoder_shows_sigaltstack_and_siginfo() -> None:
         "rt_sigtimedwait", (0x1000, 0x4000, 0, 8), 14, live_is_call_time=True
     )  # as the host's strace shows a POSIX timer's
     assert shown[1] == "{si_signo=SIGALRM, si_code=SI_TIMER, si_timerid=3, si_overrun=5, si_int=42, si_ptr=0x2a}"
+    shown, _ = formatter.arguments(
+        "rt_sigqueueinfo", (31014, 36, 0x5000), 0, live_is_call_time=True
+    )  # the host's strace of sigqueue(getpid(), SIGRTMIN + 2, 1)
+    assert shown == [
+        "31014", "SIGRT_4", "{si_signo=SIGRT_4, si_code=SI_QUEUE, si_pid=31014, si_uid=0, si_int=1, si_ptr=0x1}"
+    ]
     shown, _ = formatter.arguments(
         "tgkill", (2, 3, 34), 0, live_is_call_time=True
     )

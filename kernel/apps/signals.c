@@ -13,6 +13,8 @@
  *   restart_or_eintr    a read blocked on a pipe, interrupted from another thread:
  *                       EINTR without SA_RESTART, the read goes on with it
  *   sigwait_calls       rt_sigtimedwait (a pending one, a timeout), rt_sigsuspend
+ *   queued_signals      real-time signals queue each instance, in order, with sigqueue's
+ *                       value (SI_QUEUE); a standard one sent twice while blocked is one
  *   masks_for_waits     ppoll and pselect6 wait under their own mask, EINTR, the old one back
  *   sigpipe             a write without a reader: SIGPIPE to the writer's handler, EPIPE
  *   nesting             a handler interrupted by another signal; the same signal deferred
@@ -287,6 +289,65 @@ static void restart_or_eintr(void)
     }
     read_interrupted(0, "no SA_RESTART");
     read_interrupted(SA_RESTART, "SA_RESTART");
+}
+
+static volatile int rt_values[8];
+static volatile sig_atomic_t rt_count;
+
+static void on_rt(int sig, siginfo_t *info, void *ucontext)
+{
+    (void)sig;
+    (void)ucontext;
+    if (rt_count < 8)
+        rt_values[rt_count] = info->si_code == SI_QUEUE ? info->si_value.sival_int : -1;
+    rt_count++;
+}
+
+/* Real-time signals queue every instance, in order, with sigqueue's value; a standard
+   one sent twice while blocked is one pending signal. */
+static void queued_signals(void)
+{
+    int rt = SIGRTMIN + 2;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_rt;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(rt, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, rt);
+    sigaddset(&set, SIGUSR2);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    for (int i = 1; i <= 3; i++)
+        sigqueue(getpid(), rt, (union sigval){ .sival_int = i });
+    kill(getpid(), SIGUSR2);
+    sigqueue(getpid(), SIGUSR2, (union sigval){ .sival_int = 7 });
+    sigset_t waiting;
+    sigpending(&waiting);
+    printf("queued: pending rt %d usr2 %d, handler runs before unblocking %d\n",
+           sigismember(&waiting, rt), sigismember(&waiting, SIGUSR2), (int)rt_count);
+    sigset_t only_rt;
+    sigemptyset(&only_rt);
+    sigaddset(&only_rt, rt);
+    sigprocmask(SIG_UNBLOCK, &only_rt, NULL);
+    printf("queued: %d rt handler runs, values %d %d %d\n", (int)rt_count, rt_values[0],
+           rt_values[1], rt_values[2]);
+    sigset_t only_usr2;
+    sigemptyset(&only_usr2);
+    sigaddset(&only_usr2, SIGUSR2);
+    struct timespec none = { 0, 0 };
+    siginfo_t info;
+    int first = sigtimedwait(&only_usr2, &info, &none);
+    int code = info.si_code;
+    int second = sigtimedwait(&only_usr2, &info, &none);
+    printf("queued: SIGUSR2 twice is once: %s (%s), then %s\n", first == SIGUSR2 ? "SIGUSR2" : "none",
+           code == SI_USER ? "SI_USER, the first sender's" : "another code",
+           second < 0 && errno == EAGAIN ? "EAGAIN" : "again");
+    sigqueue(getpid(), SIGUSR2, (union sigval){ .sival_int = 7 });
+    sigtimedwait(&only_usr2, &info, &none);
+    printf("queued: sigqueue's SIGUSR2: %s value %d\n", info.si_code == SI_QUEUE ? "SI_QUEUE" : "not SI_QUEUE",
+           info.si_value.sival_int);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
 }
 
 static void sigwait_calls(void)
@@ -567,6 +628,7 @@ int main(int argc, char **argv)
     thread_kill();
     restart_or_eintr();
     sigwait_calls();
+    queued_signals();
     masks_for_waits();
     sigpipe();
     nesting();

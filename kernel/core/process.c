@@ -175,6 +175,7 @@ noreturn void thread_exit(int status)
         *(volatile u32 *)t->clear_child_tid = 0;
         futex_wake(t->clear_child_tid, 1, ~0u);
     }
+    signal_thread_exit(t->tid);     /* its pending signals' siginfo goes */
     sched_exit_current();
     process_exit(status);
 }
@@ -183,7 +184,7 @@ noreturn void thread_exit(int status)
 
 long sys_kill(const struct syscall_frame *f, long pid, long sig)
 {
-    if (pid != process_pid() && pid != 0 && pid != -1)
+    if ((int)pid != process_pid() && (int)pid != 0 && (int)pid != -1)    /* pid_t: an int */
         return -ESRCH;
     if (sig < 0 || sig > NSIG_MAX)
         return -EINVAL;
@@ -194,9 +195,28 @@ long sys_tgkill(const struct syscall_frame *f, long tgid, long tid, long sig)
 {
     if (tid <= 0 || sig < 0 || sig > NSIG_MAX)
         return -EINVAL;
-    if (tgid != -1 && tgid != process_pid())
+    if ((int)tgid != -1 && (int)tgid != process_pid())
         return -ESRCH;
     if (sig == 0)
         return sched_thread_alive(tid) ? 0 : -ESRCH;
     return signal_send(f, tid, sig);
+}
+
+/*
+ * rt_sigqueueinfo and rt_tgsigqueueinfo (sigqueue, pthread_sigqueue): a signal with the
+ * caller's siginfo, si_code and si_value as given (a process may sign its own signals
+ * so; si_pid is the app's). tid 0: to the app.
+ */
+long sys_sigqueueinfo(const struct syscall_frame *f, long tgid, long tid, long sig, u64 uinfo)
+{
+    if ((int)tgid != process_pid())
+        return -ESRCH;
+    if (sig < 0 || sig > NSIG_MAX || tid < 0)
+        return -EINVAL;
+    if (!user_range_ok(uinfo, sizeof(struct linux_siginfo), false))
+        return -EFAULT;
+    const struct linux_siginfo *info = (const void *)uinfo;
+    if (sig == 0)
+        return !tid || sched_thread_alive(tid) ? 0 : -ESRCH;
+    return signal_send_info(f, tid, sig, info->si_code, process_pid(), info->kill.value, true);
 }

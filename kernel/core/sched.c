@@ -331,6 +331,15 @@ u64 sched_cpu_ns(bool whole_app)
     return total;
 }
 
+void sched_unpend_signal(long tid, int sig)
+{
+    u64 flags = spin_lock_irqsave(&sched_lock);
+    struct thread *t = tid ? find_app_thread(tid) : NULL;
+    if (t || !tid)
+        __atomic_fetch_and(t ? &t->sigpending : &process.sigpending, ~sig_bit(sig), __ATOMIC_ACQ_REL);
+    spin_unlock_irqrestore(&sched_lock, flags);
+}
+
 /*
  * A signal for thread tid, or for the app (tid 0: kill), marked pending with the
  * scheduler's lock held, so that a thread about to sleep sees it (sched_wait checks

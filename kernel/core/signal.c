@@ -10,7 +10,8 @@
  * Where signals are delivered: on the way back to app code, and nowhere else.
  * Where they come from: tgkill/tkill/kill, faults in app code, the kernel (SIGPIPE),
  * the app's interval timer (setitimer, alarm: SIGALRM from the timer interrupt) and its
- * POSIX timers (core/timer.c, whose siginfo taken_siginfo() asks for).
+ * POSIX timers (core/timer.c); what each pending one's siginfo says is queued
+ * ("Queued siginfo" below).
  *
  *   syscall_entry -> syscall_handler -> signal_syscall_exit(frame, ret)
  *       the call's result is final here (-ERESTARTSYS becomes -EINTR, or the call is
@@ -111,10 +112,88 @@ static enum disposition disposition(int sig)
 }
 
 /*
- * The lowest unblocked pending signal, taken off its set: the thread's own first (sent
- * by tgkill/tkill), then the app's (kill), which another thread may take first.
+ * ---- Queued siginfo ----
+ *
+ * The pending sets are bits; what a pending signal's siginfo says (who sent it, with
+ * which si_code, sigqueue's value, a POSIX timer's id) waits here until the signal is
+ * taken. As on Linux, every instance of a real-time signal (32 and up) is queued and
+ * delivered on its own, in the order sent, while a standard signal already pending is
+ * not queued again: it stays one pending signal, with the first sender's siginfo. A
+ * bit stays set while an instance of its signal is queued for that set. When the pool
+ * is full a kill still gets through (Linux: kill guarantees delivery) with a plain
+ * siginfo; rt_sigqueueinfo gets EAGAIN.
  */
-static int dequeue(struct thread *t, u64 allowed, int *code)
+#define SIGQUEUE_MAX 128
+#define SIGRTMIN_KERNEL 32
+#define SI_TIMER (-2)
+
+struct queued_signal {
+    u64 seq;                        /* the order sent; 0: the slot is free */
+    long tid;                       /* for the thread's set, or 0: the app's */
+    int sig, code;
+    int from;                       /* si_pid, or the POSIX timer's id */
+    u64 value;                      /* si_value */
+};
+
+/* Taken by the timer interrupt too (POSIX timers): always with interrupts off. */
+static struct spinlock sigqueue_lock = SPINLOCK_INIT;
+static struct queued_signal sigqueue[SIGQUEUE_MAX];
+static u64 sigqueue_seq;
+
+/* The oldest instance of sig queued for tid's set (0: the app's), or NULL. Lock held. */
+static struct queued_signal *queued(long tid, int sig)
+{
+    struct queued_signal *oldest = NULL;
+    for (int i = 0; i < SIGQUEUE_MAX; i++) {
+        struct queued_signal *q = &sigqueue[i];
+        if (q->seq && q->tid == tid && q->sig == sig && (!oldest || q->seq < oldest->seq))
+            oldest = q;
+    }
+    return oldest;
+}
+
+/* Queue sig's siginfo for tid's set; false when it is not: a standard signal already
+   queued there, or a full pool (then *full). */
+static bool enqueue(long tid, int sig, int code, int from, u64 value, bool *full)
+{
+    u64 flags = spin_lock_irqsave(&sigqueue_lock);
+    bool wanted = sig >= SIGRTMIN_KERNEL || !queued(tid, sig);
+    struct queued_signal *slot = NULL;
+    for (int i = 0; wanted && !slot && i < SIGQUEUE_MAX; i++)
+        if (!sigqueue[i].seq)
+            slot = &sigqueue[i];
+    if (slot)
+        *slot = (struct queued_signal){ ++sigqueue_seq, tid, sig, code, from, value };
+    spin_unlock_irqrestore(&sigqueue_lock, flags);
+    *full = wanted && !slot;
+    return slot != NULL;
+}
+
+/* The siginfo of a signal taken with q (NULL: none was queued, plain_code says how). */
+static void fill_siginfo(struct linux_siginfo *info, int sig, const struct queued_signal *q,
+                         int plain_code)
+{
+    if (!q) {
+        *info = (struct linux_siginfo){ .si_signo = sig, .si_code = plain_code,
+                                        .kill = { .pid = process_pid() } };
+    } else if (q->code == SI_TIMER) {
+        *info = (struct linux_siginfo){ .si_signo = sig, .si_code = SI_TIMER };
+        info->timer.id = q->from;
+        info->timer.overrun = timer_signal_taken(q->from);
+        info->timer.value = q->value;
+    } else {
+        *info = (struct linux_siginfo){ .si_signo = sig, .si_code = q->code,
+                                        .kill = { .pid = q->from, .value = q->value } };
+    }
+}
+
+/*
+ * The lowest unblocked pending signal, taken off its set with its siginfo: the thread's
+ * own first (tgkill, tkill, rt_tgsigqueueinfo), then the app's (kill, rt_sigqueueinfo),
+ * which another thread may take first. The bit goes once no instance of the signal is
+ * left queued for the set.
+ */
+static int dequeue(struct thread *t, u64 allowed, struct linux_siginfo *info)
 {
     for (;;) {
         u64 mine = __atomic_load_n(&t->sigpending, __ATOMIC_ACQUIRE) & allowed;
@@ -124,21 +203,47 @@ static int dequeue(struct thread *t, u64 allowed, int *code)
         if (!bits)
             return 0;
         int sig = __builtin_ctzl(bits) + 1;
-        if (__atomic_fetch_and(set, ~sig_bit(sig), __ATOMIC_ACQ_REL) & sig_bit(sig)) {
-            *code = mine ? SI_TKILL : SI_USER;
+        long tid = mine ? t->tid : 0;
+        u64 flags = spin_lock_irqsave(&sigqueue_lock);
+        struct queued_signal taken = { 0 }, *q = queued(tid, sig);
+        if (q) {
+            taken = *q;
+            q->seq = 0;
+        }
+        bool got = taken.seq != 0;
+        if (!queued(tid, sig))      /* the last instance: the signal is no longer pending */
+            got |= (__atomic_fetch_and(set, ~sig_bit(sig), __ATOMIC_ACQ_REL) & sig_bit(sig)) != 0;
+        spin_unlock_irqrestore(&sigqueue_lock, flags);
+        if (got) {
+            fill_siginfo(info, sig, taken.seq ? &taken : NULL, mine ? SI_TKILL : SI_USER);
             return sig;
         }
     }
 }
 
-/* The siginfo of sig, just taken from t's own set (code SI_TKILL) or the app's: the
-   one a POSIX timer keeps for its signal (core/timer.c), or a kill's. */
-static void taken_siginfo(const struct thread *t, int sig, int code, struct linux_siginfo *info)
+/* A thread's exit: what was queued for it alone can never be taken. */
+void signal_thread_exit(long tid)
 {
-    if (timer_siginfo(sig, code == SI_TKILL ? t->tid : 0, info))
-        return;
-    *info = (struct linux_siginfo){ .si_signo = sig, .si_code = code,
-                                    .kill = { .pid = process_pid() } };
+    u64 flags = spin_lock_irqsave(&sigqueue_lock);
+    for (int i = 0; i < SIGQUEUE_MAX; i++)
+        if (sigqueue[i].seq && sigqueue[i].tid == tid)
+            sigqueue[i].seq = 0;
+    spin_unlock_irqrestore(&sigqueue_lock, flags);
+}
+
+/* A POSIX timer's signal still pending when the timer is deleted goes with it (Linux). */
+void signal_unqueue_timer(int id)
+{
+    u64 flags = spin_lock_irqsave(&sigqueue_lock);
+    for (int i = 0; i < SIGQUEUE_MAX; i++) {
+        struct queued_signal *q = &sigqueue[i];
+        if (!q->seq || q->code != SI_TIMER || q->from != id)
+            continue;
+        q->seq = 0;
+        if (!queued(q->tid, q->sig))
+            sched_unpend_signal(q->tid, q->sig);
+    }
+    spin_unlock_irqrestore(&sigqueue_lock, flags);
 }
 
 static noreturn void fatal_signal(int sig, const struct trap_frame *tf, const struct syscall_frame *sf)
@@ -280,15 +385,13 @@ static void no_room(int sig, u64 rsp)
 static int next_handled(struct thread *t, struct linux_siginfo *info,
                         const struct trap_frame *tf, const struct syscall_frame *sf)
 {
-    int sig, code;
-    while ((sig = dequeue(t, ~t->sigmask, &code))) {
+    int sig;
+    while ((sig = dequeue(t, ~t->sigmask, info))) {
         enum disposition d = disposition(sig);
         if (d == SIG_ACT_FATAL)
             fatal_signal(sig, tf, sf);
-        if (d == SIG_ACT_HANDLER) {
-            taken_siginfo(t, sig, code, info);
+        if (d == SIG_ACT_HANDLER)
             return sig;
-        }
     }
     return 0;
 }
@@ -446,11 +549,27 @@ long signal_return(const struct syscall_frame *f, struct trap_frame *tf)
  */
 long signal_send(const struct syscall_frame *f, long tid, int sig)
 {
+    return signal_send_info(f, tid, sig, tid ? SI_TKILL : SI_USER, process_pid(), 0, false);
+}
+
+/*
+ * sig with its siginfo (code, si_pid, si_value) to thread tid, or to the app (0); a
+ * fatal one that a thread will take ends the app here. `must_queue`: rt_sigqueueinfo,
+ * which fails with EAGAIN rather than lose its siginfo.
+ */
+long signal_send_info(const struct syscall_frame *f, long tid, int sig, int code, int pid,
+                      u64 value, bool must_queue)
+{
     if (sig == 0)
         return 0;
     enum disposition d = disposition(sig);
     if (d == SIG_ACT_IGNORE)
         return 0;
+    if (tid && !sched_thread_alive(tid))
+        return -ESRCH;
+    bool full;
+    if (!enqueue(tid, sig, code, pid, value, &full) && full && must_queue)
+        return -EAGAIN;
     int taken = sched_signal(tid, sig);
     if (taken < 0)
         return taken;
@@ -634,7 +753,8 @@ long sys_rt_sigtimedwait(u64 set, u64 info, u64 timeout, u64 sigsetsize)
         deadline = MAX(tsc_ns() + ts[0] * 1000000000UL + ts[1], 1);
     }
     bool poll_only = timeout && !((const long *)timeout)[0] && !((const long *)timeout)[1];
-    int code, sig = dequeue(t, wanted, &code);
+    struct linux_siginfo si;
+    int sig = dequeue(t, wanted, &si);
     if (!sig && !poll_only) {
         /* As Linux: the signals waited for count as unblocked while we wait. */
         u64 blocked = t->sigmask;
@@ -645,14 +765,12 @@ long sys_rt_sigtimedwait(u64 set, u64 info, u64 timeout, u64 sigsetsize)
         long w = wait_for_signal(t, timeout ? deadline : 0);
         __atomic_store_n(&t->sigmask, blocked, __ATOMIC_RELEASE);
         __atomic_store_n(&t->sigwait_set, 0, __ATOMIC_RELEASE);
-        sig = dequeue(t, wanted, &code);
+        sig = dequeue(t, wanted, &si);
         if (!sig)
             return w == -ETIMEDOUT ? -EAGAIN : -EINTR;
     }
     if (!sig)
         return -EAGAIN;
-    struct linux_siginfo si;
-    taken_siginfo(t, sig, code, &si);
     if (info)
         memcpy((void *)info, &si, sizeof(si));
     return sig;
@@ -737,9 +855,13 @@ long sys_setitimer(long which, u64 new_value, u64 old_value)
     return 0;
 }
 
-bool signal_from_timer(long tid, int sig)
+bool signal_from_timer(long tid, int sig, int id, u64 value)
 {
-    return disposition(sig) != SIG_ACT_IGNORE && sched_signal(tid, sig) >= 0;
+    bool full;
+    if (disposition(sig) == SIG_ACT_IGNORE || (tid && !sched_thread_alive(tid)) ||
+        !enqueue(tid, sig, SI_TIMER, id, value, &full))
+        return false;
+    return sched_signal(tid, sig) >= 0;
 }
 
 long sys_getitimer(long which, u64 value)

@@ -1333,6 +1333,8 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_kill: return sys_kill(f, a[0], a[1]);
     case __NR_tkill: return sys_tgkill(f, -1, a[0], a[1]);
     case __NR_tgkill: return sys_tgkill(f, a[0], a[1], a[2]);
+    case __NR_rt_sigqueueinfo: return sys_sigqueueinfo(f, a[0], 0, a[1], a[2]);
+    case __NR_rt_tgsigqueueinfo: return sys_sigqueueinfo(f, a[0], a[1], a[2], a[3]);
     case __NR_exit: thread_exit(a[0] & 0xff);
     case __NR_exit_group: process_exit(a[0] & 0xff);
     default: {

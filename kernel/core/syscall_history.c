@@ -63,6 +63,8 @@ const struct syscall_capture_rule capture_rules[][SYSCALL_CAPTURE_RULES] = {
     [__NR_rt_sigsuspend] = { IN_STRUCT(0, 8) },
     [__NR_rt_sigtimedwait] = { IN_STRUCT(0, 8), OUT_STRUCT(1, 32) },
     [__NR_sigaltstack] = { IN_STRUCT(0, 24), OUT_STRUCT(1, 24) },
+    [__NR_rt_sigqueueinfo] = { IN_STRUCT(2, 32) },
+    [__NR_rt_tgsigqueueinfo] = { IN_STRUCT(3, 32) },
 };
 #define NR_CAPTURE_RULES (sizeof(capture_rules) / sizeof(capture_rules[0]))
 

@@ -17,9 +17,8 @@
  *
  * As on Linux, a timer has at most one signal queued: an expiry while the last one is
  * still pending is an overrun, counted; the delivery reports the count in si_overrun
- * and timer_getoverrun gives it afterwards. Pending signals are one bit per signal
- * (core/signal.c), so the siginfo lives here: signal.c asks timer_siginfo() when it
- * takes a signal whether one of our timers queued it.
+ * and timer_getoverrun gives it afterwards. The signal's siginfo is queued with it
+ * (core/signal.c, "Queued siginfo"), whose dequeue tells us (timer_signal_taken).
  *
  * Expiries are found on the timer interrupt (timer_tick, from sched_tick), so a timer
  * fires on the tick after its time, as sleeps end.
@@ -41,7 +40,6 @@
 #define SIGEV_SIGNAL 0
 #define SIGEV_NONE 1
 #define SIGEV_THREAD_ID 4
-#define SI_TIMER (-2)
 #define NSIG 64
 
 /* struct sigevent, x86-64: 64 bytes; sigev_notify_thread_id is the union's first int. */
@@ -211,10 +209,13 @@ long sys_timer_delete(long id)
     u64 irq = spin_lock_irqsave(&timers_lock);
     struct posix_timer *t = timer_of(id);
     if (t)
-        t->used = false;            /* a signal it queued is delivered as an ordinary one */
+        t->used = false;
     update_next_deadline();
     spin_unlock_irqrestore(&timers_lock, irq);
-    return t ? 0 : -EINVAL;
+    if (!t)
+        return -EINVAL;
+    signal_unqueue_timer(id);       /* a signal it queued goes with it */
+    return 0;
 }
 
 /*
@@ -230,6 +231,7 @@ void timer_tick(u64 now)
     int send[MAX_TIMERS], nsend = 0;
     long tid[MAX_TIMERS];
     int signo[MAX_TIMERS];
+    u64 value[MAX_TIMERS];
     u64 irq = spin_lock_irqsave(&timers_lock);
     for (int i = 0; i < MAX_TIMERS; i++) {
         struct posix_timer *t = &timers[i];
@@ -252,13 +254,14 @@ void timer_tick(u64 now)
             t->overrun = expiries - 1;
             tid[nsend] = t->tid;
             signo[nsend] = t->signo;
+            value[nsend] = t->value;
             send[nsend++] = i;
         }
     }
     update_next_deadline();
     spin_unlock_irqrestore(&timers_lock, irq);
     for (int i = 0; i < nsend; i++) {
-        if (signal_from_timer(tid[i], signo[i]))
+        if (signal_from_timer(tid[i], signo[i], send[i], value[i]))
             continue;
         /* Ignored, or its thread is gone: nothing is queued, the next expiry tries again. */
         irq = spin_lock_irqsave(&timers_lock);
@@ -268,25 +271,20 @@ void timer_tick(u64 now)
 }
 
 /*
- * Whether one of our timers queued sig for thread tid (0: for the app), and if so its
- * siginfo; the timer's signal is then taken, its overrun count becomes the delivered one.
+ * The timer's queued signal was taken (core/signal.c's dequeue): its overrun count is
+ * the delivered one, which timer_getoverrun reports from now on, and the next expiry
+ * queues a signal again.
  */
-bool timer_siginfo(int sig, long tid, struct linux_siginfo *info)
+int timer_signal_taken(int id)
 {
     u64 irq = spin_lock_irqsave(&timers_lock);
-    struct posix_timer *t = NULL;
-    for (int i = 0; i < MAX_TIMERS && !t; i++)
-        if (timers[i].used && timers[i].queued && timers[i].signo == sig && timers[i].tid == tid)
-            t = &timers[i];
-    if (t) {
+    struct posix_timer *t = timer_of(id);
+    int overrun = 0;
+    if (t && t->queued) {
         t->queued = false;
-        t->last_overrun = t->overrun;
+        overrun = t->last_overrun = t->overrun;
         t->overrun = 0;
-        *info = (struct linux_siginfo){ .si_signo = sig, .si_code = SI_TIMER };
-        info->timer.id = t - timers;
-        info->timer.overrun = t->last_overrun;
-        info->timer.value = t->value;
     }
     spin_unlock_irqrestore(&timers_lock, irq);
-    return t != NULL;
+    return overrun;
 }

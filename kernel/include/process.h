@@ -91,6 +91,7 @@ long sys_clone3(const struct syscall_frame *f, u64 args_addr, u64 size);
 noreturn void thread_exit(int status);
 long sys_kill(const struct syscall_frame *f, long pid, long sig);
 long sys_tgkill(const struct syscall_frame *f, long tgid, long tid, long sig);
+long sys_sigqueueinfo(const struct syscall_frame *f, long tgid, long tid, long sig, u64 uinfo);
 /* poll.c */
 long sys_poll(u64 fds, u64 nfds, long timeout_ms);
 long sys_ppoll(u64 fds, u64 nfds, u64 timeout, u64 sigmask, u64 sigsetsize);

@@ -70,7 +70,7 @@ struct linux_siginfo {
     int si_signo, si_errno, si_code;
     int pad0;
     union {
-        struct { int pid; unsigned uid; } kill;     /* SI_USER, SI_TKILL */
+        struct { int pid; unsigned uid; u64 value; } kill;  /* SI_USER, SI_TKILL, SI_QUEUE */
         struct { u64 addr; } fault;                 /* SIGSEGV, SIGBUS, SIGFPE, SIGILL */
         struct { int id, overrun; u64 value; } timer;   /* SI_TIMER: a POSIX timer's */
         u8 bytes[112];
@@ -151,9 +151,16 @@ long sys_getitimer(long which, u64 value);
 long sys_alarm(u64 seconds);
 void signal_timer_tick(u64 now);
 
+long signal_send_info(const struct syscall_frame *f, long tid, int sig, int code, int pid,
+                      u64 value, bool must_queue);
+
 /* A POSIX timer's expiry (core/timer.c): false when the signal was not sent. */
-bool signal_from_timer(long tid, int sig);
+bool signal_from_timer(long tid, int sig, int id, u64 value);
+void signal_unqueue_timer(int id);
+void signal_thread_exit(long tid);
 
 /* sched.c: mark sig pending for thread tid (0: the whole app) and wake whoever takes it. */
 int sched_signal(long tid, int sig);
+/* sched.c: sig no longer pending for thread tid (0: the app), which has none queued. */
+void sched_unpend_signal(long tid, int sig);
 #endif

@@ -3,14 +3,13 @@
 /* The app's POSIX timers (core/timer.c). */
 #include "types.h"
 
-struct linux_siginfo;
 long sys_timer_create(long clock, u64 sevp, u64 timerid);
 long sys_timer_settime(long id, long flags, u64 new_value, u64 old_value);
 long sys_timer_gettime(long id, u64 curr_value);
 long sys_timer_getoverrun(long id);
 long sys_timer_delete(long id);
 void timer_tick(u64 now);           /* from sched_tick: expiries */
-bool timer_siginfo(int sig, long tid, struct linux_siginfo *info);
+int timer_signal_taken(int id);     /* from signal.c's dequeue: the overrun delivered */
 
 /* syscall.c: CLOCK_REALTIME less CLOCK_MONOTONIC, in ns (the RTC's time at boot). */
 u64 wall_clock_offset_ns(void);

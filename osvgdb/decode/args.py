@@ -246,7 +246,7 @@ def stack_text(data: bytes) -> str:
 
 
 def siginfo_text(data: bytes) -> str:
-    """The fields of a siginfo_t strace shows for a kill, a fault or a timer."""
+    """The fields of a siginfo_t strace shows for a kill, sigqueue, a fault or a timer."""
     signo, _, code = struct.unpack("<iii", data[:12])
     code_name = _FAULT_CODES.get(signo, {}).get(code) if code > 0 and code != 0x80 else None
     code_name = code_name or _SI_CODES.get(code, str(code))
@@ -255,6 +255,10 @@ def siginfo_text(data: bytes) -> str:
         timerid, overrun, value = struct.unpack("<iiQ", data[16:32])
         pointer = "NULL" if value == 0 else hex(value)
         text += f", si_timerid={timerid}, si_overrun={overrun}, si_int={_s32(value)}, si_ptr={pointer}"
+    elif code == -1 and len(data) >= 32:  # SI_QUEUE: sigqueue's, with its value
+        pid, uid, value = struct.unpack("<iIQ", data[16:32])
+        pointer = "NULL" if value == 0 else hex(value)
+        text += f", si_pid={pid}, si_uid={uid}, si_int={_s32(value)}, si_ptr={pointer}"
     elif code <= 0:
         pid, uid = struct.unpack("<iI", data[16:24])
         text += f", si_pid={pid}, si_uid={uid}"
@@ -566,6 +570,8 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "pause": ((), "d"),
     "exit_group": (("d",), "d"),
     "tgkill": (("d", "d", "signal"), "d"),
+    "rt_sigqueueinfo": (("d", "signal", "siginfo"), "d"),
+    "rt_tgsigqueueinfo": (("d", "d", "signal", "siginfo"), "d"),
     "openat": (("dirfd", "s", "open", "o"), "d"),
     "mkdirat": (("dirfd", "s", "o"), "d"),
     "newfstatat": (("dirfd", "s", "x", "atflags"), "d"),
