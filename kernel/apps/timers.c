@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -68,20 +69,32 @@ static void arm(timer_t t, long value_ns, long interval_ns, int flags)
         printf("timer_settime failed: %s\n", strerror(errno));
 }
 
+/* A CLOCK_MONOTONIC timer that notifies so (tid: SIGEV_THREAD_ID's, fn: SIGEV_THREAD's). */
+static bool new_timer(timer_t *t, int notify, int signo, int value, pid_t tid,
+                      void (*fn)(union sigval))
+{
+    struct sigevent ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.sigev_notify = notify;
+    ev.sigev_signo = signo;
+    ev.sigev_value.sival_int = value;
+    if (tid)                        /* the two share a union */
+        ev.sigev_notify_thread_id = tid;
+    else
+        ev.sigev_notify_function = fn;
+    if (timer_create(CLOCK_MONOTONIC, &ev, t) == 0)
+        return true;
+    printf("timer_create failed: %s\n", strerror(errno));
+    return false;
+}
+
 static void periodic(void)
 {
     tls_id = 1;
     handle(SIGUSR1, on_tick);
-    struct sigevent ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.sigev_notify = SIGEV_SIGNAL;
-    ev.sigev_signo = SIGUSR1;
-    ev.sigev_value.sival_int = 42;
     timer_t t;
-    if (timer_create(CLOCK_MONOTONIC, &ev, &t) != 0) {
-        printf("timer_create failed: %s\n", strerror(errno));
+    if (!new_timer(&t, SIGEV_SIGNAL, SIGUSR1, 42, 0, NULL))
         return;
-    }
     arm(t, 5000000, 5000000, 0);
     struct itimerspec left;
     timer_gettime(t, &left);
@@ -144,16 +157,9 @@ static void thread_id(void)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     while (!worker_tid)
         sched_yield();
-    struct sigevent ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.sigev_notify = SIGEV_THREAD_ID;
-    ev.sigev_signo = SIGUSR2;
-    ev.sigev_notify_thread_id = worker_tid;
     timer_t t;
-    if (timer_create(CLOCK_MONOTONIC, &ev, &t) != 0) {
-        printf("timer_create(SIGEV_THREAD_ID) failed: %s\n", strerror(errno));
+    if (!new_timer(&t, SIGEV_THREAD_ID, SIGUSR2, 0, worker_tid, NULL))
         return;
-    }
     arm(t, 3000000, 3000000, 0);
     pthread_join(th, NULL);
     timer_delete(t);
@@ -167,12 +173,9 @@ static void overrun(void)
     sigemptyset(&set);
     sigaddset(&set, SIGRTMIN + 1);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    struct sigevent ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.sigev_notify = SIGEV_SIGNAL;
-    ev.sigev_signo = SIGRTMIN + 1;
     timer_t t;
-    timer_create(CLOCK_MONOTONIC, &ev, &t);
+    if (!new_timer(&t, SIGEV_SIGNAL, SIGRTMIN + 1, 0, 0, NULL))
+        return;
     arm(t, 1000000, 1000000, 0);
     struct timespec wait = { 0, 30000000 };
     nanosleep(&wait, NULL);
@@ -218,16 +221,9 @@ static void on_expiry(union sigval value)
 
 static void sigev_thread(void)
 {
-    struct sigevent ev;
-    memset(&ev, 0, sizeof(ev));
-    ev.sigev_notify = SIGEV_THREAD;
-    ev.sigev_notify_function = on_expiry;
-    ev.sigev_value.sival_int = 7;
     timer_t t;
-    if (timer_create(CLOCK_MONOTONIC, &ev, &t) != 0) {
-        printf("timer_create(SIGEV_THREAD) failed: %s\n", strerror(errno));
+    if (!new_timer(&t, SIGEV_THREAD, 0, 7, 0, on_expiry))
         return;
-    }
     arm(t, 2000000, 4000000, 0);
     while (thread_calls < 3)
         sched_yield();
