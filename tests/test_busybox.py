@@ -26,6 +26,8 @@ BUSYBOX = Path("/bin/busybox")
         ["printf", "%s-%d\\n", "abc", "42"],
         # the wall clock starts from the RTC: the host's year
         ["date", "+%Y"],
+        # an argument with a newline in it: the kernel's Cmdline echo stays one line
+        ["printf", "%s|%s\n", "one\ttab", "two"],
     ],
     ids=lambda applet: applet[0],
 )

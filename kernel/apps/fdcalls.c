@@ -1,7 +1,7 @@
 /*
  * The file-descriptor and process calls a real program makes on its way (busybox's pwd
  * and printf, shells): getcwd, umask, dup/dup2/dup3, fcntl, prctl's thread name,
- * clock_getres, sysinfo, time, getpeername on a file. (dup copies the descriptor with its own
+ * clock_getres, sysinfo, time, getpeername on a file, access/faccessat, getgroups. (dup copies the descriptor with its own
  * offset: Linux's shared open file description is not modelled yet.) Each line shows the raw result
  * (or -errno), so the same binary run on the host, from "/" with umask 022, is the
  * oracle. With the argument "guest" it adds what only a unikernel without processes or
@@ -57,6 +57,13 @@ int main(int argc, char **argv)
     printf(" %ld\n", raw(SYS_dup2, 99, 5, 0));
     printf("getpeername %ld", raw(SYS_getpeername, fd, 0, 0));
     printf(" %ld\n", raw(SYS_getpeername, 99, 0, 0));
+    /* /dev/null is there to write; what is missing is ENOENT, a bad mode EINVAL. */
+    printf("access %ld", raw(SYS_access, (long)"/dev/null", W_OK | R_OK, 0));
+    printf(" %ld", raw(SYS_access, (long)"/nonexistent", F_OK, 0));
+    printf(" %ld", raw(SYS_access, (long)"/dev/null", 8, 0));
+    printf(" %ld", raw(SYS_faccessat, AT_FDCWD, (long)"/dev/null", W_OK));
+    printf(" %ld\n", raw(SYS_faccessat, 99, (long)"relative", F_OK));
+    printf("getgroups-bad %ld\n", raw(SYS_getgroups, -1, 0, 0));
 
     printf("prctl %ld", raw(SYS_prctl, PR_SET_NAME, (long)"renamed-thread-long", 0));
     fflush(stdout);

@@ -115,6 +115,26 @@ static bool parse_hz(const char *s)
 
 static enum console_input_mode stdin_mode = CONSOLE_INPUT_NONE;
 
+/*
+ * "Cmdline: ..." whole (it may be longer than printk's buffer) and on one line: an
+ * argument's newline or other control byte is shown as C writes it (\n, \033).
+ */
+static void print_cmdline(void)
+{
+    printk("Cmdline: ");
+    for (const char *c = cmdline; *c; c++) {
+        if (*c == '\n')
+            printk("\\n");
+        else if (*c == '\t')
+            printk("\\t");
+        else if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            printk("\\%03o", (unsigned char)*c);
+        else
+            console_write(c, 1);
+    }
+    printk("\n");
+}
+
 static bool parse_stdin_mode(const char *s)
 {
     static const char *const names[] = {
@@ -252,9 +272,7 @@ noreturn void kernel_main(u32 start_info_paddr)
         process_exit(status);
 
     print_boot_time();
-    printk("Cmdline: ");
-    console_write(cmdline, strlen(cmdline));    /* whole: longer than printk's buffer */
-    printk("\n");
+    print_cmdline();
     sched_make_ready(app);
     /* The boot thread is now CPU 0's idle thread. */
     sched_idle_loop();

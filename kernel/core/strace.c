@@ -62,6 +62,8 @@ static const struct syscall_format formats[] = {
     [__NR_timer_gettime] = { "ip", 'd' },  [__NR_timer_getoverrun] = { "i", 'd' },
     [__NR_timer_delete] = { "i", 'd' },    [__NR_pause] = { "", 'd' },
     [__NR_rt_sigqueueinfo] = { "iip", 'd' }, [__NR_rt_tgsigqueueinfo] = { "iiip", 'd' },
+    [__NR_access] = { "si", 'd' },         [__NR_faccessat] = { "fsi", 'd' },
+    [__NR_faccessat2] = { "fsix", 'd' },   [__NR_getgroups] = { "ip", 'd' },
     [__NR_fork] = { "", 'd' },             [__NR_vfork] = { "", 'd' },
     [__NR_pipe] = { "F", 'd' },            [__NR_pipe2] = { "Fx", 'd' },
     [__NR_poll] = { "pui", 'd' },          [__NR_ppoll] = { "puppu", 'd' },

@@ -564,6 +564,36 @@ static long sys_fchdir(long fd)
     return !f ? -EBADF : f->kind == FILE_DIR ? 0 : -ENOTDIR;
 }
 
+/*
+ * access, faccessat, faccessat2: whether path exists and may be read, written or run,
+ * by uid 0 on a read-only filesystem: anything may be read and run (the initrd's files
+ * are 0755), only /dev/null written (EROFS otherwise, as Linux says for a read-only mount).
+ */
+#define ACCESS_W_OK 2
+static long sys_faccessat(long dirfd, u64 path_addr, long mode, long flags)
+{
+    if ((int)mode & ~7)
+        return -EINVAL;
+    if ((int)flags & ~(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH))
+        return -EINVAL;
+    const char *path = user_path(path_addr, 4096);
+    if (!path)
+        return -EFAULT;
+    struct file f;
+    if (path[0] == 0 && ((int)flags & AT_EMPTY_PATH)) {
+        struct file *open = get_file(dirfd);
+        if (!open)
+            return -EBADF;
+        f = *open;
+    } else {
+        long err = lookup(dirfd, path, &f);
+        if (err)
+            return err;
+    }
+    bool writable = f.kind == FILE_NULL || f.kind == FILE_PIPE || f.kind == FILE_CONSOLE;
+    return ((int)mode & ACCESS_W_OK) && !writable ? -EROFS : 0;
+}
+
 static long sys_readlinkat(long dirfd, u64 path_addr, u64 buf, long size)
 {
     const char *path = user_path(path_addr, 4096);
@@ -1266,6 +1296,9 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_chdir: return sys_chdir(a[0]);
     case __NR_fchdir: return sys_fchdir(a[0]);
     case __NR_readlink: return sys_readlinkat(AT_FDCWD, a[0], a[1], a[2]);
+    case __NR_access: return sys_faccessat(AT_FDCWD, a[0], a[1], 0);
+    case __NR_faccessat: return sys_faccessat(a[0], a[1], a[2], 0);
+    case __NR_faccessat2: return sys_faccessat(a[0], a[1], a[2], a[3]);
     case __NR_readlinkat: return sys_readlinkat(a[0], a[1], a[2], a[3]);
     case __NR_ioctl: return sys_ioctl(a[0], a[1], a[2]);
     case __NR_brk: return LOCKED(&process.mm_lock, sys_brk(a[0]));
@@ -1316,6 +1349,7 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
         return -ENOSYS;
     case __NR_gettid: return current_thread->tid;
     case __NR_getuid: case __NR_geteuid: case __NR_getgid: case __NR_getegid: return 0;
+    case __NR_getgroups: return (int)a[0] < 0 ? -EINVAL : 0;    /* root, no supplementary groups */
     case __NR_uname: return sys_uname(a[0]);
     case __NR_prlimit64: return sys_prlimit64(a[0], a[1], a[2], a[3]);
     case __NR_getrandom: return sys_getrandom(a[0], a[1], a[2]);

@@ -53,6 +53,7 @@ const struct syscall_capture_rule capture_rules[][SYSCALL_CAPTURE_RULES] = {
     [__NR_unlinkat] = { STRING(1) },
     [__NR_readlinkat] = { STRING(1), OUT(2, 3) },
     [__NR_faccessat] = { STRING(1) },
+    [__NR_faccessat2] = { STRING(1) },
     [__NR_getrandom] = { OUT(0, 1) },
     [__NR_statx] = { STRING(1) },
     [__NR_chdir] = { STRING(0) },

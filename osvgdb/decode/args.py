@@ -470,6 +470,7 @@ _FLAG_KINDS: dict[str, Callable[[int], str]] = {
     "rusage": lambda v: _RUSAGE.get(_s32(v), hex(v & 0xFFFFFFFF)),
     "af": lambda v: _ADDRESS_FAMILIES.get(v & 0xFFFFFFFF, hex(v & 0xFFFFFFFF)),
     "socktype": socket_type,
+    "access": lambda v: _bits(v & 0xFFFFFFFF, [(4, "R_OK"), (2, "W_OK"), (1, "X_OK")], zero="F_OK"),
 }
 
 # name: (argument kinds, result kind)
@@ -506,7 +507,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "sendfile": (("d", "d", "x", "u"), "d"),
     "getrusage": (("rusage", "x"), "d"),
     "times": (("x",), "d"),
-    "access": (("s", "x"), "d"),
+    "access": (("s", "access"), "d"),
     "pipe": (("FDS",), "d"),
     "pipe2": (("FDS", "fdflags"), "d"),
     "sched_yield": ((), "d"),
@@ -577,7 +578,9 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "newfstatat": (("dirfd", "s", "x", "atflags"), "d"),
     "unlinkat": (("dirfd", "s", "x"), "d"),
     "readlinkat": (("dirfd", "s", "B:3", "u"), "d"),
-    "faccessat": (("dirfd", "s", "x"), "d"),
+    "faccessat": (("dirfd", "s", "access"), "d"),
+    "faccessat2": (("dirfd", "s", "access", "atflags"), "d"),
+    "getgroups": (("d", "x"), "d"),
     "set_robust_list": (("x", "u"), "d"),
     "get_robust_list": (("d", "x", "x"), "d"),
     "prlimit64": (("d", "rlimit", "x", "x"), "d"),
