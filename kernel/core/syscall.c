@@ -929,8 +929,12 @@ static long sys_clock_gettime(long clock, u64 tp)
     case CLOCK_MONOTONIC_RAW:
     case CLOCK_MONOTONIC_COARSE:
     case CLOCK_BOOTTIME:
-    case CLOCK_PROCESS_CPUTIME_ID:
+        break;
+    case CLOCK_PROCESS_CPUTIME_ID:      /* the scheduler's CPU time, as getrusage's */
+        ns = sched_cpu_ns(true);
+        break;
     case CLOCK_THREAD_CPUTIME_ID:
+        ns = sched_cpu_ns(false);
         break;
     default:
         return -EINVAL;
