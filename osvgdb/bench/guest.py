@@ -27,11 +27,12 @@ from pathlib import Path
 from osvgdb import initrd
 from osvgdb.bench.measure import Output, ParseError, parse_output
 from osvgdb.qemu import Qemu
-from osvgdb.run import EXIT_USAGE, Ending, Guest, QemuFailed, kernel_cmdline, qemu_ended
+from osvgdb.run import Ending, Guest, QemuFailed, kernel_cmdline, qemu_ended
 
 ICOUNT = ["-icount", "shift=0,align=off,sleep=off"]
 PROGRAM = "bench-crossings"
 DEFAULT_PROTOCOL = "counter"  # the kernel's protocol without --fs-protocol
+KERNEL_REFUSED = 64  # the kernel's status for a command line it cannot follow (EX_USAGE)
 BOOT_TIMEOUT = 600.0  # seconds: the whole default matrix of one boot takes ~10-40 s under TCG
 
 _REFUSAL = re.compile(r"^osv: (.*)$", re.MULTILINE)
@@ -56,12 +57,13 @@ class Config:
     fs_write: str  # wrfsbase, wrmsr
     smp: int
     benches: tuple[str, ...]
+    modes: tuple[str, ...] = ("set",)  # bench-crossings' FS modes: none, set or both
     accel: str = "tcg"
 
     @property
     def fs_modes(self) -> str:
-        """bench-crossings' --fs: the default kernel measures `none` too."""
-        return "both" if self.protocol == DEFAULT_PROTOCOL else "set"
+        """bench-crossings' --fs."""
+        return "both" if len(set(self.modes)) > 1 else self.modes[0]
 
     @property
     def kernel_args(self) -> list[str]:
@@ -104,10 +106,12 @@ def boot(config: Config, runs: int, *, kernel: Path, program: Path) -> Output:
             outcome = guest.wait(BOOT_TIMEOUT)
     text = console.getvalue().decode(errors="replace")
     where = config.describe()
-    if outcome.kind == Ending.EXITED and outcome.exit_status == EXIT_USAGE:
+    if outcome.kind == Ending.EXITED and outcome.exit_status == KERNEL_REFUSED:
         refusals = _REFUSAL.findall(text)
         why = refusals[-1] if refusals else "no reason on the console"
-        raise BenchError(f"{where}: the kernel refused its command line: {why}")
+        raise BenchError(
+            f"{where}: the kernel refused its command line ({why}); its rows are left out"
+        )
     if outcome.kind == Ending.PANIC:
         raise BenchError(f"{where}: kernel panic")
     if outcome.kind == Ending.TIMEOUT:
