@@ -30,7 +30,8 @@ from osvgdb.qemu import QemuError, choose_accel, hardware_virtualization
 EPILOG = f"""\
 rows (--json): {", ".join(matrix.ROW_KEYS)}
   instructions  guest instructions per operation (TCG, -icount shift=0)
-  ns            ns per operation under KVM; null under TCG ({table.NOT_MEASURED})
+  ns            ns per operation under KVM; null under TCG
+                ({table.NOT_MEASURED})
   host_ns       the same operation on this host's Linux, ns (null for interrupt)
   spread        greatest minus least over the runs, of instructions, ns and host_ns
 With --json the host anchors (wrfsbase, rdfsbase, ...) go to stderr.
@@ -58,16 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=_runs, default=5, metavar="N",
                         help="runs of each benchmark after its warm-up (default 5)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    parser.add_argument("--bench", action="append", choices=matrix.BENCHES, metavar="NAME",
-                        help="only this benchmark (repeatable): " + ", ".join(matrix.BENCHES))  # fmt: skip
-    parser.add_argument("--fs-protocol", dest="protocols", action="append",
-                        choices=matrix.PROTOCOLS, metavar="NAME",
-                        help="only this protocol (repeatable): " + ", ".join(matrix.PROTOCOLS))  # fmt: skip
-    parser.add_argument("--fs-write", dest="fs_writes", action="append",
-                        choices=matrix.FS_WRITES, metavar="NAME",
-                        help="only this way of writing FS (repeatable): wrfsbase, wrmsr")  # fmt: skip
+    for option, dest, names in (
+        ("--bench", "bench", matrix.BENCHES),
+        ("--fs-protocol", "protocols", matrix.PROTOCOLS),
+        ("--fs-write", "fs_writes", matrix.FS_WRITES),
+    ):
+        parser.add_argument(option, dest=dest, action="append", choices=names, metavar="NAME",
+                            help="only this one (repeatable): " + ", ".join(names))  # fmt: skip
     parser.add_argument("--kernel", type=Path, metavar="PATH",
-                        help="boot this kernel ELF instead of build/kernel.elf (rebuilt first)")  # fmt: skip
+                        help="boot this kernel ELF, not build/kernel.elf "
+                        "(which make rebuilds)")  # fmt: skip
 
 
 def _in_order(chosen: list[str] | None, every: tuple[str, ...]) -> tuple[str, ...]:
@@ -140,7 +141,9 @@ def main(namespace: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = 
     configs = matrix.plan(benches, protocols, fs_writes, "tcg")
     if namespace.accel == "kvm":
         configs += matrix.plan(benches, protocols, fs_writes, "kvm")
-    outputs, errors = measure_guest(configs, namespace.runs, kernel=kernel, program=program, err=err)
+    outputs, errors = measure_guest(
+        configs, namespace.runs, kernel=kernel, program=program, err=err
+    )
     host_output = None
     try:
         host_output = host.measure(program, namespace.runs)

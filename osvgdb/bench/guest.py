@@ -72,7 +72,10 @@ class Config:
         return [] if self.protocol == DEFAULT_PROTOCOL else [f"--fs-protocol={self.protocol}"]
 
     def describe(self) -> str:
-        return f"fs_protocol {self.protocol}, fs_write {self.fs_write}, -smp {self.smp}, {self.accel}"
+        return (
+            f"fs_protocol {self.protocol}, fs_write {self.fs_write}, -smp {self.smp}, "
+            f"{self.accel}"
+        )
 
 
 def program_args(config: Config, runs: int) -> list[str]:

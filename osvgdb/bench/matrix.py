@@ -62,7 +62,8 @@ def plan(
     kernels = list(dict.fromkeys(kernel_protocol(p) for p in protocols))
     for fs_write in fs_writes:
         for kernel in kernels:
-            modes = tuple(dict.fromkeys(fs_mode(p) for p in protocols if kernel_protocol(p) == kernel))
+            mine = [p for p in protocols if kernel_protocol(p) == kernel]
+            modes = tuple(dict.fromkeys(fs_mode(p) for p in mine))
             for smp in (1, 2):
                 chosen = tuple(b for b in benches if (b in TWO_CPU_BENCHES) == (smp == 2))
                 if chosen:
@@ -104,11 +105,12 @@ def rows(
         for protocol in protocols:
             for fs_write in fs_writes:
                 key = (kernel_protocol(protocol), fs_write)
-                counted = select(_runs(measured.guest.get((*key, "tcg"), ())), bench, fs_mode(protocol))
+                mode = fs_mode(protocol)
+                counted = select(_runs(measured.guest.get((*key, "tcg"), ())), bench, mode)
                 if not counted:
                     continue
                 count = instructions(counted)
-                timed = select(_runs(measured.guest.get((*key, "kvm"), ())), bench, fs_mode(protocol))
+                timed = select(_runs(measured.guest.get((*key, "kvm"), ())), bench, mode)
                 ns = nanoseconds(timed) if kvm and timed else None
                 table.append(
                     {
