@@ -53,6 +53,7 @@ typedef unsigned int u32;
 #define SYS_arch_prctl 158
 
 #define ARCH_SET_FS 0x1002
+#define FUTEX_WAIT 0
 #define FUTEX_WAIT_PRIVATE 128
 #define FUTEX_WAKE_PRIVATE 129
 #define CLONE_VM 0x100UL
@@ -324,12 +325,16 @@ static void start_partner(void (*fn)(void *), void *arg)
         die("clone");
 }
 
-/* Until the partner has exited (CLONE_CHILD_CLEARTID zeroes the word and wakes it). */
+/*
+ * Until the partner has exited: CLONE_CHILD_CLEARTID zeroes the word and wakes it with
+ * a shared FUTEX_WAKE, which Linux keys apart from private waiters, so this wait is
+ * shared (as glibc's pthread_join) or it may sleep for ever.
+ */
 static void join_partner(void)
 {
     int v;
     while ((v = __atomic_load_n(&partner_tid_word, __ATOMIC_ACQUIRE)) != 0)
-        sys4(SYS_futex, &partner_tid_word, FUTEX_WAIT_PRIVATE, v, 0);
+        sys4(SYS_futex, &partner_tid_word, FUTEX_WAIT, v, 0);
 }
 
 /* The CPUs we may run on, as sched_getaffinity said at start-up (before any pinning). */

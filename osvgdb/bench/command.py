@@ -109,7 +109,8 @@ def measure_guest(
     configs: list[guest.Config], runs: int, *, kernel: Path, program: Path, err: TextIO
 ) -> tuple[dict[tuple[str, str, str], list[Output]], list[str]]:
     """Boot each configuration; the outputs by (protocol, fs_write, accel), and the
-    errors.  A protocol whose kernel refused its command line is not booted again."""
+    errors.  A protocol whose kernel refused its command line is not booted again; a
+    QEMU that cannot start the kernel ends the guest's part."""
     outputs: dict[tuple[str, str, str], list[Output]] = defaultdict(list)
     errors: list[str] = []
     refused: set[str] = set()
@@ -121,7 +122,9 @@ def measure_guest(
         except guest.BenchError as error:
             errors.append(str(error))
             print(f"osvgdb bench: {error}", file=err)
-            if "refused its command line" in str(error):
+            if isinstance(error, guest.QemuUnusable):
+                break
+            if isinstance(error, guest.KernelRefused):
                 refused.add(config.protocol)
             continue
         outputs[(config.protocol, config.fs_write, config.accel)].append(output)

@@ -42,6 +42,16 @@ class BenchError(Exception):
     """A configuration could not be measured; the message is one line."""
 
 
+class KernelRefused(BenchError):
+    """The kernel refused its command line: an option it does not have (--fs-protocol on
+    a kernel from before the protocols) or a value it does not know."""
+
+
+class QemuUnusable(BenchError):
+    """QEMU exited before it was up: it will for every configuration (the kernel image
+    or QEMU itself is at fault), so the matrix stops there."""
+
+
 class IcountQemu(Qemu):
     """QEMU whose guest clock counts instructions (TCG only)."""
 
@@ -104,7 +114,7 @@ def boot(config: Config, runs: int, *, kernel: Path, program: Path) -> Output:
             guest = Guest.adopt(vm, console=console)
         except QemuFailed as failure:
             stderr = "; ".join(failure.outcome.qemu_stderr[-2:])
-            raise BenchError(f"{config.describe()}: {failure} ({stderr})") from None
+            raise QemuUnusable(f"{config.describe()}: {failure} ({stderr})") from None
         with guest:
             outcome = guest.wait(BOOT_TIMEOUT)
     text = console.getvalue().decode(errors="replace")
@@ -112,7 +122,7 @@ def boot(config: Config, runs: int, *, kernel: Path, program: Path) -> Output:
     if outcome.kind == Ending.EXITED and outcome.exit_status == KERNEL_REFUSED:
         refusals = _REFUSAL.findall(text)
         why = refusals[-1] if refusals else "no reason on the console"
-        raise BenchError(
+        raise KernelRefused(
             f"{where}: the kernel refused its command line ({why}); its rows are left out"
         )
     if outcome.kind == Ending.PANIC:
