@@ -313,3 +313,27 @@ def test_under_icount_the_guest_clock_counts_instructions(kernel: None) -> None:
     assert empties == {"syscall": 6, "interrupt": 10}
     for run in output.runs:
         assert abs(run.ns - run.tsc) < run.tsc / 1000
+
+
+def _protocol_rows(*extra: str) -> list[dict] | None:
+    """`osvgdb bench --json` of syscall and interrupt under every protocol, or None when
+    the kernel has no --fs-protocol (before the protocols branch is merged)."""
+    result = osvgdb("bench", "--json", "--runs", "2", "--bench", "syscall",
+                    "--bench", "interrupt", *extra)  # fmt: skip
+    if "unknown kernel option --fs-protocol" in result.stderr:
+        return None
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_every_protocol_side_by_side(kernel: None) -> None:
+    rows = _protocol_rows()
+    if rows is None:
+        pytest.skip("this kernel has no --fs-protocol yet: only none and counter run")
+    cells = {(r["bench"], r["fs_protocol"], r["fs_write"]): r["instructions"] for r in rows}
+    assert len(cells) == len(rows) == 2 * 4 * 2
+    for fs_write in matrix.FS_WRITES:
+        counter = cells[("syscall", "counter", fs_write)]
+        assert cells[("syscall", "none", fs_write)] < counter
+        assert cells[("syscall", "lazy", fs_write)] < counter
+        assert cells[("syscall", "compare", fs_write)] > 0
