@@ -337,3 +337,11 @@ def test_every_protocol_side_by_side(kernel: None) -> None:
         assert cells[("syscall", "none", fs_write)] < counter
         assert cells[("syscall", "lazy", fs_write)] < counter
         assert cells[("syscall", "compare", fs_write)] > 0
+
+
+def test_the_markdown_table_has_a_line_per_row() -> None:
+    rows = matrix.rows(_measured(), ("syscall",), ("none", "counter"), ("wrfsbase",), kvm=False)
+    lines = table.render_markdown(rows).splitlines()
+    assert len(lines) == 2 + len(rows)
+    assert lines[2] == "| syscall | none | wrfsbase | 530 |  | 0 | - | 76.15 |"
+    assert lines[3] == "| syscall | counter | wrfsbase | 540 | +10 | 2 | - | 76.15 |"

@@ -75,3 +75,20 @@ def render_anchors(anchors: Sequence[Anchor]) -> str:
                 f"  (spread {_number(anchor.spread)} over {anchor.runs} runs)"
             )
     return "\n".join(lines)
+
+
+def render_markdown(rows: Sequence[dict]) -> str:
+    """The rows as the README's Markdown table (scripts/bench_markdown)."""
+    lines = [
+        "| bench | fs_protocol | fs_write | instructions | vs none | spread | ns | host_ns |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        delta = _delta(row, rows) if row["fs_protocol"] != "none" else ""
+        cells = (
+            row["bench"], row["fs_protocol"], row["fs_write"], _number(row["instructions"]),
+            delta, _number(row["spread"]["instructions"]), _number(row["ns"]),
+            _number(row["host_ns"]),
+        )  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
