@@ -22,13 +22,13 @@
  *   TIMER_START; op; TIMER_END          delta = op + the timer's own instructions
  *   TIMER_START; TIMER_END              the empty timer, measured the same way
  *
- * Each run prints one line (parsed by osvgdb/bench/guest.py, parse_line):
+ * Each run prints one line (parsed by osvgdb/bench/measure.py, parse_line):
  *
  *   osv-bench bench=B fs=F run=R samples=S per=P median=M min=m max=X empty=E tsc=T ns=N
  *
  * M, m, X: the median, least and greatest sample (rdtsc ticks); E the empty timer's
  * median; P the operations one sample holds (a ctxsw sample is a round trip: two
- * handoffs; wrfsbase/rdfsbase 16 instructions). Per operation: (M - E) / P.
+ * handoffs; a wrfsbase sample 32 of them, an rdfsbase one 16). Per operation: (M - E) / P.
  * interrupt has no op to put in a timer: its samples are the gaps a timer interrupt
  * leaves in a loop of back-to-back rdtsc, and E that loop's normal period.
  * A bench that cannot run prints `osv-bench bench=B fs=F unavailable=WHY`.
