@@ -358,3 +358,23 @@ def test_the_markdown_table_has_a_line_per_row() -> None:
     assert len(lines) == 2 + len(rows)
     assert lines[2] == "| syscall | none | wrfsbase | 530 |  | 0 | - | 76.15 |"
     assert lines[3] == "| syscall | counter | wrfsbase | 540 | +10 | 2 | - | 76.15 |"
+
+
+def test_under_kvm_ns_comes_from_the_kvm_boots_and_instructions_from_tcg() -> None:
+    measured = _measured()
+    kvm_text = "\n".join(
+        [
+            run_line("syscall", "set", 1, 306, empty=36, tsc=3000, ns=1000),
+            run_line("syscall", "set", 2, 336, empty=36, tsc=3000, ns=1000),
+            "osv-bench done",
+        ]
+    )
+    guest = {**measured.guest, ("counter", "wrfsbase", "kvm"): [parse_output(kvm_text)]}
+    both = matrix.Measured(guest=guest, host=measured.host)
+    rows = matrix.rows(both, ("syscall",), ("none", "counter"), ("wrfsbase",), kvm=True)
+    none, counter = rows
+    assert none["ns"] is None  # no KVM boot measured `none`
+    assert (counter["instructions"], counter["ns"]) == (540, 95)  # 270 and 300 ticks at 3 per ns
+    assert counter["spread"] == {"instructions": 2, "ns": 10, "host_ns": 1.54}
+    text = table.render(rows, [], accel="kvm", runs=2)
+    assert table.NOT_MEASURED not in text and " 95 " in text

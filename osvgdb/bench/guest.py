@@ -132,11 +132,11 @@ def boot(config: Config, runs: int, *, kernel: Path, program: Path) -> Output:
     if outcome.kind in (Ending.QEMU_DIED, Ending.QEMU_FAILED, Ending.QEMU_STUCK):
         stderr = "; ".join(outcome.qemu_stderr[-2:])
         detail = f" ({stderr})" if stderr else ""
-        state = f" ({outcome.run_state})" if outcome.run_state else ""
-        raise BenchError(
-            f"{where}: QEMU {qemu_ended(outcome.qemu_status)}{state} before the program "
-            f"finished{detail}"
-        )
+        if outcome.kind == Ending.QEMU_STUCK:
+            what = f"stopped the guest ({outcome.run_state}); killed,"
+        else:
+            what = qemu_ended(outcome.qemu_status)
+        raise BenchError(f"{where}: QEMU {what} before the program finished{detail}")
     try:
         output = parse_output(text)
     except ParseError as error:
