@@ -33,7 +33,7 @@ ICOUNT = ["-icount", "shift=0,align=off,sleep=off"]
 PROGRAM = "bench-crossings"
 DEFAULT_PROTOCOL = "counter"  # the kernel's protocol without --fs-protocol
 KERNEL_REFUSED = 64  # the kernel's status for a command line it cannot follow (EX_USAGE)
-BOOT_TIMEOUT = 600.0  # seconds: the whole default matrix of one boot takes ~10-40 s under TCG
+BOOT_TIMEOUT = 600.0  # seconds; one boot takes 1-4 s here under TCG
 
 _REFUSAL = re.compile(r"^osv: (.*)$", re.MULTILINE)
 
@@ -67,7 +67,7 @@ class Config:
     fs_write: str  # wrfsbase, wrmsr
     smp: int
     benches: tuple[str, ...]
-    modes: tuple[str, ...] = ("set",)  # bench-crossings' FS modes: none, set or both
+    modes: tuple[str, ...] = ("set",)  # what to measure: `none`, `set` or both
     accel: str = "tcg"
 
     @property
