@@ -33,7 +33,10 @@ ICOUNT = ["-icount", "shift=0,align=off,sleep=off"]
 PROGRAM = "bench-crossings"
 DEFAULT_PROTOCOL = "counter"  # the kernel's protocol without --fs-protocol
 KERNEL_REFUSED = 64  # the kernel's status for a command line it cannot follow (EX_USAGE)
-BOOT_TIMEOUT = 600.0  # seconds; one boot takes 1-4 s here under TCG
+# A boot may take BOOT_TIME + RUN_TIME * runs seconds (one takes 1-4 s here under TCG
+# at 5 runs): a hung guest costs a minute or so, not the rest of the day.
+BOOT_TIME = 60.0
+RUN_TIME = 10.0
 
 _REFUSAL = re.compile(r"^osv: (.*)$", re.MULTILINE)
 
@@ -115,8 +118,9 @@ def boot(config: Config, runs: int, *, kernel: Path, program: Path) -> Output:
         except QemuFailed as failure:
             stderr = "; ".join(failure.outcome.qemu_stderr[-2:])
             raise QemuUnusable(f"{config.describe()}: {failure} ({stderr})") from None
+        timeout = BOOT_TIME + RUN_TIME * runs
         with guest:
-            outcome = guest.wait(BOOT_TIMEOUT)
+            outcome = guest.wait(timeout)
     text = console.getvalue().decode(errors="replace")
     where = config.describe()
     if outcome.kind == Ending.EXITED and outcome.exit_status == KERNEL_REFUSED:
@@ -128,7 +132,7 @@ def boot(config: Config, runs: int, *, kernel: Path, program: Path) -> Output:
     if outcome.kind == Ending.PANIC:
         raise BenchError(f"{where}: kernel panic")
     if outcome.kind == Ending.TIMEOUT:
-        raise BenchError(f"{where}: no exit within {BOOT_TIMEOUT:g} s; QEMU killed")
+        raise BenchError(f"{where}: no exit within {timeout:g} s; QEMU killed")
     if outcome.kind in (Ending.QEMU_DIED, Ending.QEMU_FAILED, Ending.QEMU_STUCK):
         stderr = "; ".join(outcome.qemu_stderr[-2:])
         detail = f" ({stderr})" if stderr else ""
