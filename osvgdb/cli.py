@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from osvgdb import debug, inspect, run
+from osvgdb.bench import command as bench_command
 from osvgdb.triage import command as triage_command
 from osvgdb.triage import signature as triage_signature
 from osvgdb.tui import command as tui_command
@@ -179,6 +180,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     tui_command.add_arguments(tui_parser)
     _add_run_options(tui_parser, timeout=False)
+
+    bench_parser = commands.add_parser(
+        "bench",
+        usage="osvgdb bench [--accel tcg|kvm] [--runs N] [--json] [--bench NAME]...\n"
+        "                    [--fs-protocol NAME]... [--fs-write NAME]... [--kernel PATH]",
+        help="what the FS-base switch costs a syscall, a context switch, a page fault "
+        "and an interrupt, per protocol: one table",
+        description=bench_command.__doc__,
+        epilog=bench_command.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    bench_command.add_arguments(bench_parser)
     return parser
 
 
@@ -392,6 +406,11 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         return tui_command.main(namespace, parse_run_options, (UsageError, CannotExecute))
     if namespace.command == "inspect":
         return inspect.inspect(namespace)
+    if namespace.command == "bench":
+        try:
+            return bench_command.main(namespace)
+        except bench_command.BenchUsageError as error:
+            raise UsageError(str(error)) from None
     if namespace.command == "debug" and namespace.core is not None:
         return debug.debug_core(parse_core_options(namespace))
     if namespace.command == "debug" and namespace.app is not None:
