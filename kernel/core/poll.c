@@ -28,7 +28,7 @@
 #define POLLEX_SET POLLPRI
 
 /* fd's readiness now, as poll's bits; POLLNVAL if it is not open. pipe_lock held. */
-static unsigned fd_ready(int fd)
+unsigned fd_ready(int fd)
 {
     if (fd < 0 || fd >= MAX_FDS || process.files[fd].kind == FILE_NONE)
         return POLLNVAL;
@@ -37,6 +37,8 @@ static unsigned fd_ready(int fd)
         return pipe_poll(f->pipe, file_is_writer(f));
     if (f->kind == FILE_CONSOLE)
         return console_input_poll() | POLLOUT | POLLWRNORM;
+    if (f->kind == FILE_EPOLL)
+        return epoll_poll(f->epoll);
     return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
 }
 
@@ -44,7 +46,7 @@ static unsigned fd_ready(int fd)
  * scan(arg) until it finds something ready (> 0) or fails (< 0), or the deadline passes
  * (0: no deadline; one already past: look once).
  */
-static long wait_ready(long (*scan)(void *), void *arg, u64 deadline)
+long wait_ready(long (*scan)(void *), void *arg, u64 deadline)
 {
     spin_lock(&pipe_lock);
     long n;

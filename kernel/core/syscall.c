@@ -67,7 +67,7 @@ static const char *user_path(u64 addr, size_t max)
     return NULL;
 }
 
-static struct file *get_file(long fd)
+struct file *get_file(long fd)
 {
     if (fd < 0 || fd >= MAX_FDS || process.files[fd].kind == FILE_NONE)
         return NULL;
@@ -85,6 +85,8 @@ static long read_file(long fd, u64 buf, u64 count, bool continuing)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
+    if (f->kind == FILE_EPOLL)
+        return -EINVAL;             /* Linux's: epoll files have no read */
     if (!can_write(buf, count))
         return -EFAULT;
     if (f->kind == FILE_CONSOLE)
@@ -169,6 +171,8 @@ static long write_file(long fd, u64 buf, u64 count, bool continuing)
         return -EBADF;
     if (f->kind == FILE_INITRD || !file_is_writer(f))
         return -EBADF;              /* initrd files are read-only */
+    if (f->kind == FILE_EPOLL)
+        return -EINVAL;
     if (!can_read(buf, count))
         return -EFAULT;
     if (f->kind == FILE_PIPE)
@@ -267,7 +271,7 @@ static long lookup(long dirfd, const char *path, struct file *out)
     return initrd_find(path, &out->data, &out->size) ? 0 : -ENOENT;
 }
 
-static long lowest_free_fd(long from)
+long lowest_free_fd(long from)
 {
     for (long fd = MAX(from, 0); fd < MAX_FDS; fd++)
         if (process.files[fd].kind == FILE_NONE)
@@ -299,8 +303,12 @@ static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
 /* files_lock held */
 static void close_file(struct file *f)
 {
+    if (f->kind != FILE_NONE)
+        epoll_forget_fd(f - process.files);
     if (f->kind == FILE_PIPE)
         pipe_close_end(f->pipe, file_is_writer(f));
+    if (f->kind == FILE_EPOLL)
+        epoll_close(f->epoll);
     f->kind = FILE_NONE;
 }
 
@@ -381,6 +389,10 @@ static void fill_stat(struct stat *st, const struct file *f)
         st->st_mode = 0040755;              /* S_IFDIR | rwxr-xr-x */
         st->st_nlink = 2;                   /* no subdirectories */
         st->st_ino = 2;                     /* a root's inode number */
+    } else if (f->kind == FILE_EPOLL) {
+        st->st_mode = 0600;                 /* an anonymous inode: rw------- and no type */
+        st->st_dev = 0xd;                   /* Linux's anon_inodefs */
+        st->st_ino = 1;
     } else if (f->kind == FILE_PIPE) {
         st->st_mode = 0010600;              /* S_IFIFO | rw------- */
         st->st_dev = 0xe;                   /* Linux's pipefs */
@@ -634,12 +646,50 @@ static long sys_brk(u64 addr)
     if (addr < process.brk_start || range_overlaps_kernel(process.brk_start, new_end) ||
         new_end > process.mmap_next)
         return process.brk;         /* Linux's brk fails by returning the current break */
-    if (new_end > old_end && map_user(old_end, new_end - old_end, PROT_READ | PROT_WRITE) < 0)
+    /* Linux's brk stops at the next mapping; an mmap hint may have put one in its way. */
+    if (new_end > old_end && (user_mapped_first(old_end, new_end - old_end) ||
+                              map_user(old_end, new_end - old_end, PROT_READ | PROT_WRITE) < 0))
         return process.brk;
     if (new_end < old_end)
         unmap_user(new_end, old_end - new_end);
     process.brk = addr;
     return addr;
+}
+
+/*
+ * May a mapping go at the app's hint? Where Linux would put it: the range is the app's,
+ * below the stack's guard gap, and nothing is mapped there.
+ */
+static bool hint_free(u64 hint, u64 len)
+{
+    return hint >= USER_MIN && hint + len > hint &&
+           hint + len <= process.stack_low - STACK_GUARD_GAP &&
+           !range_overlaps_kernel(hint, hint + len) && !user_mapped_first(hint, len);
+}
+
+/*
+ * Where a mapping without MAP_FIXED goes: at the hint when the range there is free, as
+ * on Linux (Go asks for its heap at 0xc000000000, and tries other hints when it gets
+ * another address); else below the cursor mmap_next, which moves down, passing over
+ * mappings a hint put in the way. 0 if there is no room.
+ */
+static u64 place_mapping(u64 hint, u64 len)
+{
+    hint = ALIGN_UP(hint, PAGE_SIZE);
+    if (hint && hint_free(hint, len))
+        return hint;
+    u64 top = process.mmap_next;
+    for (;;) {
+        u64 addr = top - len;
+        if (addr < process.brk || addr > top || range_overlaps_kernel(addr, top))
+            return 0;
+        u64 busy = user_mapped_first(addr, len);
+        if (!busy) {
+            process.mmap_next = addr;
+            return addr;
+        }
+        top = busy;
+    }
 }
 
 static long sys_mmap(u64 addr, u64 len, long prot, long flags, long fd, long offset)
@@ -663,10 +713,9 @@ static long sys_mmap(u64 addr, u64 len, long prot, long flags, long fd, long off
                 if (user_page_mapped(a))
                     return -EEXIST;
     } else {
-        addr = process.mmap_next - len;
-        if (addr < process.brk || addr > process.mmap_next)
+        addr = place_mapping(addr, len);
+        if (!addr)
             return -ENOMEM;
-        process.mmap_next = addr;
     }
     /* Private file mappings are copies: the initrd is read-only and never changes. */
     if (map_user(addr, len, f ? PROT_READ | PROT_WRITE : prot) < 0)
@@ -1055,6 +1104,8 @@ static long dup_to(long oldfd, long newfd, bool cloexec)
         return -EBADF;
     if (f->kind == FILE_PIPE)
         pipe_open_end(f->pipe, file_is_writer(f));   /* first: newfd may hold this end's last fd */
+    if (f->kind == FILE_EPOLL)
+        epoll_open(f->epoll);
     close_file(&process.files[newfd]);          /* dup2 closes newfd first */
     process.files[newfd] = *f;
     process.files[newfd].cloexec = cloexec;
@@ -1222,6 +1273,12 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_ppoll: return sys_ppoll(a[0], a[1], a[2], a[3], a[4]);
     case __NR_select: return sys_select(a[0], a[1], a[2], a[3], a[4]);
     case __NR_pselect6: return sys_pselect6(a[0], a[1], a[2], a[3], a[4], a[5]);
+    case __NR_epoll_create: return LOCKED(&process.files_lock, sys_epoll_create(a[0]));
+    case __NR_epoll_create1: return LOCKED(&process.files_lock, sys_epoll_create1(a[0]));
+    case __NR_epoll_ctl: return LOCKED(&process.files_lock, sys_epoll_ctl(a[0], a[1], a[2], a[3]));
+    case __NR_epoll_wait: return sys_epoll_wait(a[0], a[1], a[2], a[3]);
+    case __NR_epoll_pwait: return sys_epoll_pwait(a[0], a[1], a[2], a[3], a[4], a[5]);
+    case __NR_epoll_pwait2: return sys_epoll_pwait2(a[0], a[1], a[2], a[3], a[4], a[5]);
     case __NR_open: return LOCKED(&process.files_lock, sys_openat(AT_FDCWD, a[0], a[1], a[2]));
     case __NR_openat: return LOCKED(&process.files_lock, sys_openat(a[0], a[1], a[2], a[3]));
     case __NR_close: return LOCKED(&process.files_lock, sys_close(a[0]));
@@ -1280,6 +1337,9 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_getuid: case __NR_geteuid: case __NR_getgid: case __NR_getegid: return 0;
     case __NR_uname: return sys_uname(a[0]);
     case __NR_prlimit64: return sys_prlimit64(a[0], a[1], a[2], a[3]);
+    /* struct rlimit is struct rlimit64 on x86-64 */
+    case __NR_getrlimit: return sys_prlimit64(0, a[0], 0, a[1]);
+    case __NR_setrlimit: return sys_prlimit64(0, a[0], a[1], 0);
     case __NR_getrandom: return sys_getrandom(a[0], a[1], a[2]);
     case __NR_clock_gettime: return sys_clock_gettime(a[0], a[1]);
     case __NR_gettimeofday: return sys_gettimeofday(a[0], a[1]);
