@@ -210,12 +210,15 @@ static long scan_epoll(void *arg)
     struct epoll_wait_args *w = arg;
     struct epoll *ep = w->ep;
     int n = 0;
+    unsigned start = ep->next;
     for (int k = 0; k < MAX_FDS && n < w->max; k++) {
-        unsigned i = (ep->next + k) % MAX_FDS;
+        unsigned i = (start + k) % MAX_FDS;
         struct epoll_entry *e = &ep->entries[i];
         u32 events = entry_events(e);
         if (!events)
             continue;
+        if (!user_range_ok((u64)&w->out[n], sizeof(struct epoll_event), true))
+            return n ? n : -EFAULT;     /* as Linux: the entry stays ready for the next wait */
         struct epoll_event ev = { events, e->data };
         memcpy(&w->out[n++], &ev, sizeof(ev));
         e->reported_at = pipe_change_count();
@@ -235,7 +238,9 @@ static long do_epoll_wait(long epfd, u64 events, long maxevents, u64 deadline)
     int max = (int)maxevents;
     if (max <= 0 || max > MAX_EVENTS)
         return -EINVAL;
-    if (!user_range_ok(events, (u64)max * sizeof(struct epoll_event), true))
+    /* Linux's access_ok: in the app's half; each event is checked as it is written */
+    u64 size = (u64)max * sizeof(struct epoll_event);
+    if (events + size < events || events + size > USER_MAX)
         return -EFAULT;
     spin_lock(&process.files_lock);
     const struct file *f = get_file(epfd);
