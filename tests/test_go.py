@@ -1,6 +1,7 @@
 """A static Go program (kernel/apps/go/goroutines, CGO_ENABLED=0, Debian's golang-go)
-with goroutines, channels, a mutex, timers, runtime.GC and asynchronous preemption
-prints what it prints on the host and exits 0 at -smp 1, 2 and 4. Go's runtime is
+with goroutines, channels, a mutex, timers, runtime.GC, asynchronous preemption and
+collections that must stop a goroutine spinning on every P prints what it prints on the
+host and exits 0 at -smp 1, 2 and 4. Go's runtime is
 a demanding Linux client nobody here wrote: threads by clone with CLONE_SETTLS, its heap
 at mmap address hints, the netpoller's epoll_pwait on a pipe for every timer, and
 SIGURG by tgkill onto the sigaltstack to preempt a goroutine that never calls anything.

@@ -167,6 +167,31 @@ func preemption() {
 	fmt.Println("preemption: main woke while the spinner spun", spins > 0)
 }
 
+// A collection stops the world: every P's goroutine must stop, including one spinning
+// without calls on each P, which only a signal can stop (on every CPU at once at -smp 4).
+func stopTheWorld() {
+	var stop int32
+	var wg sync.WaitGroup
+	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for atomic.LoadInt32(&stop) == 0 {
+			}
+		}()
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&after)
+	atomic.StoreInt32(&stop, 1)
+	wg.Wait()
+	fmt.Println("stop the world: three collections past a spinner on every P",
+		after.NumGC-before.NumGC >= 3)
+}
+
 func main() {
 	workers()
 	pipeline()
@@ -174,6 +199,7 @@ func main() {
 	timers()
 	gc()
 	preemption()
+	stopTheWorld()
 	fmt.Println("done")
 	os.Exit(0)
 }
