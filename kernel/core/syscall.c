@@ -671,11 +671,13 @@ static bool hint_free(u64 hint, u64 len)
  * Where a mapping without MAP_FIXED goes: at the hint when the range there is free, as
  * on Linux (Go asks for its heap at 0xc000000000, and tries other hints when it gets
  * another address); else below the cursor mmap_next, which moves down, passing over
- * mappings a hint put in the way. 0 if there is no room.
+ * mappings a hint put in the way. 0 if there is no room. As x86-64 Linux, a hint is
+ * rounded down to its page, and one below mmap_min_addr (USER_MIN) is raised to it.
  */
 static u64 place_mapping(u64 hint, u64 len)
 {
-    hint = ALIGN_UP(hint, PAGE_SIZE);
+    if (hint)
+        hint = MAX(ALIGN_DOWN(hint, PAGE_SIZE), USER_MIN);
     if (hint && hint_free(hint, len))
         return hint;
     u64 top = process.mmap_next;
