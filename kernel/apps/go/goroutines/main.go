@@ -4,16 +4,20 @@
 //
 // What the runtime asks of the kernel along the way: threads by clone with CLONE_SETTLS,
 // futexes, its heap at mmap address hints (0xc000000000), madvise, epoll_pwait on a
-// pipe for its timers (the netpoller), sigaltstack and SIGURG by tgkill to preempt.
+// pipe for its timers (the netpoller) and edge-triggered epoll for os.Pipe, sigaltstack
+// and SIGURG by tgkill to preempt, kill and its own handler for os/signal.
 package main
 
 import (
+	"bufio"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -192,11 +196,54 @@ func stopTheWorld() {
 		after.NumGC-before.NumGC >= 3)
 }
 
+// os.Pipe's ends are non-blocking and on the netpoller, edge-triggered (EPOLLET): a
+// reader that finds the pipe empty parks its goroutine until epoll reports new data.
+func pipes() {
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Println("pipes:", err)
+		return
+	}
+	go func() {
+		for i := 1; i <= 10; i++ {
+			fmt.Fprintf(w, "line %d\n", i)
+			time.Sleep(2 * time.Millisecond)
+		}
+		w.Close()
+	}()
+	lines, sum := 0, 0
+	scanner := bufio.NewScanner(r)
+	for scanner.Scan() {
+		var n int
+		fmt.Sscanf(scanner.Text(), "line %d", &n)
+		lines++
+		sum += n
+	}
+	r.Close()
+	fmt.Println("pipes: lines", lines, "sum", sum, "error", scanner.Err())
+}
+
+// os/signal: the runtime's handler queues the signal for a goroutine that receives it.
+func signals() {
+	got := make(chan os.Signal, 1)
+	signal.Notify(got, syscall.SIGUSR1)
+	syscall.Kill(os.Getpid(), syscall.SIGUSR1)
+	select {
+	case s := <-got:
+		fmt.Println("signals: got", s)
+	case <-time.After(5 * time.Second):
+		fmt.Println("signals: none")
+	}
+	signal.Stop(got)
+}
+
 func main() {
 	workers()
 	pipeline()
 	mutex()
 	timers()
+	pipes()
+	signals()
 	gc()
 	preemption()
 	stopTheWorld()
