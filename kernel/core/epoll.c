@@ -5,7 +5,7 @@
  * the timeout, and another thread that adds an earlier timer wakes it by writing a
  * byte into a pipe on the interest list (netpollBreak).
  *
- * Readiness is poll's (poll.c's fd_ready: pipes, the console), and so is the waiting:
+ * Readiness is poll's (poll.c's fd_ready: pipes, eventfds, the console), and so is the waiting:
  * epoll_wait is one more scan for wait_ready, under pipe_lock, which also guards every
  * interest list, so an epoll_ctl that makes a waiter's answer change wakes it.
  *
@@ -151,7 +151,8 @@ long sys_epoll_ctl(long epfd, long op, long fd, u64 event)
         printk("osv: %s: epoll_ctl: an epoll fd inside another is not offered\n", process.path);
         return -EPERM;
     }
-    if (target->kind != FILE_PIPE && target->kind != FILE_CONSOLE && target->kind != FILE_EPOLL)
+    if (target->kind != FILE_PIPE && target->kind != FILE_CONSOLE && target->kind != FILE_EPOLL &&
+        target->kind != FILE_EVENTFD)
         return -EPERM;              /* regular files and directories do not poll */
     ev.events &= ~EPOLLWAKEUP;      /* needs CAP_BLOCK_SUSPEND; there is no suspend */
     if (epf->kind != FILE_EPOLL || (int)epfd == (int)fd)

@@ -1,9 +1,10 @@
 /*
  * poll, ppoll, select and pselect6: which fds are ready, waiting (up to a timeout) until
  * one is. Initrd files are always ready, as regular files are on Linux; pipes are ready
- * as pipe_poll says, the console for reading when console_read would return at once
- * (input buffered, or end of file: console_input_poll) and always for writing. A waiter
- * sleeps on pipe_lock until any pipe changes (pipe_wait_any) and looks again.
+ * as pipe_poll says, eventfds as eventfd_poll, epoll fds as epoll_poll, the console for
+ * reading when console_read would return at once (input buffered, or end of file:
+ * console_input_poll) and always for writing. A waiter sleeps on pipe_lock until any
+ * pipe (or eventfd, or epoll_ctl) changes (pipe_wait_any) and looks again.
  *
  * Console input wakes pollers from its interrupt, which cannot take pipe_lock (holders
  * run with interrupts on), so its wakeup can slip in between a waiter's look and its
@@ -39,6 +40,8 @@ unsigned fd_ready(int fd)
         return console_input_poll() | POLLOUT | POLLWRNORM;
     if (f->kind == FILE_EPOLL)
         return epoll_poll(f->epoll);
+    if (f->kind == FILE_EVENTFD)
+        return eventfd_poll(f->eventfd);
     return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
 }
 

@@ -80,6 +80,7 @@ static const struct syscall_format formats[] = {
     [__NR_epoll_create] = { "i", 'd' },    [__NR_epoll_create1] = { "x", 'd' },
     [__NR_epoll_ctl] = { "iiip", 'd' },    [__NR_epoll_wait] = { "ipii", 'd' },
     [__NR_epoll_pwait] = { "ipiipu", 'd' }, [__NR_epoll_pwait2] = { "ipippu", 'd' },
+    [__NR_eventfd] = { "u", 'd' },         [__NR_eventfd2] = { "ux", 'd' },
 };
 
 struct flag {

@@ -87,6 +87,8 @@ static long read_file(long fd, u64 buf, u64 count, bool continuing)
         return -EBADF;
     if (f->kind == FILE_EPOLL)
         return -EINVAL;             /* Linux's: epoll files have no read */
+    if (f->kind == FILE_EVENTFD)
+        return eventfd_read(f->eventfd, buf, count, continuing || (f->status_flags & O_NONBLOCK));
     if (!can_write(buf, count))
         return -EFAULT;
     if (f->kind == FILE_CONSOLE)
@@ -173,6 +175,8 @@ static long write_file(long fd, u64 buf, u64 count, bool continuing)
         return -EBADF;              /* initrd files are read-only */
     if (f->kind == FILE_EPOLL)
         return -EINVAL;
+    if (f->kind == FILE_EVENTFD)
+        return eventfd_write(f->eventfd, buf, count, continuing || (f->status_flags & O_NONBLOCK));
     if (!can_read(buf, count))
         return -EFAULT;
     if (f->kind == FILE_PIPE)
@@ -309,6 +313,8 @@ static void close_file(struct file *f)
         pipe_close_end(f->pipe, file_is_writer(f));
     if (f->kind == FILE_EPOLL)
         epoll_close(f->epoll);
+    if (f->kind == FILE_EVENTFD)
+        eventfd_close(f->eventfd);
     f->kind = FILE_NONE;
 }
 
@@ -354,6 +360,8 @@ static long sys_lseek(long fd, long offset, long whence)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
+    if (f->kind == FILE_EPOLL || f->kind == FILE_EVENTFD)
+        return 0;                   /* Linux's noop_llseek: the position stays 0 */
     if (f->kind != FILE_INITRD && f->kind != FILE_DIR)
         return -ESPIPE;
     long base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (long)f->offset
@@ -389,7 +397,7 @@ static void fill_stat(struct stat *st, const struct file *f)
         st->st_mode = 0040755;              /* S_IFDIR | rwxr-xr-x */
         st->st_nlink = 2;                   /* no subdirectories */
         st->st_ino = 2;                     /* a root's inode number */
-    } else if (f->kind == FILE_EPOLL) {
+    } else if (f->kind == FILE_EPOLL || f->kind == FILE_EVENTFD) {
         st->st_mode = 0600;                 /* an anonymous inode: rw------- and no type */
         st->st_dev = 0xd;                   /* Linux's anon_inodefs */
         st->st_ino = 1;
@@ -1108,6 +1116,8 @@ static long dup_to(long oldfd, long newfd, bool cloexec)
         pipe_open_end(f->pipe, file_is_writer(f));   /* first: newfd may hold this end's last fd */
     if (f->kind == FILE_EPOLL)
         epoll_open(f->epoll);
+    if (f->kind == FILE_EVENTFD)
+        eventfd_open(f->eventfd);
     close_file(&process.files[newfd]);          /* dup2 closes newfd first */
     process.files[newfd] = *f;
     process.files[newfd].cloexec = cloexec;
@@ -1281,6 +1291,8 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_epoll_wait: return sys_epoll_wait(a[0], a[1], a[2], a[3]);
     case __NR_epoll_pwait: return sys_epoll_pwait(a[0], a[1], a[2], a[3], a[4], a[5]);
     case __NR_epoll_pwait2: return sys_epoll_pwait2(a[0], a[1], a[2], a[3], a[4], a[5]);
+    case __NR_eventfd: return LOCKED(&process.files_lock, sys_eventfd2(a[0], 0));
+    case __NR_eventfd2: return LOCKED(&process.files_lock, sys_eventfd2(a[0], a[1]));
     case __NR_open: return LOCKED(&process.files_lock, sys_openat(AT_FDCWD, a[0], a[1], a[2]));
     case __NR_openat: return LOCKED(&process.files_lock, sys_openat(a[0], a[1], a[2], a[3]));
     case __NR_close: return LOCKED(&process.files_lock, sys_close(a[0]));

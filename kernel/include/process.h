@@ -11,12 +11,13 @@
 
 /*
  * An open file: the console, a read-only file from the initrd, "/" (the initrd's one
- * directory), one end of a pipe or an epoll instance.
+ * directory), one end of a pipe, an epoll instance or an eventfd.
  */
 struct file {
-    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD, FILE_DIR, FILE_PIPE, FILE_EPOLL } kind;
+    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD, FILE_DIR, FILE_PIPE, FILE_EPOLL, FILE_EVENTFD } kind;
     struct pipe *pipe;              /* FILE_PIPE: the end is status_flags' access mode */
     struct epoll *epoll;            /* FILE_EPOLL: its interest list (epoll.c) */
+    struct eventfd *eventfd;        /* FILE_EVENTFD: its counter (eventfd.c) */
     const u8 *data;
     u64 size;
     u64 offset;                     /* FILE_DIR: getdents64's cursor */
@@ -114,6 +115,14 @@ long sys_epoll_pwait(long epfd, u64 events, long maxevents, long timeout_ms, u64
                      u64 sigsetsize);
 long sys_epoll_pwait2(long epfd, u64 events, long maxevents, u64 timeout, u64 sigmask,
                       u64 sigsetsize);
+/* eventfd.c */
+struct eventfd;
+long sys_eventfd2(u64 initval, long flags);
+void eventfd_open(struct eventfd *e);
+void eventfd_close(struct eventfd *e);
+long eventfd_read(struct eventfd *e, u64 buf, u64 count, bool nonblock);
+long eventfd_write(struct eventfd *e, u64 buf, u64 count, bool nonblock);
+unsigned eventfd_poll(const struct eventfd *e);
 
 /* What ended the app, in fatal_report.cause. */
 enum fatal_cause {

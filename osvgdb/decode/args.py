@@ -434,6 +434,8 @@ _FLAG_KINDS: dict[str, Callable[[int], str]] = {
     "itimer": lambda v: _enum(v, {0: "ITIMER_REAL", 1: "ITIMER_VIRTUAL", 2: "ITIMER_PROF"}),
     "timer": lambda v: "TIMER_ABSTIME" if v & 0xFFFFFFFF == 1 else str(_s32(v)),
     "epoll_flags": lambda v: _bits(v & 0xFFFFFFFF, [(0o2000000, "EPOLL_CLOEXEC")]),
+    "efd": lambda v: _bits(v & 0xFFFFFFFF, [(1, "EFD_SEMAPHORE"), (0o2000000, "EFD_CLOEXEC"),
+                                            (0o4000, "EFD_NONBLOCK")]),
     "epoll_op": lambda v: _enum(v, {1: "EPOLL_CTL_ADD", 2: "EPOLL_CTL_DEL", 3: "EPOLL_CTL_MOD"}),
 }
 
@@ -537,6 +539,8 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "clone3": (("x", "u"), "d"),
     "getrlimit": (("rlimit", "x"), "d"),
     "setrlimit": (("rlimit", "x"), "d"),
+    "eventfd": (("u",), "d"),
+    "eventfd2": (("u", "efd"), "d"),
     "epoll_create": (("d",), "d"),
     "epoll_create1": (("epoll_flags",), "d"),
     "epoll_ctl": (("d", "epoll_op", "d", "epevent"), "d"),
