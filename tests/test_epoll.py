@@ -54,13 +54,15 @@ def test_decoder_shows_epoll_events_as_strace() -> None:
 
     formatter = CallFormatter(read)
     shown, _ = formatter.arguments("epoll_ctl", (3, 1, 4, 0x1000), 0, live_is_call_time=True)
-    assert shown == ["3", "EPOLL_CTL_ADD", "4", "{events=EPOLLIN|EPOLLET, data={u32=5727376, u64=5727376}}"]
-    shown, _ = formatter.arguments("epoll_pwait", (3, 0x2000, 128, 19, 0, 0), 2, live_is_call_time=True)
-    assert shown == [
-        "3",
-        "[{events=EPOLLIN, data={u32=42, u64=42}}, {events=EPOLLOUT|EPOLLERR, data={u32=0, u64=8589934592}}]",
-        "128", "19", "NULL", "0",
-    ]  # fmt: skip
+    event = "{events=EPOLLIN|EPOLLET, data={u32=5727376, u64=5727376}}"
+    assert shown == ["3", "EPOLL_CTL_ADD", "4", event]
+    args = (3, 0x2000, 128, 19, 0, 0)
+    shown, _ = formatter.arguments("epoll_pwait", args, 2, live_is_call_time=True)
+    events = (
+        "[{events=EPOLLIN, data={u32=42, u64=42}},"
+        " {events=EPOLLOUT|EPOLLERR, data={u32=0, u64=8589934592}}]"
+    )
+    assert shown == ["3", events, "128", "19", "NULL", "0"]
     shown, _ = formatter.arguments("epoll_wait", (3, 0x2000, 128, 0), 0, live_is_call_time=True)
     assert shown[1] == "[]"
     shown, _ = formatter.arguments("epoll_create1", (0x80000,), 3, live_is_call_time=True)
