@@ -46,8 +46,8 @@ int main(void)
     memset(piece, 7, 4 * MiB);
     printf("piece written: %d\n", piece[4 * MiB - 1] == 7);
     madvise(piece, 2 * MiB, MADV_DONTNEED);
-    printf("MADV_DONTNEED half: zeros %d, the rest kept %d\n", piece[0] == 0 && piece[2 * MiB - 1] == 0,
-           piece[2 * MiB] == 7);
+    printf("MADV_DONTNEED half: zeros %d, the rest kept %d\n",
+           piece[0] == 0 && piece[2 * MiB - 1] == 0, piece[2 * MiB] == 7);
     printf("munmap of a page in the middle: %d\n", munmap(piece + 1 * MiB, PAGE));
     char *hole = map(arena + 1 * MiB, PAGE, PROT_READ | PROT_WRITE, 0);
     printf("hint at the hole: given %d, zeros %d\n", hole == piece + 1 * MiB, hole[0] == 0);

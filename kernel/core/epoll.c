@@ -5,9 +5,10 @@
  * the timeout, and another thread that adds an earlier timer wakes it by writing a
  * byte into a pipe on the interest list (netpollBreak).
  *
- * Readiness is poll's (poll.c's fd_ready: pipes, eventfds, the console), and so is the waiting:
- * epoll_wait is one more scan for wait_ready, under pipe_lock, which also guards every
- * interest list, so an epoll_ctl that makes a waiter's answer change wakes it.
+ * Readiness is poll's (poll.c's fd_ready: pipes, eventfds, the console), and so is the
+ * waiting: epoll_wait is one more scan for wait_ready, under pipe_lock, which also
+ * guards every interest list, so an epoll_ctl that makes a waiter's answer change wakes
+ * it.
  *
  * Linux's semantics and errnos, with these differences:
  * - an fd's entry goes when that fd is closed (Linux: when the last fd of its open
@@ -132,7 +133,8 @@ static struct epoll_entry *find_entry(struct epoll *ep, int fd)
 }
 
 /* The bits EPOLLEXCLUSIVE may come with (Linux's EPOLLEXCLUSIVE_OK_BITS). */
-#define EXCLUSIVE_OK (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE)
+#define EXCLUSIVE_OK \
+    (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE)
 
 /* epoll_ctl, in Linux's order of checks (do_epoll_ctl). files_lock held. */
 long sys_epoll_ctl(long epfd, long op, long fd, u64 event)
