@@ -27,12 +27,12 @@ def test_go_program_runs_as_on_the_host(smp: int) -> None:
 
 
 def test_the_program_needs_asynchronous_preemption(apps: None) -> None:
-    """The program's last part is a real test of preemption: on the host, with Go's
+    """The program's preemption part is a real test: on the host, with Go's
     asynchronous preemption off, the spinning goroutine keeps the only P and the run
     never gets past it (it would hang the same way in the guest)."""
     with pytest.raises(subprocess.TimeoutExpired) as hung:
         subprocess.run(
-            [str(GO_PROGRAM)], env={"GODEBUG": "asyncpreemptoff=1"}, capture_output=True, timeout=3
+            [str(GO_PROGRAM)], env={"GODEBUG": "asyncpreemptoff=1"}, capture_output=True, timeout=5
         )
     output = (hung.value.stdout or b"").decode()
     assert "gc: two cycles true" in output and "preemption:" not in output
