@@ -204,8 +204,8 @@ static long sys_sendfile(long out_fd, long in_fd, u64 offset_addr, u64 count)
         return -ESPIPE;
     if (!out || !file_is_writer(out))
         return -EBADF;
-    if (in->kind != FILE_INITRD)
-        return -EINVAL;
+    if (in->kind != FILE_INITRD || out->kind == FILE_EPOLL || out->kind == FILE_EVENTFD)
+        return -EINVAL;             /* and epoll and eventfd fds take no splice */
     u64 pos = in->offset;
     if (offset_addr) {
         if (!can_write(offset_addr, sizeof(long)))
