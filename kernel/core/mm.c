@@ -466,6 +466,36 @@ int move_user(u64 old_va, u64 new_va, u64 len)
     return ret;
 }
 
+/*
+ * The lowest page the app mapped in [va, va+len), 0 if none: what mmap asks before it
+ * puts a mapping somewhere. Absent page tables are skipped whole, so a free range of
+ * gigabytes (Go's arena hints) costs a few reads. The range must be valid.
+ */
+u64 user_mapped_first(u64 va, u64 len)
+{
+    u64 found = 0, end = va + len;
+    spin_lock(&pt_lock);
+    for (u64 a = ALIGN_DOWN(va, PAGE_SIZE); a < end && !found;) {
+        u64 *table = kernel_pml4;
+        int shift;
+        for (shift = 39; shift > 12; shift -= 9) {
+            u64 e = table[(a >> shift) & 511];
+            if (!(e & PTE_P))
+                break;
+            table = phys_to_virt(e & PTE_ADDR);
+        }
+        if (shift > 12) {               /* nothing mapped in this entry's whole span */
+            a = ALIGN_DOWN(a, 1UL << shift) + (1UL << shift);
+            continue;
+        }
+        if (table[(a >> 12) & 511] & PTE_SW_RESERVED)
+            found = a;
+        a += PAGE_SIZE;
+    }
+    spin_unlock(&pt_lock);
+    return found;
+}
+
 bool user_page_mapped(u64 va)
 {
     if (!user_range_valid(va, 1))

@@ -26,6 +26,7 @@ struct pipe {
 
 struct spinlock pipe_lock = SPINLOCK_INIT;
 static const char pipe_events;      /* the wait channel of poll and select */
+static u64 pipe_changes;            /* how often pollers were woken: epoll's edges (EPOLLET) */
 
 struct pipe *pipe_create(void)
 {
@@ -38,7 +39,7 @@ struct pipe *pipe_create(void)
 static void wake_all(struct pipe *p)
 {
     sched_wakeup(p);
-    sched_wakeup(&pipe_events);
+    pipe_wake_pollers();
 }
 
 /* pipe_lock held; true if the caller must free p once it let go of the lock. */
@@ -172,5 +173,11 @@ long pipe_wait_any(u64 deadline_ns)
 
 void pipe_wake_pollers(void)
 {
+    __atomic_fetch_add(&pipe_changes, 1, __ATOMIC_RELEASE);
     sched_wakeup(&pipe_events);
+}
+
+u64 pipe_change_count(void)
+{
+    return __atomic_load_n(&pipe_changes, __ATOMIC_ACQUIRE);
 }

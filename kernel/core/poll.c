@@ -1,9 +1,10 @@
 /*
  * poll, ppoll, select and pselect6: which fds are ready, waiting (up to a timeout) until
  * one is. Initrd files are always ready, as regular files are on Linux; pipes are ready
- * as pipe_poll says, the console for reading when console_read would return at once
- * (input buffered, or end of file: console_input_poll) and always for writing. A waiter
- * sleeps on pipe_lock until any pipe changes (pipe_wait_any) and looks again.
+ * as pipe_poll says, eventfds as eventfd_poll, epoll fds as epoll_poll, the console for
+ * reading when console_read would return at once (input buffered, or end of file:
+ * console_input_poll) and always for writing. A waiter sleeps on pipe_lock until any
+ * pipe (or eventfd, or epoll_ctl) changes (pipe_wait_any) and looks again.
  *
  * Console input wakes pollers from its interrupt, which cannot take pipe_lock (holders
  * run with interrupts on), so its wakeup can slip in between a waiter's look and its
@@ -28,7 +29,7 @@
 #define POLLEX_SET POLLPRI
 
 /* fd's readiness now, as poll's bits; POLLNVAL if it is not open. pipe_lock held. */
-static unsigned fd_ready(int fd)
+unsigned fd_ready(int fd)
 {
     if (fd < 0 || fd >= MAX_FDS || process.files[fd].kind == FILE_NONE)
         return POLLNVAL;
@@ -37,6 +38,10 @@ static unsigned fd_ready(int fd)
         return pipe_poll(f->pipe, file_is_writer(f));
     if (f->kind == FILE_CONSOLE)
         return console_input_poll() | POLLOUT | POLLWRNORM;
+    if (f->kind == FILE_EPOLL)
+        return epoll_poll(f->epoll);
+    if (f->kind == FILE_EVENTFD)
+        return eventfd_poll(f->eventfd);
     return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
 }
 
@@ -44,7 +49,7 @@ static unsigned fd_ready(int fd)
  * scan(arg) until it finds something ready (> 0) or fails (< 0), or the deadline passes
  * (0: no deadline; one already past: look once).
  */
-static long wait_ready(long (*scan)(void *), void *arg, u64 deadline)
+long wait_ready(long (*scan)(void *), void *arg, u64 deadline)
 {
     spin_lock(&pipe_lock);
     long n;

@@ -81,6 +81,12 @@ static const struct syscall_format formats[] = {
     [__NR_tgkill] = { "iii", 'd' },
     [__NR_setitimer] = { "ipp", 'd' },     [__NR_getitimer] = { "ip", 'd' },
     [__NR_alarm] = { "u", 'd' },
+    [__NR_getrlimit] = { "ip", 'd' },      [__NR_setrlimit] = { "ip", 'd' },
+    [__NR_sched_getaffinity] = { "iup", 'd' }, [__NR_sched_setaffinity] = { "iup", 'd' },
+    [__NR_epoll_create] = { "i", 'd' },    [__NR_epoll_create1] = { "x", 'd' },
+    [__NR_epoll_ctl] = { "iiip", 'd' },    [__NR_epoll_wait] = { "ipii", 'd' },
+    [__NR_epoll_pwait] = { "ipiipu", 'd' }, [__NR_epoll_pwait2] = { "ipippu", 'd' },
+    [__NR_eventfd] = { "u", 'd' },         [__NR_eventfd2] = { "ux", 'd' },
 };
 
 struct flag {

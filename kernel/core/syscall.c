@@ -73,7 +73,7 @@ static const char *user_path(u64 addr, size_t max)
     return NULL;
 }
 
-static struct file *get_file(long fd)
+struct file *get_file(long fd)
 {
     if (fd < 0 || fd >= MAX_FDS || process.files[fd].kind == FILE_NONE)
         return NULL;
@@ -91,6 +91,10 @@ static long read_file(long fd, u64 buf, u64 count, bool continuing)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
+    if (f->kind == FILE_EPOLL)
+        return -EINVAL;             /* Linux's: epoll files have no read */
+    if (f->kind == FILE_EVENTFD)
+        return eventfd_read(f->eventfd, buf, count, continuing || (f->status_flags & O_NONBLOCK));
     if (!can_write(buf, count))
         return -EFAULT;
     if (f->kind == FILE_CONSOLE)
@@ -177,6 +181,10 @@ static long write_file(long fd, u64 buf, u64 count, bool continuing)
         return -EBADF;
     if (f->kind == FILE_INITRD || !file_is_writer(f))
         return -EBADF;              /* initrd files are read-only */
+    if (f->kind == FILE_EPOLL)
+        return -EINVAL;
+    if (f->kind == FILE_EVENTFD)
+        return eventfd_write(f->eventfd, buf, count, continuing || (f->status_flags & O_NONBLOCK));
     if (!can_read(buf, count))
         return -EFAULT;
     if (f->kind == FILE_PIPE)
@@ -205,8 +213,8 @@ static long sys_sendfile(long out_fd, long in_fd, u64 offset_addr, u64 count)
         return -ESPIPE;
     if (!out || !file_is_writer(out))
         return -EBADF;
-    if (in->kind != FILE_INITRD)
-        return -EINVAL;
+    if (in->kind != FILE_INITRD || out->kind == FILE_EPOLL || out->kind == FILE_EVENTFD)
+        return -EINVAL;             /* and epoll and eventfd fds take no splice */
     u64 pos = in->offset;
     if (offset_addr) {
         if (!can_write(offset_addr, sizeof(long)))
@@ -282,7 +290,7 @@ static long lookup(int dirfd, const char *path, struct file *out)
     return initrd_find(path, &out->data, &out->size) ? 0 : -ENOENT;
 }
 
-static long lowest_free_fd(long from)
+long lowest_free_fd(long from)
 {
     for (long fd = MAX(from, 0); fd < MAX_FDS; fd++)
         if (process.files[fd].kind == FILE_NONE)
@@ -318,8 +326,14 @@ static long sys_openat(long dirfd, u64 path_addr, long flags, long mode)
 /* files_lock held */
 static void close_file(struct file *f)
 {
+    if (f->kind != FILE_NONE)
+        epoll_forget_fd(f - process.files);
     if (f->kind == FILE_PIPE)
         pipe_close_end(f->pipe, file_is_writer(f));
+    if (f->kind == FILE_EPOLL)
+        epoll_close(f->epoll);
+    if (f->kind == FILE_EVENTFD)
+        eventfd_close(f->eventfd);
     f->kind = FILE_NONE;
 }
 
@@ -365,8 +379,8 @@ static long sys_lseek(long fd, long offset, long whence)
     struct file *f = get_file(fd);
     if (!f)
         return -EBADF;
-    if (f->kind == FILE_NULL)
-        return 0;                   /* as Linux's /dev/null: every seek lands at 0 */
+    if (f->kind == FILE_NULL || f->kind == FILE_EPOLL || f->kind == FILE_EVENTFD)
+        return 0;                   /* Linux's noop_llseek: the position stays 0 */
     if (f->kind != FILE_INITRD && f->kind != FILE_DIR)
         return -ESPIPE;
     long base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (long)f->offset
@@ -413,6 +427,10 @@ static void fill_stat(struct stat *st, const struct file *f)
         st->st_mode = 0040755;              /* S_IFDIR | rwxr-xr-x */
         st->st_nlink = 2;                   /* no subdirectories */
         st->st_ino = 2;                     /* a root's inode number */
+    } else if (f->kind == FILE_EPOLL || f->kind == FILE_EVENTFD) {
+        st->st_mode = 0600;                 /* an anonymous inode: rw------- and no type */
+        st->st_dev = 0xd;                   /* Linux's anon_inodefs */
+        st->st_ino = 1;
     } else if (f->kind == FILE_PIPE) {
         st->st_mode = 0010600;              /* S_IFIFO | rw------- */
         st->st_dev = 0xe;                   /* Linux's pipefs */
@@ -696,12 +714,52 @@ static long sys_brk(u64 addr)
     if (addr < process.brk_start || range_overlaps_kernel(process.brk_start, new_end) ||
         new_end > process.mmap_next)
         return process.brk;         /* Linux's brk fails by returning the current break */
-    if (new_end > old_end && map_user(old_end, new_end - old_end, PROT_READ | PROT_WRITE) < 0)
+    /* Linux's brk stops at the next mapping; an mmap hint may have put one in its way. */
+    if (new_end > old_end && (user_mapped_first(old_end, new_end - old_end) ||
+                              map_user(old_end, new_end - old_end, PROT_READ | PROT_WRITE) < 0))
         return process.brk;
     if (new_end < old_end)
         unmap_user(new_end, old_end - new_end);
     process.brk = addr;
     return addr;
+}
+
+/*
+ * May a mapping go at the app's hint? Where Linux would put it: the range is the app's,
+ * below the stack's guard gap, and nothing is mapped there.
+ */
+static bool hint_free(u64 hint, u64 len)
+{
+    return hint >= USER_MIN && hint + len > hint &&
+           hint + len <= process.stack_low - STACK_GUARD_GAP &&
+           !range_overlaps_kernel(hint, hint + len) && !user_mapped_first(hint, len);
+}
+
+/*
+ * Where a mapping without MAP_FIXED goes: at the hint when the range there is free, as
+ * on Linux (Go asks for its heap at 0xc000000000, and tries other hints when it gets
+ * another address); else below the cursor mmap_next, which moves down, passing over
+ * mappings a hint put in the way. 0 if there is no room. As x86-64 Linux, a hint is
+ * rounded down to its page, and one below mmap_min_addr (USER_MIN) is raised to it.
+ */
+static u64 place_mapping(u64 hint, u64 len)
+{
+    if (hint)
+        hint = MAX(ALIGN_DOWN(hint, PAGE_SIZE), USER_MIN);
+    if (hint && hint_free(hint, len))
+        return hint;
+    u64 top = process.mmap_next;
+    for (;;) {
+        u64 addr = top - len;
+        if (addr < process.brk || addr > top || range_overlaps_kernel(addr, top))
+            return 0;
+        u64 busy = user_mapped_first(addr, len);
+        if (!busy) {
+            process.mmap_next = addr;
+            return addr;
+        }
+        top = busy;
+    }
 }
 
 static long sys_mmap(u64 addr, u64 len, long prot, long flags, long fd, long offset)
@@ -725,10 +783,9 @@ static long sys_mmap(u64 addr, u64 len, long prot, long flags, long fd, long off
                 if (user_page_mapped(a))
                     return -EEXIST;
     } else {
-        addr = process.mmap_next - len;
-        if (addr < process.brk || addr > process.mmap_next)
+        addr = place_mapping(addr, len);
+        if (!addr)
             return -ENOMEM;
-        process.mmap_next = addr;
     }
     /* Private file mappings are copies: the initrd is read-only and never changes. */
     if (map_user(addr, len, f ? PROT_READ | PROT_WRITE : prot) < 0)
@@ -1121,6 +1178,10 @@ static long dup_to(long oldfd, long newfd, bool cloexec)
         return -EBADF;
     if (f->kind == FILE_PIPE)
         pipe_open_end(f->pipe, file_is_writer(f));   /* first: newfd may hold this end's last fd */
+    if (f->kind == FILE_EPOLL)
+        epoll_open(f->epoll);
+    if (f->kind == FILE_EVENTFD)
+        eventfd_open(f->eventfd);
     close_file(&process.files[newfd]);          /* dup2 closes newfd first */
     process.files[newfd] = *f;
     process.files[newfd].cloexec = cloexec;
@@ -1288,6 +1349,14 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_ppoll: return sys_ppoll(a[0], a[1], a[2], a[3], a[4]);
     case __NR_select: return sys_select(a[0], a[1], a[2], a[3], a[4]);
     case __NR_pselect6: return sys_pselect6(a[0], a[1], a[2], a[3], a[4], a[5]);
+    case __NR_epoll_create: return LOCKED(&process.files_lock, sys_epoll_create(a[0]));
+    case __NR_epoll_create1: return LOCKED(&process.files_lock, sys_epoll_create1(a[0]));
+    case __NR_epoll_ctl: return LOCKED(&process.files_lock, sys_epoll_ctl(a[0], a[1], a[2], a[3]));
+    case __NR_epoll_wait: return sys_epoll_wait(a[0], a[1], a[2], a[3]);
+    case __NR_epoll_pwait: return sys_epoll_pwait(a[0], a[1], a[2], a[3], a[4], a[5]);
+    case __NR_epoll_pwait2: return sys_epoll_pwait2(a[0], a[1], a[2], a[3], a[4], a[5]);
+    case __NR_eventfd: return LOCKED(&process.files_lock, sys_eventfd2(a[0], 0));
+    case __NR_eventfd2: return LOCKED(&process.files_lock, sys_eventfd2(a[0], a[1]));
     case __NR_open: return LOCKED(&process.files_lock, sys_openat(AT_FDCWD, a[0], a[1], a[2]));
     case __NR_openat: return LOCKED(&process.files_lock, sys_openat(a[0], a[1], a[2], a[3]));
     case __NR_close: return LOCKED(&process.files_lock, sys_close(a[0]));
@@ -1356,6 +1425,9 @@ static long dispatch(const struct syscall_frame *f, u64 nr, const u64 *a)
     case __NR_getgroups: return (int)a[0] < 0 ? -EINVAL : 0;    /* root, no supplementary groups */
     case __NR_uname: return sys_uname(a[0]);
     case __NR_prlimit64: return sys_prlimit64(a[0], a[1], a[2], a[3]);
+    /* struct rlimit is struct rlimit64 on x86-64 */
+    case __NR_getrlimit: return sys_prlimit64(0, a[0], 0, a[1]);
+    case __NR_setrlimit: return sys_prlimit64(0, a[0], a[1], 0);
     case __NR_getrandom: return sys_getrandom(a[0], a[1], a[2]);
     case __NR_clock_gettime: return sys_clock_gettime(a[0], a[1]);
     case __NR_gettimeofday: return sys_gettimeofday(a[0], a[1]);

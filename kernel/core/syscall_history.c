@@ -66,6 +66,10 @@ const struct syscall_capture_rule capture_rules[][SYSCALL_CAPTURE_RULES] = {
     [__NR_sigaltstack] = { IN_STRUCT(0, 24), OUT_STRUCT(1, 24) },
     [__NR_rt_sigqueueinfo] = { IN_STRUCT(2, 32) },
     [__NR_rt_tgsigqueueinfo] = { IN_STRUCT(3, 32) },
+    /* struct epoll_event is 12 bytes (packed on x86-64) */
+    [__NR_epoll_ctl] = { IN_STRUCT(3, 12) },
+    [__NR_epoll_pwait] = { IN_STRUCT(4, 8) },
+    [__NR_epoll_pwait2] = { IN_STRUCT(4, 8) },
 };
 #define NR_CAPTURE_RULES (sizeof(capture_rules) / sizeof(capture_rules[0]))
 

@@ -48,6 +48,7 @@ void unmap_user(u64 va, u64 len);
 void discard_user(u64 va, u64 len);               /* MADV_DONTNEED */
 int protect_user(u64 va, u64 len, int prot);
 bool user_page_mapped(u64 va);
+u64 user_mapped_first(u64 va, u64 len);            /* 0: nothing mapped there */
 int user_page_prot(u64 va);                       /* PROT_* bits; -1 if not mapped */
 int move_user(u64 old_va, u64 new_va, u64 len);   /* mremap: the pages, populated or not */
 u64 user_copy_present(void *dst, u64 addr, u64 len);

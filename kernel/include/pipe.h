@@ -25,4 +25,6 @@ unsigned pipe_poll(const struct pipe *p, bool writer);
 long pipe_wait_any(u64 deadline_ns);
 /* Wake everyone in pipe_wait_any: something else they watch (the console) changed. */
 void pipe_wake_pollers(void);
+/* Counts every wake-up of pollers: a change since a look means something may be new. */
+u64 pipe_change_count(void);
 #endif

@@ -11,11 +11,14 @@
 
 /*
  * An open file: the console, a read-only file from the initrd, "/" (the initrd's one
- * directory) or one end of a pipe.
+ * directory), one end of a pipe, an epoll instance or an eventfd.
  */
 struct file {
-    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD, FILE_DIR, FILE_PIPE, FILE_NULL } kind;
+    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD, FILE_DIR, FILE_PIPE, FILE_NULL, FILE_EPOLL,
+           FILE_EVENTFD } kind;
     struct pipe *pipe;              /* FILE_PIPE: the end is status_flags' access mode */
+    struct epoll *epoll;            /* FILE_EPOLL: its interest list (epoll.c) */
+    struct eventfd *eventfd;        /* FILE_EVENTFD: its counter (eventfd.c) */
     const u8 *data;
     u64 size;
     u64 offset;                     /* FILE_DIR: getdents64's cursor */
@@ -92,11 +95,38 @@ noreturn void thread_exit(int status);
 long sys_kill(const struct syscall_frame *f, long pid, long sig);
 long sys_tgkill(const struct syscall_frame *f, long tgid, long tid, long sig);
 long sys_sigqueueinfo(const struct syscall_frame *f, long tgid, long tid, long sig, u64 uinfo);
+/* syscall.c: the fd table, under files_lock */
+struct file *get_file(long fd);
+long lowest_free_fd(long from);
 /* poll.c */
+unsigned fd_ready(int fd);          /* poll's bits now; pipe_lock held */
+long wait_ready(long (*scan)(void *), void *arg, u64 deadline);
 long sys_poll(u64 fds, u64 nfds, long timeout_ms);
 long sys_ppoll(u64 fds, u64 nfds, u64 timeout, u64 sigmask, u64 sigsetsize);
 long sys_select(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout);
 long sys_pselect6(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout, u64 sig);
+/* epoll.c */
+struct epoll;
+unsigned epoll_poll(const struct epoll *ep);
+void epoll_open(struct epoll *ep);  /* another fd on it (dup) */
+void epoll_close(struct epoll *ep);
+void epoll_forget_fd(int fd);
+long sys_epoll_create(long size);
+long sys_epoll_create1(long flags);
+long sys_epoll_ctl(long epfd, long op, long fd, u64 event);
+long sys_epoll_wait(long epfd, u64 events, long maxevents, long timeout_ms);
+long sys_epoll_pwait(long epfd, u64 events, long maxevents, long timeout_ms, u64 sigmask,
+                     u64 sigsetsize);
+long sys_epoll_pwait2(long epfd, u64 events, long maxevents, u64 timeout, u64 sigmask,
+                      u64 sigsetsize);
+/* eventfd.c */
+struct eventfd;
+long sys_eventfd2(u64 initval, long flags);
+void eventfd_open(struct eventfd *e);
+void eventfd_close(struct eventfd *e);
+long eventfd_read(struct eventfd *e, u64 buf, u64 count, bool nonblock);
+long eventfd_write(struct eventfd *e, u64 buf, u64 count, bool nonblock);
+unsigned eventfd_poll(const struct eventfd *e);
 
 /* What ended the app, in fatal_report.cause. */
 enum fatal_cause {

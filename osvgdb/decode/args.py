@@ -13,6 +13,10 @@ result.  Argument kinds:
     IOV:N  an iovec array the call fills: shown once it returned (readv)
     FDS  the two fds the call fills (pipe's): [3, 4] once it returned
     pollfd:N  an array of argument N struct pollfds: [{fd=3, events=POLLIN}]
+    epevent  a struct epoll_event the call reads (epoll_ctl's):
+         {events=EPOLLIN, data={u32=5727376, u64=5727376}}
+    EPEVENTS:N  the array of up to argument N struct epoll_events the call fills
+         (epoll_wait's): the result's count of them once it returned, [] for none
     fdset:N  an fd_set of argument N fds (select's): [0 3], NULL for 0
     off  a file offset (mmap's last argument): hex, 0 as 0
     sigset  a sigset_t the call reads: [USR1 USR2], ~[...] for most of them
@@ -226,6 +230,15 @@ def signal_set(mask: int) -> str:
     return "[" + " ".join(signal_name(s, prefix=False) for s in members) + "]"
 
 
+EPOLL_EVENT_SIZE = 12  # packed on x86-64: u32 events, u64 data
+
+
+def epoll_event_text(data: bytes) -> str:
+    """struct epoll_event as strace shows it: {events=EPOLLIN, data={u32=..., u64=...}}."""
+    events, value = struct.unpack("<IQ", data[:EPOLL_EVENT_SIZE])
+    return f"{{events={_bits(events, _EPOLL)}, data={{u32={value & 0xFFFFFFFF}, u64={value}}}}}"
+
+
 def sigaction_text(data: bytes) -> str:
     """The kernel's struct sigaction (handler, flags, restorer, mask: 32 bytes)."""
     handler, flags, restorer, mask = struct.unpack("<QQQQ", data[:32])
@@ -274,6 +287,7 @@ STRUCT_KINDS: dict[str, tuple[int, Callable[[bytes], str]]] = {
     "sigaction": (32, sigaction_text),
     "stack": (24, stack_text),
     "siginfo": (32, siginfo_text),
+    "epevent": (EPOLL_EVENT_SIZE, epoll_event_text),
 }
 _RLIMIT = {
     0: "RLIMIT_CPU",
@@ -437,6 +451,10 @@ _POLL = [
     (0x20, "POLLNVAL"), (0x40, "POLLRDNORM"), (0x80, "POLLRDBAND"), (0x100, "POLLWRNORM"),
     (0x200, "POLLWRBAND"), (0x400, "POLLMSG"), (0x2000, "POLLRDHUP"),
 ]  # fmt: skip
+_EPOLL = [(bit, "E" + name) for bit, name in _POLL] + [
+    (1 << 28, "EPOLLEXCLUSIVE"), (1 << 29, "EPOLLWAKEUP"), (1 << 30, "EPOLLONESHOT"),
+    (1 << 31, "EPOLLET"),
+]  # fmt: skip
 
 
 def _argument_at(args: tuple[int, ...], kind: str) -> int:
@@ -471,6 +489,10 @@ _FLAG_KINDS: dict[str, Callable[[int], str]] = {
     "af": lambda v: _ADDRESS_FAMILIES.get(v & 0xFFFFFFFF, hex(v & 0xFFFFFFFF)),
     "socktype": socket_type,
     "access": lambda v: _bits(v & 0xFFFFFFFF, [(4, "R_OK"), (2, "W_OK"), (1, "X_OK")], zero="F_OK"),
+    "epoll_flags": lambda v: _bits(v & 0xFFFFFFFF, [(0o2000000, "EPOLL_CLOEXEC")]),
+    "efd": lambda v: _bits(v & 0xFFFFFFFF, [(1, "EFD_SEMAPHORE"), (0o2000000, "EFD_CLOEXEC"),
+                                            (0o4000, "EFD_NONBLOCK")]),
+    "epoll_op": lambda v: _enum(v, {1: "EPOLL_CTL_ADD", 2: "EPOLL_CTL_DEL", 3: "EPOLL_CTL_MOD"}),
 }
 
 # name: (argument kinds, result kind)
@@ -589,6 +611,16 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "statx": (("dirfd", "s", "atflags", "x", "x"), "d"),
     "rseq": (("x", "x", "d", "x"), "d"),  # strace shows the length in hex
     "clone3": (("x", "u"), "d"),
+    "getrlimit": (("rlimit", "x"), "d"),
+    "setrlimit": (("rlimit", "x"), "d"),
+    "eventfd": (("u",), "d"),
+    "eventfd2": (("u", "efd"), "d"),
+    "epoll_create": (("d",), "d"),
+    "epoll_create1": (("epoll_flags",), "d"),
+    "epoll_ctl": (("d", "epoll_op", "d", "epevent"), "d"),
+    "epoll_wait": (("d", "EPEVENTS:2", "d", "d"), "d"),
+    "epoll_pwait": (("d", "EPEVENTS:2", "d", "d", "sigset", "u"), "d"),
+    "epoll_pwait2": (("d", "EPEVENTS:2", "d", "x", "sigset", "u"), "d"),
 }
 
 _ESCAPES = {
@@ -843,6 +875,10 @@ class CallFormatter:
             return "[{}, {}]".format(*struct.unpack("<ii", data)), None
         if kind.startswith("pollfd:"):
             return self._pollfds(value, _s32(_argument_at(args, kind))), None
+        if kind.startswith("EPEVENTS:"):
+            if ret is None or ret < 0:
+                return hex(value), None     # filled by the call: not yet, or not at all
+            return self._epoll_events(value, min(ret, _s32(_argument_at(args, kind)))), None
         if kind.startswith("fdset:"):
             return self._fdset(value, _s32(_argument_at(args, kind))), None
         if kind.startswith(("iov:", "IOV:")):
@@ -913,6 +949,21 @@ class CallFormatter:
         parts = [
             f"{{fd={fd}, events={_bits(events & 0xFFFF, _POLL)}}}"
             for fd, events, _ in struct.iter_unpack("<ihh", table)
+        ]
+        return "[" + ", ".join(parts) + (", ..." if count > shown_count else "") + "]"
+
+    def _epoll_events(self, address: int, count: int) -> str:
+        """`[{events=EPOLLIN, data={u32=..., u64=...}}, ...]`: the events epoll_wait
+        returned, as strace shows them."""
+        if count <= 0:
+            return "[]"
+        shown_count = min(count, 8)
+        table = self._fetch(address, EPOLL_EVENT_SIZE * shown_count)
+        if table is None or len(table) < EPOLL_EVENT_SIZE * shown_count:
+            return hex(address)
+        parts = [
+            epoll_event_text(table[i : i + EPOLL_EVENT_SIZE])
+            for i in range(0, len(table), EPOLL_EVENT_SIZE)
         ]
         return "[" + ", ".join(parts) + (", ..." if count > shown_count else "") + "]"
 

@@ -1,0 +1,3 @@
+module osvgdb.test/goroutines
+
+go 1.19
