@@ -88,7 +88,7 @@ def raw_result(name: str, text: str) -> int | None:
 
 
 @pytest.mark.parametrize("variant", ["musl", "glibc"])
-@pytest.mark.parametrize("program", ["fdcalls", "morecalls", "pipes", "polls", "signals", "timers"])
+@pytest.mark.parametrize("program", ["fdcalls", "morecalls", "pipes", "polls", "signals", "timers", "epoll", "eventfd", "hints"])
 def test_numbers_flags_and_failures_read_as_strace_reads_them(program: str, variant: str, tmp_path: Path) -> None:
     exe = app(program, variant)
     log = tmp_path / "strace.log"
