@@ -119,7 +119,8 @@ static long clone_thread(const struct syscall_frame *f, u64 flags, u64 stack, u6
     t->sigmask = parent->sigmask;
     t->fs_switching = parent->fs_switching || (flags & CLONE_SETTLS);
     t->tcb->app_tcb = (flags & CLONE_SETTLS) ? tls : parent->tcb->app_tcb;
-    t->tcb->kernel_tcb_counter = (t->fs_switching ? 0 : 1) + 1;
+    if (fs_protocol != FS_PROTOCOL_COMPARE)    /* compare has no counter: it stays 0 */
+        t->tcb->kernel_tcb_counter = (t->fs_switching ? 0 : 1) + 1;
     struct syscall_frame *child = (struct syscall_frame *)t->tcb->syscall_stack_top - 1;
     *child = *f;
     child->rax = 0;

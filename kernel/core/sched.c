@@ -33,7 +33,8 @@ static void install(struct arch_cpu *cpu, struct thread *next)
     cpu->current = next;
     cpu->tcb_data.kernel_tcb = (u64)next->tcb;
     cpu->tss.ist[IST_EXCEPTION - 1] = (u64)next->exception_stack + next->exception_stack_size;
-    set_fsbase(next->tcb->kernel_tcb_counter ? (u64)next->tcb : next->tcb->app_tcb);
+    bool in_kernel = next->tcb->kernel_tcb_counter || fs_protocol == FS_PROTOCOL_COMPARE;
+    set_fsbase(in_kernel ? (u64)next->tcb : next->tcb->app_tcb);
 }
 
 /* This CPU starts running its idle thread (for the boot CPU: the boot thread). */

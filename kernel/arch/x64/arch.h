@@ -57,6 +57,7 @@ struct arch_cpu {
     struct tcb_data tcb_data;     /* first, so %gs:0 is tcb_data.kernel_tcb */
     struct arch_cpu *self;        /* %gs:24, so C finds its CPU in one load */
     u32 preempt_count;            /* %gs:32: spinlocks held; no preemption while non-zero */
+    bool in_fast_syscall;         /* lazy's fast path runs (core/fastpath.c): FS is still the app's */
     u32 id;
     u32 apic_id;
     bool online;
@@ -77,6 +78,18 @@ struct arch_cpu {
 
 extern struct arch_cpu cpus[MAX_CPUS];
 extern unsigned nr_cpus;
+
+/*
+ * The FS-base protocol the entry paths follow (--fs-protocol=..., entry.S's opening
+ * comment has all three). A byte, so entry.S tests it with one cmpb; the debugger
+ * reads it and names it from this enum's DWARF.
+ */
+enum fs_protocol {
+    FS_PROTOCOL_COUNTER = 0,        /* the seed's kernel_tcb_counter (the default) */
+    FS_PROTOCOL_COMPARE = 1,        /* OSv's merged design: compare %fs:0 with the kernel TCB */
+    FS_PROTOCOL_LAZY = 2,           /* counter, but a few syscalls leave FS alone */
+};
+extern u8 fs_protocol;
 
 /* 1 when CPUID reports FSGSBASE and CR4.FSGSBASE is on: entry paths use wrfsbase, else wrmsr. */
 extern u8 fsgsbase_avail;

@@ -19,5 +19,15 @@
 #define GS_CPU_SELF     24  /* %gs:24 struct arch_cpu *self */
 #define GS_PREEMPT_COUNT 32 /* %gs:32 u32 preempt_count */
 
+/* enum fs_protocol (arch.h): the byte fs_protocol entry.S tests */
+#define ASM_FS_PROTOCOL_COMPARE 1
+
+/* struct syscall_frame (trap.h) / struct trap_frame: the FS base the entry found */
+#define FRAME_FS_BASE   0
+#define FRAME_RAX       (14 * 8)    /* syscall_frame: the number in, the result out */
+
+/* syscall_fast[] (core/fastpath.c): syscall numbers below this may take lazy's fast path */
+#define FAST_SYSCALL_LIMIT 512
+
 #define MSR_FS_BASE     0xc0000100
 #endif

@@ -1,0 +1,70 @@
+/*
+ * The lazy FS-base protocol's fast path (--fs-protocol=lazy): a few syscalls whose
+ * work needs nothing of the kernel's __thread variables run with FS as the app left
+ * it, so their crossing has no FS switch, no counter, no kernel TLS check.
+ *
+ * Only code that provably uses no %fs may run here. Everything reaches this CPU and
+ * its thread through GS (this_cpu(), %gs:24, and cpu->current), never through
+ * current_thread. kernel/check-fastpath.py proves it at build time: it disassembles
+ * kernel.elf and follows every call and tail call from syscall_fast_path (entry.S)
+ * and syscall_fast_handler; the build fails if any function reached has an %fs
+ * operand, an indirect call or jump it cannot follow.
+ *
+ * The calls still go into the syscall history (osv-syscalls, osv-trace see them),
+ * with their entry FS base and counter as the slow path records them. --strace
+ * prints from ordinary kernel code, so with --strace lazy has no fast calls at all.
+ */
+#include "arch.h"
+#include "fastpath.h"
+#include "process.h"
+#include "signal.h"
+#include "syscall_history.h"
+#include "thread.h"
+#include "trap.h"
+#include <asm/unistd_64.h>
+#include <asm-generic/errno.h>
+
+u8 syscall_fast[FAST_SYSCALL_LIMIT];
+
+static const u16 fast_syscalls[] = { __NR_getpid, __NR_getppid, __NR_gettid, __NR_clock_gettime };
+
+/* After the command line is parsed: lazy without --strace marks the fast syscalls. */
+void syscall_fast_init(void)
+{
+    if (fs_protocol != FS_PROTOCOL_LAZY || process.strace)
+        return;
+    for (unsigned i = 0; i < ARRAY_SIZE(fast_syscalls); i++)
+        syscall_fast[fast_syscalls[i]] = 1;
+}
+
+/*
+ * One fast syscall, frame->rax its number, interrupts off. 1: done, frame->rax the
+ * result. 0: declined, nothing changed: a signal may be due on the way out, or the
+ * thread runs a signal handler (the slow path keeps that bookkeeping).
+ */
+int syscall_fast_handler(struct syscall_frame *f)
+{
+    struct arch_cpu *cpu = this_cpu();
+    struct thread *t = cpu->current;
+    if (!t->is_app || t->in_signal || t->restore_sigmask || signal_pending(t))
+        return 0;
+    cpu->in_fast_syscall = true;    /* for osv-fscheck and the debugger: FS is the app's */
+    cpu->entries++;
+    struct syscall_record *r = syscall_history_enter(f, t->tid);
+    u64 seq = r->seq;
+    t->syscall_record = r;
+    t->syscall_seq = seq;
+    long ret;
+    switch (f->rax) {
+    case __NR_getpid: ret = process_pid(); break;
+    case __NR_getppid: ret = 0; break;
+    case __NR_gettid: ret = t->tid; break;
+    case __NR_clock_gettime: ret = sys_clock_gettime(f->rdi, f->rsi); break;
+    default: ret = -ENOSYS; break;  /* syscall_fast_init marks no other */
+    }
+    f->rax = ret;
+    syscall_history_exit(r, seq, ret);
+    syscall_trace_check(false);
+    cpu->in_fast_syscall = false;
+    return 1;
+}
