@@ -289,7 +289,12 @@ Rules checked at each crossing (kernel/arch/x64/entry.S's protocol):
                 never set an app TCB)
   return-count  returning to app code, the counter is 0 (app TCB set) or 1 (never set)
   kernel-fs     an interrupt returning to kernel code leaves FS on the kernel TCB and the
-                counter >= 1"""
+                counter >= 1
+Under --fs-protocol=compare there is no counter: entry-count, return-count and
+kernel-fs want it 0, and return-fs wants the app_tcb if the thread has one, else
+its kernel TCB. Under lazy the rules are counter's; its fast syscalls switch
+nothing, so only their return is checked, and an exception returning into the fast
+path's kernel code returns to the app's side."""
 
 
 def rule_name(enumerator: str) -> str:
@@ -315,6 +320,7 @@ class FsState:
     counter: int
     app_tcb: int
     entry_counter: int | None = None  # the counter the entry found (from the frame)
+    protocol: str = "counter"  # the kernel's FS protocol (FS_PROTOCOLS in decode/tcb.py)
 
 
 def check_entry(state: FsState) -> list[Violation]:
@@ -327,6 +333,16 @@ def check_entry(state: FsState) -> list[Violation]:
                 f"FS base is {state.fs_base:#x}, not this CPU's kernel TCB {state.kernel_tcb:#x}",
             )
         )
+    if state.protocol == "compare":
+        if state.counter != 0 or state.entry_counter:
+            problems.append(
+                Violation(
+                    "entry-count",
+                    f"kernel_tcb_counter is {state.counter} (the entry found "
+                    f"{state.entry_counter}) under compare, which keeps it 0",
+                )
+            )
+        return problems
     if state.counter < 1:
         problems.append(
             Violation("entry-count", f"kernel_tcb_counter is {state.counter} after the entry")
@@ -341,6 +357,7 @@ def check_entry(state: FsState) -> list[Violation]:
 def check_return(state: FsState, *, to_app: bool) -> list[Violation]:
     """At syscall_return / trap_return: the exit half has run."""
     problems: list[Violation] = []
+    compare = state.protocol == "compare"
     if not to_app:
         if state.fs_base != state.kernel_tcb:
             problems.append(
@@ -350,9 +367,28 @@ def check_return(state: FsState, *, to_app: bool) -> list[Violation]:
                     f"{state.kernel_tcb:#x}",
                 )
             )
-        if state.counter < 1:
+        if state.counter != 0 if compare else state.counter < 1:
             problems.append(
                 Violation("kernel-fs", f"back to kernel code with counter {state.counter}")
+            )
+        return problems
+    if compare:
+        expected = state.app_tcb or state.kernel_tcb
+        if state.fs_base != expected:
+            whose = "the thread's app_tcb" if state.app_tcb else "its kernel TCB (no app_tcb)"
+            problems.append(
+                Violation(
+                    "return-fs",
+                    f"back to app code on FS {state.fs_base:#x}, not {whose} {expected:#x}",
+                )
+            )
+        if state.counter != 0:
+            problems.append(
+                Violation(
+                    "return-count",
+                    f"back to app code with kernel_tcb_counter {state.counter} under compare, "
+                    "which keeps it 0",
+                )
             )
         return problems
     if state.counter == 0:
