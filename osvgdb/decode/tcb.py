@@ -289,10 +289,13 @@ def cpu_verdict(cpu: CpuInfo, thread: ThreadInfo | None, protocol: str = "counte
         if cpu.fs_base != expected:
             whose = "its app_tcb" if owner.app_tcb else "its kernel TCB (no app_tcb)"
             problems.append(
-                f"app-fs: app code on FS {cpu.fs_base:#x}, {cpu.fs_owner}, not {whose} {expected:#x}"
+                f"app-fs: app code on FS {cpu.fs_base:#x}, {cpu.fs_owner}, "
+                f"not {whose} {expected:#x}"
             )
         if counter != 0:
-            problems.append(f"app-count: kernel_tcb_counter {counter} under compare, which keeps it 0")
+            problems.append(
+                f"app-count: kernel_tcb_counter {counter} under compare, which keeps it 0"
+            )
     elif cpu.where == "app" or fast:
         if owner is None or counter is None:
             return problems

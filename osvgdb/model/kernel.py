@@ -176,7 +176,8 @@ class Kernel:
         except TargetError:
             return "unknown"  # the rules then are counter's, the kernel's default
         try:
-            names = {v: n.removeprefix("FS_PROTOCOL_").lower() for n, v in self.target.enum("fs_protocol").items()}
+            enumerators = self.target.enum("fs_protocol").items()
+            names = {v: n.removeprefix("FS_PROTOCOL_").lower() for n, v in enumerators}
         except TargetError:
             names = dict(enumerate(tcb_decode.FS_PROTOCOLS))
         return names.get(value, f"unknown ({value})")
