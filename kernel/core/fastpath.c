@@ -26,7 +26,8 @@
 
 u8 syscall_fast[FAST_SYSCALL_LIMIT];
 
-static const u16 fast_syscalls[] = { __NR_getpid, __NR_getppid, __NR_gettid, __NR_clock_gettime };
+/* Read by the debugger too (osv-break breaks on the fast path for these). */
+const u16 fast_syscalls[] = { __NR_getpid, __NR_getppid, __NR_gettid, __NR_clock_gettime };
 
 /* After the command line is parsed: lazy without --strace marks the fast syscalls. */
 void syscall_fast_init(void)
@@ -48,7 +49,6 @@ int syscall_fast_handler(struct syscall_frame *f)
     struct thread *t = cpu->current;
     if (!t->is_app || t->in_signal || t->restore_sigmask || signal_pending(t))
         return 0;
-    cpu->in_fast_syscall = true;    /* for osv-fscheck and the debugger: FS is the app's */
     cpu->entries++;
     struct syscall_record *r = syscall_history_enter(f, t->tid);
     u64 seq = r->seq;
@@ -65,6 +65,5 @@ int syscall_fast_handler(struct syscall_frame *f)
     f->rax = ret;
     syscall_history_exit(r, seq, ret);
     syscall_trace_check(false);
-    cpu->in_fast_syscall = false;
     return 1;
 }

@@ -110,10 +110,34 @@ class SyscallHook(_Hook):
     ):
         super().__init__(who, tid, cpu, temporary)
         self.wanted = syscall_numbers(names)
+        fast = self._wants_fast_path()
         if entry:
             self._add("syscall-entry", self._entry)
+            if fast:
+                self._add("syscall-fast-entry", self._entry)
         if exit:
             self._add("syscall-exit", self._exit)
+            if fast:
+                self._add("syscall-fast-exit", self._exit)
+
+    def _wants_fast_path(self) -> bool:
+        """Whether some wanted call may take lazy's fast path (kernel/core/fastpath.c's
+        fast_syscalls), which never reaches syscall_handler or syscall_exit. Decided
+        from the kernel's symbols, so a hook made before the kernel has booted (and
+        chosen its --fs-protocol) still sees them; under counter and compare the two
+        extra breakpoints are never hit."""
+        kernel = Kernel.get()
+        if not kernel.has("syscall_fast_handler"):
+            return False
+        if not self.wanted:
+            return True
+        try:
+            size = kernel.target.symbol_size("fast_syscalls")
+            data = kernel.read(kernel.address("fast_syscalls"), size)
+        except TargetError:
+            return True
+        fast = {int.from_bytes(data[i : i + 2], "little") for i in range(0, len(data), 2)}
+        return bool(self.wanted & fast)
 
     def _wants(self, event: SyscallEvent) -> bool:
         if self.wanted and event.nr not in self.wanted:

@@ -6,6 +6,11 @@ Where a breakpoint sits and what it finds there (kernel/arch/x64/entry.S):
     syscall-exit    label syscall_exit: rsp = the frame, frame->rax = the result
     trap-entry      trap_handler's first instruction: rdi = struct trap_frame
 
+Under --fs-protocol=lazy getpid, getppid, gettid and clock_gettime take entry.S's
+syscall_fast_path instead, which calls neither: their entry is syscall_fast_handler's
+first instruction (rdi = the frame) and their return the label syscall_fast_exit (rsp
+= the frame), two more locations a syscall hook also breaks on when it wants them.
+
 `EventBreakpoint` is one gdb.Breakpoint at one of them whose stop() decodes the
 event and asks its handler whether to stop (osv-break and the script API).  The
 tools that watch every crossing do not stop there: osv-trace reads the kernel's
@@ -36,6 +41,8 @@ LOCATIONS = {
     "syscall-entry": "syscall_handler",
     "syscall-exit": "syscall_exit",
     "trap-entry": "trap_handler",
+    "syscall-fast-entry": "syscall_fast_handler",  # lazy's fast syscalls
+    "syscall-fast-exit": "syscall_fast_exit",
 }
 # What an event needs of its vCPU: the CPU (GS base), the frame (rdi at a handler's
 # entry, rsp at syscall_exit) and a page fault's address.
@@ -319,9 +326,9 @@ def decode(where: str) -> Event:
         raise TargetError("no thread selected")
     frame = gdb.newest_frame()
     registers = {name: u64(frame.read_register(name)) for name in EVENT_REGISTERS}
-    if where == "syscall-entry":
+    if where in ("syscall-entry", "syscall-fast-entry"):
         return SyscallEvent(kernel, thread.num, registers, exit=False)
-    if where == "syscall-exit":
+    if where in ("syscall-exit", "syscall-fast-exit"):
         return SyscallEvent(kernel, thread.num, registers, exit=True)
     return TrapEvent(kernel, thread.num, registers)
 

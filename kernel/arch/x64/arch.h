@@ -57,7 +57,8 @@ struct arch_cpu {
     struct tcb_data tcb_data;     /* first, so %gs:0 is tcb_data.kernel_tcb */
     struct arch_cpu *self;        /* %gs:24, so C finds its CPU in one load */
     u32 preempt_count;            /* %gs:32: spinlocks held; no preemption while non-zero */
-    bool in_fast_syscall;         /* lazy's fast path runs (core/fastpath.c): FS is still the app's */
+    bool in_fast_syscall;         /* %gs:36: lazy's syscall_fast_handler runs (core/fastpath.c),
+                                     on the app's FS; set and cleared by entry.S */
     u32 id;
     u32 apic_id;
     bool online;

@@ -18,6 +18,7 @@
 #define GS_TMP0         8   /* %gs:8  scratch for entry paths before a stack is usable */
 #define GS_CPU_SELF     24  /* %gs:24 struct arch_cpu *self */
 #define GS_PREEMPT_COUNT 32 /* %gs:32 u32 preempt_count */
+#define GS_IN_FAST_SYSCALL 36 /* %gs:36 bool in_fast_syscall (lazy's fast path runs) */
 
 /* enum fs_protocol (arch.h): the byte fs_protocol entry.S tests */
 #define ASM_FS_PROTOCOL_COMPARE 1

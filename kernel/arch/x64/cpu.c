@@ -18,6 +18,7 @@ _Static_assert(offsetof(struct arch_cpu, tcb_data) == GS_KERNEL_TCB, "GS layout"
 _Static_assert(offsetof(struct arch_cpu, tcb_data.tmp) == GS_TMP0, "GS layout");
 _Static_assert(offsetof(struct arch_cpu, self) == GS_CPU_SELF, "GS layout");
 _Static_assert(offsetof(struct arch_cpu, preempt_count) == GS_PREEMPT_COUNT, "GS layout");
+_Static_assert(offsetof(struct arch_cpu, in_fast_syscall) == GS_IN_FAST_SYSCALL, "GS layout");
 _Static_assert(sizeof(struct syscall_frame) == 18 * 8, "entry.S builds it with 18 pushes");
 _Static_assert(offsetof(struct syscall_frame, rax) == FRAME_RAX, "entry.S stores the result there");
 _Static_assert(offsetof(struct syscall_frame, fs_base) == FRAME_FS_BASE, "compare's exit reads it");

@@ -469,8 +469,12 @@ syscall_fast_path:
     PUSH_ENTRY_STATE
     SYSCALL_FRAME_CFI
     cld
+    /* From here to the return the CPU runs kernel code on the app's FS, and says so:
+       osv-fscheck and the debugger's verdicts take it as the app's side. */
+    movb $1, %gs:GS_IN_FAST_SYSCALL
     movq %rsp, %rdi
     call syscall_fast_handler       /* 1: done, frame->rax is the result; 0: declined */
+    movb $0, %gs:GS_IN_FAST_SYSCALL
     testl %eax, %eax
     jz .Lsyscall_slow
     movq FRAME_RAX(%rsp), %rax
