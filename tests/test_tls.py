@@ -37,7 +37,8 @@ def test_tls_in_guest_under_each_protocol(protocol: str, variant: str, fsgsbase:
     """The other FS protocols (the default, counter, is the test above): compare's entry
     reads %fs:0 of the app's TCB, lazy's getpid/gettid leave FS on it."""
     options = [] if fsgsbase else ["--no-fsgsbase"]
-    run = osvgdb_run("--accel", "tcg", "--fs-protocol", protocol, *options, str(app("tls", variant)))
+    exe = str(app("tls", variant))
+    run = osvgdb_run("--accel", "tcg", "--fs-protocol", protocol, *options, exe)
     assert run.status == 0, run
     assert run.app_lines[-1].startswith("tls ok "), run
     assert run.lines[0].endswith(f"FS protocol {protocol}"), run
