@@ -22,7 +22,12 @@ import struct
 import subprocess
 import sys
 
-ROOTS = ("syscall_fast_path", "syscall_fast_handler", "fscheck_syscall_return", "fscheck_trap_return")
+ROOTS = (
+    "syscall_fast_path",
+    "syscall_fast_handler",
+    "fscheck_syscall_return",
+    "fscheck_trap_return",
+)
 # Where the fast path leaves for code that is not part of it (entry.S), and why that is fine.
 EXITS = {"syscall_entry", "syscall_exit"}
 JUMP_TABLE = re.compile(r"^jmp\s+\*0x([0-9a-f]+)\(,%r[a-z0-9]+,8\)$")
@@ -41,7 +46,8 @@ class Image:
         shentsize, shnum = struct.unpack_from("<HH", self.data, 0x3A)
         self.sections = []
         for i in range(shnum):
-            _, kind, _, addr, offset, size = struct.unpack_from("<IIQQQQ", self.data, shoff + i * shentsize)
+            header = shoff + i * shentsize
+            _, kind, _, addr, offset, size = struct.unpack_from("<IIQQQQ", self.data, header)
             if kind == 1 and addr:  # SHT_PROGBITS, loaded
                 self.sections.append((addr, offset, size))
 

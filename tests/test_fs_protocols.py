@@ -24,7 +24,8 @@ def test_kernel_cmdline_names_a_protocol_only_when_not_the_default() -> None:
 
 
 def test_an_unknown_protocol_is_refused_by_the_kernel_in_one_line() -> None:
-    run = osvgdb_run("--accel", "tcg", "--kernel-arg=--fs-protocol=eager", str(app("hello", "glibc")))
+    exe = str(app("hello", "glibc"))
+    run = osvgdb_run("--accel", "tcg", "--kernel-arg=--fs-protocol=eager", exe)
     assert run.status == 64, run
     assert "osv: --fs-protocol wants counter, compare or lazy, not eager" in run.lines, run
     assert "Hello" not in run.stdout
