@@ -12,7 +12,8 @@ an indirect call or jump, which it could not follow, but for a switch's jump tab
 (`jmp *TABLE(,%reg,8)`), whose entries all point into its own function (checked
 in the ELF), which is scanned whole anyway. The exits are the exceptions:
 syscall_fast_path's jumps back into syscall_entry (the slow path, which switches FS
-first, and the pops to syscall_return) are where the fast path ends.
+first, and the pops to syscall_return) and trap_fast_path's into trap_common and
+trap_exit are where the fast paths end.
 """
 
 from __future__ import annotations
@@ -25,11 +26,15 @@ import sys
 ROOTS = (
     "syscall_fast_path",
     "syscall_fast_handler",
+    "trap_fast_path",
+    "trap_fast_handler",
     "fscheck_syscall_return",
     "fscheck_trap_return",
 )
-# Where the fast path leaves for code that is not part of it (entry.S), and why that is fine.
-EXITS = {"syscall_entry", "syscall_exit"}
+# Where the fast paths leave for code that is not part of them (entry.S): the slow path,
+# which switches FS before any C, and the pops to syscall_return / trap_return.
+STUBS = {"syscall_fast_path", "trap_fast_path"}
+EXITS = {"syscall_entry", "syscall_exit", "trap_common", "trap_exit"}
 JUMP_TABLE = re.compile(r"^jmp\s+\*0x([0-9a-f]+)\(,%r[a-z0-9]+,8\)$")
 FUNCTION = re.compile(r"^([0-9a-f]+) <([^>]+)>:$")
 INSTRUCTION = re.compile(r"^\s*([0-9a-f]+):\s+(.*)$")
@@ -102,7 +107,7 @@ def check(functions: dict[str, list[tuple[int, str]]], image: Image) -> list[str
                 problems.append(f"{name}: indirect {mnemonic} it cannot follow: {insn}")
             if match := TARGET.match(insn):
                 target, offset = match.group(1), match.group(2)
-                if target == name or target in EXITS and name == "syscall_fast_path":
+                if target == name or target in EXITS and name in STUBS:
                     continue
                 if offset and not mnemonic.startswith("call"):
                     problems.append(f"{name}: jumps into the middle of {target}: {insn}")

@@ -68,7 +68,7 @@ def test_osv_tcb_shows_the_protocol_and_its_verdicts_hold(protocol: str) -> None
     (cpu,) = [c for c in tcb["cpus"] if c["index"] is not None]
     (main,) = [t for t in tcb["threads"] if t["name"] == "main"]
     assert cpu["verdict"] == "consistent", cpu
-    assert cpu["where"] == "syscall" and not cpu["in_fast_syscall"], cpu
+    assert cpu["where"] == "syscall" and cpu["fast_path"] is None, cpu
     assert cpu["fs_base"] == cpu["kernel_tcb"] == main["tcb"], cpu
     assert main["app_tcb"], main
     if protocol == "compare":
@@ -99,12 +99,12 @@ def test_a_getppid_stop_under_lazy_is_on_the_apps_fs_and_consistent(protocol: st
     assert cpu["where"] == "syscall", cpu
     if protocol == "lazy":
         assert "syscall_fast_handler" in function, function
-        assert cpu["in_fast_syscall"], cpu
+        assert cpu["fast_path"] == "syscall", cpu
         assert cpu["fs_base"] == main["app_tcb"] != cpu["kernel_tcb"], (cpu, main)
         assert cpu["counter"] == 0, cpu
     else:
         assert "syscall_handler" in function, function
-        assert not cpu["in_fast_syscall"], cpu
+        assert cpu["fast_path"] is None, cpu
         assert cpu["fs_base"] == cpu["kernel_tcb"] == main["tcb"], cpu
         assert cpu["counter"] == 1, cpu
     # One breakpoint each for the slow and the fast path's return: `osv-break 3, 4: ...`
@@ -128,3 +128,34 @@ def test_fast_path_check_rejects_an_fs_access(tmp_path) -> None:
     check.ROOTS = ("syscall_fast_handler", "syscall_handler")
     problems = check.check(functions, image)
     assert any(p.startswith("syscall_handler: uses %fs: ") for p in problems), problems
+
+
+def test_a_timer_stop_under_lazy_is_in_the_fast_path_on_the_apps_fs() -> None:
+    """spin-glibc's busy loop: under lazy a tick that reschedules nothing is taken by
+    trap_fast_handler, FS still the app's TCB and the counter 0; the verdict accepts it,
+    `osv-break interrupt timer` stops there once (-t deletes both its breakpoints), and
+    bt goes through the crossing into the app."""
+    exe = app("spin", "glibc")
+    debugged = Debugged(exe, ["0.5"], fs_protocol="lazy")
+    try:
+        gdb = debugged.gdb
+        gdb.run("osv-break syscall set_tid_address -t")  # glibc has set its FS by then
+        gdb.run("continue")
+        created = gdb.run("osv-break interrupt timer --if \"came_from == 'app'\" -t")
+        stop = gdb.run("continue")
+        function = gdb.run("output $pc").strip()
+        tcb = gdb.json("osv-tcb --json")
+        frames = [line for line in gdb.run("bt").splitlines() if line.startswith("#")]
+        left = gdb.run("info breakpoints")
+    finally:
+        debugged.close()
+    assert "osv-break 2, 3: interrupt timer" in created, created
+    assert "interrupt 32 timer" in stop and "from app" in stop, stop
+    assert "trap_fast_handler" in function, function
+    (cpu, *_) = [c for c in tcb["cpus"] if c["index"] == 0]
+    (main,) = [t for t in tcb["threads"] if t["name"] == "main"]
+    assert cpu["fast_path"] == "timer" and cpu["where"] == "interrupt", cpu
+    assert cpu["fs_base"] == main["app_tcb"] and cpu["counter"] == 0, (cpu, main)
+    assert cpu["verdict"] == "consistent", cpu
+    assert "trap_fast_handler" in frames[0] and "<interrupt 32 timer>" in frames[1], frames
+    assert "No breakpoints" in left, left

@@ -162,5 +162,5 @@ def test_inspect_knows_the_protocol_at_a_lazy_fast_syscall(tmp_path: Path) -> No
     offline = inspected(path, "tcb")
     assert offline == live["tcb"]
     (cpu,) = offline["cpus"]
-    assert offline["fs_protocol"] == "lazy" and cpu["in_fast_syscall"], cpu
+    assert offline["fs_protocol"] == "lazy" and cpu["fast_path"] == "syscall", cpu
     assert cpu["verdict"] == "consistent", cpu

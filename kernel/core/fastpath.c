@@ -1,7 +1,8 @@
 /*
- * The lazy FS-base protocol's fast path (--fs-protocol=lazy): a few syscalls whose
- * work needs nothing of the kernel's __thread variables run with FS as the app left
- * it, so their crossing has no FS switch, no counter, no kernel TLS check.
+ * The lazy FS-base protocol's fast paths (--fs-protocol=lazy): a few syscalls, and
+ * timer ticks that reschedule nothing, whose work needs nothing of the kernel's
+ * __thread variables run with FS as the app left it, so their crossing has no FS
+ * switch, no counter, no kernel TLS check.
  *
  * Only code that provably uses no %fs may run here. Everything reaches this CPU and
  * its thread through GS (this_cpu(), %gs:24, and cpu->current), never through
@@ -21,18 +22,25 @@
 #include "syscall_history.h"
 #include "thread.h"
 #include "trap.h"
+
+extern char kernel_start[], kernel_end[];
 #include <asm/unistd_64.h>
 #include <asm-generic/errno.h>
 
 u8 syscall_fast[FAST_SYSCALL_LIMIT];
+u8 trap_fast[256];
 
 /* Read by the debugger too (osv-break breaks on the fast path for these). */
 const u16 fast_syscalls[] = { __NR_getpid, __NR_getppid, __NR_gettid, __NR_clock_gettime };
 
-/* After the command line is parsed: lazy without --strace marks the fast syscalls. */
-void syscall_fast_init(void)
+/* After the command line is parsed: lazy marks the timer, and without --strace the
+   fast syscalls. */
+void fast_path_init(void)
 {
-    if (fs_protocol != FS_PROTOCOL_LAZY || process.strace)
+    if (fs_protocol != FS_PROTOCOL_LAZY)
+        return;
+    trap_fast[TIMER_VECTOR] = 1;
+    if (process.strace)
         return;
     for (unsigned i = 0; i < ARRAY_SIZE(fast_syscalls); i++)
         syscall_fast[fast_syscalls[i]] = 1;
@@ -65,5 +73,30 @@ int syscall_fast_handler(struct syscall_frame *f)
     f->rax = ret;
     syscall_history_exit(r, seq, ret);
     syscall_trace_check(false);
+    return 1;
+}
+
+/*
+ * A timer tick (the only vector trap_fast[] marks), interrupts off. 1: done, a tick
+ * that landed in app code and that the ordinary path would have ended the same way:
+ * no thread to switch to or wake, no timer signal, no signal to deliver. 0: declined,
+ * nothing changed (kernel code was interrupted, or the tick has more to do).
+ */
+int trap_fast_handler(struct trap_frame *f)
+{
+    struct arch_cpu *cpu = this_cpu();
+    struct thread *t = cpu->current;
+    bool from_app = f->rip < (u64)kernel_start || f->rip >= (u64)kernel_end;
+    if (f->vector != TIMER_VECTOR || !from_app || !t->is_app || signal_pending(t))
+        return 0;
+    u64 now = tsc_ns();
+    if (signal_timer_due(now) || !sched_tick_fast(now))
+        return 0;
+    cpu->entries++;
+    cpu->app_interrupts++;
+    cpu->timer_ticks++;
+    cpu->fast_ticks++;
+    lapic_eoi();
+    syscall_trace_check(true);
     return 1;
 }

@@ -66,7 +66,7 @@ void fscheck_trap_return(const struct trap_frame *f)
     bool in_kernel = f->rip >= (u64)kernel_start && f->rip < (u64)kernel_end;
     bool in_stub = f->rip >= (u64)entry_text_start && f->rip < (u64)entry_text_end;
     /* lazy: the fast path's kernel code runs on the app's FS, as app code does */
-    bool in_fast = this_cpu()->in_fast_syscall;
+    bool in_fast = this_cpu()->fast_path == FAST_PATH_SYSCALL;
     struct fscheck_state s = { .where = FSCHECK_TRAP_RETURN, .rip = f->rip, .vector = f->vector,
                                .to_app = !in_kernel || in_stub || in_fast };
     check(&s);

@@ -239,7 +239,7 @@ noreturn void kernel_main(u32 start_info_paddr)
     arch_init_tsc();
     syscall_init();
     syscall_history_init();
-    syscall_fast_init();
+    fast_path_init();
     if (no_fsgsbase)
         arch_disable_fsgsbase();
     static const char *const protocols[] = { "counter", "compare", "lazy" };

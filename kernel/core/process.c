@@ -69,16 +69,18 @@ noreturn void process_exit(int status)
     if (syscall_trace_batch)
         syscall_trace_flush();          /* osv-trace: the last calls, also after a fatal fault */
     if (process.verbose) {
-        u64 ticks = 0, app_interrupts = 0;
+        u64 ticks = 0, app_interrupts = 0, fast_ticks = 0;
         for (unsigned i = 0; i < nr_cpus; i++) {
             ticks += cpus[i].timer_ticks;
             app_interrupts += cpus[i].app_interrupts;
+            fast_ticks += cpus[i].fast_ticks;
         }
         printk("osv: exit status %d after %lu syscalls; kernel TLS checked %lu times, FS base "
                "written by %s; %lu app pages populated on demand\n", status, syscall_seq,
                kernel_tls_checks, fsgsbase_avail ? "wrfsbase" : "wrmsr", user_pages_populated);
-        printk("osv: %lu timer interrupts, %lu interrupts in app code; %u CPUs, %u others stopped; "
-               "%u threads\n", ticks, app_interrupts, nr_cpus, stopped, nr_threads);
+        printk("osv: %lu timer interrupts, %lu interrupts in app code (%lu on lazy's fast path); "
+               "%u CPUs, %u others stopped; %u threads\n", ticks, app_interrupts, fast_ticks,
+               nr_cpus, stopped, nr_threads);
     }
     arch_exit_qemu(status);
 }

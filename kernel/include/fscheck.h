@@ -22,9 +22,10 @@
  * Under --fs-protocol=compare there is no counter: it must stay 0 (entry-count,
  * return-count, kernel-fs), and returning to app code FS is the app_tcb if the thread
  * has one, else its kernel TCB (return-fs). Under lazy the rules are counter's; its
- * fast syscalls switch nothing, so only their return is checked, and an exception that
+ * fast syscalls and ticks switch nothing, so only their return is checked; an exception that
  * returns into the fast path's kernel code (a page fault in clock_gettime's store)
- * returns to the app's side: to_app (cpu->in_fast_syscall).
+ * returns to the app's side: to_app (cpu->fast_path). Its fast timer ticks are checked
+ * at their return like any other trap's.
  *
  * The debugger's side of the same rules is osvgdb/decode/frames.py (check_entry,
  * check_return, FSCHECK_RULES); tests/test_fscheck_rules.py compiles fscheck_rules()

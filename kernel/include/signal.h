@@ -148,6 +148,7 @@ long sys_setitimer(long which, u64 new_value, u64 old_value);
 long sys_getitimer(long which, u64 value);
 long sys_alarm(u64 seconds);
 void signal_timer_tick(u64 now);
+bool signal_timer_due(u64 now);
 
 /* sched.c: mark sig pending for thread tid (0: the whole app) and wake whoever takes it. */
 int sched_signal(long tid, int sig);

@@ -463,6 +463,14 @@ def explain(crossing: Crossing, violations: list[Violation]) -> str:
 # --- where the frame is, at each instruction of an entry stub ------------------------------
 
 RETURNED = -1  # an offset meaning: the registers are the app's already (syscall_return)
+# entry.S's stubs that build a frame and call a handler, by the frame they build: the two
+# crossings, and --fs-protocol=lazy's fast paths (their frames are the same structs).
+ENTRY_STUBS = (
+    ("syscall", "syscall_entry"),
+    ("trap", "trap_common"),
+    ("syscall", "syscall_fast_path"),
+    ("trap", "trap_fast_path"),
+)
 RSP = 4  # rsp's number in an opcode's or a ModRM byte's register field
 LEGACY_PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3))
 # Opcodes whose ModRM reg field names the register written, and those whose rm field does

@@ -13,7 +13,8 @@ That is the kernel's default FS protocol, `counter`; the kernel's `fs_protocol`
 says which runs (FS_PROTOCOLS).  Under `compare` (OSv's merged design) there is
 no counter: it stays 0, and app code runs on its app_tcb if it set one, else on
 its kernel TCB.  Under `lazy` the rules are counter's, but a CPU in the fast path
-(arch_cpu.in_fast_syscall, on the syscall stack) runs kernel code on the app's FS.
+(arch_cpu.fast_path: a syscall, on the syscall stack, or a timer tick, on an
+interrupt stack) runs kernel code on the app's FS.
 
 `cpu_verdict` and `thread_problems` check those rules (see VERDICT_RULES) on
 plain snapshots; `decode_thread` and `decode_cpu` turn struct bytes into them.
@@ -49,7 +50,11 @@ TCB_FIELDS = (
     "app_tcb",
     "kernel_tcb_counter",
 )
-CPU_FIELDS = ("tcb_data.kernel_tcb", "id", "current", "idle_thread", "entries", "in_fast_syscall")
+CPU_FIELDS = ("tcb_data.kernel_tcb", "id", "current", "idle_thread", "entries", "fast_path")
+# arch_cpu.fast_path (enum fast_path): which of lazy's fast paths a CPU is in, and where
+# (CpuInfo.where) its handler runs; an exception nested in one is on the kernel's side.
+FAST_PATHS = {1: "syscall", 2: "timer"}
+FAST_PATH_WHERE = {"syscall": "syscall", "timer": "interrupt"}
 FS_PROTOCOLS = ("counter", "compare", "lazy")  # enum fs_protocol (kernel/arch/x64/arch.h)
 
 VERDICT_RULES = """\
@@ -68,8 +73,9 @@ app_tcb; a running thread is some CPU's current.
 Under --fs-protocol=compare there is no counter: app-count and kernel-count want
 it 0 (so does the per-thread rule), and app-fs wants the app_tcb if the thread set
 one, else its kernel TCB. Under lazy a CPU in a fast syscall (getpid, getppid,
-gettid, clock_gettime: in_fast_syscall, on the syscall stack) runs kernel code on
-the app's FS by design: app-fs and app-count apply to it, not kernel-fs."""
+gettid, clock_gettime, on the syscall stack) or a fast timer tick (on an interrupt
+stack) runs kernel code on the app's FS by design (fast_path): app-fs and app-count
+apply to it, not kernel-fs."""
 
 
 @dataclass
@@ -121,7 +127,7 @@ class CpuInfo:
     fs_owner: str = "nobody"
     counter: int | None = None
     where: str = "unknown"
-    in_fast_syscall: bool = False  # lazy's fast path: kernel code on the app's FS
+    fast_path: str | None = None  # lazy's fast path (syscall, timer): kernel code on the app's FS
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -281,7 +287,11 @@ def cpu_verdict(cpu: CpuInfo, thread: ThreadInfo | None, protocol: str = "counte
     if owner is not None and owner.tcb_self is not None and owner.tcb_self != owner.tcb:
         problems.append(f"tcb-self: TCB self {owner.tcb_self:#x} is not {owner.tcb:#x}")
     counter = cpu.counter
-    fast = protocol == "lazy" and cpu.in_fast_syscall and cpu.where == "syscall"
+    fast = (
+        protocol == "lazy"
+        and cpu.fast_path is not None
+        and cpu.where == FAST_PATH_WHERE.get(cpu.fast_path)
+    )
     if (cpu.where == "app" or fast) and protocol == "compare":
         if owner is None or counter is None:
             return problems

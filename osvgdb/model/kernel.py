@@ -133,8 +133,10 @@ class Kernel:
     @cached_property
     def ranges(self) -> tcb_decode.CodeRanges:
         # sigreturn_exit (rt_sigreturn's exit) switches FS as the two entry paths do;
-        # lazy's syscall_fast_path runs on the app's FS until it returns
-        entry_paths = ("syscall_entry", "trap_common", "sigreturn_exit", "syscall_fast_path")
+        # lazy's syscall_fast_path and trap_fast_path run on the app's FS until they return
+        entry_paths = (
+            "syscall_entry", "trap_common", "sigreturn_exit", "syscall_fast_path", "trap_fast_path"
+        )  # fmt: skip
         stubs = [r for r in map(self.function_range, entry_paths) if r]
         if self.has("trap_stubs"):
             start = self.address("trap_stubs")
@@ -265,7 +267,7 @@ class Kernel:
                 info.kernel_tcb = values["tcb_data.kernel_tcb"]
                 info.current = values["current"]
                 info.idle_thread = values["idle_thread"]
-                info.in_fast_syscall = bool(values.get("in_fast_syscall"))
+                info.fast_path = tcb_decode.FAST_PATHS.get(values.get("fast_path") or 0)
                 thread = by_address.get(info.current)
                 owner = by_tcb.get(info.kernel_tcb)
                 info.current_tid = thread.tid if thread else None

@@ -86,7 +86,7 @@ def _hex(value: int | None) -> str:
 
 def format_cpu(cpu: CpuInfo, threads: list[ThreadInfo], symbolize: Symbolize) -> list[str]:
     name = f"CPU {cpu.index}" if cpu.index is not None else "vCPU ?"
-    where = f"{cpu.where} (lazy's fast path, FS the app's)" if cpu.in_fast_syscall else cpu.where
+    where = f"{cpu.where} (lazy's fast path, FS the app's)" if cpu.fast_path else cpu.where
     head = f"{name} (GDB thread {cpu.vcpu}): {where}, {cpu.verdict}"
     if cpu.index is None:
         return [head, f"  GS base {_hex(cpu.gs_base)}: no CPU's tcb_data", ""]

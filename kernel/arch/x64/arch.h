@@ -57,8 +57,8 @@ struct arch_cpu {
     struct tcb_data tcb_data;     /* first, so %gs:0 is tcb_data.kernel_tcb */
     struct arch_cpu *self;        /* %gs:24, so C finds its CPU in one load */
     u32 preempt_count;            /* %gs:32: spinlocks held; no preemption while non-zero */
-    bool in_fast_syscall;         /* %gs:36: lazy's syscall_fast_handler runs (core/fastpath.c),
-                                     on the app's FS; set and cleared by entry.S */
+    u8 fast_path;                 /* %gs:36: lazy's fast path runs on the app's FS (core/
+                                     fastpath.c): enum fast_path; set and cleared by entry.S */
     u32 id;
     u32 apic_id;
     bool online;
@@ -71,6 +71,7 @@ struct arch_cpu {
                                      tells two breakpoint hits apart by it */
     u64 timer_ticks;              /* LAPIC timer interrupts taken */
     u64 app_interrupts;           /* of those and other interrupts, how many landed in app code */
+    u64 fast_ticks;               /* of those, timer ticks lazy's fast path took (no FS switch) */
     u64 fscheck_checks;           /* crossings osv-fscheck's watchdog checked (core/fscheck.c) */
     u64 gdt[NR_GDT];
     struct tss tss __attribute__((aligned(16)));
@@ -91,6 +92,13 @@ enum fs_protocol {
     FS_PROTOCOL_LAZY = 2,           /* counter, but a few syscalls leave FS alone */
 };
 extern u8 fs_protocol;
+
+/* arch_cpu.fast_path: which of lazy's fast paths this CPU is in (the debugger reads it). */
+enum fast_path {
+    FAST_PATH_NONE = 0,
+    FAST_PATH_SYSCALL = 1,          /* syscall_fast_handler */
+    FAST_PATH_TIMER = 2,            /* trap_fast_handler: a timer tick that reschedules nothing */
+};
 
 /* 1 when CPUID reports FSGSBASE and CR4.FSGSBASE is on: entry paths use wrfsbase, else wrmsr. */
 extern u8 fsgsbase_avail;

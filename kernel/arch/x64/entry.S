@@ -22,14 +22,17 @@
  *
  * lazy: counter, except that syscall_entry sends the syscalls marked in syscall_fast[]
  *   (getpid, getppid, gettid, clock_gettime; core/fastpath.c) to syscall_fast_path,
- *   which neither switches FS nor touches the counter: their handler provably uses no
- *   %fs (kernel/check-fastpath.py checks every function it can reach, at build time).
+ *   and trap_common the timer (trap_fast[]) to trap_fast_path, which neither switch FS
+ *   nor touch the counter: their handlers provably use no %fs (kernel/check-fastpath.py
+ *   checks every function they can reach, at build time), and decline, leaving the
+ *   crossing to the ordinary path, whenever it needs more (a tick that reschedules).
  *
  * Dispatch, the same for every protocol, and all of it: each FS_ENTER and FS_EXIT
  * starts with `cmpb $COMPARE, fs_protocol(%rip); je` and both of its bodies end in a
  * `jmp` to its end (3 instructions), and syscall_entry looks its number up in
- * syscall_fast[], which only lazy fills (`cmp; jae; cmpb; jne`, 4 instructions). A
- * getppid round trip pays 3 + 3 + 4 = 10 instructions for the choice, whichever it is.
+ * syscall_fast[], which only lazy fills (`cmp; jae; cmpb; jne`, 4 instructions), and
+ * trap_common its vector in trap_fast[] (`mov; cmpb; jne`, 3). A getppid round trip
+ * pays 3 + 3 + 4 = 10 instructions for the choice, a trap 3 + 3 + 3 = 9, whichever.
  *
  * Nothing here touches %fs before the entry switch or after the exit switch but
  * compare's read of %fs:0, the self word every TCB starts with (TLS variant II).
@@ -201,6 +204,28 @@
     CFI_REG_AT DW_R15, 2*8
 .endm
 
+/* struct trap_frame is complete: where the interrupted registers are (trap.h). */
+.macro TRAP_FRAME_CFI
+    CFI_CFA_AT 22*8
+    CFI_REG_AT DW_RIP, 19*8
+    CFI_REG_AT DW_RFLAGS, 21*8
+    CFI_REG_AT DW_RAX, 16*8
+    CFI_REG_AT DW_RBX, 15*8
+    CFI_REG_AT DW_RCX, 14*8
+    CFI_REG_AT DW_RDX, 13*8
+    CFI_REG_AT DW_RSI, 12*8
+    CFI_REG_AT DW_RDI, 11*8
+    CFI_REG_AT DW_RBP, 10*8
+    CFI_REG_AT DW_R8, 9*8
+    CFI_REG_AT DW_R9, 8*8
+    CFI_REG_AT DW_R10, 7*8
+    CFI_REG_AT DW_R11, 6*8
+    CFI_REG_AT DW_R12, 5*8
+    CFI_REG_AT DW_R13, 4*8
+    CFI_REG_AT DW_R14, 3*8
+    CFI_REG_AT DW_R15, 2*8
+.endm
+
 .text
 .globl entry_text_start             /* the entry stubs lie between these two labels */
 entry_text_start:
@@ -337,26 +362,13 @@ trap_common:
     pushq %r13
     pushq %r14
     pushq %r15
+    /* lazy's fast timer ticks leave here (trap_fast[] is all 0 under counter and compare) */
+    movq TRAP_VECTOR_BEFORE_ENTRY_STATE(%rsp), %rax
+    cmpb $0, trap_fast(%rax)
+    jne trap_fast_path
     PUSH_ENTRY_STATE
-    /* struct trap_frame is complete: where the interrupted registers are (trap.h). */
-    CFI_CFA_AT 22*8
-    CFI_REG_AT DW_RIP, 19*8
-    CFI_REG_AT DW_RFLAGS, 21*8
-    CFI_REG_AT DW_RAX, 16*8
-    CFI_REG_AT DW_RBX, 15*8
-    CFI_REG_AT DW_RCX, 14*8
-    CFI_REG_AT DW_RDX, 13*8
-    CFI_REG_AT DW_RSI, 12*8
-    CFI_REG_AT DW_RDI, 11*8
-    CFI_REG_AT DW_RBP, 10*8
-    CFI_REG_AT DW_R8, 9*8
-    CFI_REG_AT DW_R9, 8*8
-    CFI_REG_AT DW_R10, 7*8
-    CFI_REG_AT DW_R11, 6*8
-    CFI_REG_AT DW_R12, 5*8
-    CFI_REG_AT DW_R13, 4*8
-    CFI_REG_AT DW_R14, 3*8
-    CFI_REG_AT DW_R15, 2*8
+    TRAP_FRAME_CFI
+.Ltrap_slow:                        /* trap_fast_path comes back here when it declines */
     FS_ENTER
     cld
     movq %rsp, %rdi
@@ -471,10 +483,10 @@ syscall_fast_path:
     cld
     /* From here to the return the CPU runs kernel code on the app's FS, and says so:
        osv-fscheck and the debugger's verdicts take it as the app's side. */
-    movb $1, %gs:GS_IN_FAST_SYSCALL
+    movb $ASM_FAST_PATH_SYSCALL, %gs:GS_FAST_PATH
     movq %rsp, %rdi
     call syscall_fast_handler       /* 1: done, frame->rax is the result; 0: declined */
-    movb $0, %gs:GS_IN_FAST_SYSCALL
+    movb $0, %gs:GS_FAST_PATH
     testl %eax, %eax
     jz .Lsyscall_slow
     movq FRAME_RAX(%rsp), %rax
@@ -484,6 +496,35 @@ syscall_fast_exit:
     jmp .Lsyscall_restore
     .cfi_endproc
 .size syscall_fast_path, . - syscall_fast_path
+
+/*
+ * trap_fast_path: lazy's fast timer ticks (trap_fast[]; core/fastpath.c), from
+ * trap_common with struct trap_frame built but for its first two words, on the IST
+ * stack the CPU chose, interrupts off. As for syscall_fast_path: FS and the counter
+ * stay as they were, nothing from here to trap_return uses %fs (check-fastpath.py),
+ * and a tick the handler declines (one that lands in kernel code, reschedules, wakes a
+ * sleeper or fires a timer signal) goes on as trap_common would have.
+ */
+.globl trap_fast_path
+.type trap_fast_path, @function
+trap_fast_path:
+    .cfi_startproc simple
+    .cfi_signal_frame
+    .cfi_def_cfa rsp, 8
+    .cfi_undefined rip
+    PUSH_ENTRY_STATE
+    TRAP_FRAME_CFI
+    cld
+    movb $ASM_FAST_PATH_TIMER, %gs:GS_FAST_PATH
+    movq %rsp, %rdi
+    call trap_fast_handler          /* 1: done; 0: declined, nothing changed */
+    movb $0, %gs:GS_FAST_PATH
+    testl %eax, %eax
+    jz .Ltrap_slow
+    FSCHECK_RETURN fscheck_trap_return
+    jmp trap_exit
+    .cfi_endproc
+.size trap_fast_path, . - trap_fast_path
 
 /* 256 stubs, 16 bytes apart, so trap_init() finds vector N's at trap_stubs + 16 * N. */
 #define HAS_ERROR_CODE(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || (v) == 30)
