@@ -146,6 +146,7 @@ def test_a_timer_stop_under_lazy_is_in_the_fast_path_on_the_apps_fs() -> None:
         function = gdb.run("output $pc").strip()
         tcb = gdb.json("osv-tcb --json")
         frames = [line for line in gdb.run("bt").splitlines() if line.startswith("#")]
+        model = gdb.json("osv-bt --json")
         left = gdb.run("info breakpoints")
     finally:
         debugged.close()
@@ -159,3 +160,7 @@ def test_a_timer_stop_under_lazy_is_in_the_fast_path_on_the_apps_fs() -> None:
     assert cpu["verdict"] == "consistent", cpu
     assert "trap_fast_handler" in frames[0] and "<interrupt 32 timer>" in frames[1], frames
     assert "No breakpoints" in left, left
+    # osv-bt, the model's own unwinder, goes through the fast crossing the same way
+    (trace,) = model["backtraces"]
+    names = [f["function"] for f in trace["frames"]]
+    assert names[:2] == ["trap_fast_handler", "<interrupt 32 timer>"], names
