@@ -164,3 +164,49 @@ def test_a_timer_stop_under_lazy_is_in_the_fast_path_on_the_apps_fs() -> None:
     (trace,) = model["backtraces"]
     names = [f["function"] for f in trace["frames"]]
     assert names[:2] == ["trap_fast_handler", "<interrupt 32 timer>"], names
+
+
+# --- the verdict rules per protocol, on plain snapshots (decode/tcb.py; no QEMU) ---------
+
+KTCB, APP = 0xFFFF800041E8A410, 0x4AE380
+
+
+def _verdict(protocol: str, where: str, fs_base: int, counter: int, *, app_tcb: int = APP,
+             fast_path: str | None = None) -> list[str]:  # fmt: skip
+    from osvgdb.decode.tcb import CpuInfo, ThreadInfo, cpu_verdict
+
+    thread = ThreadInfo(0x1000, 1, "main", "running", 0, KTCB, tcb_self=KTCB, app_tcb=app_tcb,
+                        counter=counter)  # fmt: skip
+    cpu = CpuInfo(0, 1, 0x2000, fs_base, 0, 0, kernel_tcb=KTCB, current=0x1000, counter=counter,
+                  where=where, fast_path=fast_path)  # fmt: skip
+    return [p.split(":")[0] for p in cpu_verdict(cpu, thread, protocol)]
+
+
+@pytest.mark.parametrize(
+    "protocol, where, fs_base, counter, app_tcb, fast_path, broken",
+    [
+        # counter: the seed's rules, unchanged
+        ("counter", "app", APP, 0, APP, None, []),
+        ("counter", "syscall", KTCB, 1, APP, None, []),
+        ("counter", "syscall", APP, 0, APP, None, ["kernel-fs", "kernel-count"]),
+        # compare: no counter; app code on app_tcb, or on the kernel TCB without one
+        ("compare", "app", APP, 0, APP, None, []),
+        ("compare", "app", KTCB, 0, 0, None, []),
+        ("compare", "app", KTCB, 0, APP, None, ["app-fs"]),
+        ("compare", "app", APP, 1, APP, None, ["app-count"]),
+        ("compare", "syscall", KTCB, 0, APP, None, []),
+        ("compare", "interrupt", KTCB, 1, APP, None, ["kernel-count"]),
+        # lazy: a fast syscall or tick runs kernel code on the app's FS; nothing else does
+        ("lazy", "syscall", APP, 0, APP, "syscall", []),
+        ("lazy", "interrupt", APP, 0, APP, "timer", []),
+        ("lazy", "syscall", KTCB, 1, 0, "syscall", []),  # a thread that never set FS
+        ("lazy", "syscall", KTCB, 1, APP, "syscall", ["app-count"]),
+        ("lazy", "interrupt", KTCB, 1, APP, "syscall", []),  # a page fault inside one
+        ("lazy", "syscall", APP, 0, APP, None, ["kernel-fs", "kernel-count"]),
+        ("counter", "syscall", APP, 0, APP, "syscall", ["kernel-fs", "kernel-count"]),
+    ],
+)
+def test_verdicts_follow_the_protocol(protocol, where, fs_base, counter, app_tcb, fast_path,
+                                      broken) -> None:  # fmt: skip
+    verdict = _verdict(protocol, where, fs_base, counter, app_tcb=app_tcb, fast_path=fast_path)
+    assert verdict == broken

@@ -533,9 +533,8 @@ class _Unwinder:
         """The label of an entry stub's frame whose struct syscall_frame / trap_frame is
         at frame_address (the stub's rsp at its call of the handler)."""
         kernel = self.kernel
-        syscalls = [
-            kernel.function_range(name) for kind, name in frames_decode.ENTRY_STUBS if kind == "syscall"
-        ]
+        stubs = frames_decode.ENTRY_STUBS
+        syscalls = [kernel.function_range(name) for kind, name in stubs if kind == "syscall"]
         try:
             if any(extent and extent[0] <= pc < extent[1] for extent in syscalls):
                 layout = kernel.syscall_frame_layout
