@@ -87,6 +87,7 @@ def test_a_getppid_stop_under_lazy_is_on_the_apps_fs_and_consistent(protocol: st
     try:
         output, tcb = _stop_in(debugged, "getppid")
         function = debugged.gdb.run("output $pc").strip()
+        entering = debugged.gdb.json("osv-syscalls -n 0 --json")["entering"]
         exit_output = debugged.gdb.run("osv-break syscall getppid --exit -t")
         returned = debugged.gdb.run("continue")
         history = debugged.gdb.json("osv-syscalls --name getppid --json")
@@ -97,6 +98,7 @@ def test_a_getppid_stop_under_lazy_is_on_the_apps_fs_and_consistent(protocol: st
     (main,) = [t for t in tcb["threads"] if t["name"] == "main"]
     assert cpu["verdict"] == "consistent", cpu
     assert cpu["where"] == "syscall", cpu
+    assert [c["name"] for c in entering] == ["getppid"], entering  # no record yet
     if protocol == "lazy":
         assert "syscall_fast_handler" in function, function
         assert cpu["fast_path"] == "syscall", cpu

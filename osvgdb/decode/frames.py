@@ -441,6 +441,7 @@ class Crossing:
     rip: int
     detail: str = ""  # e.g. "interrupt 32 timer from app code"
     last_syscalls: list[str] = field(default_factory=list)
+    protocol: str = "counter"  # the kernel's FS protocol, named when it is not the default
 
 
 def explain(crossing: Crossing, violations: list[Violation]) -> str:
@@ -449,9 +450,12 @@ def explain(crossing: Crossing, violations: list[Violation]) -> str:
     who = f"tid {crossing.tid} ({crossing.thread_name})" if crossing.tid is not None else "?"
     cpu = crossing.cpu if crossing.cpu is not None else "?"
     detail = f", {crossing.detail}" if crossing.detail else ""
+    under = f" (under --fs-protocol={crossing.protocol})" if crossing.protocol != "counter" else ""
     text = (
         f"osv-fscheck: FS-base rule {rules} broken at {crossing.location} on CPU {cpu}, "
-        f"{who}, rip {crossing.rip:#x}{detail}: " + "; ".join(v.what for v in violations) + "."
+        f"{who}, rip {crossing.rip:#x}{detail}{under}: "
+        + "; ".join(v.what for v in violations)
+        + "."
     )
     if crossing.last_syscalls:
         text += f" Last syscalls of tid {crossing.tid}: " + "; ".join(crossing.last_syscalls) + "."

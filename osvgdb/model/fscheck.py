@@ -114,6 +114,7 @@ def explain(kernel: Kernel, broken: int, state_address: int, gs_base: int) -> Ex
         detail += f" returning to {'app' if to_app else 'kernel'} code"
     crossing = frames_decode.Crossing(
         location=location,
+        protocol=state.protocol,
         cpu=cpu,
         tid=thread.tid if thread else None,
         thread_name=thread.name if thread else "?",
