@@ -63,7 +63,8 @@ Verdict rules, per CPU (each broken rule is listed; none broken: consistent):
   kernel-tcb   tcb_data.kernel_tcb is the TCB of cpus[i].current
   tcb-self     the kernel TCB's self field points at the TCB itself
   kernel-fs    kernel code runs with FS = this CPU's kernel TCB (the entry stubs
-               syscall_entry/trap_common/sigreturn_exit are exempt: they switch FS)
+               syscall_entry/trap_common/sigreturn_exit and lazy's syscall_fast_path/
+               trap_fast_path are exempt: they switch FS, or leave it the app's)
   kernel-count kernel code runs with kernel_tcb_counter >= 1
   app-fs       app code runs with FS = the thread's app_tcb when it set one
                (counter 0), else with FS = its kernel TCB (counter 1, no switching)
