@@ -182,27 +182,27 @@ void sched_tick(void)
  * lazy's fast timer tick (core/fastpath.c): all of sched_tick() when it would neither
  * wake a sleeper nor switch threads (its quantum is not up, or no other thread could
  * run here, so schedule() would keep it), i.e. counting the slice: true. Else false,
- * having done nothing: the ordinary tick follows. No __thread here (check-fastpath.py).
- * The table is read without sched_lock: a thread that falls due or becomes ready while
- * we look is seen by the next ordinary tick, or by another CPU.
+ * having done nothing: the ordinary tick follows. No __thread here (check-fastpath.py);
+ * interrupts are off, so sched_lock is taken as sched_tick() takes it.
  */
 bool sched_tick_fast(u64 now)
 {
     struct arch_cpu *cpu = this_cpu();
     if (cpu->preempt_count || cpu->current == cpu->idle_thread)
         return false;
-    bool quantum_up = cpu->slice + 1 >= QUANTUM_TICKS;
-    for (unsigned i = 0; i < nr_threads; i++) {
+    bool quantum_up = cpu->slice + 1 >= QUANTUM_TICKS, quiet = true;
+    raw_spin_lock(&sched_lock);
+    for (unsigned i = 0; i < nr_threads && quiet; i++) {
         const struct thread *t = all_threads[i];
-        enum thread_state state = __atomic_load_n(&t->state, __ATOMIC_RELAXED);
-        u64 wake = __atomic_load_n(&t->wake_time, __ATOMIC_RELAXED);
-        if (state == THREAD_BLOCKED && wake && now >= wake)
-            return false;
-        if (quantum_up && state == THREAD_READY && t->is_app && (t->affinity & (1UL << cpu->id)))
-            return false;
+        if (t->state == THREAD_BLOCKED && t->wake_time && now >= t->wake_time)
+            quiet = false;              /* a sleeper to wake */
+        if (quantum_up && t->state == THREAD_READY && t->is_app && (t->affinity & (1UL << cpu->id)))
+            quiet = false;              /* schedule() would switch to it */
     }
-    cpu->slice++;
-    return true;
+    raw_spin_unlock(&sched_lock);
+    if (quiet)
+        cpu->slice++;
+    return quiet;
 }
 
 noreturn void sched_idle_loop(void)
