@@ -140,3 +140,17 @@ def test_fscheck_watches_lazys_fast_syscalls() -> None:
     assert len(calls) == 300, len(calls)
     entry_states = {(c["fs_base"], c["kernel_tcb_counter"]) for c in calls}
     assert entry_states == {(main["app_tcb"], 0)}, calls[0]
+
+
+@pytest.mark.usefixtures("kernel")
+def test_fscheck_watches_lazys_fast_timer_ticks() -> None:
+    """spin-glibc's busy loop under --fs-protocol=lazy: its ticks take trap_fast_path (FS
+    left on the app's TCB, only the return checked); the watchdog stays silent."""
+    debugged = Debugged(app("spin", "glibc"), ["0.5"], fs_protocol="lazy")
+    try:
+        output, status = _silent_until_exit(debugged)
+        fast = int(debugged.gdb.run("output cpus[0].fast_ticks").strip())
+    finally:
+        debugged.close()
+    assert "process_exit (status=0)" in output and "osv-fscheck:" not in output, output
+    assert status["violations"] == 0 and status["crossings"] > fast > 100, (status, fast)
