@@ -116,14 +116,14 @@ static bool parse_hz(const char *s)
     return true;
 }
 
+static const char *const fs_protocol_names[] = {
+    [FS_PROTOCOL_COUNTER] = "counter", [FS_PROTOCOL_COMPARE] = "compare", [FS_PROTOCOL_LAZY] = "lazy",
+};
+
 static bool parse_fs_protocol(const char *s)
 {
-    static const char *const names[] = {
-        [FS_PROTOCOL_COUNTER] = "counter", [FS_PROTOCOL_COMPARE] = "compare",
-        [FS_PROTOCOL_LAZY] = "lazy",
-    };
-    for (unsigned p = 0; p < ARRAY_SIZE(names); p++) {
-        if (strcmp(s, names[p]) == 0) {
+    for (unsigned p = 0; p < ARRAY_SIZE(fs_protocol_names); p++) {
+        if (strcmp(s, fs_protocol_names[p]) == 0) {
             fs_protocol = p;
             return true;
         }
@@ -242,9 +242,8 @@ noreturn void kernel_main(u32 start_info_paddr)
     fast_path_init();
     if (no_fsgsbase)
         arch_disable_fsgsbase();
-    static const char *const protocols[] = { "counter", "compare", "lazy" };
     printk("OSv-style osvgdb kernel, x86-64, FS base by %s, FS protocol %s\n",
-           fsgsbase_avail ? "wrfsbase" : "wrmsr", protocols[fs_protocol]);
+           fsgsbase_avail ? "wrfsbase" : "wrmsr", fs_protocol_names[fs_protocol]);
     if (status) {
         printk("osv: %s\n", cmdline_error);
         process_exit(status);
