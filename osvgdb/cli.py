@@ -23,6 +23,7 @@ from osvgdb.triage import command as triage_command
 from osvgdb.triage import signature as triage_signature
 from osvgdb.tui import command as tui_command
 from osvgdb.build import BuildError
+from osvgdb.decode.tcb import FS_PROTOCOLS
 from osvgdb.qemu import QemuError, choose_accel
 from osvgdb.run import BootOutcome, Ending, qemu_ended
 
@@ -211,7 +212,7 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
     )
     run_parser.add_argument(
         "--fs-protocol",
-        choices=run.FS_PROTOCOLS,
+        choices=FS_PROTOCOLS,
         default="counter",
         help="how the kernel switches FS at each crossing: counter (default, the seed's "
         "kernel_tcb_counter), compare (OSv's merged design) or lazy (getpid, getppid, "

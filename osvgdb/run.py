@@ -114,10 +114,6 @@ def parse_debugcon(text: str, *, final: bool = False) -> KernelExit | None:
     return None
 
 
-# The kernel's --fs-protocol values (kernel/arch/x64/entry.S); counter is its default.
-FS_PROTOCOLS = ("counter", "compare", "lazy")
-
-
 def kernel_cmdline(
     path: str,
     args: Sequence[str],
@@ -153,7 +149,7 @@ class RunOptions:
     smp: int = 1
     strace: bool = False
     fsgsbase: bool = True
-    fs_protocol: str = "counter"  # the kernel's --fs-protocol (FS_PROTOCOLS)
+    fs_protocol: str = "counter"  # the kernel's --fs-protocol (decode/tcb.py's FS_PROTOCOLS)
     timeout: float = 60.0
     env: list[tuple[str, str]] = field(default_factory=list)
     kernel_args: list[str] = field(default_factory=list)

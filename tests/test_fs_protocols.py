@@ -12,7 +12,8 @@ import pytest
 from gdbdriver import Debugged
 from guest import ROOT, app, osvgdb_run
 
-from osvgdb.run import FS_PROTOCOLS, kernel_cmdline
+from osvgdb.decode.tcb import FS_PROTOCOLS
+from osvgdb.run import kernel_cmdline
 
 pytestmark = pytest.mark.usefixtures("kernel")
 

@@ -55,7 +55,8 @@ CPU_FIELDS = ("tcb_data.kernel_tcb", "id", "current", "idle_thread", "entries", 
 # (CpuInfo.where) its handler runs; an exception nested in one is on the kernel's side.
 FAST_PATHS = {1: "syscall", 2: "timer"}
 FAST_PATH_WHERE = {"syscall": "syscall", "timer": "interrupt"}
-FS_PROTOCOLS = ("counter", "compare", "lazy")  # enum fs_protocol (kernel/arch/x64/arch.h)
+# enum fs_protocol (kernel/arch/x64/arch.h), the kernel's --fs-protocol; counter the default
+FS_PROTOCOLS = ("counter", "compare", "lazy")
 
 VERDICT_RULES = """\
 Verdict rules, per CPU (each broken rule is listed; none broken: consistent):
