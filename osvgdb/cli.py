@@ -24,6 +24,7 @@ from osvgdb.triage import command as triage_command
 from osvgdb.triage import signature as triage_signature
 from osvgdb.tui import command as tui_command
 from osvgdb.build import BuildError
+from osvgdb.decode.tcb import FS_PROTOCOLS
 from osvgdb.qemu import QemuError, choose_accel
 from osvgdb.run import BootOutcome, Ending, qemu_ended
 
@@ -96,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         "and stream the guest console to stdout. Options after EXE belong to the app.",
         epilog=run.EXIT_STATUS_HELP
         + "\nkernel command line: kernel options (--strace, --env=NAME=VALUE, --no-fsgsbase,\n"
+        "--fs-protocol=P, "
         "--kernel-arg words), then /BASENAME and ARGS, quoted as a POSIX shell would.\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
@@ -222,6 +224,14 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
         action="store_false",
         help="hide FSGSBASE so the kernel switches FS with wrmsr",
     )
+    run_parser.add_argument(
+        "--fs-protocol",
+        choices=FS_PROTOCOLS,
+        default="counter",
+        help="how the kernel switches FS at each crossing: counter (default, the seed's "
+        "kernel_tcb_counter), compare (OSv's merged design) or lazy (getpid, getppid, "
+        "gettid, clock_gettime leave FS alone); the kernel's --fs-protocol=",
+    )
     if timeout:
         run_parser.add_argument(
             "--timeout",
@@ -300,6 +310,7 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
         smp=namespace.smp,
         strace=namespace.strace,
         fsgsbase=namespace.fsgsbase,
+        fs_protocol=namespace.fs_protocol,
         timeout=getattr(namespace, "timeout", 0.0),
         env=list(namespace.env),
         kernel_args=list(namespace.kernel_arg),

@@ -121,6 +121,7 @@ def kernel_cmdline(
     strace: bool = False,
     env: Sequence[tuple[str, str]] = (),
     fsgsbase: bool = True,
+    fs_protocol: str = "counter",
     kernel_args: Sequence[str] = (),
     stdin: str = "none",
 ) -> str:
@@ -134,6 +135,7 @@ def kernel_cmdline(
     # Under nested KVM the guest sees the host's CPUID whatever -cpu says, so
     # hiding FSGSBASE from the CPU model is not enough: the kernel is told too.
     options += [] if fsgsbase else ["--no-fsgsbase"]
+    options += [] if fs_protocol == "counter" else [f"--fs-protocol={fs_protocol}"]
     options += [] if stdin == "none" else [f"--stdin={stdin}"]
     options += kernel_args
     return shlex.join([*options, path, *args])
@@ -147,6 +149,7 @@ class RunOptions:
     smp: int = 1
     strace: bool = False
     fsgsbase: bool = True
+    fs_protocol: str = "counter"  # the kernel's --fs-protocol (decode/tcb.py's FS_PROTOCOLS)
     timeout: float = 60.0
     env: list[tuple[str, str]] = field(default_factory=list)
     kernel_args: list[str] = field(default_factory=list)
@@ -332,6 +335,7 @@ class Guest:
             strace=options.strace,
             env=options.env,
             fsgsbase=options.fsgsbase,
+            fs_protocol=options.fs_protocol,
             kernel_args=options.kernel_args,
             stdin=input_mode,
         )

@@ -129,6 +129,7 @@ class Debugged:
         strace: bool = False,
         kernel: Path | None = None,
         kernel_args: list[str] | None = None,
+        fs_protocol: str = "counter",
     ):
         self.console = LockedConsole()
         options = RunOptions(
@@ -140,6 +141,7 @@ class Debugged:
             strace=strace,
             kernel=kernel,
             kernel_args=list(kernel_args or []),
+            fs_protocol=fs_protocol,
         )
         self.session = DebugSession(options, console=self.console)
         self.session.__enter__()

@@ -1,7 +1,8 @@
 """The FS-base rules in their two places agree: the kernel's fscheck_rules()
 (kernel/include/fscheck.h, compiled here on the host) and the debugger's
 check_entry/check_return (osvgdb/decode/frames.py), on every kind of state; and
-the rule names in the kernel's DWARF are the ones FSCHECK_RULES documents."""
+the rule names in the kernel's DWARF are the ones FSCHECK_RULES documents. Every
+state is checked under each FS protocol (--fs-protocol=counter|compare|lazy)."""
 
 from __future__ import annotations
 
@@ -26,8 +27,8 @@ HARNESS = r"""
 int main(void)
 {
     struct fscheck_state s = {0};
-    while (scanf("%u %u %lx %lx %lx %ld %ld", &s.where, &s.to_app, &s.fs_base, &s.kernel_tcb,
-                 &s.app_tcb, &s.counter, &s.entry_counter) == 7)
+    while (scanf("%u %u %lx %lx %lx %ld %ld %u", &s.where, &s.to_app, &s.fs_base, &s.kernel_tcb,
+                 &s.app_tcb, &s.counter, &s.entry_counter, &s.protocol) == 8)
         printf("%u\n", fscheck_rules(&s));
     return 0;
 }
@@ -43,13 +44,14 @@ def kernel_rules(kernel: None, tmp_path_factory: pytest.TempPathFactory):
     source.write_text(HARNESS)
     include = ROOT / "kernel" / "include"
     subprocess.run(["gcc", "-O1", "-I", str(include), "-o", str(exe), str(source)], check=True)
-    enums = enums_from_elf(KERNEL, ["fscheck_rule", "fscheck_where"])
+    enums = enums_from_elf(KERNEL, ["fscheck_rule", "fscheck_where", "fs_protocol"])
     bits, wheres = enums["fscheck_rule"], enums["fscheck_where"]
+    protocols = {n.removeprefix("FS_PROTOCOL_").lower(): v for n, v in enums["fs_protocol"].items()}
 
     def run(states: list[tuple[str, bool, frames.FsState]]) -> list[set[str]]:
         lines = "".join(
             f"{wheres[w]} {int(to_app)} {s.fs_base:x} {s.kernel_tcb:x} {s.app_tcb:x} "
-            f"{s.counter} {s.entry_counter or 0}\n"
+            f"{s.counter} {s.entry_counter or 0} {protocols[s.protocol]}\n"
             for w, to_app, s in states
         )
         out = subprocess.run([str(exe)], input=lines, capture_output=True, text=True, check=True)
@@ -78,6 +80,7 @@ states = st.builds(
     counter=st.integers(-2, 3),
     app_tcb=st.sampled_from([APP, 0, OTHER]),
     entry_counter=st.integers(-2, 2),
+    protocol=st.sampled_from(["counter", "compare", "lazy"]),
 )
 
 

@@ -34,11 +34,14 @@ def _silent_until_exit(debugged: Debugged) -> tuple[str, dict]:
 
 
 @pytest.mark.usefixtures("kernel")
-def test_fscheck_is_silent_over_a_whole_threaded_run_on_two_cpus() -> None:
-    """Every crossing of the whole run. Each is a breakpoint round trip (~2.5 ms under
-    TCG) while the guest's clock runs on, so the timer runs at 100 Hz (--hz=100), not
-    1 kHz: at 1 kHz the ticks that pile up during the stops make it take 15 minutes."""
-    debugged = Debugged(app("threads", "glibc"), smp=2, kernel_args=["--hz=100"])
+@pytest.mark.parametrize("protocol", ["counter", "compare", "lazy"])
+def test_fscheck_is_silent_over_a_whole_threaded_run_on_two_cpus(protocol: str) -> None:
+    """Every crossing of the whole run, under each FS protocol (--fs-protocol): the
+    kernel's rules follow the one that runs. The timer runs at 100 Hz (--hz=100), as
+    the guest's clock runs on while GDB holds it at the breakpoints set here."""
+    debugged = Debugged(
+        app("threads", "glibc"), smp=2, kernel_args=["--hz=100"], fs_protocol=protocol
+    )
     try:
         output, status = _silent_until_exit(debugged)
     finally:
@@ -115,3 +118,39 @@ def test_interrupt_stops_the_guest_while_the_watchdog_runs() -> None:
     assert "SIGINT" in output or "interrupt" in output.lower(), output
     assert status["on"] and status["violations"] == 0 and status["crossings"] > 100, status
     assert "spin ok" not in debugged.console.text()
+
+
+@pytest.mark.usefixtures("kernel")
+def test_fscheck_watches_lazys_fast_syscalls() -> None:
+    """callcost-glibc's 300 raw getppid calls under --fs-protocol=lazy take the fast path
+    (FS never switched, only the return checked) among ordinary calls: the watchdog stays
+    silent, and the history holds them all, with the app's FS at entry and counter 0."""
+    debugged = Debugged(app("callcost", "glibc"), ["300"], fs_protocol="lazy")
+    try:
+        output, status = _silent_until_exit(debugged)
+        fast = debugged.gdb.run("output/d syscall_fast[110]").strip()  # __NR_getppid
+        tcb = debugged.gdb.json("osv-tcb --json")
+        calls = debugged.gdb.json("osv-syscalls --name getppid -n 1000 --json")["records"]
+    finally:
+        debugged.close()
+    assert "process_exit (status=0)" in output and "osv-fscheck:" not in output, output
+    assert status["violations"] == 0 and status["crossings"] > 900, status
+    assert fast == "1", fast
+    (main,) = [t for t in tcb["threads"] if t["name"] == "main"]
+    assert len(calls) == 300, len(calls)
+    entry_states = {(c["fs_base"], c["kernel_tcb_counter"]) for c in calls}
+    assert entry_states == {(main["app_tcb"], 0)}, calls[0]
+
+
+@pytest.mark.usefixtures("kernel")
+def test_fscheck_watches_lazys_fast_timer_ticks() -> None:
+    """spin-glibc's busy loop under --fs-protocol=lazy: its ticks take trap_fast_path (FS
+    left on the app's TCB, only the return checked); the watchdog stays silent."""
+    debugged = Debugged(app("spin", "glibc"), ["0.5"], fs_protocol="lazy")
+    try:
+        output, status = _silent_until_exit(debugged)
+        fast = int(debugged.gdb.run("output cpus[0].fast_ticks").strip())
+    finally:
+        debugged.close()
+    assert "process_exit (status=0)" in output and "osv-fscheck:" not in output, output
+    assert status["violations"] == 0 and status["crossings"] > fast > 100, (status, fast)

@@ -18,11 +18,13 @@ MAX_STOPS = 80
 
 
 @pytest.mark.usefixtures("kernel")
-def test_every_thread_has_its_own_correct_app_tcb() -> None:
+@pytest.mark.parametrize("protocol", ["counter", "compare", "lazy"])
+def test_every_thread_has_its_own_correct_app_tcb(protocol: str) -> None:
+    """Under each FS protocol (--fs-protocol): the verdicts follow the one that runs."""
     exe = app("threads", "glibc")
     if not exe.exists():
         pytest.skip(f"{exe} is not built (threads arrive with kernel issue 3)")
-    debugged = Debugged(exe, smp=2)
+    debugged = Debugged(exe, smp=2, fs_protocol=protocol)
     try:
         gdb = debugged.gdb
         gdb.run("osv-break syscall clock_nanosleep nanosleep")
@@ -48,3 +50,6 @@ def test_every_thread_has_its_own_correct_app_tcb() -> None:
     started = [c for c in tcb["cpus"] if c["index"] is not None]
     assert sorted(c["index"] for c in started) == [0, 1], tcb["cpus"]
     assert all(c["verdict"] == "consistent" for c in started), started
+    assert tcb["fs_protocol"] == protocol
+    if protocol == "compare":
+        assert {t["counter"] for t in tcb["threads"]} == {0}, tcb["threads"]

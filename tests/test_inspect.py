@@ -145,3 +145,22 @@ def test_bad_dumps_are_one_line(in_write, tmp_path: Path) -> None:
     other = osvgdb_inspect(path, "--kernel", str(ROOT / "build" / "kernel-broken-fs.elf"), "tcb")
     assert other.returncode == 2
     assert "was taken with another kernel build" in other.stderr
+
+
+@pytest.mark.usefixtures("kernel")
+def test_inspect_knows_the_protocol_at_a_lazy_fast_syscall(tmp_path: Path) -> None:
+    """A dump taken inside lazy's fast getppid (FS still the app's TCB): offline, the
+    protocol is read from the kernel's memory and the verdict accepts it, as live."""
+    debugged = Debugged(app("callcost", "glibc"), ["20"], fs_protocol="lazy")
+    try:
+        debugged.gdb.run("osv-break syscall getppid -t")
+        assert "getppid()" in debugged.gdb.run("continue")
+        path = tmp_path / "lazy.dump"
+        live = dumped(debugged, path, ("tcb",))
+    finally:
+        debugged.close()
+    offline = inspected(path, "tcb")
+    assert offline == live["tcb"]
+    (cpu,) = offline["cpus"]
+    assert offline["fs_protocol"] == "lazy" and cpu["fast_path"] == "syscall", cpu
+    assert cpu["verdict"] == "consistent", cpu

@@ -18,11 +18,18 @@ FSGSBASE = pytest.mark.parametrize("fsgsbase", [True, False], ids=["wrfsbase", "
 
 
 def run_app(
-    name: str, variant: str, *args: str, smp: int = 2, fsgsbase: bool = True, accel: str = "tcg"
+    name: str,
+    variant: str,
+    *args: str,
+    smp: int = 2,
+    fsgsbase: bool = True,
+    accel: str = "tcg",
+    protocol: str = "counter",
 ) -> Run:
     options = ["--accel", accel, "--smp", str(smp), "--kernel-arg=--verbose"]
     if not fsgsbase:
         options.append("--no-fsgsbase")
+    options += ["--fs-protocol", protocol]
     return osvgdb_run(*options, str(app(name, variant)), *args)
 
 
@@ -35,6 +42,7 @@ def kernel_counts(run: Run) -> dict[str, int]:
         "tls_checks": r"kernel TLS checked (\d+) times",
         "timer": r"(\d+) timer interrupts",
         "app_interrupts": r"(\d+) interrupts in app code",
+        "fast_ticks": r"\((\d+) on lazy's fast path\)",
         "cpus": r"(\d+) CPUs",
         "stopped": r"(\d+) others stopped",
     }.items():
@@ -65,24 +73,65 @@ def test_threads(variant: str, smp: int, fsgsbase: bool, accel: str) -> None:
     assert counts["stopped"] == smp - 1, run  # every other CPU stopped at the exit
 
 
+# The other FS protocols (kernel/arch/x64/entry.S), on a few representative cases each:
+# the tests above run the default, counter, in full.
+PROTOCOLS = pytest.mark.parametrize("protocol", ["compare", "lazy"])
+
+
+@PROTOCOLS
+@pytest.mark.parametrize("smp", [1, 2, 4])
+def test_threads_under_each_protocol(protocol: str, smp: int) -> None:
+    run = run_app("threads", "glibc", smp=smp, protocol=protocol)
+    assert run.status == 0, run
+    assert run.app_lines[0] == "threads ok 8", run
+    counts = kernel_counts(run)
+    assert counts["cpus"] == smp and counts["stopped"] == smp - 1, run
+
+
 @FSGSBASE
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_timer_interrupts_in_app_code_keep_both_tls(variant: str, fsgsbase: bool) -> None:
     """3 s of app code with no syscall in its inner loop: only the timer comes in. The
     app checks its TLS (a __thread counter, %fs:0 == ARCH_GET_FS) on every step; the
     kernel checks its own __thread variables on every interrupt that lands in app code."""
-    run = run_app("spin", variant, "3", smp=2, fsgsbase=fsgsbase)
+    _check_spin(run_app("spin", variant, "3", smp=2, fsgsbase=fsgsbase))
+
+
+@PROTOCOLS
+@FSGSBASE
+def test_timer_interrupts_keep_both_tls_under_each_protocol(protocol: str, fsgsbase: bool) -> None:
+    """Under lazy the ticks that reschedule nothing take the fast path, with FS left on
+    the app's TCB and no kernel TLS check: here, with one thread, nearly all of them."""
+    run = run_app("spin", "glibc", "3", smp=2, fsgsbase=fsgsbase, protocol=protocol)
+    counts = _check_spin(run)
+    if protocol == "lazy":
+        assert counts["fast_ticks"] >= counts["app_interrupts"] // 2, run
+    else:
+        assert counts["fast_ticks"] == 0, run
+
+
+def _check_spin(run: Run) -> dict[str, int]:
     assert run.status == 0, run
     assert re.fullmatch(r"spin ok \d+", run.app_lines[0]), run
     counts = kernel_counts(run)
     assert counts["app_interrupts"] >= 2000, run  # 1 kHz timer, 3 s of spinning
-    assert counts["tls_checks"] >= counts["app_interrupts"], run
+    # The kernel checks its TLS on every interrupt in app code but lazy's fast ticks.
+    assert counts["tls_checks"] >= counts["app_interrupts"] - counts["fast_ticks"], run
+    return counts
 
 
 @pytest.mark.parametrize("smp", [1, 4])
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_demand_paging_from_threads(variant: str, smp: int) -> None:
     run = run_app("lazy", variant, smp=smp)
+    assert run.status == 0, run
+    assert run.app_lines[0] == "lazy ok 4", run
+
+
+@PROTOCOLS
+def test_demand_paging_from_threads_under_each_protocol(protocol: str) -> None:
+    """Page faults from app code and from kernel code copying to the app (read())."""
+    run = run_app("lazy", "glibc", smp=2, protocol=protocol)
     assert run.status == 0, run
     assert run.app_lines[0] == "lazy ok 4", run
 

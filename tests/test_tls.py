@@ -27,3 +27,18 @@ def test_tls_in_guest(variant: str, fsgsbase: bool, accel: str) -> None:
     assert run.app_lines[-1].startswith("tls ok "), run
     # The kernel's banner names the FS-base switch it chose.
     assert f"FS base by {'wrfsbase' if fsgsbase else 'wrmsr'}" in run.lines[0], run
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize("fsgsbase", [True, False], ids=["wrfsbase", "wrmsr"])
+@pytest.mark.parametrize("variant", ["glibc", "musl"])
+@pytest.mark.parametrize("protocol", ["compare", "lazy"])
+def test_tls_in_guest_under_each_protocol(protocol: str, variant: str, fsgsbase: bool) -> None:
+    """The other FS protocols (the default, counter, is the test above): compare's entry
+    reads %fs:0 of the app's TCB, lazy's getpid/gettid leave FS on it."""
+    options = [] if fsgsbase else ["--no-fsgsbase"]
+    exe = str(app("tls", variant))
+    run = osvgdb_run("--accel", "tcg", "--fs-protocol", protocol, *options, exe)
+    assert run.status == 0, run
+    assert run.app_lines[-1].startswith("tls ok "), run
+    assert run.lines[0].endswith(f"FS protocol {protocol}"), run

@@ -117,6 +117,18 @@ def test_signature_is_the_same_across_smp_and_moved_addresses(kernel: None, tmp_
     assert seen == {"osvsig/2:app-fault:SIGSEGV-null-write:store_result | worker"}
 
 
+@pytest.mark.parametrize("protocol", ["compare", "lazy"])
+def test_signature_and_verdicts_under_each_fs_protocol(kernel: None, tmp_path: Path, protocol: str) -> None:
+    """The report's verdicts follow the kernel's --fs-protocol, and the signature does not
+    depend on it."""
+    data, _ = triage(tmp_path, "--no-dump", "--accel", "tcg", "--smp", "2", "--fs-protocol", protocol,
+                     str(APPS / "nullthread-glibc"))  # fmt: skip
+    assert data["signature"] == "osvsig/2:app-fault:SIGSEGV-null-write:store_result | worker"
+    started = [v for v in data["vcpus"] if v["cpu"] is not None]
+    assert started and all(v["fs_protocol"] == protocol for v in started), started
+    assert all(v["verdict"] == "consistent" for v in started), started
+
+
 def test_deadlock_threads_are_unwound_from_their_saved_context(kernel: None, tmp_path: Path) -> None:
     """Neither deadlocked thread is on a CPU: their backtraces come from what
     switch_context saved, through the futex crossing into pthread_mutex_lock and

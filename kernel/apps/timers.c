@@ -10,6 +10,7 @@
  *                   si_overrun = timer_getoverrun > 0
  *   absolute        TIMER_ABSTIME on CLOCK_REALTIME: not before its time
  *   sigev_thread    libc's SIGEV_THREAD (its own helper thread, over SIGEV_THREAD_ID)
+ *   spinning        signals into a thread that never enters the kernel itself
  *   errors          bad clock, bad signal, bad id, deleted id, bad timespec: EINVAL
  */
 #define _GNU_SOURCE
@@ -231,6 +232,29 @@ static void sigev_thread(void)
     printf("sigev_thread: the function ran at least 3 times with its value\n");
 }
 
+static volatile sig_atomic_t spin_hits;
+
+static void on_spin_tick(int sig)
+{
+    (void)sig;
+    spin_hits++;
+}
+
+/* The timer's signals reach a thread that only computes: every tick lands in app code
+   (under --fs-protocol=lazy, on the fast path, which must leave a due timer to the slow one). */
+static void spinning(void)
+{
+    signal(SIGUSR1, on_spin_tick);
+    timer_t t;
+    if (!new_timer(&t, SIGEV_SIGNAL, SIGUSR1, 0, 0, NULL))
+        return;
+    arm(t, 2000000, 2000000, 0);
+    while (spin_hits < 20)
+        ;
+    timer_delete(t);
+    printf("spinning: 20 timer signals into a thread that only computes\n");
+}
+
 static const char *err(int ret)
 {
     return ret == 0 ? "0" : errno == EINVAL ? "EINVAL" : strerror(errno);
@@ -261,6 +285,7 @@ int main(void)
     overrun();
     absolute();
     sigev_thread();
+    spinning();
     errors();
     return 0;
 }

@@ -9,6 +9,7 @@
 #include "trap.h"
 
 u32 fscheck_enabled;            /* written by the debugger (osv-fscheck on|off) */
+_Static_assert(FS_PROTOCOL_COMPARE == 1, "fscheck_rules() tests protocol 1 for compare");
 extern char kernel_start[], kernel_end[], entry_text_start[], entry_text_end[];
 
 /*
@@ -29,6 +30,7 @@ static void check(struct fscheck_state *s)
     s->kernel_tcb = (u64)tcb;
     s->app_tcb = tcb ? tcb->app_tcb : 0;
     s->counter = tcb ? tcb->kernel_tcb_counter : 0;
+    s->protocol = fs_protocol;
     if (!tcb)
         return;                 /* a CPU still starting: it has no thread yet */
     u32 broken = fscheck_rules(s);
@@ -63,7 +65,9 @@ void fscheck_trap_return(const struct trap_frame *f)
        stub; the protocol counts both as app side. */
     bool in_kernel = f->rip >= (u64)kernel_start && f->rip < (u64)kernel_end;
     bool in_stub = f->rip >= (u64)entry_text_start && f->rip < (u64)entry_text_end;
+    /* lazy: the fast path's kernel code runs on the app's FS, as app code does */
+    bool in_fast = this_cpu()->fast_path == FAST_PATH_SYSCALL;
     struct fscheck_state s = { .where = FSCHECK_TRAP_RETURN, .rip = f->rip, .vector = f->vector,
-                               .to_app = !in_kernel || in_stub };
+                               .to_app = !in_kernel || in_stub || in_fast };
     check(&s);
 }

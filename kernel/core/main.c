@@ -9,6 +9,8 @@
  *   --verbose       kernel statistics when the app exits
  *   --env=NAME=VAL  add to the app's environment (it has no other)
  *   --no-fsgsbase   switch FS with wrmsr even if the CPU has wrfsbase
+ *   --fs-protocol=P how entry.S switches FS: counter (the default, the seed's), compare
+ *                   (OSv's merged design) or lazy (entry.S's opening comment)
  *   --hz=N          timer interrupts per second per CPU (default 1000; 10 to 10000)
  *   --stdin=MODE    what feeds fd 0 over the serial line: none (default), pipe or tty
  *                   (console.c, "Console input")
@@ -19,6 +21,7 @@
 #include "arch.h"
 #include "console.h"
 #include "elf.h"
+#include "fastpath.h"
 #include "initrd.h"
 #include "inject.h"
 #include "lib.h"
@@ -113,6 +116,21 @@ static bool parse_hz(const char *s)
     return true;
 }
 
+static const char *const fs_protocol_names[] = {
+    [FS_PROTOCOL_COUNTER] = "counter", [FS_PROTOCOL_COMPARE] = "compare", [FS_PROTOCOL_LAZY] = "lazy",
+};
+
+static bool parse_fs_protocol(const char *s)
+{
+    for (unsigned p = 0; p < ARRAY_SIZE(fs_protocol_names); p++) {
+        if (strcmp(s, fs_protocol_names[p]) == 0) {
+            fs_protocol = p;
+            return true;
+        }
+    }
+    return false;
+}
+
 static enum console_input_mode stdin_mode = CONSOLE_INPUT_NONE;
 
 /*
@@ -173,6 +191,9 @@ static int parse_cmdline(void)
         } else if (strncmp(words[i], "--inject=", 9) == 0) {
             if (!parse_inject(words[i] + 9))
                 return refuse("--inject: no such fault to inject: %s", words[i] + 9);
+        } else if (strncmp(words[i], "--fs-protocol=", 14) == 0) {
+            if (!parse_fs_protocol(words[i] + 14))
+                return refuse("--fs-protocol wants counter, compare or lazy, not %s", words[i] + 14);
         } else if (strncmp(words[i], "--stdin=", 8) == 0) {
             if (!parse_stdin_mode(words[i] + 8))
                 return refuse("--stdin wants none, pipe or tty, not %s", words[i] + 8);
@@ -220,6 +241,14 @@ noreturn void kernel_main(u32 start_info_paddr)
         printk("osv: not started by a PVH loader (start info magic %#x)\n", si->magic);
         arch_exit_qemu(EXIT_USAGE);
     }
+    /* The command line first: --fs-protocol decides the counter every TCB starts with. */
+    if (si->cmdline_paddr) {
+        const char *c = phys_to_virt(si->cmdline_paddr);
+        size_t n = strnlen(c, sizeof(cmdline) - 1);
+        memcpy(cmdline, c, n);
+        cmdline[n] = 0;
+    }
+    int status = parse_cmdline();
     arch_init_boot_cpu();
     mm_init(si);
     /* From here the kernel's __thread variables work: FS is the boot thread's TCB. */
@@ -230,16 +259,11 @@ noreturn void kernel_main(u32 start_info_paddr)
     arch_init_tsc();
     syscall_init();
     syscall_history_init();
-    if (si->cmdline_paddr) {
-        const char *c = phys_to_virt(si->cmdline_paddr);
-        size_t n = strnlen(c, sizeof(cmdline) - 1);
-        memcpy(cmdline, c, n);
-        cmdline[n] = 0;
-    }
-    int status = parse_cmdline();
+    fast_path_init();
     if (no_fsgsbase)
         arch_disable_fsgsbase();
-    printk("OSv-style osvgdb kernel, x86-64, FS base by %s\n", fsgsbase_avail ? "wrfsbase" : "wrmsr");
+    printk("OSv-style osvgdb kernel, x86-64, FS base by %s, FS protocol %s\n",
+           fsgsbase_avail ? "wrfsbase" : "wrmsr", fs_protocol_names[fs_protocol]);
     if (status) {
         printk("osv: %s\n", cmdline_error);
         process_exit(status);

@@ -69,16 +69,18 @@ noreturn void process_exit(int status)
     if (syscall_trace_batch)
         syscall_trace_flush();          /* osv-trace: the last calls, also after a fatal fault */
     if (process.verbose) {
-        u64 ticks = 0, app_interrupts = 0;
+        u64 ticks = 0, app_interrupts = 0, fast_ticks = 0;
         for (unsigned i = 0; i < nr_cpus; i++) {
             ticks += cpus[i].timer_ticks;
             app_interrupts += cpus[i].app_interrupts;
+            fast_ticks += cpus[i].fast_ticks;
         }
         printk("osv: exit status %d after %lu syscalls; kernel TLS checked %lu times, FS base "
                "written by %s; %lu app pages populated on demand\n", status, syscall_seq,
                kernel_tls_checks, fsgsbase_avail ? "wrfsbase" : "wrmsr", user_pages_populated);
-        printk("osv: %lu timer interrupts, %lu interrupts in app code; %u CPUs, %u others stopped; "
-               "%u threads\n", ticks, app_interrupts, nr_cpus, stopped, nr_threads);
+        printk("osv: %lu timer interrupts, %lu interrupts in app code (%lu on lazy's fast path); "
+               "%u CPUs, %u others stopped; %u threads\n", ticks, app_interrupts, fast_ticks,
+               nr_cpus, stopped, nr_threads);
     }
     arch_exit_qemu(status);
 }
@@ -119,7 +121,8 @@ static long clone_thread(const struct syscall_frame *f, u64 flags, u64 stack, u6
     t->sigmask = parent->sigmask;
     t->fs_switching = parent->fs_switching || (flags & CLONE_SETTLS);
     t->tcb->app_tcb = (flags & CLONE_SETTLS) ? tls : parent->tcb->app_tcb;
-    t->tcb->kernel_tcb_counter = (t->fs_switching ? 0 : 1) + 1;
+    if (fs_protocol != FS_PROTOCOL_COMPARE)    /* compare has no counter: it stays 0 */
+        t->tcb->kernel_tcb_counter = (t->fs_switching ? 0 : 1) + 1;
     struct syscall_frame *child = (struct syscall_frame *)t->tcb->syscall_stack_top - 1;
     *child = *f;
     child->rax = 0;

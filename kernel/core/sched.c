@@ -34,7 +34,8 @@ static void install(struct arch_cpu *cpu, struct thread *next)
     cpu->current = next;
     cpu->tcb_data.kernel_tcb = (u64)next->tcb;
     cpu->tss.ist[IST_EXCEPTION - 1] = (u64)next->exception_stack + next->exception_stack_size;
-    set_fsbase(next->tcb->kernel_tcb_counter ? (u64)next->tcb : next->tcb->app_tcb);
+    bool in_kernel = next->tcb->kernel_tcb_counter || fs_protocol == FS_PROTOCOL_COMPARE;
+    set_fsbase(in_kernel ? (u64)next->tcb : next->tcb->app_tcb);
 }
 
 /* This CPU starts running its idle thread (for the boot CPU: the boot thread). */
@@ -177,6 +178,33 @@ void sched_tick(void)
         return;                     /* a spinlock holder is not preempted */
     if (cpu->current == cpu->idle_thread || ++cpu->slice >= QUANTUM_TICKS)
         schedule();
+}
+
+/*
+ * lazy's fast timer tick (core/fastpath.c): all of sched_tick() when it would neither
+ * wake a sleeper nor switch threads (its quantum is not up, or no other thread could
+ * run here, so schedule() would keep it), i.e. counting the slice: true. Else false,
+ * having done nothing: the ordinary tick follows. No __thread here (check-fastpath.py);
+ * interrupts are off, so sched_lock is taken as sched_tick() takes it.
+ */
+bool sched_tick_fast(u64 now)
+{
+    struct arch_cpu *cpu = this_cpu();
+    if (cpu->preempt_count || cpu->current == cpu->idle_thread)
+        return false;
+    bool quantum_up = cpu->slice + 1 >= QUANTUM_TICKS, quiet = true;
+    raw_spin_lock(&sched_lock);
+    for (unsigned i = 0; i < nr_threads && quiet; i++) {
+        const struct thread *t = all_threads[i];
+        if (t->state == THREAD_BLOCKED && t->wake_time && now >= t->wake_time)
+            quiet = false;              /* a sleeper to wake */
+        if (quantum_up && t->state == THREAD_READY && t->is_app && (t->affinity & (1UL << cpu->id)))
+            quiet = false;              /* schedule() would switch to it */
+    }
+    raw_spin_unlock(&sched_lock);
+    if (quiet)
+        cpu->slice++;
+    return quiet;
 }
 
 noreturn void sched_idle_loop(void)

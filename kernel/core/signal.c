@@ -791,6 +791,13 @@ long sys_rt_sigtimedwait(u64 set, u64 info, u64 timeout, u64 sigsetsize)
 static struct spinlock itimer_lock = SPINLOCK_INIT;
 static u64 itimer_deadline, itimer_interval;
 
+/* Whether signal_timer_tick(now) would fire setitimer's SIGALRM (lazy's fast tick asks). */
+bool signal_timer_due(u64 now)
+{
+    u64 deadline = __atomic_load_n(&itimer_deadline, __ATOMIC_RELAXED);
+    return deadline && now >= deadline;
+}
+
 /* From sched_tick, interrupts off: SIGALRM if the deadline passed (on one CPU only). */
 void signal_timer_tick(u64 now)
 {

@@ -6,6 +6,7 @@
 #include "arch.h"
 #include "console.h"
 #include "elf.h"
+#include "fastpath.h"
 #include "fscheck.h"
 #include "initrd.h"
 #include "inject.h"
@@ -899,7 +900,8 @@ static long sys_arch_prctl(long code, u64 addr)
             return -EPERM;
         if (!t->fs_switching) {
             t->fs_switching = true;
-            t->tcb->kernel_tcb_counter--;
+            if (fs_protocol != FS_PROTOCOL_COMPARE)    /* compare has no counter */
+                t->tcb->kernel_tcb_counter--;
         }
         t->tcb->app_tcb = addr;
         return 0;
@@ -972,7 +974,19 @@ static long sys_getrandom(u64 buf, u64 len, long flags)
 
 /* ---- time ---- */
 
-static long sys_clock_gettime(long clock, u64 tp)
+static void put_timespec(u64 tp, u64 ns)
+{
+    struct __kernel_timespec *ts = (void *)tp;
+    ts->tv_sec = ns / 1000000000UL;
+    ts->tv_nsec = ns % 1000000000UL;
+}
+
+/*
+ * clock_gettime of the clocks that are the TSC: realtime (plus the RTC's time at boot),
+ * monotonic, boottime; -EINVAL for any other. It uses no __thread: lazy's fast path
+ * calls it (and declines the CPU-time clocks, which sys_clock_gettime reads).
+ */
+long clock_gettime_tsc(long clock, u64 tp)
 {
     if (!can_write(tp, sizeof(struct __kernel_timespec)))
         return -EFAULT;
@@ -987,18 +1001,21 @@ static long sys_clock_gettime(long clock, u64 tp)
     case CLOCK_MONOTONIC_COARSE:
     case CLOCK_BOOTTIME:
         break;
-    case CLOCK_PROCESS_CPUTIME_ID:      /* the scheduler's CPU time, as getrusage's */
-        ns = sched_cpu_ns(true);
-        break;
-    case CLOCK_THREAD_CPUTIME_ID:
-        ns = sched_cpu_ns(false);
-        break;
     default:
         return -EINVAL;
     }
-    struct __kernel_timespec *ts = (void *)tp;
-    ts->tv_sec = ns / 1000000000UL;
-    ts->tv_nsec = ns % 1000000000UL;
+    put_timespec(tp, ns);
+    return 0;
+}
+
+/* The CPU-time clocks are the scheduler's CPU time, as getrusage's. */
+static long sys_clock_gettime(long clock, u64 tp)
+{
+    if (!clock_is_cpu_time(clock))
+        return clock_gettime_tsc(clock, tp);
+    if (!can_write(tp, sizeof(struct __kernel_timespec)))
+        return -EFAULT;
+    put_timespec(tp, sched_cpu_ns((int)clock == CLOCK_PROCESS_CPUTIME_ID));
     return 0;
 }
 

@@ -44,7 +44,8 @@ static struct thread_control_block *create_tls(struct thread *t)
     struct thread_control_block *tcb = (void *)(tls + tls_size);
     tcb->self = tcb;
     tcb->tls_base = tls;
-    tcb->kernel_tcb_counter = 1;        /* no FS switching until arch_prctl(ARCH_SET_FS) */
+    /* no FS switching until arch_prctl(ARCH_SET_FS); compare has no counter (0) */
+    tcb->kernel_tcb_counter = fs_protocol == FS_PROTOCOL_COMPARE ? 0 : 1;
     t->tls_block = block;
     *(struct thread **)tls_var(tcb, TLS_OFFSET(current_thread)) = t;
     *(u64 *)tls_var(tcb, TLS_OFFSET(tls_canary)) ^= t->tid;

@@ -218,6 +218,13 @@ long sys_timer_delete(long id)
     return 0;
 }
 
+/* Whether timer_tick(now) has an expiry to deliver (lazy's fast tick asks: it then declines). */
+bool timer_due(u64 now)
+{
+    u64 next = __atomic_load_n(&next_deadline, __ATOMIC_ACQUIRE);
+    return next && now >= next;
+}
+
 /*
  * From sched_tick, interrupts off: every timer whose deadline passed expires, once per
  * interval that has gone by (the ones a late tick skipped count as overruns). Signals

@@ -1,8 +1,8 @@
 #ifndef FSCHECK_H
 #define FSCHECK_H
 /*
- * The FS-base watchdog behind osv-fscheck: the seed's protocol checked by the kernel
- * itself at every crossing, while the debugger has set fscheck_enabled (off: one
+ * The FS-base watchdog behind osv-fscheck: the FS-base protocol (entry.S) checked by
+ * the kernel itself at every crossing, while the debugger has set fscheck_enabled (off: one
  * predictable branch per crossing). A broken rule calls fscheck_violation(), where
  * the debugger keeps its one breakpoint and explains what it finds in the state.
  *
@@ -18,6 +18,14 @@
  *   return-count  returning to app code, the counter is 0 (app TCB set) or 1 (never set)
  *   kernel-fs     an interrupt returning to kernel code leaves FS on the kernel TCB and
  *                 the counter >= 1
+ *
+ * Under --fs-protocol=compare there is no counter: it must stay 0 (entry-count,
+ * return-count, kernel-fs), and returning to app code FS is the app_tcb if the thread
+ * has one, else its kernel TCB (return-fs). Under lazy the rules are counter's; its
+ * fast syscalls and ticks switch nothing, so only their return is checked; an exception that
+ * returns into the fast path's kernel code (a page fault in clock_gettime's store)
+ * returns to the app's side: to_app (cpu->fast_path). Its fast timer ticks are checked
+ * at their return like any other trap's.
  *
  * The debugger's side of the same rules is osvgdb/decode/frames.py (check_entry,
  * check_return, FSCHECK_RULES); tests/test_fscheck_rules.py compiles fscheck_rules()
@@ -52,20 +60,28 @@ struct fscheck_state {
     u64 rip;                    /* where the crossing came from, or returns to */
     u64 vector;                 /* traps: the vector */
     u64 nr;                     /* syscall entries: the number */
+    u32 protocol;               /* enum fs_protocol (arch.h) */
 };
 
 /* The rules broken in state s (enum fscheck_rule bits). Pure: the host's tests run it. */
 static inline u32 fscheck_rules(const struct fscheck_state *s)
 {
     u32 broken = 0;
+    bool compare = s->protocol == 1;    /* FS_PROTOCOL_COMPARE: the counter stays 0 */
     if (s->where == FSCHECK_SYSCALL_ENTRY || s->where == FSCHECK_TRAP_ENTRY) {
         if (s->fs_base != s->kernel_tcb)
             broken |= FSCHECK_ENTRY_FS;
-        if (s->counter < 1 || s->entry_counter < 0)
+        if (compare ? s->counter != 0 || s->entry_counter != 0
+                    : s->counter < 1 || s->entry_counter < 0)
             broken |= FSCHECK_ENTRY_COUNT;
     } else if (!s->to_app) {
-        if (s->fs_base != s->kernel_tcb || s->counter < 1)
+        if (s->fs_base != s->kernel_tcb || (compare ? s->counter != 0 : s->counter < 1))
             broken |= FSCHECK_KERNEL_FS;
+    } else if (compare) {
+        if (s->fs_base != (s->app_tcb ? s->app_tcb : s->kernel_tcb))
+            broken |= FSCHECK_RETURN_FS;
+        if (s->counter != 0)
+            broken |= FSCHECK_RETURN_COUNT;
     } else if (s->counter == 0) {
         if (s->fs_base != s->app_tcb)
             broken |= FSCHECK_RETURN_FS;

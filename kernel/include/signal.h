@@ -150,6 +150,7 @@ long sys_setitimer(long which, u64 new_value, u64 old_value);
 long sys_getitimer(long which, u64 value);
 long sys_alarm(u64 seconds);
 void signal_timer_tick(u64 now);
+bool signal_timer_due(u64 now);
 
 long signal_send_info(const struct syscall_frame *f, long tid, int sig, int code, int pid,
                       u64 value, bool must_queue);

@@ -105,6 +105,7 @@ void sched_init_cpu(struct thread *idle);
 void sched_make_ready(struct thread *t);
 void schedule(void);
 void sched_tick(void);
+bool sched_tick_fast(u64 now);
 noreturn void sched_idle_loop(void);
 void sched_exit_current(void);
 bool sched_thread_alive(long tid);

@@ -9,6 +9,7 @@ long sys_timer_gettime(long id, u64 curr_value);
 long sys_timer_getoverrun(long id);
 long sys_timer_delete(long id);
 void timer_tick(u64 now);           /* from sched_tick: expiries */
+bool timer_due(u64 now);            /* an expiry waits: lazy's fast tick must not take it */
 int timer_signal_taken(int id);     /* from signal.c's dequeue: the overrun delivered */
 
 /* syscall.c: CLOCK_REALTIME less CLOCK_MONOTONIC, in ns (the RTC's time at boot). */

@@ -289,7 +289,12 @@ Rules checked at each crossing (kernel/arch/x64/entry.S's protocol):
                 never set an app TCB)
   return-count  returning to app code, the counter is 0 (app TCB set) or 1 (never set)
   kernel-fs     an interrupt returning to kernel code leaves FS on the kernel TCB and the
-                counter >= 1"""
+                counter >= 1
+Under --fs-protocol=compare there is no counter: entry-count, return-count and
+kernel-fs want it 0, and return-fs wants the app_tcb if the thread has one, else
+its kernel TCB. Under lazy the rules are counter's; its fast syscalls switch
+nothing, so only their return is checked, and an exception returning into the fast
+path's kernel code returns to the app's side."""
 
 
 def rule_name(enumerator: str) -> str:
@@ -315,6 +320,7 @@ class FsState:
     counter: int
     app_tcb: int
     entry_counter: int | None = None  # the counter the entry found (from the frame)
+    protocol: str = "counter"  # the kernel's FS protocol (FS_PROTOCOLS in decode/tcb.py)
 
 
 def check_entry(state: FsState) -> list[Violation]:
@@ -327,6 +333,16 @@ def check_entry(state: FsState) -> list[Violation]:
                 f"FS base is {state.fs_base:#x}, not this CPU's kernel TCB {state.kernel_tcb:#x}",
             )
         )
+    if state.protocol == "compare":
+        if state.counter != 0 or state.entry_counter:
+            problems.append(
+                Violation(
+                    "entry-count",
+                    f"kernel_tcb_counter is {state.counter} (the entry found "
+                    f"{state.entry_counter}) under compare, which keeps it 0",
+                )
+            )
+        return problems
     if state.counter < 1:
         problems.append(
             Violation("entry-count", f"kernel_tcb_counter is {state.counter} after the entry")
@@ -341,6 +357,7 @@ def check_entry(state: FsState) -> list[Violation]:
 def check_return(state: FsState, *, to_app: bool) -> list[Violation]:
     """At syscall_return / trap_return: the exit half has run."""
     problems: list[Violation] = []
+    compare = state.protocol == "compare"
     if not to_app:
         if state.fs_base != state.kernel_tcb:
             problems.append(
@@ -350,9 +367,28 @@ def check_return(state: FsState, *, to_app: bool) -> list[Violation]:
                     f"{state.kernel_tcb:#x}",
                 )
             )
-        if state.counter < 1:
+        if state.counter != 0 if compare else state.counter < 1:
             problems.append(
                 Violation("kernel-fs", f"back to kernel code with counter {state.counter}")
+            )
+        return problems
+    if compare:
+        expected = state.app_tcb or state.kernel_tcb
+        if state.fs_base != expected:
+            whose = "the thread's app_tcb" if state.app_tcb else "its kernel TCB (no app_tcb)"
+            problems.append(
+                Violation(
+                    "return-fs",
+                    f"back to app code on FS {state.fs_base:#x}, not {whose} {expected:#x}",
+                )
+            )
+        if state.counter != 0:
+            problems.append(
+                Violation(
+                    "return-count",
+                    f"back to app code with kernel_tcb_counter {state.counter} under compare, "
+                    "which keeps it 0",
+                )
             )
         return problems
     if state.counter == 0:
@@ -405,6 +441,7 @@ class Crossing:
     rip: int
     detail: str = ""  # e.g. "interrupt 32 timer from app code"
     last_syscalls: list[str] = field(default_factory=list)
+    protocol: str = "counter"  # the kernel's FS protocol, named when it is not the default
 
 
 def explain(crossing: Crossing, violations: list[Violation]) -> str:
@@ -413,9 +450,12 @@ def explain(crossing: Crossing, violations: list[Violation]) -> str:
     who = f"tid {crossing.tid} ({crossing.thread_name})" if crossing.tid is not None else "?"
     cpu = crossing.cpu if crossing.cpu is not None else "?"
     detail = f", {crossing.detail}" if crossing.detail else ""
+    under = f" (under --fs-protocol={crossing.protocol})" if crossing.protocol != "counter" else ""
     text = (
         f"osv-fscheck: FS-base rule {rules} broken at {crossing.location} on CPU {cpu}, "
-        f"{who}, rip {crossing.rip:#x}{detail}: " + "; ".join(v.what for v in violations) + "."
+        f"{who}, rip {crossing.rip:#x}{detail}{under}: "
+        + "; ".join(v.what for v in violations)
+        + "."
     )
     if crossing.last_syscalls:
         text += f" Last syscalls of tid {crossing.tid}: " + "; ".join(crossing.last_syscalls) + "."
@@ -427,6 +467,14 @@ def explain(crossing: Crossing, violations: list[Violation]) -> str:
 # --- where the frame is, at each instruction of an entry stub ------------------------------
 
 RETURNED = -1  # an offset meaning: the registers are the app's already (syscall_return)
+# entry.S's stubs that build a frame and call a handler, by the frame they build: the two
+# crossings, and --fs-protocol=lazy's fast paths (their frames are the same structs).
+ENTRY_STUBS = (
+    ("syscall", "syscall_entry"),
+    ("trap", "trap_common"),
+    ("syscall", "syscall_fast_path"),
+    ("trap", "trap_fast_path"),
+)
 RSP = 4  # rsp's number in an opcode's or a ModRM byte's register field
 LEGACY_PREFIXES = frozenset((0x26, 0x2E, 0x36, 0x3E, 0x64, 0x65, 0x66, 0x67, 0xF0, 0xF2, 0xF3))
 # Opcodes whose ModRM reg field names the register written, and those whose rm field does

@@ -9,6 +9,13 @@ A thread that never called arch_prctl(ARCH_SET_FS) keeps counter 1 and FS on
 its kernel TCB.  IA32_GS_BASE is &cpus[i].tcb_data on CPU i, and
 tcb_data.kernel_tcb is that CPU's current thread's TCB.
 
+That is the kernel's default FS protocol, `counter`; the kernel's `fs_protocol`
+says which runs (FS_PROTOCOLS).  Under `compare` (OSv's merged design) there is
+no counter: it stays 0, and app code runs on its app_tcb if it set one, else on
+its kernel TCB.  Under `lazy` the rules are counter's, but a CPU in the fast path
+(arch_cpu.fast_path: a syscall, on the syscall stack, or a timer tick, on an
+interrupt stack) runs kernel code on the app's FS.
+
 `cpu_verdict` and `thread_problems` check those rules (see VERDICT_RULES) on
 plain snapshots; `decode_thread` and `decode_cpu` turn struct bytes into them.
 """
@@ -43,7 +50,13 @@ TCB_FIELDS = (
     "app_tcb",
     "kernel_tcb_counter",
 )
-CPU_FIELDS = ("tcb_data.kernel_tcb", "id", "current", "idle_thread", "entries")
+CPU_FIELDS = ("tcb_data.kernel_tcb", "id", "current", "idle_thread", "entries", "fast_path")
+# arch_cpu.fast_path (enum fast_path): which of lazy's fast paths a CPU is in, and where
+# (CpuInfo.where) its handler runs; an exception nested in one is on the kernel's side.
+FAST_PATHS = {1: "syscall", 2: "timer"}
+FAST_PATH_WHERE = {"syscall": "syscall", "timer": "interrupt"}
+# enum fs_protocol (kernel/arch/x64/arch.h), the kernel's --fs-protocol; counter the default
+FS_PROTOCOLS = ("counter", "compare", "lazy")
 
 VERDICT_RULES = """\
 Verdict rules, per CPU (each broken rule is listed; none broken: consistent):
@@ -51,13 +64,20 @@ Verdict rules, per CPU (each broken rule is listed; none broken: consistent):
   kernel-tcb   tcb_data.kernel_tcb is the TCB of cpus[i].current
   tcb-self     the kernel TCB's self field points at the TCB itself
   kernel-fs    kernel code runs with FS = this CPU's kernel TCB (the entry stubs
-               syscall_entry/trap_common/sigreturn_exit are exempt: they switch FS)
+               syscall_entry/trap_common/sigreturn_exit and lazy's syscall_fast_path/
+               trap_fast_path are exempt: they switch FS, or leave it the app's)
   kernel-count kernel code runs with kernel_tcb_counter >= 1
   app-fs       app code runs with FS = the thread's app_tcb when it set one
                (counter 0), else with FS = its kernel TCB (counter 1, no switching)
   app-count    app code runs with counter 0 (after ARCH_SET_FS) or 1 (never set)
 Per thread: self points at the TCB; the counter is >= 0; a counter of 0 needs an
-app_tcb; a running thread is some CPU's current."""
+app_tcb; a running thread is some CPU's current.
+Under --fs-protocol=compare there is no counter: app-count and kernel-count want
+it 0 (so does the per-thread rule), and app-fs wants the app_tcb if the thread set
+one, else its kernel TCB. Under lazy a CPU in a fast syscall (getpid, getppid,
+gettid, clock_gettime, on the syscall stack) or a fast timer tick (on an interrupt
+stack) runs kernel code on the app's FS by design (fast_path): app-fs and app-count
+apply to it, not kernel-fs."""
 
 
 @dataclass
@@ -109,6 +129,7 @@ class CpuInfo:
     fs_owner: str = "nobody"
     counter: int | None = None
     where: str = "unknown"
+    fast_path: str | None = None  # lazy's fast path (syscall, timer): kernel code on the app's FS
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -191,15 +212,20 @@ def decode_thread(
     return info
 
 
-def thread_problems(info: ThreadInfo, current_threads: set[int]) -> list[str]:
+def thread_problems(
+    info: ThreadInfo, current_threads: set[int], protocol: str = "counter"
+) -> list[str]:
     problems = [p for p in info.problems if p.endswith("unreadable")]
     if info.tcb_self is None:
         return problems
     if info.tcb_self != info.tcb:
         problems.append(f"TCB self {info.tcb_self:#x} is not the TCB {info.tcb:#x}")
-    if info.counter is not None and info.counter < 0:
+    if protocol == "compare":
+        if info.counter:
+            problems.append(f"kernel_tcb_counter {info.counter} under compare, which keeps it 0")
+    elif info.counter is not None and info.counter < 0:
         problems.append(f"kernel_tcb_counter {info.counter} is negative")
-    if info.counter == 0 and not info.app_tcb:
+    if protocol != "compare" and info.counter == 0 and not info.app_tcb:
         problems.append("counter 0 but no app_tcb: the exit path would load FS = 0")
     if info.state == "running" and current_threads and info.address not in current_threads:
         problems.append("running but no CPU's current")
@@ -245,8 +271,8 @@ def where(
     return "kernel"
 
 
-def cpu_verdict(cpu: CpuInfo, thread: ThreadInfo | None) -> list[str]:
-    """The rules of VERDICT_RULES this CPU breaks."""
+def cpu_verdict(cpu: CpuInfo, thread: ThreadInfo | None, protocol: str = "counter") -> list[str]:
+    """The rules of VERDICT_RULES this CPU breaks, under the kernel's FS protocol."""
     if cpu.index is None:
         return ["gs-base: GS base is no CPU's tcb_data (CPU not started?)"]
     if not cpu.kernel_tcb:
@@ -263,7 +289,26 @@ def cpu_verdict(cpu: CpuInfo, thread: ThreadInfo | None) -> list[str]:
     if owner is not None and owner.tcb_self is not None and owner.tcb_self != owner.tcb:
         problems.append(f"tcb-self: TCB self {owner.tcb_self:#x} is not {owner.tcb:#x}")
     counter = cpu.counter
-    if cpu.where in ("app",):
+    fast = (
+        protocol == "lazy"
+        and cpu.fast_path is not None
+        and cpu.where == FAST_PATH_WHERE.get(cpu.fast_path)
+    )
+    if (cpu.where == "app" or fast) and protocol == "compare":
+        if owner is None or counter is None:
+            return problems
+        expected = owner.app_tcb or cpu.kernel_tcb
+        if cpu.fs_base != expected:
+            whose = "its app_tcb" if owner.app_tcb else "its kernel TCB (no app_tcb)"
+            problems.append(
+                f"app-fs: app code on FS {cpu.fs_base:#x}, {cpu.fs_owner}, "
+                f"not {whose} {expected:#x}"
+            )
+        if counter != 0:
+            problems.append(
+                f"app-count: kernel_tcb_counter {counter} under compare, which keeps it 0"
+            )
+    elif cpu.where == "app" or fast:
         if owner is None or counter is None:
             return problems
         if counter == 0:
@@ -280,6 +325,11 @@ def cpu_verdict(cpu: CpuInfo, thread: ThreadInfo | None) -> list[str]:
     elif cpu.where not in ("entry", "panicked"):
         if cpu.fs_base != cpu.kernel_tcb:
             problems.append(f"kernel-fs: kernel code on FS {cpu.fs_base:#x}, {cpu.fs_owner}")
-        if counter is not None and counter < 1:
+        if protocol == "compare":
+            if counter:
+                problems.append(
+                    f"kernel-count: kernel_tcb_counter {counter} under compare, which keeps it 0"
+                )
+        elif counter is not None and counter < 1:
             problems.append(f"kernel-count: kernel code with kernel_tcb_counter {counter}")
     return problems

@@ -23,14 +23,17 @@ For state across calls, subclass instead:
         def on_exit(self, event): ...
     hook = CountBrk("brk", exit=True)
 
-Each hook is one or two ordinary GDB breakpoints (`info breakpoints` lists
-them); `hook.delete()` removes them.  scripts/example_third_brk.py and
+Each hook is one to four ordinary GDB breakpoints (entry and exit, and the same for
+lazy's fast paths, kernel/core/fastpath.c, when it wants their calls; `info
+breakpoints` lists them); `hook.delete()` removes them.  scripts/example_third_brk.py and
 scripts/example_page_faults.py are runnable examples.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+
+import gdb
 
 from osvgdb.decode import DecodeError
 from osvgdb.gdb.events import Event, EventBreakpoint, SyscallEvent, TrapEvent
@@ -68,6 +71,7 @@ class _Hook:
         self.cpu = cpu
         self.temporary = temporary
         self.breakpoints: list[EventBreakpoint] = []
+        self._last_hit: dict[int, tuple[object, ...]] = {}  # shared by its breakpoints
 
     def _passes(self, event: Event) -> bool:
         if self.cpu is not None and event.cpu != self.cpu:
@@ -76,8 +80,17 @@ class _Hook:
 
     def _add(self, where: str, method: Callable[[Event], bool]) -> None:
         self.breakpoints.append(
-            EventBreakpoint(where, method, who=self.who, temporary=self.temporary)
+            EventBreakpoint(
+                where, method, who=self.who, temporary=self.temporary, last_hit=self._last_hit
+            )
         )
+
+    def _stopping(self, stop: bool) -> bool:
+        """A temporary hook stops once: GDB deletes the breakpoint that stopped, and
+        its others (lazy's fast paths) go too, once the stop is done."""
+        if stop and self.temporary and len(self.breakpoints) > 1:
+            gdb.post_event(self.delete)
+        return stop
 
     @property
     def numbers(self) -> list[int]:
@@ -110,10 +123,34 @@ class SyscallHook(_Hook):
     ):
         super().__init__(who, tid, cpu, temporary)
         self.wanted = syscall_numbers(names)
+        fast = self._wants_fast_path()
         if entry:
             self._add("syscall-entry", self._entry)
+            if fast:
+                self._add("syscall-fast-entry", self._entry)
         if exit:
             self._add("syscall-exit", self._exit)
+            if fast:
+                self._add("syscall-fast-exit", self._exit)
+
+    def _wants_fast_path(self) -> bool:
+        """Whether some wanted call may take lazy's fast path (kernel/core/fastpath.c's
+        fast_syscalls), which never reaches syscall_handler or syscall_exit. Decided
+        from the kernel's symbols, so a hook made before the kernel has booted (and
+        chosen its --fs-protocol) still sees them; under counter and compare the two
+        extra breakpoints are never hit."""
+        kernel = Kernel.get()
+        if not kernel.has("syscall_fast_handler"):
+            return False
+        if not self.wanted:
+            return True
+        try:
+            size = kernel.target.symbol_size("fast_syscalls")
+            data = kernel.read(kernel.address("fast_syscalls"), size)
+        except TargetError:
+            return True
+        fast = {int.from_bytes(data[i : i + 2], "little") for i in range(0, len(data), 2)}
+        return bool(self.wanted & fast)
 
     def _wants(self, event: SyscallEvent) -> bool:
         if self.wanted and event.nr not in self.wanted:
@@ -122,11 +159,11 @@ class SyscallHook(_Hook):
 
     def _entry(self, event: Event) -> bool:
         assert isinstance(event, SyscallEvent)
-        return self._wants(event) and bool(self.on_entry(event))
+        return self._stopping(self._wants(event) and bool(self.on_entry(event)))
 
     def _exit(self, event: Event) -> bool:
         assert isinstance(event, SyscallEvent)
-        return self._wants(event) and bool(self.on_exit(event))
+        return self._stopping(self._wants(event) and bool(self.on_exit(event)))
 
     def on_entry(self, event: SyscallEvent) -> bool:
         return False
@@ -151,15 +188,27 @@ class TrapHook(_Hook):
         super().__init__(who, tid, cpu, temporary)
         self.wanted = {parse_vector(v) for v in vectors}
         self._add("trap-entry", self._trap)
+        kernel = Kernel.get()
+        timer = _timer_vector(kernel)
+        if kernel.has("trap_fast_handler") and (not self.wanted or timer in self.wanted):
+            self._add("trap-fast-entry", self._trap)  # lazy's fast timer ticks
 
     def _trap(self, event: Event) -> bool:
         assert isinstance(event, TrapEvent)
         if self.wanted and event.vector not in self.wanted:
             return False
-        return self._passes(event) and bool(self.on_trap(event))
+        return self._stopping(self._passes(event) and bool(self.on_trap(event)))
 
     def on_trap(self, event: TrapEvent) -> bool:
         return False
+
+
+def _timer_vector(kernel: Kernel) -> int | None:
+    """The kernel's TIMER_VECTOR (enum interrupt_vector), the one lazy's fast path takes."""
+    try:
+        return kernel.enum_values("interrupt_vector").get("TIMER_VECTOR")
+    except TargetError:
+        return None
 
 
 def parse_vector(vector: str | int) -> int:

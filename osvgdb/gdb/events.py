@@ -6,6 +6,14 @@ Where a breakpoint sits and what it finds there (kernel/arch/x64/entry.S):
     syscall-exit    label syscall_exit: rsp = the frame, frame->rax = the result
     trap-entry      trap_handler's first instruction: rdi = struct trap_frame
 
+Under --fs-protocol=lazy getpid, getppid, gettid and clock_gettime take entry.S's
+syscall_fast_path instead, which calls neither: their entry is syscall_fast_handler's
+first instruction (rdi = the frame) and their return the label syscall_fast_exit (rsp
+= the frame), two more locations a syscall hook also breaks on when it wants them;
+its fast timer ticks go to trap_fast_handler (rdi = the trap frame). A fast handler
+that declines hands the crossing on to the ordinary one, with the same frame and count
+of entries: the hook's breakpoints share what they last saw, so it stops once.
+
 `EventBreakpoint` is one gdb.Breakpoint at one of them whose stop() decodes the
 event and asks its handler whether to stop (osv-break and the script API).  The
 tools that watch every crossing do not stop there: osv-trace reads the kernel's
@@ -36,6 +44,9 @@ LOCATIONS = {
     "syscall-entry": "syscall_handler",
     "syscall-exit": "syscall_exit",
     "trap-entry": "trap_handler",
+    "syscall-fast-entry": "syscall_fast_handler",  # lazy's fast syscalls
+    "syscall-fast-exit": "syscall_fast_exit",
+    "trap-fast-entry": "trap_fast_handler",  # lazy's fast timer ticks
 }
 # What an event needs of its vCPU: the CPU (GS base), the frame (rdi at a handler's
 # entry, rsp at syscall_exit) and a page fault's address.
@@ -319,9 +330,9 @@ def decode(where: str) -> Event:
         raise TargetError("no thread selected")
     frame = gdb.newest_frame()
     registers = {name: u64(frame.read_register(name)) for name in EVENT_REGISTERS}
-    if where == "syscall-entry":
+    if where in ("syscall-entry", "syscall-fast-entry"):
         return SyscallEvent(kernel, thread.num, registers, exit=False)
-    if where == "syscall-exit":
+    if where in ("syscall-exit", "syscall-fast-exit"):
         return SyscallEvent(kernel, thread.num, registers, exit=True)
     return TrapEvent(kernel, thread.num, registers)
 
@@ -341,12 +352,21 @@ class EventBreakpoint(gdb.Breakpoint):
     is noticed; a kernel that cannot be read there (no symbols yet) never stops it.
     """
 
-    def __init__(self, where: str, handler: Handler, *, who: str, temporary: bool = False):
+    def __init__(
+        self,
+        where: str,
+        handler: Handler,
+        *,
+        who: str,
+        temporary: bool = False,
+        last_hit: dict[int, tuple[object, ...]] | None = None,
+    ):
         super().__init__(f"*{location_address(where):#x}", gdb.BP_BREAKPOINT, temporary=temporary)
         self.where = where
         self.handler = handler
         self.who = who
-        self._last_hit: dict[int, tuple[object, ...]] = {}
+        # per vCPU, the last hit: shared by a hook's breakpoints (a fast path that declines)
+        self._last_hit: dict[int, tuple[object, ...]] = {} if last_hit is None else last_hit
 
     def stop(self) -> bool:
         try:

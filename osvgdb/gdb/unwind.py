@@ -36,7 +36,7 @@ from gdb.unwinder import Unwinder, register_unwinder
 
 from osvgdb.decode import DecodeError, signed64
 from osvgdb.decode import frames as frames_decode
-from osvgdb.decode.frames import RETURNED, Stub, analyse
+from osvgdb.decode.frames import ENTRY_STUBS, RETURNED, Stub, analyse
 from osvgdb.gdb.target import Kernel, TargetError, read, u64
 from osvgdb.model.unwind import (
     SIGCONTEXT_REGISTERS,
@@ -56,7 +56,7 @@ def stubs(kernel: Kernel) -> list[Stub]:
         _stubs.clear()
         found = []
         architecture = gdb.selected_inferior().architecture()
-        for kind, function in (("syscall", "syscall_entry"), ("trap", "trap_common")):
+        for kind, function in ENTRY_STUBS:
             extent = kernel.function_range(function)
             if extent is None:
                 continue

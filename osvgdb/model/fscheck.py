@@ -21,7 +21,7 @@ from osvgdb.model.target import TargetError
 LAST_SYSCALLS = 5
 STATE_FIELDS = (
     "where", "to_app", "fs_base", "kernel_tcb", "app_tcb", "counter", "entry_counter", "rip",
-    "vector", "nr",
+    "vector", "nr", "protocol",
 )  # fmt: skip
 # enum fscheck_where -> the crossing's name in explanations, and where a return goes on
 WHERE = {
@@ -87,6 +87,7 @@ def explain(kernel: Kernel, broken: int, state_address: int, gs_base: int) -> Ex
         counter=values["counter"],
         app_tcb=values["app_tcb"],
         entry_counter=values["entry_counter"],
+        protocol=kernel.fs_protocol(),
     )
     entry = location.endswith("_handler")
     to_app = bool(values["to_app"])
@@ -113,6 +114,7 @@ def explain(kernel: Kernel, broken: int, state_address: int, gs_base: int) -> Ex
         detail += f" returning to {'app' if to_app else 'kernel'} code"
     crossing = frames_decode.Crossing(
         location=location,
+        protocol=state.protocol,
         cpu=cpu,
         tid=thread.tid if thread else None,
         thread_name=thread.name if thread else "?",

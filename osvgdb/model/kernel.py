@@ -132,8 +132,11 @@ class Kernel:
 
     @cached_property
     def ranges(self) -> tcb_decode.CodeRanges:
-        # sigreturn_exit (rt_sigreturn's exit) switches FS as the two entry paths do
-        entry_paths = ("syscall_entry", "trap_common", "sigreturn_exit")
+        # sigreturn_exit (rt_sigreturn's exit) switches FS as the two entry paths do;
+        # lazy's syscall_fast_path and trap_fast_path run on the app's FS until they return
+        entry_paths = (
+            "syscall_entry", "trap_common", "sigreturn_exit", "syscall_fast_path", "trap_fast_path"
+        )  # fmt: skip
         stubs = [r for r in map(self.function_range, entry_paths) if r]
         if self.has("trap_stubs"):
             start = self.address("trap_stubs")
@@ -164,6 +167,22 @@ class Kernel:
             if text:
                 names[nr] = text.split(b"\0", 1)[0].decode(errors="replace")
         return SyscallTable(names)
+
+    def fs_protocol(self) -> str:
+        """The FS-base protocol the kernel runs (its --fs-protocol): counter, compare or
+        lazy, named from its enum fs_protocol; counter for a kernel without the choice."""
+        if not self.has("fs_protocol"):
+            return "counter"
+        try:
+            value = self.read_int("fs_protocol")
+        except TargetError:
+            return "unknown"  # the rules then are counter's, the kernel's default
+        try:
+            enumerators = self.target.enum("fs_protocol").items()
+            names = {v: n.removeprefix("FS_PROTOCOL_").lower() for n, v in enumerators}
+        except TargetError:
+            names = dict(enumerate(tcb_decode.FS_PROTOCOLS))
+        return names.get(value, f"unknown ({value})")
 
     # --- per-CPU state -----------------------------------------------------------------
 
@@ -229,6 +248,7 @@ class Kernel:
         """Every vCPU with its verdict; threads get their per-thread problems too."""
         if threads is None:
             threads = self.threads()
+        protocol = self.fs_protocol()
         by_address = {t.address: t for t in threads}
         by_tcb = {t.tcb: t for t in threads if t.tcb}
         result = []
@@ -247,6 +267,7 @@ class Kernel:
                 info.kernel_tcb = values["tcb_data.kernel_tcb"]
                 info.current = values["current"]
                 info.idle_thread = values["idle_thread"]
+                info.fast_path = tcb_decode.FAST_PATHS.get(values.get("fast_path") or 0)
                 thread = by_address.get(info.current)
                 owner = by_tcb.get(info.kernel_tcb)
                 info.current_tid = thread.tid if thread else None
@@ -266,11 +287,11 @@ class Kernel:
                 )
             else:
                 info.where = "not started" if vcpu.gs_base == 0 else "unknown"
-            info.problems = tcb_decode.cpu_verdict(info, thread)
+            info.problems = tcb_decode.cpu_verdict(info, thread, protocol)
             result.append(info)
         currents = {c.current for c in result if c.current}
         for t in threads:
-            t.problems = tcb_decode.thread_problems(t, currents)
+            t.problems = tcb_decode.thread_problems(t, currents, protocol)
         return result
 
     # --- syscall history -------------------------------------------------------------------

@@ -156,14 +156,16 @@ def history_filter(kernel: Kernel, args: argparse.Namespace) -> HistoryFilter:
 
 def entering_calls(kernel: Kernel, formatter: CallFormatter) -> list[dict[str, object]]:
     """The calls vCPUs are stopped at the entry of (at syscall_handler's first
-    instruction, where rdi is the struct syscall_frame): the history has no record
-    of them yet. Their arguments are read now, which is what the call will read."""
-    entry = kernel.address("syscall_handler")
+    instruction, or lazy's syscall_fast_handler's, where rdi is the struct
+    syscall_frame): the history has no record of them yet. Their arguments are read
+    now, which is what the call will read."""
+    handlers = ("syscall_handler", "syscall_fast_handler")
+    entries = {kernel.address(name) for name in handlers if kernel.has(name)}
     layout = kernel.syscall_frame_layout
     calls = []
     for vcpu in kernel.target.vcpus():
         registers = vcpu.registers
-        if registers.get("rip") != entry or "rdi" not in registers:
+        if registers.get("rip") not in entries or "rdi" not in registers:
             continue
         frame = decode_syscall_frame(kernel.read(registers["rdi"], layout.size), layout, registers["rdi"])
         cpu = kernel.cpu_index(registers.get("gs_base", 0))

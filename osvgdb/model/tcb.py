@@ -16,6 +16,11 @@ from osvgdb.model.kernel import Kernel
 from osvgdb.model.target import TargetError
 
 Symbolize = Callable[[int], str]
+PROTOCOL_TEXT = {
+    "counter": "counter (the seed's kernel_tcb_counter)",
+    "compare": "compare (OSv's merged design: %fs:0 against the kernel TCB, no counter)",
+    "lazy": "lazy (counter, but getpid, getppid, gettid, clock_gettime leave FS alone)",
+}
 
 
 @dataclass
@@ -24,6 +29,7 @@ class TcbReport:
     threads: list[ThreadInfo]  # the threads shown
     everyone: list[ThreadInfo]  # every thread (to name a CPU's owner)
     panic: dict[str, object] | None  # the kernel's panic_report, if it panicked
+    protocol: str = "counter"  # the FS-base protocol the kernel runs (--fs-protocol)
 
 
 def tcb_report(kernel: Kernel, cpu: int | None = None, tid: int | None = None) -> TcbReport:
@@ -42,12 +48,14 @@ def tcb_report(kernel: Kernel, cpu: int | None = None, tid: int | None = None) -
             raise TargetError(f"no thread with tid {tid}")
         if cpu is None:
             cpus = [c for c in cpus if c.current_tid == tid]
-    return TcbReport(cpus, threads, everyone, kernel.panic())
+    return TcbReport(cpus, threads, everyone, kernel.panic(), kernel.fs_protocol())
 
 
 def tcb_data(report: TcbReport) -> dict[str, object]:
-    """What --json prints: {"cpus": [...], "threads": [...], "panic": {...} after a panic}."""
+    """What --json prints: {"fs_protocol": "counter", "cpus": [...], "threads": [...],
+    "panic": {...} after a panic}."""
     data: dict[str, object] = {
+        "fs_protocol": report.protocol,
         "cpus": [c.as_dict() for c in report.cpus],
         "threads": [t.as_dict() for t in report.threads],
     }
@@ -78,7 +86,8 @@ def _hex(value: int | None) -> str:
 
 def format_cpu(cpu: CpuInfo, threads: list[ThreadInfo], symbolize: Symbolize) -> list[str]:
     name = f"CPU {cpu.index}" if cpu.index is not None else "vCPU ?"
-    head = f"{name} (GDB thread {cpu.vcpu}): {cpu.where}, {cpu.verdict}"
+    where = f"{cpu.where} (lazy's fast path, FS the app's)" if cpu.fast_path else cpu.where
+    head = f"{name} (GDB thread {cpu.vcpu}): {where}, {cpu.verdict}"
     if cpu.index is None:
         return [head, f"  GS base {_hex(cpu.gs_base)}: no CPU's tcb_data", ""]
     by_tid = {t.tid: t for t in threads}
@@ -152,6 +161,8 @@ def format_threads(threads: list[ThreadInfo]) -> list[str]:
 
 def format_tcb(report: TcbReport, symbolize: Symbolize) -> list[str]:
     lines = format_panic(report.panic, symbolize) if report.panic is not None else []
+    lines.append(f"FS-base protocol: {PROTOCOL_TEXT.get(report.protocol, report.protocol)}")
+    lines.append("")
     for cpu in report.cpus:
         lines += format_cpu(cpu, report.everyone, symbolize)
     return lines + format_threads(report.threads)

@@ -118,6 +118,9 @@ __all__ = [
 ]
 
 
+STUB_NAMES = {name for _, name in frames_decode.ENTRY_STUBS}
+
+
 class UnwindError(Exception):
     """What a backtrace needs is missing (no kernel ELF to read symbols from)."""
 
@@ -370,7 +373,7 @@ class _Unwinder:
         cached = getattr(file, "_entry_stubs", None)
         if cached is None:
             cached = []
-            for kind, function in (("syscall", "syscall_entry"), ("trap", "trap_common")):
+            for kind, function in frames_decode.ENTRY_STUBS:
                 extent = self.kernel.function_range(function)
                 if extent is None:
                     continue
@@ -530,9 +533,10 @@ class _Unwinder:
         """The label of an entry stub's frame whose struct syscall_frame / trap_frame is
         at frame_address (the stub's rsp at its call of the handler)."""
         kernel = self.kernel
-        syscall = kernel.function_range("syscall_entry")
+        stubs = frames_decode.ENTRY_STUBS
+        syscalls = [kernel.function_range(name) for kind, name in stubs if kind == "syscall"]
         try:
-            if syscall and syscall[0] <= pc < syscall[1]:
+            if any(extent and extent[0] <= pc < extent[1] for extent in syscalls):
                 layout = kernel.syscall_frame_layout
                 frame = frames_decode.decode_syscall_frame(
                     self.memory.read(frame_address, layout.size), layout, frame_address
@@ -548,7 +552,7 @@ class _Unwinder:
             return None
 
     def _in_entry_stub(self, pc: int) -> str | None:
-        for name in ("syscall_entry", "trap_common"):
+        for _, name in frames_decode.ENTRY_STUBS:
             extent = self.kernel.function_range(name)
             if extent and extent[0] <= pc < extent[1]:
                 return name
@@ -601,7 +605,7 @@ class _Unwinder:
                 exact, previous_signal = True, True  # the interrupted pc is exact
                 continue
             stub = self._in_entry_stub(pc) if module == "kernel" else None
-            if stub in ("syscall_entry", "trap_common"):
+            if stub in STUB_NAMES:
                 try:
                     exit_path = self._exit_path(pc, regs)
                 except (_Stop, TargetError) as error:

@@ -213,6 +213,7 @@ def cpus_and_threads(kernel: Kernel) -> tuple[list, list]:
 
 def vcpu_entries(kernel: Kernel, app: ElfImage | None, cpus: list, threads: list) -> list[dict]:
     by_address = {t.address: t for t in threads}
+    protocol = kernel.fs_protocol()  # the rules the verdicts follow
     result = []
     for cpu in cpus:
         owner = by_address.get(cpu.current) if cpu.current else None
@@ -230,6 +231,8 @@ def vcpu_entries(kernel: Kernel, app: ElfImage | None, cpus: list, threads: list
                 "counter": cpu.counter,
                 "current_tid": cpu.current_tid,
                 "current_name": owner.name if owner else None,
+                "fs_protocol": protocol,
+                "fast_path": cpu.fast_path,
                 "verdict": cpu.verdict,
                 "problems": list(cpu.problems),
             }

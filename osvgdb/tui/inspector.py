@@ -172,6 +172,7 @@ class Inspector:
         self.status = Status()
         self.panes = {name: Pane() for name in PANES}
         self.syscalls: dict[int, dict] = {}  # seq -> record, as osv-syscalls gives it
+        self.fs_protocol = "counter"  # the kernel's --fs-protocol, from -osv-tcb
         self.syscall_errors: list[str] = []
         self.entering: list[dict] = []  # calls vCPUs are stopped at the entry of (no record yet)
         self.filter = SyscallFilter()
@@ -329,6 +330,7 @@ class Inspector:
         if record is not None:
             self.panes["vcpus"].data = record.payload.get("cpus", [])
             self.panes["threads"].data = record.payload.get("threads", [])
+            self.fs_protocol = record.payload.get("fs_protocol", "counter")
             self.changed()
 
     def _syscalls_since(self) -> str:

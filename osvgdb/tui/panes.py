@@ -96,11 +96,12 @@ def render_vcpus(inspector: Inspector) -> Rendered:
         if mark == ">":
             cursor = len(lines)
         index = cpu.get("index")
+        where = str(cpu.get("where", "?")) + ("/fast" if cpu.get("fast_path") else "")
         lines.append(
             [
                 ("class:selected" if mark == ">" else "", f"{mark}vCPU {vcpu} "),
                 ("class:head", f"cpus[{index if index is not None else '?'}] "),
-                (_styled("", stale), f"{cpu.get('where', '?'):<9} "),
+                (_styled("", stale), f"{where:<9} "),
                 (_styled("class:ok" if ok else "class:bad", stale), str(cpu.get("verdict", "?"))),
             ]
         )
@@ -118,7 +119,10 @@ def render_vcpus(inspector: Inspector) -> Rendered:
         lines.append(
             [(_styled("", stale), f"    fs={_hex(cpu.get('fs_base'))}: {cpu.get('fs_owner', '?')}")]
         )
-    return _title(inspector, "vcpus"), lines, cursor
+    # the FS protocol the verdicts follow, when it is not the default
+    protocol = inspector.fs_protocol
+    extra = f"FS protocol {protocol}" if protocol != "counter" else ""
+    return _title(inspector, "vcpus", extra), lines, cursor
 
 
 def render_threads(inspector: Inspector) -> Rendered:

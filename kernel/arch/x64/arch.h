@@ -57,6 +57,8 @@ struct arch_cpu {
     struct tcb_data tcb_data;     /* first, so %gs:0 is tcb_data.kernel_tcb */
     struct arch_cpu *self;        /* %gs:24, so C finds its CPU in one load */
     u32 preempt_count;            /* %gs:32: spinlocks held; no preemption while non-zero */
+    u8 fast_path;                 /* %gs:36: lazy's fast path runs on the app's FS (core/
+                                     fastpath.c): enum fast_path; set and cleared by entry.S */
     u32 id;
     u32 apic_id;
     bool online;
@@ -69,6 +71,7 @@ struct arch_cpu {
                                      tells two breakpoint hits apart by it */
     u64 timer_ticks;              /* LAPIC timer interrupts taken */
     u64 app_interrupts;           /* of those and other interrupts, how many landed in app code */
+    u64 fast_ticks;               /* of those, timer ticks lazy's fast path took (no FS switch) */
     u64 fscheck_checks;           /* crossings osv-fscheck's watchdog checked (core/fscheck.c) */
     u64 gdt[NR_GDT];
     struct tss tss __attribute__((aligned(16)));
@@ -77,6 +80,25 @@ struct arch_cpu {
 
 extern struct arch_cpu cpus[MAX_CPUS];
 extern unsigned nr_cpus;
+
+/*
+ * The FS-base protocol the entry paths follow (--fs-protocol=..., entry.S's opening
+ * comment has all three). A byte, so entry.S tests it with one cmpb; the debugger
+ * reads it and names it from this enum's DWARF.
+ */
+enum fs_protocol {
+    FS_PROTOCOL_COUNTER = 0,        /* the seed's kernel_tcb_counter (the default) */
+    FS_PROTOCOL_COMPARE = 1,        /* OSv's merged design: compare %fs:0 with the kernel TCB */
+    FS_PROTOCOL_LAZY = 2,           /* counter, but a few syscalls leave FS alone */
+};
+extern u8 fs_protocol;
+
+/* arch_cpu.fast_path: which of lazy's fast paths this CPU is in (the debugger reads it). */
+enum fast_path {
+    FAST_PATH_NONE = 0,
+    FAST_PATH_SYSCALL = 1,          /* syscall_fast_handler */
+    FAST_PATH_TIMER = 2,            /* trap_fast_handler: a timer tick that reschedules nothing */
+};
 
 /* 1 when CPUID reports FSGSBASE and CR4.FSGSBASE is on: entry paths use wrfsbase, else wrmsr. */
 extern u8 fsgsbase_avail;

@@ -18,6 +18,22 @@
 #define GS_TMP0         8   /* %gs:8  scratch for entry paths before a stack is usable */
 #define GS_CPU_SELF     24  /* %gs:24 struct arch_cpu *self */
 #define GS_PREEMPT_COUNT 32 /* %gs:32 u32 preempt_count */
+#define GS_FAST_PATH    36  /* %gs:36 u8 fast_path (lazy's fast path runs: enum fast_path) */
+#define ASM_FAST_PATH_SYSCALL 1
+#define ASM_FAST_PATH_TIMER 2
+
+/* enum fs_protocol (arch.h): the byte fs_protocol entry.S tests */
+#define ASM_FS_PROTOCOL_COMPARE 1
+
+/* struct syscall_frame (trap.h) / struct trap_frame: the FS base the entry found */
+#define FRAME_FS_BASE   0
+#define FRAME_RAX       (14 * 8)    /* syscall_frame: the number in, the result out */
+
+/* struct trap_frame: the vector, after the 15 register pushes and before the entry state */
+#define TRAP_VECTOR_BEFORE_ENTRY_STATE (15 * 8)
+
+/* syscall_fast[] (core/fastpath.c): syscall numbers below this may take lazy's fast path */
+#define FAST_SYSCALL_LIMIT 512
 
 #define MSR_FS_BASE     0xc0000100
 #endif

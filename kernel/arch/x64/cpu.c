@@ -18,12 +18,21 @@ _Static_assert(offsetof(struct arch_cpu, tcb_data) == GS_KERNEL_TCB, "GS layout"
 _Static_assert(offsetof(struct arch_cpu, tcb_data.tmp) == GS_TMP0, "GS layout");
 _Static_assert(offsetof(struct arch_cpu, self) == GS_CPU_SELF, "GS layout");
 _Static_assert(offsetof(struct arch_cpu, preempt_count) == GS_PREEMPT_COUNT, "GS layout");
+_Static_assert(offsetof(struct arch_cpu, fast_path) == GS_FAST_PATH, "GS layout");
+_Static_assert(ASM_FAST_PATH_SYSCALL == FAST_PATH_SYSCALL && ASM_FAST_PATH_TIMER == FAST_PATH_TIMER,
+               "asm-offsets.h and arch.h agree");
+_Static_assert(offsetof(struct trap_frame, vector) == TRAP_VECTOR_BEFORE_ENTRY_STATE + 16,
+               "trap_common reads the vector before PUSH_ENTRY_STATE");
 _Static_assert(sizeof(struct syscall_frame) == 18 * 8, "entry.S builds it with 18 pushes");
-_Static_assert(offsetof(struct syscall_frame, rax) == 14 * 8, "entry.S stores the result there");
+_Static_assert(offsetof(struct syscall_frame, rax) == FRAME_RAX, "entry.S stores the result there");
+_Static_assert(offsetof(struct syscall_frame, fs_base) == FRAME_FS_BASE, "compare's exit reads it");
+_Static_assert(offsetof(struct trap_frame, fs_base) == FRAME_FS_BASE, "compare's exit reads it");
+_Static_assert(ASM_FS_PROTOCOL_COMPARE == FS_PROTOCOL_COMPARE, "asm-offsets.h and arch.h agree");
 
 struct arch_cpu cpus[MAX_CPUS];
 unsigned nr_cpus = 1;
 u8 fsgsbase_avail;
+u8 fs_protocol = FS_PROTOCOL_COUNTER;
 u64 tsc_per_ms;
 static bool xsave_avail;
 static u64 xsave_mask;              /* XCR0: the state components we enable and switch */

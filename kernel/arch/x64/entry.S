@@ -1,13 +1,42 @@
 /*
  * Entry paths: the syscall instruction (app code and kernel both run in ring 0, as in
- * OSv) and every interrupt and exception. Each switches the FS base by the seed's
- * protocol, with the per-thread kernel_tcb_counter:
+ * OSv) and every interrupt and exception. Each switches the FS base by one of three
+ * protocols, chosen at boot (--fs-protocol=, the byte fs_protocol; enum fs_protocol
+ * in arch.h):
  *
+ * counter (the default, the seed's), with the per-thread kernel_tcb_counter:
  *   entry: if counter == 0, FS := kernel TCB (%gs:0); counter++
  *   exit:  counter--; if counter == 0, FS := app_tcb
  *
- * Nothing here touches %fs before the entry switch or after the exit switch: until
- * then it may be the app's. %gs is always ours: IA32_GS_BASE = &this CPU's tcb_data.
+ * compare (OSv's merged design): no counter (it stays 0); the entry compares the self
+ * word of whatever TCB FS points at (%fs:0) with the kernel TCB's self:
+ *   entry: if %fs:0 != kernel TCB's self, FS := kernel TCB
+ *   exit:  trap exits: if the frame's fs_base != kernel TCB, FS := app_tcb
+ *          syscall exits: if app_tcb != 0, FS := app_tcb
+ *   Whether the entry switched is remembered in the frame on the stack: its fs_base
+ *   word (PUSH_ENTRY_STATE) is the FS the entry found. An interrupt of kernel code
+ *   finds the kernel TCB there and so does not switch back to the app on its exit;
+ *   each nesting level has its own frame, as in OSv. A syscall always came from app
+ *   code, and arch_prctl(ARCH_SET_FS) may just have given the thread its first
+ *   app_tcb (its entry found FS on the kernel TCB): its exit loads app_tcb if any.
+ *
+ * lazy: counter, except that syscall_entry sends the syscalls marked in syscall_fast[]
+ *   (getpid, getppid, gettid, clock_gettime; core/fastpath.c) to syscall_fast_path,
+ *   and trap_common the timer (trap_fast[]) to trap_fast_path, which neither switch FS
+ *   nor touch the counter: their handlers provably use no %fs (kernel/check-fastpath.py
+ *   checks every function they can reach, at build time), and decline, leaving the
+ *   crossing to the ordinary path, whenever it needs more (a tick that reschedules).
+ *
+ * Dispatch, the same for every protocol, and all of it: each FS_ENTER and FS_EXIT
+ * starts with `cmpb $COMPARE, fs_protocol(%rip); je` and both of its bodies end in a
+ * `jmp` to its end (3 instructions), and syscall_entry looks its number up in
+ * syscall_fast[], which only lazy fills (`cmp; jae; cmpb; jne`, 4 instructions), and
+ * trap_common its vector in trap_fast[] (`mov; cmpb; jne`, 3). A getppid round trip
+ * pays 3 + 3 + 4 = 10 instructions for the choice, a trap 3 + 3 + 3 = 9, whichever.
+ *
+ * Nothing here touches %fs before the entry switch or after the exit switch but
+ * compare's read of %fs:0, the self word every TCB starts with (TLS variant II).
+ * %gs is always ours: IA32_GS_BASE = &this CPU's tcb_data.
  */
 #include "asm-offsets.h"
 
@@ -39,22 +68,51 @@
 
 /* The entry half of the protocol. On a kernel stack; clobbers rax, rcx, rdx. */
 .macro FS_ENTER
+    cmpb $ASM_FS_PROTOCOL_COMPARE, fs_protocol(%rip)
+    je 6f
+    /* counter and lazy */
     movq %gs:GS_KERNEL_TCB, %rax
     cmpq $0, TCB_KERNEL_TCB_COUNTER(%rax)
     jne 1f
     WRITE_FSBASE_RAX                 /* rax still holds the kernel TCB */
 1:  movq %gs:GS_KERNEL_TCB, %rax
     incq TCB_KERNEL_TCB_COUNTER(%rax)
+    jmp 7f
+    /* compare: switch if FS is some other TCB (its self word is not the kernel TCB's) */
+6:  movq %gs:GS_KERNEL_TCB, %rax
+    movq %fs:TCB_SELF, %rcx
+    cmpq TCB_SELF(%rax), %rcx
+    je 5f
+    WRITE_FSBASE_RAX
+5:  jmp 7f                           /* every path takes one jmp: the same dispatch cost */
+7:
 .endm
 
-/* The exit half. Interrupts off; clobbers rax, rcx, rdx. */
-.macro FS_EXIT
+/*
+ * The exit half. Interrupts off, rsp at the frame; clobbers rax, rcx, rdx. kind is
+ * syscall or trap: compare's exit decides differently for the two (see the top).
+ */
+.macro FS_EXIT kind
+    cmpb $ASM_FS_PROTOCOL_COMPARE, fs_protocol(%rip)
+    je 6f
+    /* counter and lazy */
     movq %gs:GS_KERNEL_TCB, %rax
     decq TCB_KERNEL_TCB_COUNTER(%rax)
     jnz 1f
     movq TCB_APP_TCB(%rax), %rax
     WRITE_FSBASE_RAX
-1:
+1:  jmp 7f
+6:  movq %gs:GS_KERNEL_TCB, %rax
+    .ifc \kind,syscall
+    cmpq $0, TCB_APP_TCB(%rax)       /* compare, a syscall: back to app_tcb if it has one */
+    .else
+    cmpq %rax, FRAME_FS_BASE(%rsp)   /* compare, a trap: back if the entry switched */
+    .endif
+    je 5f
+    movq TCB_APP_TCB(%rax), %rax
+    WRITE_FSBASE_RAX
+5:  jmp 7f
+7:
 .endm
 
 /*
@@ -124,6 +182,50 @@
     pushq %rax
 .endm
 
+/* struct syscall_frame is complete: where the app's registers are (trap.h). */
+.macro SYSCALL_FRAME_CFI
+    CFI_CFA_AT 17*8
+    CFI_REG_AT DW_RIP, 16*8
+    CFI_REG_AT DW_RCX, 16*8
+    CFI_REG_AT DW_RFLAGS, 15*8
+    CFI_REG_AT DW_R11, 15*8
+    CFI_REG_AT DW_RAX, 14*8
+    CFI_REG_AT DW_RDI, 13*8
+    CFI_REG_AT DW_RSI, 12*8
+    CFI_REG_AT DW_RDX, 11*8
+    CFI_REG_AT DW_R10, 10*8
+    CFI_REG_AT DW_R8, 9*8
+    CFI_REG_AT DW_R9, 8*8
+    CFI_REG_AT DW_RBX, 7*8
+    CFI_REG_AT DW_RBP, 6*8
+    CFI_REG_AT DW_R12, 5*8
+    CFI_REG_AT DW_R13, 4*8
+    CFI_REG_AT DW_R14, 3*8
+    CFI_REG_AT DW_R15, 2*8
+.endm
+
+/* struct trap_frame is complete: where the interrupted registers are (trap.h). */
+.macro TRAP_FRAME_CFI
+    CFI_CFA_AT 22*8
+    CFI_REG_AT DW_RIP, 19*8
+    CFI_REG_AT DW_RFLAGS, 21*8
+    CFI_REG_AT DW_RAX, 16*8
+    CFI_REG_AT DW_RBX, 15*8
+    CFI_REG_AT DW_RCX, 14*8
+    CFI_REG_AT DW_RDX, 13*8
+    CFI_REG_AT DW_RSI, 12*8
+    CFI_REG_AT DW_RDI, 11*8
+    CFI_REG_AT DW_RBP, 10*8
+    CFI_REG_AT DW_R8, 9*8
+    CFI_REG_AT DW_R9, 8*8
+    CFI_REG_AT DW_R10, 7*8
+    CFI_REG_AT DW_R11, 6*8
+    CFI_REG_AT DW_R12, 5*8
+    CFI_REG_AT DW_R13, 4*8
+    CFI_REG_AT DW_R14, 3*8
+    CFI_REG_AT DW_R15, 2*8
+.endm
+
 .text
 .globl entry_text_start             /* the entry stubs lie between these two labels */
 entry_text_start:
@@ -164,26 +266,14 @@ syscall_entry:
     pushq %r13
     pushq %r14
     pushq %r15
-    PUSH_ENTRY_STATE
-    /* struct syscall_frame is complete: where the app's registers are (trap.h). */
-    CFI_CFA_AT 17*8
-    CFI_REG_AT DW_RIP, 16*8
-    CFI_REG_AT DW_RCX, 16*8
-    CFI_REG_AT DW_RFLAGS, 15*8
-    CFI_REG_AT DW_R11, 15*8
-    CFI_REG_AT DW_RAX, 14*8
-    CFI_REG_AT DW_RDI, 13*8
-    CFI_REG_AT DW_RSI, 12*8
-    CFI_REG_AT DW_RDX, 11*8
-    CFI_REG_AT DW_R10, 10*8
-    CFI_REG_AT DW_R8, 9*8
-    CFI_REG_AT DW_R9, 8*8
-    CFI_REG_AT DW_RBX, 7*8
-    CFI_REG_AT DW_RBP, 6*8
-    CFI_REG_AT DW_R12, 5*8
-    CFI_REG_AT DW_R13, 4*8
-    CFI_REG_AT DW_R14, 3*8
-    CFI_REG_AT DW_R15, 2*8
+    /* lazy's fast syscalls leave here (syscall_fast[] is all 0 under counter and compare) */
+    cmpq $FAST_SYSCALL_LIMIT, %rax
+    jae 1f
+    cmpb $0, syscall_fast(%rax)
+    jne syscall_fast_path
+1:  PUSH_ENTRY_STATE
+    SYSCALL_FRAME_CFI
+.Lsyscall_slow:                     /* syscall_fast_path comes back here when it declines */
     FS_ENTER
     /* Kernel FS from here: C code may use __thread. */
     cld
@@ -216,10 +306,11 @@ syscall_exit:
     movq %gs:GS_KERNEL_TCB, %rax
     decq TCB_KERNEL_TCB_COUNTER(%rax)
 #else
-    FS_EXIT
+    FS_EXIT syscall
 #endif
     /* App FS from here (if the thread switches): no more C that touches __thread. */
     FSCHECK_RETURN fscheck_syscall_return
+.Lsyscall_restore:                  /* syscall_fast_path's way out too */
     addq $16, %rsp                  /* fs_base, counter */
     popq %r15
     popq %r14
@@ -271,26 +362,13 @@ trap_common:
     pushq %r13
     pushq %r14
     pushq %r15
+    /* lazy's fast timer ticks leave here (trap_fast[] is all 0 under counter and compare) */
+    movq TRAP_VECTOR_BEFORE_ENTRY_STATE(%rsp), %rax
+    cmpb $0, trap_fast(%rax)
+    jne trap_fast_path
     PUSH_ENTRY_STATE
-    /* struct trap_frame is complete: where the interrupted registers are (trap.h). */
-    CFI_CFA_AT 22*8
-    CFI_REG_AT DW_RIP, 19*8
-    CFI_REG_AT DW_RFLAGS, 21*8
-    CFI_REG_AT DW_RAX, 16*8
-    CFI_REG_AT DW_RBX, 15*8
-    CFI_REG_AT DW_RCX, 14*8
-    CFI_REG_AT DW_RDX, 13*8
-    CFI_REG_AT DW_RSI, 12*8
-    CFI_REG_AT DW_RDI, 11*8
-    CFI_REG_AT DW_RBP, 10*8
-    CFI_REG_AT DW_R8, 9*8
-    CFI_REG_AT DW_R9, 8*8
-    CFI_REG_AT DW_R10, 7*8
-    CFI_REG_AT DW_R11, 6*8
-    CFI_REG_AT DW_R12, 5*8
-    CFI_REG_AT DW_R13, 4*8
-    CFI_REG_AT DW_R14, 3*8
-    CFI_REG_AT DW_R15, 2*8
+    TRAP_FRAME_CFI
+.Ltrap_slow:                        /* trap_fast_path comes back here when it declines */
     FS_ENTER
     cld
     movq %rsp, %rdi
@@ -314,10 +392,10 @@ trap_common:
      */
     cmpq $14, 17*8(%rsp)            /* frame->vector */
     je 4f
-    FS_EXIT
+    FS_EXIT trap
 4:
 #else
-    FS_EXIT
+    FS_EXIT trap
 #endif
     FSCHECK_RETURN fscheck_trap_return
     .cfi_endproc
@@ -373,12 +451,80 @@ sigreturn_exit:
     .cfi_def_cfa rsp, 8
     .cfi_undefined rip
     movq %rdi, %rsp
-    FS_EXIT
+    FS_EXIT trap
     /* App FS from here, as after trap_common's exit half. */
     FSCHECK_RETURN fscheck_trap_return
     jmp trap_exit
     .cfi_endproc
 .size sigreturn_exit, . - sigreturn_exit
+
+/*
+ * syscall_fast_path: lazy's fast syscalls (those syscall_fast[] marks; core/fastpath.c),
+ * from syscall_entry with struct syscall_frame built but for its first two words:
+ *   rax  the syscall number; rsp the frame + 16, on the thread's syscall stack
+ *   FS   as the app left it (its app_tcb, or the kernel TCB for a thread that never
+ *        set one), and it stays so: no FS_ENTER, no FS_EXIT, the counter untouched
+ *   IF   off throughout (IA32_FMASK): nothing reschedules this CPU until syscall_return
+ * Everything from here to syscall_return uses no %fs: check-fastpath.py disassembles
+ * kernel.elf at build time and fails it if syscall_fast_handler, or any function it or
+ * this stub can call, has an %fs operand or an indirect call. The handler declines
+ * (returns 0, having changed nothing) when the call needs the slow path after all;
+ * then we go on exactly as syscall_entry would have.
+ */
+.globl syscall_fast_path
+.type syscall_fast_path, @function
+syscall_fast_path:
+    .cfi_startproc simple
+    .cfi_signal_frame
+    .cfi_def_cfa rsp, 8
+    .cfi_undefined rip
+    PUSH_ENTRY_STATE
+    SYSCALL_FRAME_CFI
+    cld
+    /* From here to the return the CPU runs kernel code on the app's FS, and says so:
+       osv-fscheck and the debugger's verdicts take it as the app's side. */
+    movb $ASM_FAST_PATH_SYSCALL, %gs:GS_FAST_PATH
+    movq %rsp, %rdi
+    call syscall_fast_handler       /* 1: done, frame->rax is the result; 0: declined */
+    movb $0, %gs:GS_FAST_PATH
+    testl %eax, %eax
+    jz .Lsyscall_slow
+    movq FRAME_RAX(%rsp), %rax
+.globl syscall_fast_exit            /* as at syscall_exit: rsp the frame, rax the result */
+syscall_fast_exit:
+    FSCHECK_RETURN fscheck_syscall_return
+    jmp .Lsyscall_restore
+    .cfi_endproc
+.size syscall_fast_path, . - syscall_fast_path
+
+/*
+ * trap_fast_path: lazy's fast timer ticks (trap_fast[]; core/fastpath.c), from
+ * trap_common with struct trap_frame built but for its first two words, on the IST
+ * stack the CPU chose, interrupts off. As for syscall_fast_path: FS and the counter
+ * stay as they were, nothing from here to trap_return uses %fs (check-fastpath.py),
+ * and a tick the handler declines (one that lands in kernel code, reschedules, wakes a
+ * sleeper or fires a timer signal) goes on as trap_common would have.
+ */
+.globl trap_fast_path
+.type trap_fast_path, @function
+trap_fast_path:
+    .cfi_startproc simple
+    .cfi_signal_frame
+    .cfi_def_cfa rsp, 8
+    .cfi_undefined rip
+    PUSH_ENTRY_STATE
+    TRAP_FRAME_CFI
+    cld
+    movb $ASM_FAST_PATH_TIMER, %gs:GS_FAST_PATH
+    movq %rsp, %rdi
+    call trap_fast_handler          /* 1: done; 0: declined, nothing changed */
+    movb $0, %gs:GS_FAST_PATH
+    testl %eax, %eax
+    jz .Ltrap_slow
+    FSCHECK_RETURN fscheck_trap_return
+    jmp trap_exit
+    .cfi_endproc
+.size trap_fast_path, . - trap_fast_path
 
 /* 256 stubs, 16 bytes apart, so trap_init() finds vector N's at trap_stubs + 16 * N. */
 #define HAS_ERROR_CODE(v) ((v) == 8 || ((v) >= 10 && (v) <= 14) || (v) == 17 || (v) == 21 || (v) == 29 || (v) == 30)
