@@ -213,3 +213,22 @@ def test_verdicts_follow_the_protocol(protocol, where, fs_base, counter, app_tcb
                                       broken) -> None:  # fmt: skip
     verdict = _verdict(protocol, where, fs_base, counter, app_tcb=app_tcb, fast_path=fast_path)
     assert verdict == broken
+
+
+@pytest.mark.usefixtures("kernel")
+@pytest.mark.parametrize("protocol", FS_PROTOCOLS)
+def test_an_app_fs_pointing_at_nothing(protocol: str) -> None:
+    """arch_prctl(ARCH_SET_FS, 0x1000), then raw syscalls: Linux runs it, and so do counter
+    and lazy, which never read the app's FS. compare's syscall entry reads %fs:0 (OSv's
+    design): the fault is reported as such, a kernel panic, not a hang or a triple fault."""
+    exe = app("badfs", "musl")
+    run = osvgdb_run("--accel", "tcg", f"--fs-protocol={protocol}", str(exe))
+    if protocol != "compare":
+        assert run.status == 0 and run.app_lines == ["getppid with FS at 0x1000 returned"], run
+        return
+    assert run.status == 70, run
+    assert any(
+        line.startswith("osv: --fs-protocol=compare: the app's FS base 0x1000 points at no TCB")
+        for line in run.lines
+    ), run
+    assert "osv: kernel panic: page fault (vector 14, error 0x0)" in run.lines, run

@@ -107,6 +107,8 @@ static void interrupt(struct trap_frame *f, bool from_app)
     }
 }
 
+extern char compare_fs_read[];      /* entry.S: compare's read of the app's %fs:0 */
+
 void trap_handler(struct trap_frame *f)
 {
     this_cpu()->entries++;
@@ -132,6 +134,10 @@ void trap_handler(struct trap_frame *f)
             signal_trap_exit(f);
         return;
     }
+    if (f->vector == 14 && f->rip == (u64)compare_fs_read)
+        printk("osv: --fs-protocol=compare: the app's FS base %#lx points at no TCB it can "
+               "read (a syscall's entry reads its self word, %%fs:0); counter never reads it\n",
+               f->fs_base);
     if (!from_app || f->vector == 8 || f->vector == 18)
         panic_trap(f);
     kernel_tls_check();

@@ -8,9 +8,12 @@
  *   entry: if counter == 0, FS := kernel TCB (%gs:0); counter++
  *   exit:  counter--; if counter == 0, FS := app_tcb
  *
- * compare (OSv's merged design): no counter (it stays 0); the entry compares the self
- * word of whatever TCB FS points at (%fs:0) with the kernel TCB's self:
- *   entry: if %fs:0 != kernel TCB's self, FS := kernel TCB
+ * compare (OSv's merged design): no counter (it stays 0); a syscall's entry compares the
+ * self word of whatever TCB FS points at (%fs:0) with the kernel TCB's self, a trap's the
+ * FS base its frame saved with the kernel TCB (so that a fault of that very read, an app
+ * FS pointing at nothing, is taken on the kernel's FS and reported, not taken again):
+ *   entry: syscall: if %fs:0 != kernel TCB's self, FS := kernel TCB
+ *          trap: if the frame's fs_base != kernel TCB, FS := kernel TCB
  *   exit:  trap exits: if the frame's fs_base != kernel TCB, FS := app_tcb
  *          syscall exits: if app_tcb != 0, FS := app_tcb
  *   Whether the entry switched is remembered in the frame on the stack: its fs_base
@@ -66,8 +69,9 @@
 3:
 .endm
 
-/* The entry half of the protocol. On a kernel stack; clobbers rax, rcx, rdx. */
-.macro FS_ENTER
+/* The entry half of the protocol. On a kernel stack, rsp at the frame; clobbers rax, rcx,
+   rdx. kind is syscall or trap: compare's entry decides differently for the two. */
+.macro FS_ENTER kind
     cmpb $ASM_FS_PROTOCOL_COMPARE, fs_protocol(%rip)
     je 6f
     /* counter and lazy */
@@ -78,10 +82,22 @@
 1:  movq %gs:GS_KERNEL_TCB, %rax
     incq TCB_KERNEL_TCB_COUNTER(%rax)
     jmp 7f
-    /* compare: switch if FS is some other TCB (its self word is not the kernel TCB's) */
+    /*
+     * compare: switch if FS is some other TCB. A syscall reads the self word FS points at,
+     * as OSv does (%fs:0: compare_fs_read, which faults if the app's FS points at nothing
+     * readable); an interrupt or exception looks at the FS base PUSH_ENTRY_STATE saved in
+     * its frame, reading nothing through FS, so that such a fault comes in on the kernel's
+     * FS and is reported (trap.c) instead of faulting again in its own entry, for ever.
+     */
 6:  movq %gs:GS_KERNEL_TCB, %rax
+    .ifc \kind,syscall
+.globl compare_fs_read
+compare_fs_read:
     movq %fs:TCB_SELF, %rcx
     cmpq TCB_SELF(%rax), %rcx
+    .else
+    cmpq %rax, FRAME_FS_BASE(%rsp)
+    .endif
     je 5f
     WRITE_FSBASE_RAX
 5:  jmp 7f                           /* every path takes one jmp: the same dispatch cost */
@@ -274,7 +290,7 @@ syscall_entry:
 1:  PUSH_ENTRY_STATE
     SYSCALL_FRAME_CFI
 .Lsyscall_slow:                     /* syscall_fast_path comes back here when it declines */
-    FS_ENTER
+    FS_ENTER syscall
     /* Kernel FS from here: C code may use __thread. */
     cld
     movq %rsp, %rdi
@@ -369,7 +385,7 @@ trap_common:
     PUSH_ENTRY_STATE
     TRAP_FRAME_CFI
 .Ltrap_slow:                        /* trap_fast_path comes back here when it declines */
-    FS_ENTER
+    FS_ENTER trap
     cld
     movq %rsp, %rdi
     /* Returning to app code, trap_handler may have rewritten the frame to enter a
