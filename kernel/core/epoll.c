@@ -282,12 +282,9 @@ long sys_epoll_wait(long epfd, u64 events, long maxevents, long timeout_ms)
 static long masked_wait(long epfd, u64 events, long maxevents, u64 deadline, u64 sigmask,
                         u64 sigsetsize)
 {
-    if (sigmask && sigsetsize != 8)
-        return -EINVAL;
-    if (sigmask && !user_range_ok(sigmask, 8, false))
-        return -EFAULT;
-    if (sigmask)
-        signal_mask_for_call(*(const u64 *)sigmask);
+    long err = signal_mask_for_wait(sigmask, sigsetsize);
+    if (err)
+        return err;
     long n = do_epoll_wait(epfd, events, maxevents, deadline);
     if (sigmask)
         signal_mask_after_call(n);

@@ -144,12 +144,9 @@ long sys_ppoll(u64 fds, u64 nfds, u64 timeout, u64 sigmask, u64 sigsetsize)
     long err;
     if (!timeout_deadline(timeout, false, &deadline, &err))
         return err;
-    if (sigmask && sigsetsize != 8)
-        return -EINVAL;
-    if (sigmask && !user_range_ok(sigmask, 8, false))
-        return -EFAULT;
-    if (sigmask)
-        signal_mask_for_call(*(const u64 *)sigmask);
+    err = signal_mask_for_wait(sigmask, sigsetsize);
+    if (err)
+        return err;
     long n = do_poll(fds, nfds, deadline);
     if (sigmask)
         signal_mask_after_call(n);

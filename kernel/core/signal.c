@@ -593,6 +593,22 @@ void signal_raise(int sig)
  * signal that interrupts it runs its handler under this mask's predecessor, which is
  * what the handler's frame saves; else the old mask comes back when the call returns.
  */
+/*
+ * ppoll's and epoll_pwait's sigmask argument (NULL: none): checked, then in force while
+ * the call waits, as signal_mask_for_call. 0, or the call's error.
+ */
+long signal_mask_for_wait(u64 sigmask, u64 sigsetsize)
+{
+    if (!sigmask)
+        return 0;
+    if (sigsetsize != 8)
+        return -EINVAL;
+    if (!user_range_ok(sigmask, 8, false))
+        return -EFAULT;
+    signal_mask_for_call(*(const u64 *)sigmask);
+    return 0;
+}
+
 void signal_mask_for_call(u64 mask)
 {
     struct thread *t = current_thread;

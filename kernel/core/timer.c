@@ -232,8 +232,7 @@ bool timer_due(u64 now)
  */
 void timer_tick(u64 now)
 {
-    u64 next = __atomic_load_n(&next_deadline, __ATOMIC_ACQUIRE);
-    if (!next || now < next)
+    if (!timer_due(now))
         return;
     int send[MAX_TIMERS], nsend = 0;
     long tid[MAX_TIMERS];

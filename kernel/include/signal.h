@@ -137,6 +137,7 @@ noreturn void sigreturn_exit(struct trap_frame *tf);
 long signal_send(const struct syscall_frame *f, long tid, int sig);
 void signal_raise(int sig);
 void signal_mask_for_call(u64 mask);
+long signal_mask_for_wait(u64 sigmask, u64 sigsetsize);
 void signal_mask_after_call(long ret);
 
 long sys_rt_sigaction(long sig, u64 act, u64 oldact, u64 sigsetsize);
