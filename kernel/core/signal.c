@@ -125,7 +125,6 @@ static enum disposition disposition(int sig)
  */
 #define SIGQUEUE_MAX 128
 #define SIGRTMIN_KERNEL 32
-#define SI_TIMER (-2)
 
 struct queued_signal {
     u64 seq;                        /* the order sent; 0: the slot is free */

@@ -30,17 +30,13 @@
 #include "signal.h"
 #include "spinlock.h"
 #include <asm-generic/errno.h>
+#include <linux/time.h>
 
 #define MAX_TIMERS 32
 #define NS_PER_SEC 1000000000UL
-#define CLOCK_REALTIME 0
-#define CLOCK_MONOTONIC 1
-#define CLOCK_BOOTTIME 7
-#define TIMER_ABSTIME 1
-#define SIGEV_SIGNAL 0
+#define SIGEV_SIGNAL 0              /* asm-generic/siginfo.h's, which brings Linux's siginfo too */
 #define SIGEV_NONE 1
 #define SIGEV_THREAD_ID 4
-#define NSIG 64
 
 /* struct sigevent, x86-64: 64 bytes; sigev_notify_thread_id is the union's first int. */
 struct linux_sigevent {
@@ -106,7 +102,7 @@ long sys_timer_create(long clock, u64 sevp, u64 timerid)
     if (!can_write(timerid, sizeof(int)))
         return -EFAULT;
     if (ev.notify != SIGEV_NONE) {
-        if (ev.signo < 1 || ev.signo > NSIG)
+        if (ev.signo < 1 || ev.signo > NSIG_MAX)
             return -EINVAL;
         if (ev.notify == SIGEV_THREAD_ID ? !sched_thread_alive(ev.tid) : ev.notify != SIGEV_SIGNAL)
             return -EINVAL;
@@ -234,10 +230,8 @@ void timer_tick(u64 now)
 {
     if (!timer_due(now))
         return;
-    int send[MAX_TIMERS], nsend = 0;
-    long tid[MAX_TIMERS];
-    int signo[MAX_TIMERS];
-    u64 value[MAX_TIMERS];
+    struct expiry { int id, signo; long tid; u64 value; } send[MAX_TIMERS];
+    int nsend = 0;
     u64 irq = spin_lock_irqsave(&timers_lock);
     for (int i = 0; i < MAX_TIMERS; i++) {
         struct posix_timer *t = &timers[i];
@@ -258,20 +252,17 @@ void timer_tick(u64 now)
         } else {
             t->queued = true;
             t->overrun = expiries - 1;
-            tid[nsend] = t->tid;
-            signo[nsend] = t->signo;
-            value[nsend] = t->value;
-            send[nsend++] = i;
+            send[nsend++] = (struct expiry){ i, t->signo, t->tid, t->value };
         }
     }
     update_next_deadline();
     spin_unlock_irqrestore(&timers_lock, irq);
     for (int i = 0; i < nsend; i++) {
-        if (signal_from_timer(tid[i], signo[i], send[i], value[i]))
+        if (signal_from_timer(send[i].tid, send[i].signo, send[i].id, send[i].value))
             continue;
         /* Ignored, or its thread is gone: nothing is queued, the next expiry tries again. */
         irq = spin_lock_irqsave(&timers_lock);
-        timers[send[i]].queued = false;
+        timers[send[i].id].queued = false;
         spin_unlock_irqrestore(&timers_lock, irq);
     }
 }

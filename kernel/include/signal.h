@@ -46,6 +46,7 @@
 /* si_code */
 #define SI_USER 0
 #define SI_KERNEL 0x80
+#define SI_TIMER (-2)                /* a POSIX timer's (core/timer.c) */
 #define SI_TKILL (-6)
 #define SEGV_MAPERR 1
 #define SEGV_ACCERR 2

@@ -141,12 +141,17 @@ def boot(config: Config, runs: int, *, kernel: Path, program: Path) -> Output:
         else:
             what = qemu_ended(outcome.qemu_status)
         raise BenchError(f"{where}: QEMU {what} before the program finished{detail}")
+    return finished_output(where, PROGRAM, text, outcome.exit_status)
+
+
+def finished_output(where: str, program: str, text: str, status: int | None) -> Output:
+    """bench-crossings' output, guest or host, once it ran to its end: else one line why."""
     try:
         output = parse_output(text)
     except ParseError as error:
         raise BenchError(f"{where}: {error}") from None
     if output.error is not None:
-        raise BenchError(f"{where}: {PROGRAM} gave up: {output.error}")
-    if outcome.exit_status != 0 or not output.done:
-        raise BenchError(f"{where}: {PROGRAM} exited with status {outcome.exit_status}")
+        raise BenchError(f"{where}: {program} gave up: {output.error}")
+    if status != 0 or not output.done:
+        raise BenchError(f"{where}: {program} exited with status {status}")
     return output

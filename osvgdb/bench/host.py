@@ -13,9 +13,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from osvgdb.bench.guest import BenchError
+from osvgdb.bench.guest import BenchError, finished_output
 from osvgdb.bench.matrix import HOST_BENCHES
-from osvgdb.bench.measure import Output, ParseError, parse_output
+from osvgdb.bench.measure import Output
 
 HOST_TIMEOUT = 300.0  # seconds; a few on an idle machine
 
@@ -32,12 +32,4 @@ def measure(program: Path, runs: int, benches: tuple[str, ...] = HOST_BENCHES) -
         raise BenchError(f"host anchors: {program.name} took over {HOST_TIMEOUT:g} s") from None
     except OSError as error:
         raise BenchError(f"host anchors: {program}: {error.strerror}") from None
-    try:
-        output = parse_output(result.stdout)
-    except ParseError as error:
-        raise BenchError(f"host anchors: {error}") from None
-    if output.error is not None:
-        raise BenchError(f"host anchors: {program.name} gave up: {output.error}")
-    if result.returncode != 0 or not output.done:
-        raise BenchError(f"host anchors: {program.name} exited with status {result.returncode}")
-    return output
+    return finished_output("host anchors", program.name, result.stdout, result.returncode)

@@ -400,7 +400,9 @@ def _bits(value: int, table: list[tuple[int, str]], *, zero: str = "0") -> str:
 
 
 def _enum(value: int, table: dict[int, str]) -> str:
-    return table.get(value, hex(value & 0xFFFFFFFF))   # strace shows an unknown value in hex
+    """An int argument by name; one without a name in hex, as strace shows it."""
+    value &= 0xFFFFFFFF
+    return table.get(value, hex(value))
 
 
 def _s32(value: int) -> int:
@@ -482,11 +484,11 @@ _FLAG_KINDS: dict[str, Callable[[int], str]] = {
     "madv": lambda v: _enum(v, _MADVISE),
     "itimer": lambda v: _enum(v, {0: "ITIMER_REAL", 1: "ITIMER_VIRTUAL", 2: "ITIMER_PROF"}),
     "timer": lambda v: "TIMER_ABSTIME" if v & 0xFFFFFFFF == 1 else str(_s32(v)),
-    "prctl": lambda v: _PRCTL.get(v & 0xFFFFFFFF, hex(v & 0xFFFFFFFF)),
-    "fcntl": lambda v: _FCNTL.get(v & 0xFFFFFFFF, hex(v & 0xFFFFFFFF)),
+    "prctl": lambda v: _enum(v, _PRCTL),
+    "fcntl": lambda v: _enum(v, _FCNTL),
     "mremap": lambda v: _bits(v & 0xFFFFFFFF, _MREMAP),
     "rusage": lambda v: _RUSAGE.get(_s32(v), hex(v & 0xFFFFFFFF)),
-    "af": lambda v: _ADDRESS_FAMILIES.get(v & 0xFFFFFFFF, hex(v & 0xFFFFFFFF)),
+    "af": lambda v: _enum(v, _ADDRESS_FAMILIES),
     "socktype": socket_type,
     "access": lambda v: _bits(v & 0xFFFFFFFF, [(4, "R_OK"), (2, "W_OK"), (1, "X_OK")], zero="F_OK"),
     "epoll_flags": lambda v: _bits(v & 0xFFFFFFFF, [(0o2000000, "EPOLL_CLOEXEC")]),
