@@ -3,7 +3,8 @@
  * interrupts off; the same call may complete on another CPU (the thread migrated), so
  * a record is claimed by setting SYSCALL_RECORD_WRITING with a compare-and-swap before
  * any other field changes, and released by the store that clears it. A reader (the
- * debugger, with the machine stopped) tells a half-written record by that flag.
+ * debugger, with the machine stopped) tells a half-written record by that flag, and
+ * every slot below a ring's head is claimed: the head moves only after the claim.
  */
 #include "lib.h"
 #include "mm.h"
@@ -193,8 +194,15 @@ struct syscall_record *syscall_history_enter(const struct syscall_frame *f, int 
     struct arch_cpu *cpu = this_cpu();
     struct syscall_history *h = &syscall_history[cpu->id];
     struct syscall_record *r = &h->records[h->head % SYSCALL_HISTORY_SIZE];
-    h->head++;
+    /*
+     * Claim the slot before publishing it: a reader that sees the new head must find
+     * the record torn (WRITING) or written, never the slot's previous contents. With
+     * head bumped first, a debugger stopping this CPU in between read a never-used
+     * slot as empty, or an overwritten one as a new call, and osv-trace lost or
+     * repeated that call (issue 19).
+     */
     claim(r);
+    __atomic_store_n(&h->head, h->head + 1, __ATOMIC_RELEASE);
     r->seq = __atomic_add_fetch(&syscall_seq, 1, __ATOMIC_RELAXED);
     r->tsc_entry = rdtsc();
     r->tsc_exit = 0;

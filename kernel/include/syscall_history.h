@@ -75,7 +75,8 @@ struct syscall_capture_rule {
 extern bool syscall_capture_on;     /* --no-capture clears it (to measure what capture costs) */
 
 struct syscall_history {
-    u64 head;                       /* records ever entered on this CPU; next slot: head % size */
+    u64 head;                       /* records ever entered on this CPU; next slot: head % size;
+                                       moved only once that slot is claimed (WRITING) */
     u32 size;                       /* SYSCALL_HISTORY_SIZE, for readers */
     u32 record_size;                /* sizeof(struct syscall_record), for readers */
     u64 exits;                      /* records of this ring completed (on any CPU) */

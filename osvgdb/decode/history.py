@@ -21,7 +21,8 @@ over memory as it is now.
 from __future__ import annotations
 
 import heapq
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Collection
+from dataclasses import asdict, dataclass, field
 
 from osvgdb.decode import DecodeError, signed64
 from osvgdb.decode.args import Capture
@@ -220,7 +221,144 @@ def new_slots(seen: int, head: int, size: int) -> NewSlots:
     return NewSlots((seen + lost) % size, head - seen - lost, lost)
 
 
+def completion_key(record: SyscallRecord) -> tuple[int, int]:
+    """When a call returned (as the kernel's --strace prints them); calls that never
+    return (exit, exit_group) at their entry."""
+    return (record.tsc_exit if record.returned else record.tsc_entry, record.seq)
+
+
 def completion_order(records: list[SyscallRecord]) -> list[SyscallRecord]:
-    """In the order the calls returned (as the kernel's --strace prints them): by exit
-    TSC, calls that never return (exit, exit_group) at their entry."""
-    return sorted(records, key=lambda r: (r.tsc_exit if r.returned else r.tsc_entry, r.seq))
+    """In the order the calls returned."""
+    return sorted(records, key=completion_key)
+
+
+# --- following the rings of a running kernel ------------------------------------------
+
+# Reads `count` slots of one ring from `first` (wrapping round): the used ones, each
+# with its slot number (Kernel.ring_slots).
+SlotReader = Callable[[int, int], list[SyscallRecord]]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Calls a follower cannot show, and why: a reader prints each, never a silently
+    shorter sequence."""
+
+    ring: int
+    count: int
+    why: str
+
+
+@dataclass
+class _Pending:
+    seq: int | None  # the call's seq; None while its record was torn when last read
+    floor: int  # a record with a seq at or below this is an older call's
+
+
+@dataclass
+class _Ring:
+    seen: int = 0  # records ever entered that the follower has looked at
+    last_seq: int = 0  # the newest seq taken from this ring (seqs grow with the index)
+    pending: dict[int, _Pending] = field(default_factory=dict)  # record index -> call
+
+
+class RingFollower:
+    """The calls of a running kernel's rings, each handed out once, when it returned.
+
+    A reader (osv-trace) stops the guest now and then and calls `read` for every
+    ring; each ring's record number `index` (0, 1, ... as entered) lives in slot
+    `index % size` until `size` newer records overwrite it.  A call still in flight,
+    or a record another CPU is writing (torn), is kept by its index and read again
+    at the next stop.  Nothing is dropped without a `Gap`: records the ring wrapped
+    over before a read, a call overwritten before it returned, a garbage record.
+    A new slot that still holds an older call (a seq at or below the ring's newest,
+    or nothing) is not yet claimed by its CPU: kept, never shown as a new call.
+    """
+
+    def __init__(self, never_return: Collection[int]):
+        self.never_return = frozenset(never_return)
+        self.rings: dict[int, _Ring] = {}
+        self.last_key: tuple[int, int] | None = None  # the last call handed out
+
+    def start(self, ring: int, header: RingHeader, read: SlotReader) -> None:
+        """Begin after the records entered so far: those still in flight (or being
+        written) are handed out when they return, as if followed from their entry."""
+        state = self.rings[ring] = _Ring(seen=header.head)
+        for record in read(0, header.used):
+            index = header.head - 1 - (header.head - 1 - record.slot) % header.size
+            state.last_seq = max(state.last_seq, record.seq)
+            if record.state == "torn" or (
+                record.state == "in-flight" and record.nr not in self.never_return
+            ):
+                state.pending[index] = _Pending(
+                    record.seq if record.state == "in-flight" else None, floor=0
+                )
+
+    def read(
+        self, ring: int, header: RingHeader, read: SlotReader
+    ) -> tuple[list[SyscallRecord], list[Gap]]:
+        """The calls of this ring that returned (or ended) since the last read, in
+        index order, and the gaps found."""
+        state = self.rings.setdefault(ring, _Ring())
+        ready: list[SyscallRecord] = []
+        gaps: list[Gap] = []
+        for index in sorted(state.pending):
+            pending = state.pending.pop(index)
+            if header.head - index > header.size:
+                what = f"call seq {pending.seq}" if pending.seq else f"record {index}"
+                gaps.append(Gap(ring, 1, f"{what} was overwritten before it returned"))
+                continue
+            records = read(index % header.size, 1)
+            self._take(state, index, records[0] if records else None, pending, ready, gaps)
+        new = new_slots(state.seen, header.head, header.size)
+        if new.lost:
+            gaps.append(Gap(ring, new.lost, "the ring wrapped before osv-trace read it"))
+        by_slot = {record.slot: record for record in read(new.first, new.count)}
+        first_index = state.seen + new.lost
+        for index in range(first_index, header.head):
+            self._take(state, index, by_slot.get(index % header.size), None, ready, gaps)
+        state.seen = header.head
+        return ready, gaps
+
+    def _take(
+        self,
+        state: _Ring,
+        index: int,
+        record: SyscallRecord | None,
+        pending: _Pending | None,
+        ready: list[SyscallRecord],
+        gaps: list[Gap],
+    ) -> None:
+        expected = pending.seq if pending else None
+        floor = pending.floor if pending else state.last_seq
+        if record is None or record.state == "torn" or record.seq <= floor:
+            # Being written, or not yet claimed (the slot still holds an older call or
+            # nothing): the call is this index's all the same; come back for it.
+            state.pending[index] = _Pending(expected, floor)
+            return
+        if expected is not None and record.seq != expected:
+            gaps.append(Gap(record.ring, 1, f"call seq {expected} was overwritten before it returned"))
+            return
+        state.last_seq = max(state.last_seq, record.seq)
+        if record.state == "garbage":
+            gaps.append(Gap(record.ring, 1, f"record {index} is garbage ({record.problem})"))
+        elif record.state == "in-flight" and record.nr not in self.never_return:
+            state.pending[index] = _Pending(record.seq, floor)
+        else:
+            ready.append(record)
+
+    def order(self, ready: list[SyscallRecord]) -> tuple[list[SyscallRecord], int]:
+        """One stop's calls of every ring in the order they returned, and how many of
+        them returned before a call handed out at an earlier stop (0 unless the
+        CPUs' clocks disagree): a reader says so rather than print them as if in order."""
+        records = completion_order(ready)
+        late = 0
+        if records and self.last_key is not None:
+            late = sum(1 for r in records if completion_key(r) < self.last_key)
+        if records:
+            self.last_key = max(self.last_key or (0, 0), completion_key(records[-1]))
+        return records, late
+
+    def waiting(self) -> int:
+        """Calls kept for a later read: in flight, or their records being written."""
+        return sum(len(state.pending) for state in self.rings.values())

@@ -10,11 +10,15 @@ app ends.  Every other stop of the guest reads the rings too, so the trace is
 complete whenever the user looks.
 
 At each read, every ring's new slots come in one read (two when the range
-wraps) and the slots of calls still in flight are read again; the calls that
-returned since print in the order they returned, as the kernel's --strace
-prints them; exit and exit_group, which never return, print at once with
-`= ?`.  Records the ring overwrote before they were read (its head moved more
-than its size) are reported with their number, never hidden.
+wraps) and the slots of calls still in flight, or being written by their CPU,
+are read again; the calls that returned since print in the order they
+returned, as the kernel's --strace prints them; exit and exit_group, which
+never return, print at once with `= ?`.  Which record is which, and what is
+kept for the next read, is osvgdb.decode.history.RingFollower's (pure, tested
+on recorded ring bytes).  Nothing is hidden: records the ring overwrote before
+they were read, a call overwritten before it returned, a garbage record, and
+calls that returned before calls already printed (clocks that disagree) each
+print a line saying so.
 """
 
 from __future__ import annotations
@@ -68,9 +72,9 @@ class SyscallTrace:
         self.formatter = CallFormatter(reader, limit=limit, raw=raw)
         self.count = 0
         self.lost = 0
+        self.late = 0
         self.reads = 0
-        self.seen: dict[int, int] = {}  # ring -> its head when last read
-        self.pending: dict[tuple[int, int], int | None] = {}  # (ring, slot) -> seq in flight
+        self.follower: history_decode.RingFollower | None = None
         self.breakpoint: gdb.Breakpoint | None = None
 
     # --- starting and stopping ---------------------------------------------------------
@@ -83,17 +87,10 @@ class SyscallTrace:
             hz = 1000
         _write_u32(kernel, "syscall_trace_ticks", max(1, hz * INTERVAL_MS // 1000))
         _write_u32(kernel, "syscall_trace_batch", self.batch)
+        table = kernel.syscalls
+        self.follower = history_decode.RingFollower(table.number(name) for name in NO_RETURN)
         for ring in self._rings(kernel):
-            header = kernel.ring_header(ring)
-            self.seen[ring] = header.head
-            # Calls in flight now print when they return, as if traced from their entry;
-            # so do records another CPU is writing at this moment (torn: entering or
-            # completing a call), whatever they turn out to be.
-            for record in kernel.ring_slots(ring, 0, header.used):
-                if record.state == "torn":
-                    self.pending[(ring, record.slot)] = None
-                elif record.state == "in-flight" and kernel.syscalls.name(record.nr) not in NO_RETURN:
-                    self.pending[(ring, record.slot)] = record.seq
+            self.follower.start(ring, kernel.ring_header(ring), self._slots(kernel, ring))
         self.breakpoint = _FlushBreakpoint(self)
         gdb.events.stop.connect(self._on_stop)
 
@@ -127,47 +124,27 @@ class SyscallTrace:
         count = max(kernel.nr_cpus(), len(gdb.selected_inferior().threads()))
         return range(min(count, kernel.array_lengths["syscall_history"]))
 
+    @staticmethod
+    def _slots(kernel: Kernel, ring: int) -> history_decode.SlotReader:
+        return lambda first, count: kernel.ring_slots(ring, first, count)
+
     def read_rings(self) -> None:
         """Print every call that returned since the last read, in the order they returned."""
         kernel = Kernel.get()
         self.reads += 1
         ready: list[SyscallRecord] = []
         for ring in self._rings(kernel):
-            ready += self._read_pending(kernel, ring)
-            header = kernel.ring_header(ring)
-            new = history_decode.new_slots(self.seen.get(ring, 0), header.head, header.size)
-            self.seen[ring] = header.head
-            if new.lost:
-                self._report_lost(ring, new.lost, "the ring wrapped before osv-trace read it")
-            for record in kernel.ring_slots(ring, new.first, new.count):
-                ready += self._take(kernel, record, expected=None)
+            calls, gaps = self.follower.read(ring, kernel.ring_header(ring), self._slots(kernel, ring))
+            ready += calls
+            for gap in gaps:
+                self._report_lost(gap)
+        records, late = self.follower.order(ready)
+        if late:
+            self._report_late(late)
         tsc_per_ms = kernel.tsc_per_ms() if self.as_json else 0
-        for record in history_decode.completion_order(ready):
+        for record in records:
             self.show(kernel, record, tsc_per_ms)
         gdb.flush()
-
-    def _read_pending(self, kernel: Kernel, ring: int) -> list[SyscallRecord]:
-        ready = []
-        for key in sorted(k for k in self.pending if k[0] == ring):
-            expected = self.pending.pop(key)
-            (record,) = kernel.ring_slots(ring, key[1], 1) or (None,)
-            if record is None or (expected is not None and record.seq != expected):
-                self._report_lost(ring, 1, f"call seq {expected} was overwritten before it returned")
-                continue
-            ready += self._take(kernel, record, expected)
-        return ready
-
-    def _take(self, kernel: Kernel, record: SyscallRecord, expected: int | None) -> list:
-        """The record if it is ready to print, else remember its slot for the next read."""
-        if record.state == "done":
-            return [record]
-        if record.state == "in-flight" and kernel.syscalls.name(record.nr) in NO_RETURN:
-            return [record]
-        if record.state in ("in-flight", "torn"):
-            self.pending[(record.ring, record.slot)] = (
-                record.seq if record.state == "in-flight" else expected
-            )
-        return []
 
     # --- output ----------------------------------------------------------------------------
 
@@ -195,12 +172,22 @@ class SyscallTrace:
         cpu = f"{record.cpu}" + (f">{exit_cpu}" if exit_cpu != record.cpu else "")
         gdb.write(f"[cpu{cpu} tid{record.tid}] {text}\n")
 
-    def _report_lost(self, ring: int, count: int, why: str) -> None:
-        self.lost += count
+    def _report_lost(self, gap: history_decode.Gap) -> None:
+        self.lost += gap.count
         if self.as_json:
-            gdb.write(json.dumps({"where": "lost", "ring": ring, "lost": count, "why": why}) + "\n")
+            line = {"where": "lost", "ring": gap.ring, "lost": gap.count, "why": gap.why}
+            gdb.write(json.dumps(line) + "\n")
         else:
-            gdb.write(f"[cpu{ring}] <{count} syscall record(s) lost: {why}>\n")
+            gdb.write(f"[cpu{gap.ring}] <{gap.count} syscall record(s) lost: {gap.why}>\n")
+
+    def _report_late(self, count: int) -> None:
+        """Calls that returned before some already printed: the CPUs' TSCs disagree."""
+        self.late += count
+        why = "returned before calls printed earlier (the CPUs' clocks disagree)"
+        if self.as_json:
+            gdb.write(json.dumps({"where": "out-of-order", "count": count, "why": why}) + "\n")
+        else:
+            gdb.write(f"<{count} call(s) below {why}>\n")
 
 
 class _FlushBreakpoint(gdb.Breakpoint):
@@ -240,7 +227,8 @@ class OsvTrace(OsvCommand):
         "guest time\npassed with some, before the app ends, and at every other stop. "
         "Strings and buffers are\nwhat the kernel captured as the call ran (see "
         "osv-syscalls). Records a ring overwrote\nbefore they were read are reported as "
-        "lost, with their number."
+        "lost, with their number; calls printed\nout of the order they returned (CPU clocks "
+        "that disagree) are said to be."
     )
     COMMAND_CLASS = gdb.COMMAND_RUNNING
 
@@ -285,6 +273,8 @@ class OsvTrace(OsvCommand):
                 "tracing": _active is not None,
                 "calls": _active.count if _active else 0,
                 "lost": _active.lost if _active else 0,
+                "out_of_order": _active.late if _active else 0,
+                "waiting": _active.follower.waiting() if _active else 0,
                 "reads": _active.reads if _active else 0,
                 "names": sorted(_active.numbers) if _active else [],
             }
@@ -293,6 +283,7 @@ class OsvTrace(OsvCommand):
             else:
                 state = (
                     f"on, {data['calls']} calls so far, {data['lost']} lost, "
+                    f"{data['waiting']} in flight or being written, "
                     f"{data['reads']} reads of the rings"
                     if _active
                     else "off"
