@@ -166,5 +166,11 @@ def test_exited_threads_are_reclaimed(variant: str) -> None:
     run = run_app("manythreads", variant, smp=2)
     assert run.status == 0, run
     assert run.app_lines[0] == "manythreads ok 1000", run
-    # What is left at exit: boot, the other CPU's idle thread, main. None of the 1000.
-    assert re.search(r"; 3 threads$", run.stdout, re.M), run
+    # What is left at exit: boot, the other CPU's idle thread, main. None of the 1000,
+    # but the last one joined, which may still be on its way out on the other CPU: the
+    # CLONE_CHILD_CLEARTID wake that ends main's join comes before that thread leaves
+    # thread_exit and its CPU reclaims it (on a loaded host, about one run in five).
+    found = re.search(r"; (\d+) threads, (\d+) exiting and not yet reclaimed$", run.stdout, re.M)
+    assert found, run
+    live, exiting = int(found[1]), int(found[2])
+    assert live == 3 and exiting <= 1, run

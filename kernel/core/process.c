@@ -78,9 +78,15 @@ noreturn void process_exit(int status)
         printk("osv: exit status %d after %lu syscalls; kernel TLS checked %lu times, FS base "
                "written by %s; %lu app pages populated on demand\n", status, syscall_seq,
                kernel_tls_checks, fsgsbase_avail ? "wrfsbase" : "wrmsr", user_pages_populated);
+        /* A thread in thread_exit stays in the table until its CPU has switched away
+           from it: the last one joined may still be on its way out when main ends the
+           app (the wake that ends pthread_join comes first). */
+        unsigned exiting = 0;
+        for (unsigned i = 0; i < nr_threads; i++)
+            exiting += all_threads[i]->exiting;
         printk("osv: %lu timer interrupts, %lu interrupts in app code (%lu on lazy's fast path); "
-               "%u CPUs, %u others stopped; %u threads\n", ticks, app_interrupts, fast_ticks,
-               nr_cpus, stopped, nr_threads);
+               "%u CPUs, %u others stopped; %u threads, %u exiting and not yet reclaimed\n",
+               ticks, app_interrupts, fast_ticks, nr_cpus, stopped, nr_threads - exiting, exiting);
     }
     arch_exit_qemu(status);
 }
@@ -174,6 +180,7 @@ noreturn void thread_exit(int status)
 {
     struct thread *t = current_thread;
     t->exit_status = status;
+    t->exiting = true;
     if (t->clear_child_tid && user_range_ok(t->clear_child_tid, 4, true)) {
         *(volatile u32 *)t->clear_child_tid = 0;
         futex_wake(t->clear_child_tid, 1, ~0u);

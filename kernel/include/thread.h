@@ -85,6 +85,8 @@ struct thread {
     struct syscall_record *syscall_record;
     u64 syscall_seq;                 /* 0: no syscall yet */
     int exit_status;
+    bool exiting;                    /* in thread_exit: its joiner may be woken already, but it
+                                        stays in all_threads[] until its CPU switched away */
 };
 
 extern struct thread *all_threads[MAX_THREADS];
