@@ -86,7 +86,7 @@ def start_sleeper(tmpdir_env: dict[str, str]) -> subprocess.Popen[bytes]:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, **tmpdir_env},
+        env={**os.environ, **tmpdir_env, "PYTHONFAULTHANDLER": "1"},
     )
     seen = b""
     deadline = time.monotonic() + RUN_TIMEOUT
@@ -112,8 +112,19 @@ def test_signal_to_osvgdb(
 ) -> None:
     process = start_sleeper(tmpdir_env)
     assert qemu_pids(tmp_path) != []
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    masks = [line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn", "SigCgt"))]
     process.send_signal(signum)
-    _, stderr = process.communicate(timeout=30)
+    try:
+        _, stderr = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        # Where it hangs: SIGABRT makes faulthandler (PYTHONFAULTHANDLER) print every
+        # thread's stack on stderr.
+        process.send_signal(signal.SIGABRT)
+        _, stderr = process.communicate(timeout=30)
+        pytest.fail(
+            f"osvgdb still ran 30 s after {signum.name} ({masks}):\n{stderr.decode(errors='replace')}"
+        )
     assert process.returncode == 128 + signum, stderr
     assert len(stderr.splitlines()) == 1, stderr  # one line, no traceback
     assert_no_qemu_left(tmp_path)
