@@ -121,5 +121,6 @@ def test_strace_names_equal_the_hosts_or_are_explained(case: str, tmp_path: Path
         if any(key not in EXPLAINED for key in keys) or not lines_ok:
             unexplained.append(
                 f"{tag}: host {host[max(0, h1 - 2) : h2 + 2]} guest {guest[max(0, g1 - 2) : g2 + 2]}"
+                + "".join(f"\n    {line}" for line in guest_lines[max(0, g1 - 2) : g2 + 2])
             )
     assert not unexplained, "\n".join(unexplained)
