@@ -72,9 +72,9 @@ CASES = {
 }
 
 
-def host_names(argv: list[str], data: bytes, env: dict[str, str], tmp_path: Path) -> list[str]:
-    """The host's syscall names for argv, as the guest runs it: the initrd, "/" holding
-    only /NAME, is on the host a directory holding only NAME."""
+def host_calls(argv: list[str], data: bytes, env: dict[str, str], tmp_path: Path) -> list[str]:
+    """The host's strace lines for argv (after execve), as the guest runs it: the
+    initrd, "/" holding only /NAME, is on the host a directory holding only NAME."""
     root = tmp_path / "root"
     root.mkdir()
     exe = root / Path(argv[0]).name
@@ -90,9 +90,9 @@ def host_names(argv: list[str], data: bytes, env: dict[str, str], tmp_path: Path
     finally:
         os.close(terminal)
         os.close(leader)
-    names = [re.sub(r"^\d+\s+", "", line).split("(", 1)[0] for line in log.read_text().splitlines()]
-    assert names[0] == "execve"  # the guest's kernel loads the program itself
-    return names[1:]
+    lines = [re.sub(r"^\d+\s+", "", line) for line in log.read_text().splitlines()]
+    assert lines[0].startswith("execve(")  # the guest's kernel loads the program itself
+    return lines[1:]
 
 
 @pytest.mark.usefixtures("kernel")
@@ -101,7 +101,8 @@ def test_strace_names_equal_the_hosts_or_are_explained(case: str, tmp_path: Path
     argv, data, env = CASES[case]
     if not Path(argv[0]).exists():
         pytest.fail(f"{argv[0]} is missing: run scripts/bootstrap", pytrace=False)
-    host = host_names(argv, data, env, tmp_path)
+    host_lines = host_calls(argv, data, env, tmp_path)
+    host = [line.split("(", 1)[0] for line in host_lines]
     options = [f"--env={name}={value}" for name, value in env.items()]
     run = osvgdb_run("--accel", "tcg", "--strace", *options, *argv, input=data)
     guest = run.strace_names
@@ -121,6 +122,7 @@ def test_strace_names_equal_the_hosts_or_are_explained(case: str, tmp_path: Path
         if any(key not in EXPLAINED for key in keys) or not lines_ok:
             unexplained.append(
                 f"{tag}: host {host[max(0, h1 - 2) : h2 + 2]} guest {guest[max(0, g1 - 2) : g2 + 2]}"
-                + "".join(f"\n    {line}" for line in guest_lines[max(0, g1 - 2) : g2 + 2])
+                + "".join(f"\n    host  {line}" for line in host_lines[max(0, h1 - 2) : h2 + 2])
+                + "".join(f"\n    guest {line}" for line in guest_lines[max(0, g1 - 2) : g2 + 2])
             )
     assert not unexplained, "\n".join(unexplained)
