@@ -106,6 +106,8 @@ class DebugSession(Guest):
             argv += ["-ex", "set pagination off", "-ex", "set confirm off"]
         argv += ["-ex", f"set osv-app-path {self.options.exe.resolve()}"]
         argv += ["-ex", f"set osv-qmp-socket {self.qmp_socket}"]
+        if self.ram_path is not None:
+            argv += ["-ex", f"set osv-guest-ram {self.ram_path}"]
         # Quietly: osvgdb.gdb.debug_session says what GDB's stop line would.
         argv += ["-ex", f"with suppress-cli-notifications on -- target remote {self.gdb_socket}"]
         argv += ["-ex", "python import osvgdb.gdb; osvgdb.gdb.debug_session()"]
