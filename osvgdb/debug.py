@@ -207,6 +207,8 @@ def debug_core(options: CoreOptions) -> int:
                     )
                 else:
                     dump.check_kernel(options.dump, guest.metadata, kernel)
+                if guest.contents is not None and guest.contents.left_out:
+                    print(f"osvgdb debug: {dump.left_out_notice(options.dump, guest.contents)}", file=sys.stderr)
                 core = dump.gdb_core_for(guest, scratch)
                 app = options.app or (guest.metadata and guest.metadata.app_path)
         except dump.DumpError as error:

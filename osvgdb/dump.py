@@ -254,6 +254,16 @@ class Contents:
         return None
 
 
+def left_out_notice(path: str | os.PathLike, contents: Contents) -> str:
+    """One line on what a dump left out, for a reader about to read it with GDB."""
+    whys = sorted({why for _start, _end, why in contents.left_out})
+    return (
+        f"{path}: a {contents.level} dump; it left out "
+        + ", ".join(LEFT_OUT.get(why, why) for why in whys)
+        + ": GDB cannot access memory there"
+    )
+
+
 class Dump(PhysicalMemory):
     """A guest dump, checked and indexed: an osvgdb dump (osvgdb.dump_writer: an ELF
     core at the guest's virtual addresses, p_paddr physical, `contents` saying what it
@@ -537,6 +547,15 @@ class Dump(PhysicalMemory):
         return f"physical address {paddr:#x} is not in the dump"
 
     # --- virtual memory (osvgdb.paging) ---
+
+    def _table_miss(self, vaddr: int, level: str, table: int) -> DumpError:
+        why = self.contents.left_out_at(table) if self.contents else None
+        if why is None:
+            return super()._table_miss(vaddr, level, table)
+        return DumpError(
+            f"{vaddr:#x} is not in this dump: level {self.contents.level} left out "
+            f"{LEFT_OUT.get(why, why)} and the {level} that maps it (physical {table:#x})"
+        )
 
     def _virtual_miss(self, vaddr: int, paddr: int, error: DumpError) -> DumpError:
         why = self.contents.left_out_at(paddr) if self.contents else None

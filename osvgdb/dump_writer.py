@@ -70,9 +70,14 @@ from osvgdb.dump import (
 from osvgdb.guestram import GuestRam
 from osvgdb.model.elf_target import MemoryTarget
 from osvgdb.model.kernel import Kernel
+from osvgdb.model.auxv import auxv_report
 from osvgdb.model.memory import kernel_memory, minidump_regions
+from osvgdb.model.symbols import ElfImage, SymbolsError, app_image
+from osvgdb.model.syscalls import HistoryFilter, history_report
 from osvgdb.model.target import TargetError
-from osvgdb.paging import CR0_PG, PAGE_SIZE, DumpError
+from osvgdb.model.tcb import tcb_report
+from osvgdb.model.unwind import UnwindError, backtraces
+from osvgdb.paging import CR0_PG, PAGE_SIZE, DumpError, canonical
 
 LEVELS = ("full", "used", "stacks")
 DEFAULT_LEVEL = "used"
@@ -82,6 +87,7 @@ LEVEL_HELP = (
     "the syscall rings, the kernel's data, the app's writable data)"
 )
 SCAN_CHUNK = 1 << 20
+LARGE_PAGE = 1 << 21  # the most one page table covers: a range needs its tables every 2 MiB
 ZERO_CHUNK = bytes(SCAN_CHUNK)
 ZERO_PAGE = bytes(PAGE_SIZE)
 COMPRESSION_LEVEL = 3  # zstd's default: ~0.3 of the size at ~400 MB/s here
@@ -256,24 +262,33 @@ def _cr3s(vcpus: list[dict[str, int]]) -> list[int]:
     return found
 
 
+class _WithoutLines(ElfImage):
+    """An ELF image that looks up no source lines: the unwinder's reads are what a
+    minidump needs from it, and a large app's DWARF lines take seconds to decode."""
+
+    def source(self, address: int) -> tuple[str, int] | None:
+        return None
+
+
+def _backtraces(kernel: Kernel, kernel_path, app_path: str | None) -> None:
+    app = None
+    if app_path is not None:
+        app = _WithoutLines(app_path, app_image(kernel, app_path).bias, name="app")
+    backtraces(kernel, app, kernel_elf=_WithoutLines(kernel_path, 0, name="kernel"))
+
+
 def _views_read(kernel: Kernel, target: RecordingTarget, app_path: str | None, problems: list[str]) -> None:
     """Run what a minidump must still answer over the guest, so `target` notes its reads."""
-    from osvgdb.model import unwind
-    from osvgdb.model.auxv import auxv_report
-    from osvgdb.model.symbols import SymbolsError
-    from osvgdb.model.syscalls import HistoryFilter, history_report
-    from osvgdb.model.tcb import tcb_report
-
     views = {
         "osv-tcb": lambda: tcb_report(kernel),
         "osv-syscalls": lambda: history_report(kernel, HistoryFilter(count=0)),
         "osv-auxv": lambda: auxv_report(kernel, app_path),
-        "backtraces": lambda: unwind.backtraces(kernel, app_path),
+        "backtraces": lambda: _backtraces(kernel, target.kernel_path, app_path),
     }
     for name, view in views.items():
         try:
             view()
-        except (TargetError, DecodeError, unwind.UnwindError, SymbolsError, OSError) as error:
+        except (TargetError, DecodeError, UnwindError, SymbolsError, OSError) as error:
             problems.append(f"{name} over the guest: {error}")
 
 
@@ -333,7 +348,14 @@ def _minidump(kernel, target, ram, cr3s, mappings, classes, app_path, problems) 
     problems += region_problems
     _views_read(kernel, target, app_path, problems)
     virtual = pages([(r.start, r.end) for r in regions] + target.reads)
-    tables = [(page, page + PAGE_SIZE) for cr3 in cr3s for page in ram.table_pages(cr3)]
+    tables = [
+        (table, table + PAGE_SIZE)
+        for cr3 in cr3s
+        for start, end in virtual
+        for chunk in range(start & ~(LARGE_PAGE - 1), end, LARGE_PAGE)
+        if canonical(chunk)
+        for table in ram.tables_on_path(cr3, max(chunk, start))
+    ]
     return merged(_physical(mappings, virtual) + tables + classes.get("kernel", []) + classes.get("boot", []))
 
 

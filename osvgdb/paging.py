@@ -5,7 +5,7 @@ A dump (osvgdb.dump.Dump) and the live guest's RAM that QEMU shares with us
 `read_physical(paddr, length)`, and this class gives the rest, the same way for
 both: virtual memory through the page tables at a CR3 (`translate`,
 `read_virtual`, `reader`), every present mapping (`mappings`) and the page
-tables' own pages (`table_pages`).
+tables a translation reads (`tables_on_path`).
 
 Every problem is one `DumpError` line; an address the page tables do not map is a
 `NotMapped` naming the address and the level whose entry is not present.
@@ -94,9 +94,11 @@ class PhysicalMemory:
         try:
             return self.read_physical(address, 8)
         except DumpError:
-            raise DumpError(
-                f"virtual address {vaddr:#x}: its {level} at physical {table:#x} is not in the dump"
-            ) from None
+            raise self._table_miss(vaddr, level, table) from None
+
+    def _table_miss(self, vaddr: int, level: str, table: int) -> DumpError:
+        """What a translation of vaddr raises when the memory lacks its page table."""
+        return DumpError(f"virtual address {vaddr:#x}: its {level} at physical {table:#x} is not in the dump")
 
     def read_virtual(self, cr3: int, vaddr: int, length: int) -> bytes:
         """length bytes from vaddr in the address space of the page tables at cr3."""
@@ -175,28 +177,22 @@ class PhysicalMemory:
             else:
                 yield from self._leaves(entry & ADDRESS_BITS, depth + 1, vaddr, w, x)
 
-    def table_pages(self, cr3: int) -> set[int]:
-        """The physical address of every page table the walk from cr3 reaches (those
-        the memory holds): what a dump must keep for a reader to walk them again."""
-        found: set[int] = set()
-
-        def visit(table: int, depth: int) -> None:
-            if table in found or len(found) > MAX_LEAVES:
-                return
+    def tables_on_path(self, cr3: int, vaddr: int) -> list[int]:
+        """The physical address of each page table a translation of vaddr reads, as
+        far as the entries are present: what a dump must keep for a reader to
+        translate vaddr again."""
+        tables = []
+        table = cr3 & ADDRESS_BITS
+        for shift, _level, large in LEVELS:
+            tables.append(table)
             try:
-                entries = struct.unpack("<512Q", self.read_physical(table, PAGE_SIZE))
+                (entry,) = struct.unpack("<Q", self.read_physical(table + ((vaddr >> shift) & 511) * 8, 8))
             except DumpError:
-                return
-            found.add(table)
-            shift, _level, large = LEVELS[depth]
-            if shift == 12:
-                return
-            for entry in entries:
-                if entry & PTE_P and not (large and entry & PTE_PS):
-                    visit(entry & ADDRESS_BITS, depth + 1)
-
-        visit(cr3 & ADDRESS_BITS, 0)
-        return found
+                break
+            if not entry & PTE_P or shift == 12 or (large and entry & PTE_PS):
+                break
+            table = entry & ADDRESS_BITS
+        return tables
 
 
 def sign_extend(vaddr: int) -> int:

@@ -39,6 +39,8 @@ BELOW_SP = 512
 KERNEL_STACK_TOP = 8 * 1024  # a kernel stack's entry frames, when no sp is known
 APP_STACK_ABOVE_SP = 32 * 1024
 AROUND_REGISTER = PAGE // 2
+# Registers that never hold a virtual address (CR3 holds a physical one).
+NOT_POINTERS = frozenset({"cr0", "cr3", "cr4", "eflags", "rflags", "gdt_limit", "idt_limit"})
 USER_MIN = 0x10000
 PT_LOAD, PF_W = 1, 2
 ELF64_PHDR = struct.Struct("<IIQQQQQQ")
@@ -167,7 +169,7 @@ def minidump_regions(
         for name, value in vcpu.registers.items():
             if name in ("rsp", "rbp"):
                 regions.append(Region(value - BELOW_SP, value + APP_STACK_ABOVE_SP, f"vCPU {vcpu.num} {name}"))
-            elif value >= USER_MIN and name not in ("cr0", "cr4", "eflags", "rflags"):
+            elif value >= USER_MIN and name not in NOT_POINTERS:
                 regions.append(
                     Region(value - AROUND_REGISTER, value + AROUND_REGISTER, f"vCPU {vcpu.num} {name}")
                 )
