@@ -71,12 +71,18 @@ class DebugSession(Guest):
 
     Use as a context manager (a Guest with a gdbstub: `outcome()`, `vm`,
     `gdb_socket`, `qmp_socket`); the console goes to `console` (our stdout
-    by default) through a copying thread.
+    by default) through a copying thread. Without `shared_ram` the guest's RAM
+    is QEMU's own and osv-dump cannot work (scripts/benchmark_dump's baseline).
     """
 
-    def __init__(self, options: RunOptions, *, console: BinaryIO | None = None):
+    def __init__(
+        self, options: RunOptions, *, console: BinaryIO | None = None, shared_ram: bool = True
+    ):
         super().__init__(
-            options, console=console if console is not None else sys.stdout.buffer, gdbstub=True
+            options,
+            console=console if console is not None else sys.stdout.buffer,
+            gdbstub=True,
+            shared_ram=shared_ram,
         )
         self.options: RunOptions = options
         self.root = build.repo_root()

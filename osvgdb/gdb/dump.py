@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 import gdb
@@ -127,6 +128,7 @@ class OsvDump(OsvCommand):
         parser.add_argument("--json", action="store_true", help="what was written, as JSON")
 
     def run(self, args: argparse.Namespace) -> None:
+        started = time.perf_counter()
         path = os.path.abspath(os.path.expanduser(args.path))
         if not os.path.isdir(os.path.dirname(path)):
             raise gdb.GdbError(f"osv-dump: {os.path.dirname(path)}: no such directory")
@@ -178,6 +180,7 @@ class OsvDump(OsvCommand):
                 )
         except (monitor.MonitorError, DumpError) as error:
             raise gdb.GdbError(f"osv-dump: {error}") from None
+        written.seconds = time.perf_counter() - started  # the whole command, imports too
         if args.json:
             print_json(written.as_dict())
             return
