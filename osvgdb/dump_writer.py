@@ -238,18 +238,20 @@ def nonzero_pages(ram: GuestRam) -> Ranges:
     return found
 
 
-def _physical(mappings: list, virtual: Ranges) -> Ranges:
-    """The physical pages behind virtual ranges (sorted, merged), where mapped."""
-    starts = [m.vaddr for m in mappings]
+def _physical(per_cr3: list[list], virtual: Ranges) -> Ranges:
+    """The physical pages behind virtual ranges (sorted, merged), where a CR3 maps them
+    (each CR3's mappings sorted and disjoint, as PhysicalMemory.mappings gives them)."""
     result = []
-    for start, end in virtual:
-        index = max(0, bisect.bisect_right(starts, start) - 1)
-        for mapping in mappings[index:]:
-            if mapping.vaddr >= end:
-                break
-            low, high = max(start, mapping.vaddr), min(end, mapping.vaddr + mapping.size)
-            if low < high:
-                result.append((mapping.paddr + low - mapping.vaddr, mapping.paddr + high - mapping.vaddr))
+    for mappings in per_cr3:
+        starts = [m.vaddr for m in mappings]
+        for start, end in virtual:
+            index = max(0, bisect.bisect_right(starts, start) - 1)
+            for mapping in mappings[index:]:
+                if mapping.vaddr >= end:
+                    break
+                low, high = max(start, mapping.vaddr), min(end, mapping.vaddr + mapping.size)
+                if low < high:
+                    result.append((mapping.paddr + low - mapping.vaddr, mapping.paddr + high - mapping.vaddr))
     return pages(result)
 
 
@@ -312,7 +314,6 @@ def plan_dump(
     if not cr3s:
         raise DumpError("no vCPU has paging on: dump once the kernel runs")
     per_cr3 = [list(ram.mappings(cr3)) for cr3 in cr3s]
-    mappings = sorted((m for found in per_cr3 for m in found), key=lambda m: m.vaddr)
     target = RecordingTarget(symbols, ram, cpus.vcpus, kernel_path=kernel_path)
     kernel = Kernel(target)
     classes: dict[str, Ranges] = {}
@@ -329,7 +330,7 @@ def plan_dump(
     elif level == "used":
         kept = subtract(nonzero, merged(classes["free"] + classes["initrd"]))
     else:
-        kept = intersect(nonzero, _minidump(kernel, target, ram, cr3s, mappings, classes, app_path, problems))
+        kept = intersect(nonzero, _minidump(kernel, target, ram, cr3s, per_cr3, classes, app_path, problems))
     out = subtract(nonzero, kept)
     left_out = []
     for why in ("free", "initrd", "heap"):
@@ -342,7 +343,7 @@ def plan_dump(
     return Plan(level, ram_ranges, kept, subtract(ram_ranges, nonzero), sorted(left_out), loads, problems)
 
 
-def _minidump(kernel, target, ram, cr3s, mappings, classes, app_path, problems) -> Ranges:
+def _minidump(kernel, target, ram, cr3s, per_cr3, classes, app_path, problems) -> Ranges:
     """The physical pages a minidump keeps (see the module's doc)."""
     regions, region_problems = minidump_regions(kernel)
     problems += region_problems
@@ -356,7 +357,7 @@ def _minidump(kernel, target, ram, cr3s, mappings, classes, app_path, problems) 
         if canonical(chunk)
         for table in ram.tables_on_path(cr3, max(chunk, start))
     ]
-    return merged(_physical(mappings, virtual) + tables + classes.get("kernel", []) + classes.get("boot", []))
+    return merged(_physical(per_cr3, virtual) + tables + classes.get("kernel", []) + classes.get("boot", []))
 
 
 def _loads(per_cr3: list[list], stored: list[tuple[int, int, bool]]) -> list[tuple[int, int, int, int, int]]:
@@ -529,18 +530,3 @@ def _compressor():
     except ImportError:
         raise DumpError("zstandard is not installed (run scripts/bootstrap)") from None
     return zstandard.ZstdCompressor(level=COMPRESSION_LEVEL, write_checksum=True, write_content_size=True)
-
-
-def compress_file(path: Path) -> Path:
-    """path zstd-compressed to PATH.zst (a temporary name, renamed), path removed."""
-    target = path.with_name(path.name + ".zst")
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        with open(path, "rb") as source, open(temporary, "wb") as out:
-            _compressor().copy_stream(source, out, size=path.stat().st_size)
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    path.unlink()
-    return target
