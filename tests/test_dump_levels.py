@@ -27,6 +27,7 @@ from osvgdb.model.kernel import Kernel
 from osvgdb.run import QEMU_UP_TIME
 
 TIMEOUT = 120
+PAGE = 4096
 MAX_USED = 16 << 20
 MAX_STACKS_HELLO = 1 << 20
 LEVELS = ("full", "used", "stacks")
@@ -254,3 +255,30 @@ def test_the_shared_ram_is_a_memfd_that_dies_with_the_session(kernel: None, tmp_
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+@pytest.mark.usefixtures("kernel")
+def test_free_pages_are_left_out_of_used_not_zeroed(tmp_path: Path) -> None:
+    """mmap-glibc at its exit has unmapped pages it wrote: their frames are on the
+    allocator's free list with the app's bytes still in them. `used` leaves them out
+    and says so; `full` has the bytes."""
+    debugged = Debugged(app("mmap", "glibc"))
+    try:
+        debugged.gdb.run("break process_exit")
+        assert "process_exit" in debugged.gdb.run("continue")
+        for level in ("used", "full"):
+            assert "osv-dump: wrote" in debugged.gdb.run(f"osv-dump --level {level} {tmp_path / level}")
+    finally:
+        debugged.close()
+    with Dump(tmp_path / "used") as used, Dump(tmp_path / "full") as full:
+        free = [(start, end) for start, end, why in used.contents.left_out if why == "free"]
+        assert free and used.metadata.left_out["free"] == sum(e - s for s, e in free)
+        start = free[0][0]
+        assert full.read_physical(start, PAGE) != bytes(PAGE)
+    address = 0xFFFF800000000000 + start
+    shown = osvgdb_inspect(tmp_path / "used", "memory", hex(address), "8")
+    assert shown.returncode == 2 and shown.stderr == (
+        f"osvgdb inspect: {address:#x} is not in this dump: level used left out "
+        f"{LEFT_OUT['free']} (physical {start:#x})\n"
+    )
+    assert osvgdb_inspect(tmp_path / "full", "memory", hex(address), "8").returncode == 0
