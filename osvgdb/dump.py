@@ -1,25 +1,30 @@
-"""Guest memory dumps: QEMU's dump-guest-memory ELF cores, read without GDB.
+"""Guest dumps, read without GDB: what osv-dump and triage write, and QEMU's own.
 
-`osv-dump PATH` (osvgdb/gdb/dump.py) has QEMU write PATH with
-`dump-guest-memory` (paging=false, format elf) and writes the metadata
-sidecar PATH.json beside it.  Such a dump holds physical memory only: each
-PT_LOAD's p_paddr is where its bytes were in the guest (its p_vaddr means
-nothing to us).  The notes hold, per vCPU in order, an NT_PRSTATUS ("CORE",
-Linux's struct elf_prstatus: the general registers, FS and GS bases) and then
-a "QEMU" note (QEMU's QEMUCPUState: segment bases, GDT/IDT, CR0-CR4).  There
-is no EFER, KERNEL_GS_BASE or FPU state.
+An osvgdb dump (osvgdb.dump_writer, `osv-dump PATH`) is an ELF core at the guest's
+virtual addresses that GDB loads as it is: each PT_LOAD's p_vaddr is where the kernel
+saw the memory, p_paddr where it was in physical memory, and past p_filesz up to
+p_memsz it is zeros the guest had. Its "OSVGDB" note (JSON) names the level it was
+written at and lists every run of physical memory it left out, and why (LEFT_OUT).
+A dump written by QEMU's dump-guest-memory (paging=false: osv-dump before dumps had
+levels) holds physical memory only (its p_vaddr means nothing to us). Either may be
+zstd-compressed. The notes hold, per vCPU in order, an NT_PRSTATUS ("CORE", Linux's
+struct elf_prstatus: the general registers, FS and GS bases) and then a "QEMU" note
+(QEMU's QEMUCPUState: segment bases, GDT/IDT, CR0-CR4). There is no EFER,
+KERNEL_GS_BASE or FPU state. Beside a dump, PATH.json (`read_metadata`): what a
+reader needs, the kernel ELF and its build id first.
 
-`Dump(path)` validates the file (every problem is one `DumpError` line naming
-the file and what is wrong), then gives the physical memory
-(`read_physical`), the vCPUs' registers (`vcpus`, a plain dict each), and
-virtual memory through the guest's own x86-64 4-level page tables
-(`read_virtual(cr3, vaddr, length)`, `reader(cr3)`, `memory`).
+`Dump(path)` validates the file (every problem is one `DumpError` line naming the
+file and what is wrong), then gives the physical memory (`read_physical`), the
+vCPUs' registers (`vcpus`, a plain dict each), and virtual memory through the
+guest's own x86-64 4-level page tables (osvgdb.paging: `read_virtual(cr3, vaddr,
+length)`, `reader(cr3)`, `memory`). A read of memory the dump's level left out is a
+DumpError that says so, never zeros.
 
-GDB cannot use physical addresses, so `write_gdb_core(dump, out)` writes an ELF
-core that GDB loads beside build/kernel.elf: one PT_LOAD per run of virtual
-pages the guest's page tables map (the kernel image, the direct map at
-0xffff800000000000, the app's pages), all pointing into one copy of the
-physical memory, and one NT_PRSTATUS per vCPU.
+GDB cannot use a QEMU dump's physical addresses, so `write_gdb_core(dump, out)`
+writes an ELF core that GDB loads beside build/kernel.elf: one PT_LOAD per run of
+virtual pages the guest's page tables map (the kernel image, the direct map at
+0xffff800000000000, the app's pages), all pointing into one copy of the physical
+memory, and one NT_PRSTATUS per vCPU. `gdb_core_for` gives GDB's core for any dump.
 
 Nothing here imports gdb: the same code serves `osvgdb debug --core`, an
 inspector outside GDB, and unit tests that build dumps as bytes.
