@@ -71,12 +71,18 @@ class DebugSession(Guest):
 
     Use as a context manager (a Guest with a gdbstub: `outcome()`, `vm`,
     `gdb_socket`, `qmp_socket`); the console goes to `console` (our stdout
-    by default) through a copying thread.
+    by default) through a copying thread. Without `shared_ram` the guest's RAM
+    is QEMU's own and osv-dump cannot work (scripts/benchmark_dump's baseline).
     """
 
-    def __init__(self, options: RunOptions, *, console: BinaryIO | None = None):
+    def __init__(
+        self, options: RunOptions, *, console: BinaryIO | None = None, shared_ram: bool = True
+    ):
         super().__init__(
-            options, console=console if console is not None else sys.stdout.buffer, gdbstub=True
+            options,
+            console=console if console is not None else sys.stdout.buffer,
+            gdbstub=True,
+            shared_ram=shared_ram,
         )
         self.options: RunOptions = options
         self.root = build.repo_root()
@@ -106,6 +112,8 @@ class DebugSession(Guest):
             argv += ["-ex", "set pagination off", "-ex", "set confirm off"]
         argv += ["-ex", f"set osv-app-path {self.options.exe.resolve()}"]
         argv += ["-ex", f"set osv-qmp-socket {self.qmp_socket}"]
+        if self.ram_path is not None:
+            argv += ["-ex", f"set osv-guest-ram {self.ram_path}"]
         # Quietly: osvgdb.gdb.debug_session says what GDB's stop line would.
         argv += ["-ex", f"with suppress-cli-notifications on -- target remote {self.gdb_socket}"]
         argv += ["-ex", "python import osvgdb.gdb; osvgdb.gdb.debug_session()"]
@@ -205,6 +213,8 @@ def debug_core(options: CoreOptions) -> int:
                     )
                 else:
                     dump.check_kernel(options.dump, guest.metadata, kernel)
+                if guest.contents is not None and guest.contents.left_out:
+                    print(f"osvgdb debug: {dump.left_out_notice(options.dump, guest.contents)}", file=sys.stderr)
                 core = dump.gdb_core_for(guest, scratch)
                 app = options.app or (guest.metadata and guest.metadata.app_path)
         except dump.DumpError as error:

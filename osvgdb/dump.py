@@ -1,25 +1,30 @@
-"""Guest memory dumps: QEMU's dump-guest-memory ELF cores, read without GDB.
+"""Guest dumps, read without GDB: what osv-dump and triage write, and QEMU's own.
 
-`osv-dump PATH` (osvgdb/gdb/dump.py) has QEMU write PATH with
-`dump-guest-memory` (paging=false, format elf) and writes the metadata
-sidecar PATH.json beside it.  Such a dump holds physical memory only: each
-PT_LOAD's p_paddr is where its bytes were in the guest (its p_vaddr means
-nothing to us).  The notes hold, per vCPU in order, an NT_PRSTATUS ("CORE",
-Linux's struct elf_prstatus: the general registers, FS and GS bases) and then
-a "QEMU" note (QEMU's QEMUCPUState: segment bases, GDT/IDT, CR0-CR4).  There
-is no EFER, KERNEL_GS_BASE or FPU state.
+An osvgdb dump (osvgdb.dump_writer, `osv-dump PATH`) is an ELF core at the guest's
+virtual addresses that GDB loads as it is: each PT_LOAD's p_vaddr is where the kernel
+saw the memory, p_paddr where it was in physical memory, and past p_filesz up to
+p_memsz it is zeros the guest had. Its "OSVGDB" note (JSON) names the level it was
+written at and lists every run of physical memory it left out, and why (LEFT_OUT).
+A dump written by QEMU's dump-guest-memory (paging=false: osv-dump before dumps had
+levels) holds physical memory only (its p_vaddr means nothing to us). Either may be
+zstd-compressed. The notes hold, per vCPU in order, an NT_PRSTATUS ("CORE", Linux's
+struct elf_prstatus: the general registers, FS and GS bases) and then a "QEMU" note
+(QEMU's QEMUCPUState: segment bases, GDT/IDT, CR0-CR4). There is no EFER,
+KERNEL_GS_BASE or FPU state. Beside a dump, PATH.json (`read_metadata`): what a
+reader needs, the kernel ELF and its build id first.
 
-`Dump(path)` validates the file (every problem is one `DumpError` line naming
-the file and what is wrong), then gives the physical memory
-(`read_physical`), the vCPUs' registers (`vcpus`, a plain dict each), and
-virtual memory through the guest's own x86-64 4-level page tables
-(`read_virtual(cr3, vaddr, length)`, `reader(cr3)`, `memory`).
+`Dump(path)` validates the file (every problem is one `DumpError` line naming the
+file and what is wrong), then gives the physical memory (`read_physical`), the
+vCPUs' registers (`vcpus`, a plain dict each), and virtual memory through the
+guest's own x86-64 4-level page tables (osvgdb.paging: `read_virtual(cr3, vaddr,
+length)`, `reader(cr3)`, `memory`). A read of memory the dump's level left out is a
+DumpError that says so, never zeros.
 
-GDB cannot use physical addresses, so `write_gdb_core(dump, out)` writes an ELF
-core that GDB loads beside build/kernel.elf: one PT_LOAD per run of virtual
-pages the guest's page tables map (the kernel image, the direct map at
-0xffff800000000000, the app's pages), all pointing into one copy of the
-physical memory, and one NT_PRSTATUS per vCPU.
+GDB cannot use a QEMU dump's physical addresses, so `write_gdb_core(dump, out)`
+writes an ELF core that GDB loads beside build/kernel.elf: one PT_LOAD per run of
+virtual pages the guest's page tables map (the kernel image, the direct map at
+0xffff800000000000, the app's pages), all pointing into one copy of the physical
+memory, and one NT_PRSTATUS per vCPU. `gdb_core_for` gives GDB's core for any dump.
 
 Nothing here imports gdb: the same code serves `osvgdb debug --core`, an
 inspector outside GDB, and unit tests that build dumps as bytes.
@@ -33,9 +38,13 @@ import json
 import mmap
 import os
 import struct
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+# DumpError, NotMapped and Mapping are also this module's: readers import them from here.
+from osvgdb.paging import CR0_PG, PAGE_SIZE, DumpError, Mapping, NotMapped, PhysicalMemory  # noqa: F401
 
 # --- ELF ---------------------------------------------------------------------------------
 
@@ -78,57 +87,34 @@ QEMU_SEGMENTS_OFFSET = 8 + 18 * 8
 QEMU_CR_OFFSET = QEMU_SEGMENTS_OFFSET + len(QEMU_SEGMENTS) * QEMU_SEGMENT.size
 QEMU_STATE_SIZE = QEMU_CR_OFFSET + 5 * 8
 
-# --- x86-64 paging -----------------------------------------------------------------------
+# What an osvgdb dump (osvgdb.dump_writer) says about itself, in a note of its own:
+# JSON with the level, the guest's RAM and every run of it the dump left out, and why.
+CONTENTS_NOTE_NAME = b"OSVGDB"
+NT_CONTENTS = 0  # as QEMU's own notes: BFD takes a type it knows (1 is NT_PRSTATUS) whatever the name
+CONTENTS_FORMAT = "osvgdb dump contents"
+CONTENTS_VERSION = 1
+# Why a run of the guest's memory was left out, as a reader says it.
+LEFT_OUT = {
+    "free": "pages the kernel's allocator had free",
+    "initrd": "the initrd (a copy of the files the guest booted with)",
+    "heap": "the kernel heap",
+    "frames": "app memory",
+}
 
-PAGE_SIZE = 4096
-CR0_PG = 1 << 31
-PTE_P, PTE_W, PTE_PS = 1 << 0, 1 << 1, 1 << 7
-PTE_NX = 1 << 63
-ADDRESS_BITS = 0x000F_FFFF_FFFF_F000  # bits 51:12 of an entry or of CR3
-# More pages than any real address space of ours (16 GiB of 4 KiB pages): past it a
-# walk is going round page tables that point back at themselves.
-MAX_LEAVES = 1 << 22
-# (shift, name, a large page at this level if PS): PML4 -> PDPT -> PD -> PT.
-LEVELS = (
-    (39, "PML4", None),
-    (30, "PDPT", 1 << 30),
-    (21, "page directory", 1 << 21),
-    (12, "page table", None),
-)
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+DECOMPRESS_CHUNK = 1 << 20
 
 # --- the sidecar -------------------------------------------------------------------------
 
 METADATA_SUFFIX = ".json"
 METADATA_FORMAT = "osvgdb dump metadata"
-METADATA_VERSION = 1
-
-
-class DumpError(Exception):
-    """A dump or sidecar that cannot be used, or memory it does not hold: one line."""
-
-
-class NotMapped(DumpError):
-    """A virtual address the guest's page tables do not map (a not-present entry)."""
-
-    def __init__(self, message: str, address: int):
-        super().__init__(message)
-        self.address = address
-
-
-@dataclass(frozen=True)
-class Mapping:
-    """A run of virtual pages mapped to contiguous physical memory, with one protection."""
-
-    vaddr: int
-    paddr: int
-    size: int
-    writable: bool
-    executable: bool
+METADATA_VERSION = 2  # 2: the level and what was left out
 
 
 @dataclass(frozen=True)
 class DumpMetadata:
-    """What the sidecar PATH.json says about the dump PATH beside it."""
+    """What the sidecar PATH.json says about the dump PATH beside it.  `level` and
+    `left_out` (bytes by reason, LEFT_OUT's keys) are None for a whole-RAM QEMU dump."""
 
     kernel_path: str
     kernel_build_id: str | None
@@ -136,6 +122,8 @@ class DumpMetadata:
     qemu_version: str
     time: str
     vcpus: int
+    level: str | None = None
+    left_out: dict[str, int] | None = None
 
 
 def metadata_path(dump_path: str | os.PathLike) -> Path:
@@ -147,10 +135,21 @@ def now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
-def write_metadata(dump_path: str | os.PathLike, metadata: DumpMetadata) -> Path:
+def write_metadata(
+    dump_path: str | os.PathLike, metadata: DumpMetadata, extra: dict | None = None
+) -> Path:
+    """PATH.json, whole or not at all (a temporary name, renamed); `extra`: more keys
+    for a reader of its own (triage keeps why the guest stopped)."""
     path = metadata_path(dump_path)
     data = {"format": METADATA_FORMAT, "format_version": METADATA_VERSION, **asdict(metadata)}
-    path.write_text(json.dumps(data, indent=1) + "\n")
+    data.update(extra or {})
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -181,6 +180,8 @@ def read_metadata(dump_path: str | os.PathLike) -> DumpMetadata | None:
         "qemu_version": str,
         "time": str,
         "vcpus": int,
+        "level": (str, type(None)),
+        "left_out": (dict, type(None)),
     }
     for name, wanted in types.items():
         if not isinstance(data.get(name), wanted):
@@ -228,19 +229,52 @@ def check_kernel(
 
 @dataclass(frozen=True)
 class _Range:
-    """Physical memory [paddr, paddr + size) stored at file offset `offset`."""
+    """Physical memory [paddr, paddr + size) stored at file offset `offset`; zeros
+    when offset is None (a PT_LOAD's p_memsz past its p_filesz)."""
 
     paddr: int
     size: int
-    offset: int
+    offset: int | None
 
     @property
     def end(self) -> int:
         return self.paddr + self.size
 
 
-class Dump:
-    """A QEMU dump-guest-memory ELF core (paging=false), checked and indexed.
+@dataclass(frozen=True)
+class Contents:
+    """What an osvgdb dump says it holds (its OSVGDB note): the level it was written
+    at, the guest's RAM, and the runs of it left out with why (LEFT_OUT's keys)."""
+
+    level: str
+    ram: list[tuple[int, int]]
+    left_out: list[tuple[int, int, str]]
+    problems: list[str]
+
+    def left_out_at(self, paddr: int) -> str | None:
+        """Why the page at paddr was left out; None if it was not."""
+        index = bisect.bisect_right(self.left_out, (paddr, 1 << 64, "")) - 1
+        if index >= 0 and self.left_out[index][0] <= paddr < self.left_out[index][1]:
+            return self.left_out[index][2]
+        return None
+
+
+def left_out_notice(path: str | os.PathLike, contents: Contents) -> str:
+    """One line on what a dump left out, for a reader about to read it with GDB."""
+    whys = sorted({why for _start, _end, why in contents.left_out})
+    return (
+        f"{path}: a {contents.level} dump; it left out "
+        + ", ".join(LEFT_OUT.get(why, why) for why in whys)
+        + ": GDB cannot access memory there"
+    )
+
+
+class Dump(PhysicalMemory):
+    """A guest dump, checked and indexed: an osvgdb dump (osvgdb.dump_writer: an ELF
+    core at the guest's virtual addresses, p_paddr physical, `contents` saying what it
+    left out) or a QEMU dump-guest-memory core (paging=false: physical addresses only,
+    `contents` None), either possibly zstd-compressed (`compressed`: read from a
+    decompressed copy in an unlinked temporary file).
 
     `vcpus`: one dict of registers per vCPU, in QEMU's order (rip, rsp, rax..r15,
     rflags, the cs..gs selectors, fs_base and gs_base; with the QEMU note also
@@ -251,10 +285,16 @@ class Dump:
 
     def __init__(self, path: str | os.PathLike):
         self.path = str(path)
+        self.compressed = False
         try:
             with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+                if f.read(len(ZSTD_MAGIC)) == ZSTD_MAGIC:
+                    self.compressed = True
+                    f.seek(0)
+                    buffer = self._decompress(f)
+                else:
+                    size = os.fstat(f.fileno()).st_size
+                    buffer = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
         except OSError as error:
             raise DumpError(f"{self.path}: {error.strerror}") from None
         try:
@@ -264,10 +304,35 @@ class Dump:
             self.close()
             raise
 
+    def _decompress(self, compressed) -> mmap.mmap | bytes:
+        """The dump zstd-decompressed into an unlinked temporary file, mapped."""
+        try:
+            import zstandard
+        except ImportError:
+            raise self._error(
+                "zstd-compressed, and zstandard is not installed (run scripts/bootstrap)"
+            ) from None
+        decompressor = zstandard.ZstdDecompressor().decompressobj()
+        with tempfile.TemporaryFile(prefix="osvgdb-dump-") as out:
+            try:
+                while chunk := compressed.read(DECOMPRESS_CHUNK):
+                    out.write(decompressor.decompress(chunk))
+                    if decompressor.eof:
+                        break
+            except zstandard.ZstdError as error:
+                raise self._error(f"corrupt zstd data ({error})") from None
+            if not decompressor.eof:
+                raise self._error("truncated zstd data: the compressed dump ends early")
+            out.flush()
+            if not out.tell():
+                return b""
+            return mmap.mmap(out.fileno(), 0, access=mmap.ACCESS_READ)
+
     @classmethod
     def from_bytes(cls, data: bytes, name: str = "<bytes>") -> Dump:
         dump = cls.__new__(cls)
         dump.path = name
+        dump.compressed = False
         dump._load(data)
         dump.metadata = None
         return dump
@@ -290,22 +355,25 @@ class Dump:
         self.file_size = len(buffer)
         self._parse_header()
         notes: list[tuple[int, int]] = []
-        loads: list[tuple[int, int, int]] = []
+        loads: list[tuple[int, int, int | None]] = []
         for index in range(self._phnum):
-            (p_type, _flags, offset, _vaddr, paddr, filesz, _memsz, _align) = PHDR.unpack_from(
+            (p_type, _flags, offset, _vaddr, paddr, filesz, memsz, _align) = PHDR.unpack_from(
                 buffer, self._phoff + index * PHDR.size
             )
             if p_type == PT_NOTE:
                 self._need(offset, filesz, f"the notes (PT_NOTE of {filesz} bytes at {offset:#x})")
                 notes.append((offset, filesz))
-            elif p_type == PT_LOAD and filesz:
-                self._need(
-                    offset,
-                    filesz,
-                    f"the memory (physical {paddr:#x}-{paddr + filesz:#x} at file offset "
-                    f"{offset:#x})",
-                )
-                loads.append((paddr, filesz, offset))
+            elif p_type == PT_LOAD:
+                if filesz:
+                    self._need(
+                        offset,
+                        filesz,
+                        f"the memory (physical {paddr:#x}-{paddr + filesz:#x} at file offset "
+                        f"{offset:#x})",
+                    )
+                    loads.append((paddr, filesz, offset))
+                if memsz > filesz:  # the rest of the segment: zeros, not in the file
+                    loads.append((paddr + filesz, memsz - filesz, None))
         self._index_memory(loads)
         self._parse_notes(notes)
 
@@ -361,7 +429,8 @@ class Dump:
         for paddr, size, offset in sorted(loads, key=lambda load: (load[0], -load[1])):
             start = max(paddr, ranges[-1].end) if ranges else paddr
             if start < paddr + size:
-                ranges.append(_Range(start, paddr + size - start, offset + start - paddr))
+                at = None if offset is None else offset + start - paddr
+                ranges.append(_Range(start, paddr + size - start, at))
         if not ranges:
             raise self._error("no memory (no PT_LOAD segment with contents)")
         self.ranges = ranges
@@ -388,8 +457,11 @@ class Dump:
         prstatus: list[int] = []
         qemu: list[int] = []
         self._qemu_notes: list[bytes] = []
+        self.contents: Contents | None = None
         for name, n_type, at, size in self._iter_notes(notes):
-            if name == b"CORE" and n_type == NT_PRSTATUS:
+            if name == CONTENTS_NOTE_NAME and n_type == NT_CONTENTS:
+                self.contents = self._contents(bytes(self._buffer[at : at + size]))
+            elif name == b"CORE" and n_type == NT_PRSTATUS:
                 if size < PRSTATUS_REGS + USER_REGS_STRUCT.size:
                     raise self._error(f"an NT_PRSTATUS note of {size} bytes is too short")
                 prstatus.append(at)
@@ -408,6 +480,22 @@ class Dump:
         # A QEMU note's FS and GS bases are its PRSTATUS's, which has the last word.
         for registers, at in zip(self.vcpus, qemu):  # noqa: B905 (counts checked above)
             registers.update({k: v for k, v in self._qemu_state(at).items() if k not in registers})
+
+    def _contents(self, desc: bytes) -> Contents:
+        try:
+            data = json.loads(desc.rstrip(b"\0"))
+            if data["format"] != CONTENTS_FORMAT:
+                raise ValueError(f"format {data['format']!r}")
+            if data["version"] > CONTENTS_VERSION:
+                raise ValueError(f"version {data['version']}, this osvgdb reads {CONTENTS_VERSION}")
+            return Contents(
+                level=str(data["level"]),
+                ram=[(int(s), int(e)) for s, e in data["ram"]],
+                left_out=sorted((int(s), int(e), str(why)) for s, e, why in data["left_out"]),
+                problems=[str(p) for p in data["problems"]],
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise self._error(f"its OSVGDB note is not one this osvgdb reads ({error})") from None
 
     def _prstatus(self, at: int) -> dict[str, int]:
         values = USER_REGS_STRUCT.unpack_from(self._buffer, at + PRSTATUS_REGS)
@@ -442,68 +530,46 @@ class Dump:
         while remaining:
             index = bisect.bisect_right(self._starts, address) - 1
             if index < 0 or address >= self.ranges[index].end:
-                raise DumpError(f"physical address {address:#x} is not in the dump")
+                raise DumpError(self._physical_miss(address))
             found = self.ranges[index]
             take = min(remaining, found.end - address)
-            start = found.offset + address - found.paddr
-            parts.append(self._buffer[start : start + take])
+            if found.offset is None:
+                parts.append(bytes(take))
+            else:
+                start = found.offset + address - found.paddr
+                parts.append(self._buffer[start : start + take])
             address += take
             remaining -= take
         return b"".join(parts)
 
-    # --- virtual memory ---
+    def _physical_miss(self, paddr: int) -> str:
+        why = self.contents.left_out_at(paddr) if self.contents else None
+        if why is not None:
+            return (
+                f"physical address {paddr:#x} is not in this dump: level {self.contents.level} "
+                f"left out {LEFT_OUT.get(why, why)}"
+            )
+        return f"physical address {paddr:#x} is not in the dump"
 
-    def translate(self, cr3: int, vaddr: int) -> tuple[int, int]:
-        """(physical address, bytes left in its page) of vaddr under the page tables at cr3."""
-        if not _canonical(vaddr):
-            raise NotMapped(f"virtual address {vaddr:#x} is not canonical", vaddr)
-        table = cr3 & ADDRESS_BITS
-        for shift, level, large in LEVELS:
-            (entry,) = struct.unpack("<Q", self._entry_bytes(table, vaddr, shift, level))
-            if not entry & PTE_P:
-                raise NotMapped(
-                    f"virtual address {vaddr:#x} is not mapped (its {level} entry is not "
-                    f"present; CR3 {cr3:#x})",
-                    vaddr,
-                )
-            if shift == 12 or (large and entry & PTE_PS):
-                page = 1 << shift
-                base = entry & ADDRESS_BITS & ~(page - 1)
-                offset = vaddr & (page - 1)
-                return base + offset, page - offset
-            table = entry & ADDRESS_BITS
-        raise AssertionError("unreachable")
+    # --- virtual memory (osvgdb.paging) ---
 
-    def _entry_bytes(self, table: int, vaddr: int, shift: int, level: str) -> bytes:
-        address = table + ((vaddr >> shift) & 511) * 8
-        try:
-            return self.read_physical(address, 8)
-        except DumpError:
-            raise DumpError(
-                f"virtual address {vaddr:#x}: its {level} at physical {table:#x} is not in the dump"
-            ) from None
+    def _table_miss(self, vaddr: int, level: str, table: int) -> DumpError:
+        why = self.contents.left_out_at(table) if self.contents else None
+        if why is None:
+            return super()._table_miss(vaddr, level, table)
+        return DumpError(
+            f"{vaddr:#x} is not in this dump: level {self.contents.level} left out "
+            f"{LEFT_OUT.get(why, why)} and the {level} that maps it (physical {table:#x})"
+        )
 
-    def read_virtual(self, cr3: int, vaddr: int, length: int) -> bytes:
-        """length bytes from vaddr in the address space of the page tables at cr3."""
-        if length < 0 or not 0 <= vaddr <= (1 << 64) - max(length, 1):
-            raise DumpError(f"bad virtual read of {length} bytes at {vaddr:#x}")
-        parts = []
-        address, remaining = vaddr, length
-        while remaining:
-            paddr, in_page = self.translate(cr3, address)
-            take = min(remaining, in_page)
-            parts.append(self.read_physical(paddr, take))
-            address += take
-            remaining -= take
-        return b"".join(parts)
-
-    def reader(self, cr3: int) -> Callable[[int, int], bytes]:
-        """read(address, length) -> bytes in the address space of the page tables at cr3."""
-
-        def read(address: int, length: int) -> bytes:
-            return self.read_virtual(cr3, address, length)
-
-        return read
+    def _virtual_miss(self, vaddr: int, paddr: int, error: DumpError) -> DumpError:
+        why = self.contents.left_out_at(paddr) if self.contents else None
+        if why is None:
+            return error
+        return DumpError(
+            f"{vaddr:#x} is not in this dump: level {self.contents.level} left out "
+            f"{LEFT_OUT.get(why, why)} (physical {paddr:#x})"
+        )
 
     @property
     def kernel_cr3(self) -> int | None:
@@ -521,54 +587,6 @@ class Dump:
         cr3 = self.kernel_cr3
         return self.read_physical if cr3 is None else self.reader(cr3)
 
-    def mappings(self, cr3: int) -> Iterator[Mapping]:
-        """Every present mapping of the page tables at cr3, in address order, adjacent
-        pages with contiguous frames and one protection joined.  A table outside the
-        dump is passed over (its addresses stay unmapped)."""
-        pending: Mapping | None = None
-        for count, leaf in enumerate(self._leaves(cr3 & ADDRESS_BITS, 0, 0, True, True)):
-            if count == MAX_LEAVES:
-                raise self._error(
-                    f"the page tables at CR3 {cr3:#x} map more than {MAX_LEAVES} pages: "
-                    "tables that point back at themselves?"
-                )
-            if (
-                pending is not None
-                and pending.vaddr + pending.size == leaf.vaddr
-                and pending.paddr + pending.size == leaf.paddr
-                and (pending.writable, pending.executable) == (leaf.writable, leaf.executable)
-            ):
-                pending = Mapping(
-                    pending.vaddr, pending.paddr, pending.size + leaf.size,
-                    pending.writable, pending.executable,
-                )  # fmt: skip
-                continue
-            if pending is not None:
-                yield pending
-            pending = leaf
-        if pending is not None:
-            yield pending
-
-    def _leaves(
-        self, table: int, depth: int, base: int, writable: bool, executable: bool
-    ) -> Iterator[Mapping]:
-        shift, _level, large = LEVELS[depth]
-        try:
-            entries = struct.unpack("<512Q", self.read_physical(table, PAGE_SIZE))
-        except DumpError:
-            return
-        for index, entry in enumerate(entries):
-            if not entry & PTE_P:
-                continue
-            vaddr = _sign_extend(base | (index << shift))
-            w = writable and bool(entry & PTE_W)
-            x = executable and not entry & PTE_NX
-            if shift == 12 or (large and entry & PTE_PS):
-                page = 1 << shift
-                yield Mapping(vaddr, entry & ADDRESS_BITS & ~(page - 1), page, w, x)
-            else:
-                yield from self._leaves(entry & ADDRESS_BITS, depth + 1, vaddr, w, x)
-
     def mapped_pieces(self, mapping: Mapping) -> Iterator[tuple[int, int, int]]:
         """(vaddr, paddr, size) of the parts of a mapping whose memory the dump holds."""
         for found in self.ranges:
@@ -580,15 +598,6 @@ class Dump:
 
 def _align4(n: int) -> int:
     return (n + 3) & ~3
-
-
-def _sign_extend(vaddr: int) -> int:
-    return vaddr | 0xFFFF_0000_0000_0000 if vaddr & (1 << 47) else vaddr
-
-
-def _canonical(vaddr: int) -> bool:
-    top = vaddr >> 47
-    return top == 0 or top == (1 << 17) - 1
 
 
 # --- a core GDB can load -----------------------------------------------------------------
@@ -615,14 +624,14 @@ def virtual_segments(dump: Dump) -> list[tuple[int, int, int, int]]:
         for mapping in dump.mappings(cr3):
             flags = PF_R | (PF_W if mapping.writable else 0) | (PF_X if mapping.executable else 0)
             for vaddr, paddr, size in dump.mapped_pieces(mapping):
-                for start, end in _free_parts(taken, vaddr, vaddr + size):
+                for start, end in free_parts(taken, vaddr, vaddr + size):
                     segments.append((start, paddr + start - vaddr, end - start, flags))
                     claimed.append((start, end))
         taken = sorted(taken + claimed)
     return sorted(segments)
 
 
-def _free_parts(taken: list[tuple[int, int]], start: int, end: int) -> Iterator[tuple[int, int]]:
+def free_parts(taken: list[tuple[int, int]], start: int, end: int) -> Iterator[tuple[int, int]]:
     """The parts of [start, end) outside the sorted, disjoint intervals `taken`."""
     index = max(0, bisect.bisect_right(taken, (start, start)) - 1)
     for t_start, t_end in taken[index:]:
@@ -655,6 +664,45 @@ def note(name: bytes, n_type: int, desc: bytes) -> bytes:
     )
 
 
+def vcpu_notes(vcpus: list[dict[str, int]], qemu_notes: list[bytes]) -> bytes:
+    """One NT_PRSTATUS per vCPU (pr_pid = its number + 1, as QEMU numbers them, so
+    GDB's `info threads` shows LWP 1..N), then QEMU's CPU state notes as they were."""
+    notes = b"".join(prstatus_note(regs, index + 1) for index, regs in enumerate(vcpus))
+    return notes + b"".join(note(QEMU_NOTE_NAME, 0, state) for state in qemu_notes)
+
+
+def core_memory_offset(loads: int, notes_size: int) -> int:
+    """Where a core's memory may start (page aligned): after its ELF header, program
+    headers (a PT_NOTE and `loads` PT_LOADs), PN_XNUM's section header and notes."""
+    phnum = 1 + loads
+    headers = EHDR.size + phnum * PHDR.size + (SHDR.size if phnum >= PN_XNUM else 0)
+    return _page_align(headers + notes_size)
+
+
+def load_header(vaddr: int, paddr: int, offset: int, filesz: int, memsz: int, flags: int) -> bytes:
+    """A PT_LOAD: memsz bytes at vaddr (physical paddr), the first filesz of them at
+    file offset `offset`, the rest zeros."""
+    align = PAGE_SIZE if (offset - vaddr) % PAGE_SIZE == 0 else 1
+    return PHDR.pack(PT_LOAD, flags, offset, vaddr, paddr, filesz, memsz, align)
+
+
+def core_prefix(loads: list[bytes], notes: bytes) -> bytes:
+    """An x86-64 ELF core up to its memory: the header, the PT_NOTE and `loads`, the
+    section header that counts them past 65534 (PN_XNUM), and the notes."""
+    phnum = 1 + len(loads)
+    extended = phnum >= PN_XNUM
+    notes_offset = EHDR.size + phnum * PHDR.size + (SHDR.size if extended else 0)
+    header = EHDR.pack(
+        ELF_MAGIC + bytes([ELFCLASS64, ELFDATA2LSB, 1]) + bytes(9),
+        ET_CORE, EM_X86_64, 1, 0, EHDR.size, EHDR.size + phnum * PHDR.size if extended else 0,
+        0, EHDR.size, PHDR.size, PN_XNUM if extended else phnum, SHDR.size if extended else 0,
+        1 if extended else 0, 0,
+    )  # fmt: skip
+    note_header = PHDR.pack(PT_NOTE, 0, notes_offset, 0, 0, len(notes), len(notes), 4)
+    section = SHDR.pack(0, 0, 0, 0, 0, 0, 0, phnum, 0, 0) if extended else b""
+    return header + note_header + b"".join(loads) + section + notes
+
+
 def write_gdb_core(dump: Dump, out_path: str | os.PathLike) -> Path:
     """Write an ELF core of dump's memory at its virtual addresses, for GDB.
 
@@ -666,15 +714,9 @@ def write_gdb_core(dump: Dump, out_path: str | os.PathLike) -> Path:
     Written to a temporary name and renamed: out_path is whole or absent.
     """
     segments = virtual_segments(dump)
-    notes = b"".join(prstatus_note(regs, index + 1) for index, regs in enumerate(dump.vcpus))
-    notes += b"".join(note(QEMU_NOTE_NAME, 0, state) for state in dump._qemu_notes)
-    phnum = 1 + len(segments)
-    extended = phnum >= PN_XNUM
-    headers_end = EHDR.size + phnum * PHDR.size + (SHDR.size if extended else 0)
-    notes_offset = headers_end
-    memory_offset = _page_align(notes_offset + len(notes))
+    notes = vcpu_notes(dump.vcpus, dump._qemu_notes)
     # Where each physical range of the dump lands in the core.
-    copies, position = [], memory_offset
+    copies, position = [], core_memory_offset(len(segments), len(notes))
     for found in dump.ranges:
         copies.append((found, position))
         position = _page_align(position + found.size)
@@ -686,26 +728,19 @@ def write_gdb_core(dump: Dump, out_path: str | os.PathLike) -> Path:
         found, at = copies[bisect.bisect_right(starts, paddr) - 1]
         return at + paddr - found.paddr
 
-    shoff = EHDR.size + phnum * PHDR.size if extended else 0
-    header = EHDR.pack(
-        ELF_MAGIC + bytes([ELFCLASS64, ELFDATA2LSB, 1]) + bytes(9),
-        ET_CORE, EM_X86_64, 1, 0, EHDR.size, shoff, 0, EHDR.size, PHDR.size,
-        PN_XNUM if extended else phnum, SHDR.size if extended else 0, 1 if extended else 0, 0,
-    )  # fmt: skip
-    phdrs = [PHDR.pack(PT_NOTE, 0, notes_offset, 0, 0, len(notes), len(notes), 4)]
-    for vaddr, paddr, size, flags in segments:
-        offset = file_offset(paddr)
-        align = PAGE_SIZE if (offset - vaddr) % PAGE_SIZE == 0 else 1
-        phdrs.append(PHDR.pack(PT_LOAD, flags, offset, vaddr, paddr, size, size, align))
-    section = SHDR.pack(0, 0, 0, 0, 0, 0, 0, phnum, 0, 0) if extended else b""
-
+    loads = [
+        load_header(vaddr, paddr, file_offset(paddr), size, size, flags)
+        for vaddr, paddr, size, flags in segments
+    ]
     out_path = Path(out_path)
     temporary = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     try:
         with open(temporary, "wb") as out:
-            out.write(header + b"".join(phdrs) + section + notes)
+            out.write(core_prefix(loads, notes))
             zero = bytes(COPY_CHUNK)
             for found, at in copies:
+                if found.offset is None:
+                    continue  # zeros: a hole of the sparse file
                 for start in range(0, found.size, COPY_CHUNK):
                     end = min(found.size, start + COPY_CHUNK)
                     chunk = dump._buffer[found.offset + start : found.offset + end]
@@ -728,9 +763,12 @@ CORE_SUFFIX = ".core"
 
 
 def gdb_core_for(dump: Dump, scratch: str | os.PathLike) -> Path:
-    """dump's GDB core, DUMP.core beside it: written by write_gdb_core unless one
-    newer than the dump is there; in the directory scratch instead when the dump's
-    own directory is not writable."""
+    """The core GDB loads for dump: an osvgdb dump itself; else DUMP.core beside it,
+    written unless one newer than the dump is there (in the directory scratch
+    instead when the dump's own directory is not writable): a compressed dump
+    decompressed, a QEMU dump converted by write_gdb_core."""
+    if dump.contents is not None and not dump.compressed:
+        return Path(dump.path)
     beside = Path(dump.path + CORE_SUFFIX)
     try:
         if beside.stat().st_mtime_ns >= os.stat(dump.path).st_mtime_ns:
@@ -739,6 +777,22 @@ def gdb_core_for(dump: Dump, scratch: str | os.PathLike) -> Path:
         pass
     target = beside if os.access(beside.parent, os.W_OK) else Path(scratch) / beside.name
     try:
-        return write_gdb_core(dump, target)
+        if dump.contents is None:
+            return write_gdb_core(dump, target)
+        return _write_whole(target, dump._buffer)
     except OSError as error:
         raise DumpError(f"{target}: {error.strerror}") from None
+
+
+def _write_whole(path: Path, data) -> Path:
+    """data at path, whole or not at all (a temporary name, renamed)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temporary, "wb") as out:
+            for start in range(0, len(data), COPY_CHUNK):
+                out.write(data[start : start + COPY_CHUNK])
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path

@@ -1,5 +1,7 @@
 """`osvgdb inspect DUMP tcb|syscalls|auxv`: what osv-tcb, osv-syscalls and osv-auxv
-showed at the stop a dump was taken (osv-dump), read without GDB.
+showed at the stop a dump was taken (osv-dump), read without GDB; `memory ADDRESS
+[LENGTH]`: bytes as the kernel saw them there (one line saying so for memory the
+dump's level left out).
 
 The dump (a QEMU dump-guest-memory core, osvgdb.dump) gives physical memory and
 each vCPU's registers; the kernel ELF named in its sidecar (or --kernel) gives
@@ -32,6 +34,8 @@ from osvgdb.model.tcb import format_tcb, tcb_data, tcb_report
 
 NAME = "osvgdb inspect"
 EXIT_UNREADABLE = 2  # as osvgdb debug --core: a dump that cannot be read, or another kernel's
+MEMORY_DEFAULT, MEMORY_MAX = 64, 1 << 20
+BYTES_PER_LINE = 16
 
 
 def number(text: str) -> int:
@@ -55,7 +59,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_history_arguments(syscalls, number)
     auxv = views.add_parser("auxv", help="what osv-auxv showed", prog=f"{NAME} DUMP auxv")
-    for view in (tcb, syscalls, auxv):
+    memory = views.add_parser(
+        "memory",
+        help="bytes at a virtual address, through the kernel's page tables",
+        prog=f"{NAME} DUMP memory",
+    )
+    memory.add_argument("address", type=number, metavar="ADDRESS", help="decimal or 0x...")
+    memory.add_argument(
+        "length",
+        type=number,
+        nargs="?",
+        default=MEMORY_DEFAULT,
+        metavar="LENGTH",
+        help=f"how many bytes (default {MEMORY_DEFAULT}, at most {MEMORY_MAX})",
+    )
+    for view in (tcb, syscalls, auxv, memory):
         view.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -82,10 +100,25 @@ def report(args: argparse.Namespace) -> tuple[object, list[str]]:
         if args.view == "syscalls":
             data = history_report(kernel, history_filter(kernel, args))
             return data, format_history(data, NAME)
+        if args.view == "memory":
+            return memory_report(kernel, args.address, args.length)
         metadata = read_metadata(args.dump)
         app = args.app or (metadata.app_path if metadata else None)
         data = auxv_report(kernel, app)
         return data, format_auxv(data)
+
+
+def memory_report(kernel: Kernel, address: int, length: int) -> tuple[object, list[str]]:
+    """LENGTH bytes at ADDRESS: {"address", "length", "hex"}, and a hex dump."""
+    if not 0 < length <= MEMORY_MAX:
+        raise FilterError(f"LENGTH must be 1 to {MEMORY_MAX}")
+    data = kernel.read(address, length)
+    lines = []
+    for at in range(0, length, BYTES_PER_LINE):
+        row = data[at : at + BYTES_PER_LINE]
+        text = "".join(chr(b) if 32 <= b < 127 else "." for b in row)
+        lines.append(f"{address + at:#018x}: {row.hex(' '):<{BYTES_PER_LINE * 3 - 1}}  {text}")
+    return {"address": address, "length": length, "hex": data.hex()}, lines
 
 
 def inspect(args: argparse.Namespace) -> int:

@@ -18,7 +18,8 @@ before anyone watches.
 Everything a run needs on disk (initrd, debugcon log, QEMU's stderr, the QMP
 socket, and for `osvgdb debug` the gdbstub socket) lives in one private
 directory (mode 0700, from tempfile.mkdtemp).  Sockets are unix sockets
-there, never TCP on a public address.
+there, never TCP on a public address.  With `shared_ram` the guest's RAM is a
+memfd of ours (osvgdb.guestram), in no directory at all: dumps read it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ import tempfile
 from collections.abc import Callable
 from typing import BinaryIO
 from pathlib import Path
+
+from osvgdb import guestram
 
 QEMU = "qemu-system-x86_64"
 MEMORY = "2G"
@@ -133,6 +136,7 @@ def command_line(
     stopped: bool = False,
     memory: str = MEMORY,
     pause_on_reset: bool = False,
+    ram_path: str | None = None,
 ) -> list[str]:
     """The whole QEMU command line, in one place.
 
@@ -152,6 +156,9 @@ def command_line(
     With `pause_on_reset` a triple fault (a reset, which -no-reboot turns into
     a shutdown) pauses the machine instead of ending QEMU, so its state can
     still be read (QMP sends SHUTDOWN with reason guest-reset; GDB sees a stop).
+
+    With `ram_path` the guest's RAM is that file (osvgdb.guestram's memfd),
+    mapped shared, so what the guest writes can be read there.
     """
     debug = ["-S"] if stopped else []
     if gdb_socket is not None:
@@ -161,9 +168,14 @@ def command_line(
         debug += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
     if pause_on_reset:
         debug += ["-action", "shutdown=pause"]
+    machine = f"microvm,accel={accel},auto-kernel-cmdline=off"
+    ram = []
+    if ram_path is not None:
+        machine += ",memory-backend=ram"
+        ram = ["-object", f"memory-backend-file,id=ram,size={memory},mem-path={ram_path},share=on"]
     return [
         QEMU,
-        "-machine", f"microvm,accel={accel},auto-kernel-cmdline=off",
+        "-machine", machine,
         "-cpu", cpu_model(accel, fsgsbase=fsgsbase),
         "-m", memory,
         "-smp", str(smp),
@@ -177,6 +189,7 @@ def command_line(
         "-debugcon", f"file:{debugcon}",
         "-device", f"isa-debug-exit,iobase={ISA_DEBUG_EXIT_PORT:#x},iosize=4",
         "-no-reboot",
+        *ram,
         *debug,
     ]  # fmt: skip
 
@@ -215,7 +228,8 @@ class Qemu:
     console from `console` (a pipe) and, with `input`, write the guest's
     serial input to `stdin` (a pipe); leaving the context kills QEMU if it
     still runs and removes the directory.  QMP listens on `qmp_socket`; with
-    `gdbstub`, the gdbstub on `gdb_socket`.
+    `gdbstub`, the gdbstub on `gdb_socket`.  With `shared_ram` the guest's RAM
+    is a memfd of ours, `ram_path` (osvgdb.guestram), closed with the rest.
     """
 
     def __init__(
@@ -229,6 +243,7 @@ class Qemu:
         memory: str = MEMORY,
         pause_on_reset: bool = False,
         input: bool = False,
+        shared_ram: bool = False,
     ):
         self.kernel = kernel
         self.input = input
@@ -246,6 +261,12 @@ class Qemu:
         self.gdb_socket = self.workdir / "gdb.sock" if gdbstub else None
         self.qmp_socket = self.workdir / "qmp.sock"
         self.process: subprocess.Popen[bytes] | None = None
+        self._ram_fd = guestram.create() if shared_ram else None
+
+    @property
+    def ram_path(self) -> str | None:
+        """Where the guest's RAM can be read (osvgdb.guestram.GuestRam), or None."""
+        return None if self._ram_fd is None else guestram.ram_path(self._ram_fd)
 
     def __enter__(self) -> Qemu:
         return self
@@ -279,6 +300,7 @@ class Qemu:
             stopped=True,
             memory=self.memory,
             pause_on_reset=self.pause_on_reset,
+            ram_path=self.ram_path,
         )
 
     def start(self, cmdline: str) -> None:
@@ -345,5 +367,8 @@ class Qemu:
                 except OSError:
                     pass  # bytes for a QEMU that is gone
             shutil.rmtree(self.workdir, ignore_errors=True)
+            if self._ram_fd is not None:
+                os.close(self._ram_fd)
+                self._ram_fd = None
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -280,6 +280,8 @@ class Guest:
     the QMP socket (`qmp_socket`) is left free for whoever wants it, unless
     `keep_monitor` keeps it (triage: its events and dumps while GDB runs the
     guest).  `pause_on_reset`: a triple fault pauses QEMU with its state kept.
+    A guest with a gdbstub can be dumped: its RAM is shared with us (`ram_path`,
+    osvgdb.guestram), unless `shared_ram` says otherwise.
 
     Leaving the context (or close()) kills QEMU if it still runs, after which
     the whole console has been copied, and removes QEMU's directory.
@@ -293,8 +295,10 @@ class Guest:
         gdbstub: bool = False,
         keep_monitor: bool = False,
         pause_on_reset: bool = False,
+        shared_ram: bool | None = None,
     ):
         self.options = options
+        self.shared_ram = gdbstub if shared_ram is None else shared_ram
         self.console_out = console
         self.gdbstub = gdbstub
         self.keep_monitor = keep_monitor
@@ -348,6 +352,7 @@ class Guest:
             memory=options.memory,
             pause_on_reset=self.pause_on_reset,
             input=input_mode != "none",
+            shared_ram=self.shared_ram,
         )
         try:
             initrd.write_initrd(
@@ -432,6 +437,11 @@ class Guest:
     def qmp_socket(self) -> Path:
         assert self.vm is not None
         return self.vm.qmp_socket
+
+    @property
+    def ram_path(self) -> str | None:
+        """Where the guest's RAM can be read while QEMU runs (with a gdbstub), or None."""
+        return None if self.vm is None else self.vm.ram_path
 
     def outcome(self) -> BootOutcome:
         """What has come of the boot so far, without waiting: RUNNING while

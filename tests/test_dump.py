@@ -387,7 +387,7 @@ def test_sidecar_round_trip_and_dump_reads_it(tmp_path: Path) -> None:
     written = write_metadata(path, METADATA)
     assert written == tmp_path / "x.dump.json"
     data = json.loads(written.read_text())
-    assert data["format"] == "osvgdb dump metadata" and data["format_version"] == 1
+    assert data["format"] == "osvgdb dump metadata" and data["format_version"] == 2
     assert read_metadata(path) == METADATA
     with Dump(path) as dump:
         assert dump.metadata == METADATA
@@ -399,7 +399,7 @@ def test_sidecar_round_trip_and_dump_reads_it(tmp_path: Path) -> None:
     [
         ("{", "not JSON"),
         ("[]", "not an osvgdb dump sidecar"),
-        ('{"format": "osvgdb dump metadata", "format_version": 2}', "format version 2, this"),
+        ('{"format": "osvgdb dump metadata", "format_version": 3}', "format version 3, this"),
         ('{"format": "osvgdb dump metadata", "format_version": 1}', "kernel_path is missing"),
     ],
 )

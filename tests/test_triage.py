@@ -21,6 +21,7 @@ from osvgdb.run import QEMU_UP_TIME
 
 SCHEMA = json.loads((ROOT / "osvgdb/triage/report.schema.json").read_text())
 RUNS_PER_CASE = 2
+MAX_DUMP = 16 << 20  # a one-thread crash's dump, apparent size
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +93,12 @@ def test_crash_in_a_secondary_thread(kernel: None, tmp_path: Path) -> None:
     assert crossing and "page fault" in crossing[0]["function"]
     store = next(f for f in guilty["backtrace"]["frames"] if f["function"] == "store_result")
     assert store["file"].endswith("nullthread.c") and store["line"] > 0
-    # Every vCPU has its mode and FS verdict; the dump is saved and reopens.
+    # Every vCPU has its mode and FS verdict; the dump is saved, small, and reopens.
     assert [v["verdict"] for v in data["vcpus"]] == ["consistent", "consistent"]
     dump = Path(data["dump"]["path"])
     try:
+        assert data["dump"]["level"] == "used" and set(data["dump"]["left_out"]) == {"initrd"}
+        assert data["dump"]["size"] == dump.stat().st_size <= MAX_DUMP
         shown = osvgdb_inspect(dump, "tcb", "--json")
         assert shown.returncode == 0, shown.stderr
         assert {t["tid"] for t in json.loads(shown.stdout)["threads"]} == {t["tid"] for t in data["threads"]}
@@ -228,9 +231,14 @@ def test_store_keeps_the_first_dump_and_counts(kernel: None, tmp_path: Path) -> 
     occurrences = json.loads((bucket / "occurrences.json").read_text())
     assert occurrences["count"] == 2 and occurrences["signature"] == first["signature"]
     assert sorted(p.name for p in bucket.iterdir()) == sorted(
-        ["console.txt", "dump.core", "dump.core.json", "occurrences.json", "report.json", "report.md", "runs"]
+        ["console.txt", "dump.core.zst", "dump.core.zst.json", "occurrences.json", "report.json", "report.md", "runs"]
     )
     assert json.loads((store / "index.json").read_text())[first["signature"]]["count"] == 2
+    # The stored dump is zstd-compressed and reopens offline to the same signature.
+    stored = bucket / "dump.core.zst"
+    assert first["dump"]["path"] == str(stored) and stored.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"
+    offline, _ = triage(tmp_path, "--core", str(stored), name="offline")
+    assert offline["signature"] == first["signature"] and offline["outcome"] == first["outcome"]
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])

@@ -30,16 +30,43 @@ static u64 total_frames;        /* the RAM the kernel manages, kernel image and 
 
 static u64 *kernel_pml4;
 
+/*
+ * What a debugger's dump needs to tell used pages from free ones (osvgdb's `osv-dump
+ * --level`, read through osvgdb/model/memory.py by these symbols and their DWARF): the
+ * allocator keeps no per-page state, so a page of RAM is in use unless it lies in
+ * free_ranges[] or on the free list. What was taken out before the allocator started is
+ * listed here with why, so a dump can say "the initrd" or "the kernel heap" for what it
+ * left out instead of guessing from addresses.
+ */
+enum mm_reserved_kind {
+    MM_RESERVED_BOOT,               /* below 1 MiB: real-mode area, start info, command line */
+    MM_RESERVED_KERNEL,             /* the kernel image */
+    MM_RESERVED_INITRD,             /* the boot modules: the initrd, a copy of host files */
+    MM_RESERVED_HEAP,               /* kmalloc's one contiguous reservation */
+};
+struct mm_reserved {
+    u64 start, end;                 /* physical, page aligned */
+    enum mm_reserved_kind kind;
+};
+#define MAX_RESERVED 8
+struct mm_reserved mm_reserved[MAX_RESERVED];
+unsigned nr_mm_reserved;
+/* PHYS_MEM as data: the free list links frames by physical address, which a debugger
+   reads through the direct map (macros are not in the symbols it has). */
+const u64 mm_direct_map = PHYS_MEM;
+
 /* Lock order: pt_lock, then frame_lock; heap_lock alone. None is held across a TLB shootdown. */
 static struct spinlock frame_lock = SPINLOCK_INIT;
 static struct spinlock heap_lock = SPINLOCK_INIT;
 static struct spinlock pt_lock = SPINLOCK_INIT;
 
 /* Remove [start, end) from the free ranges (boot data, the kernel, the initrd). */
-static void reserve(u64 start, u64 end)
+static void reserve(u64 start, u64 end, enum mm_reserved_kind kind)
 {
     start = ALIGN_DOWN(start, PAGE_SIZE);
     end = ALIGN_UP(end, PAGE_SIZE);
+    if (nr_mm_reserved < MAX_RESERVED)
+        mm_reserved[nr_mm_reserved++] = (struct mm_reserved){ start, end, kind };
     for (unsigned i = 0; i < nr_free_ranges; i++) {
         struct range *r = &free_ranges[i];
         if (end <= r->start || start >= r->end)
@@ -65,25 +92,15 @@ static void add_ram(u64 start, u64 end)
         free_ranges[nr_free_ranges++] = (struct range){ start, end };
 }
 
-/*
- * Contiguous physical pages, taken from the ranges; used for the heap, never freed.
- * Memory above the kernel's image goes first: while it lasts, everything the kernel
- * ever allocated lies between its image and the end of RAM, so a debugger's dump of
- * that window alone (osvgdb triage: 256 MiB instead of all RAM) holds it all. Below
- * the image is used only after that.
- */
+/* Contiguous physical pages, taken from the first range that has them; never freed. */
 static u64 contig_alloc(u64 npages)
 {
-    for (int above = 1; above >= 0; above--) {
-        for (unsigned i = 0; i < nr_free_ranges; i++) {
-            struct range *r = &free_ranges[i];
-            if ((r->start >= (u64)kernel_start) != above)
-                continue;
-            if (r->end - r->start >= npages * PAGE_SIZE) {
-                u64 pa = r->start;
-                r->start += npages * PAGE_SIZE;
-                return pa;
-            }
+    for (unsigned i = 0; i < nr_free_ranges; i++) {
+        struct range *r = &free_ranges[i];
+        if (r->end - r->start >= npages * PAGE_SIZE) {
+            u64 pa = r->start;
+            r->start += npages * PAGE_SIZE;
+            return pa;
         }
     }
     return 0;
@@ -195,17 +212,19 @@ void mm_init(const struct hvm_start_info *si)
     } else {
         add_ram(0, 512UL << 20);    /* QEMU without a memory map: assume our smallest -m */
     }
-    reserve(0, 0x100000);           /* real-mode area, start info, command line */
-    reserve((u64)kernel_start, (u64)kernel_end);
+    reserve(0, 0x100000, MM_RESERVED_BOOT);     /* real-mode area, start info, command line */
+    reserve((u64)kernel_start, (u64)kernel_end, MM_RESERVED_KERNEL);
     const struct hvm_modlist_entry *mods = phys_to_virt(si->modlist_paddr);
     for (u32 i = 0; i < si->nr_modules; i++)
-        reserve(mods[i].paddr, mods[i].paddr + mods[i].size);
+        reserve(mods[i].paddr, mods[i].paddr + mods[i].size, MM_RESERVED_INITRD);
 
     total_frames = frames_free_count();
 
     u64 heap = contig_alloc(HEAP_SIZE / PAGE_SIZE);
     if (!heap)
         panic("not enough memory for the kernel heap");
+    if (nr_mm_reserved < MAX_RESERVED)
+        mm_reserved[nr_mm_reserved++] = (struct mm_reserved){ heap, heap + HEAP_SIZE, MM_RESERVED_HEAP };
     heap_next = phys_to_virt(heap);
     heap_end = heap_next + HEAP_SIZE;
 

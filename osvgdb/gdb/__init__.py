@@ -84,6 +84,7 @@ def register() -> None:
     command.DebugParameter()
     appsyms.AppPathParameter()
     dump.QmpSocketParameter()
+    dump.GuestRamParameter()
     cli_commands = []
     for command_class in (
         tcb.OsvTcb,

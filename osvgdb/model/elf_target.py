@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from osvgdb.decode.layout import Layout, enums_from_elf, layouts_from_elf
+from osvgdb.paging import CR0_PG, DumpError
 from osvgdb.model.target import TargetError, Vcpu
 
 # Every struct and enum the model reads: one DWARF pass each.
@@ -28,8 +29,17 @@ STRUCTS = [
     "trap_frame",
     "fscheck_state",
     "panic_report",
+    "range",
+    "mm_reserved",
 ]
-ENUMS = ["thread_state", "interrupt_vector", "fscheck_rule", "fscheck_where", "syscall_record_flags"]
+ENUMS = [
+    "thread_state",
+    "interrupt_vector",
+    "fscheck_rule",
+    "fscheck_where",
+    "syscall_record_flags",
+    "mm_reserved_kind",
+]
 
 
 class ElfKernel:
@@ -157,3 +167,52 @@ class DumpTarget(ElfSymbolsTarget):
 
     def vcpu_count(self) -> int:
         return len(self.dump.vcpus)
+
+
+class MemoryTarget:
+    """The model's target over guest physical memory read through the kernel's page
+    tables (an osvgdb.paging.PhysicalMemory: the live guest's RAM, shared with QEMU,
+    while the guest is stopped), the vCPUs' registers as QEMU gave them, and the
+    symbols, layouts and enums of another target (the kernel ELF's, or GDB's);
+    `kernel_path`, the kernel ELF, for the unwinder."""
+
+    def __init__(self, symbols, memory, vcpus: list[dict[str, int]], *, kernel_path=None):
+        self.symbols = symbols
+        self.kernel_path = kernel_path
+        self.memory = memory
+        self._vcpus = vcpus
+        self.cr3 = next(
+            (r["cr3"] for r in vcpus if r.get("cr0", 0) & CR0_PG and "cr3" in r), None
+        )
+        if self.cr3 is None:
+            raise TargetError("no vCPU has paging on: the kernel has not started")
+
+    def has(self, name: str) -> bool:
+        return self.symbols.has(name)
+
+    def address(self, name: str) -> int:
+        return self.symbols.address(name)
+
+    def symbol_size(self, name: str) -> int:
+        return self.symbols.symbol_size(name)
+
+    def function_range(self, name: str) -> tuple[int, int] | None:
+        return self.symbols.function_range(name)
+
+    def layout(self, struct: str) -> Layout:
+        return self.symbols.layout(struct)
+
+    def enum(self, name: str) -> dict[str, int]:
+        return self.symbols.enum(name)
+
+    def read(self, address: int, length: int) -> bytes:
+        try:
+            return self.memory.read_virtual(self.cr3, address, length)
+        except DumpError as error:
+            raise TargetError(str(error)) from None
+
+    def vcpus(self) -> list[Vcpu]:
+        return [Vcpu(index + 1, dict(registers)) for index, registers in enumerate(self._vcpus)]
+
+    def vcpu_count(self) -> int:
+        return len(self._vcpus)

@@ -368,27 +368,6 @@ def fscheck(kernel: Kernel, event: Event) -> dict | None:
     }
 
 
-LOW_MEMORY_END = 0x100000  # below: the real-mode area and boot data, never allocated
-
-
-def dump_window(kernel: Kernel, ram_end: int) -> tuple[int, int] | None:
-    """(begin, length) of the physical memory that holds everything the kernel
-    allocated, when that is only the window from its image's GiB to the end of RAM
-    (its allocator takes memory above the image first: kernel/core/mm.c); None when
-    it also took memory below the image (then only a whole dump has it all)."""
-    start = kernel.address("kernel_start")
-    layout = kernel.target.layout("range")
-    count = kernel.read_int("nr_free_ranges")
-    data = kernel.read(kernel.address("free_ranges"), count * layout.size)
-    codec = layout.codec(("start", "end"))
-    for i in range(count):
-        r = codec.unpack(data, i * layout.size)
-        if r["start"] < start and not (r["start"] == LOW_MEMORY_END or r["start"] == r["end"] <= LOW_MEMORY_END):
-            return None  # this range below the image has been allocated from
-    begin = start & ~((1 << 30) - 1)
-    return begin, ram_end - begin
-
-
 def auxv(kernel: Kernel, app_path: str | None) -> dict | None:
     data = auxv_report(kernel, app_path)
     load = kernel.process(("load_base", "entry"))

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from osvgdb.build import BuildError
 from osvgdb.dump import Dump, DumpError, read_metadata
+from osvgdb.dump_writer import DEFAULT_LEVEL, LEVEL_HELP, LEVELS
 from osvgdb.model.elf_target import DumpTarget, ElfKernel
 from osvgdb.model.kernel import Kernel
 from osvgdb.qemu import QemuError
@@ -47,10 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     dump.add_argument("--dump", dest="dump", action="store_true", default=True,
                       help="save a memory dump with the report (the default)")  # fmt: skip
     dump.add_argument("--no-dump", dest="dump", action="store_false", help="no dump")
+    parser.add_argument("--dump-level", choices=LEVELS, default=DEFAULT_LEVEL,
+                        help=f"what the dump keeps (default {DEFAULT_LEVEL}): {LEVEL_HELP}")  # fmt: skip
     parser.add_argument("--no-fscheck", dest="fscheck", action="store_false",
                         help="leave the kernel's FS-base watchdog off")  # fmt: skip
     parser.add_argument("--memory", default=TRIAGE_MEMORY, metavar="SIZE",
-                        help=f"guest RAM, QEMU's -m, which is also the dump's size (default {TRIAGE_MEMORY})")  # fmt: skip
+                        help=f"guest RAM, QEMU's -m (default {TRIAGE_MEMORY})")  # fmt: skip
     parser.add_argument("--core", type=Path, metavar="DUMP",
                         help="triage a dump a previous triage saved, offline (no QEMU, no GDB)")  # fmt: skip
     parser.add_argument("--app", type=Path, metavar="EXE", help="with --core: the app (default: the dump's)")
@@ -127,6 +130,8 @@ def run(namespace: argparse.Namespace, parse_run_options) -> int:
             run=_run_options(namespace, parse_run_options),
             timeout=namespace.timeout,
             dump=namespace.dump,
+            dump_level=namespace.dump_level,
+            compress_dump=namespace.out is not None,
             fscheck=namespace.fscheck,
         )
         command = ["osvgdb", "triage", *sys.argv[2:]] if sys.argv[1:2] == ["triage"] else ["osvgdb", "triage"]

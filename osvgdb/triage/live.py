@@ -13,14 +13,15 @@ So the guest is stopped with every vCPU where it was when things went wrong, not
 after.  No stop within the timeout: GDB interrupts, and SAMPLES looks at the vCPUs
 SAMPLE_GAP apart tell a deadlock (every vCPU idle) from a busy hang.  QMP's
 events say when QEMU paused after a reset.  Then the model reads the state
-(osvgdb.triage.collect), QMP writes the dump, and QEMU and GDB are killed.
+(osvgdb.triage.collect), osvgdb.dump_writer writes the dump from the guest's
+shared RAM (level `used` unless asked otherwise; zstd-compressed for a store),
+and QEMU and GDB are killed.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import io
-import json
 import subprocess
 import threading
 import time
@@ -30,20 +31,19 @@ from pathlib import Path
 
 from osvgdb import dump as dumps
 from osvgdb.debug import start_gdb
+from osvgdb.dump_writer import DEFAULT_LEVEL, write_dump
 from osvgdb.mi import CommandError, GdbExited, Mi, MiError, MiTimeout, is_stop, quote
 from osvgdb.mi_target import MiTarget
 from osvgdb.model import unwind
 from osvgdb.model.elf_target import ElfKernel
 from osvgdb.model.kernel import Kernel
-from osvgdb.decode import DecodeError
-from osvgdb.model.target import TargetError
 from osvgdb.monitor import MonitorError
 from osvgdb.run import Guest, QemuFailed, RunOptions, qemu_ended
 from osvgdb.triage import collect
 from osvgdb.triage.collect import Event
 from osvgdb.triage.report import Report, classify
 
-TRIAGE_MEMORY = "1280M"  # the kernel sits at 1 GiB + 2 MiB (physical); a dump is this big
+TRIAGE_MEMORY = "1280M"  # the kernel sits at 1 GiB + 2 MiB (physical): room for it and a heap
 ATTACH_TIMEOUT = 20.0
 SAMPLES = 5
 SAMPLE_GAP = 0.05
@@ -57,6 +57,8 @@ class TriageOptions:
     run: RunOptions
     timeout: float = 30.0
     dump: bool = True
+    dump_level: str = DEFAULT_LEVEL
+    compress_dump: bool = False  # zstd, for a store that keeps dumps
     fscheck: bool = True
     gdb: str = "gdb"
 
@@ -241,42 +243,37 @@ class Session:
 
     def dump(self, directory: Path, event: Event) -> dict:
         assert self.guest.monitor is not None and self.kernel_path is not None
-        path = directory / DUMP_NAME
-        window = None
-        try:
-            ram = self.guest.monitor.execute("query-memory-size-summary")
-            if self.target is not None and isinstance(ram, dict):
-                window = collect.dump_window(Kernel(self.target), int(ram["base-memory"]))
-        except (TargetError, DecodeError, MonitorError, KeyError):
-            window = None  # a whole dump, then
-        extra = {"begin": window[0], "length": window[1]} if window else {}
-        try:
-            self.guest.monitor.execute(
-                "dump-guest-memory", paging=False, protocol=f"file:{path}", format="elf", **extra
-            )
-            qemu = self.guest.monitor.execute("query-version")
-        except MonitorError as error:
-            raise RuntimeError(f"QMP dump-guest-memory: {error}") from None
-        version = qemu.get("qemu", {}) if isinstance(qemu, dict) else {}
+        assert self.guest.ram_path is not None and self.target is not None
+        path = directory / (DUMP_NAME + (".zst" if self.options.compress_dump else ""))
         metadata = dumps.DumpMetadata(
             kernel_path=str(self.kernel_path.resolve()),
             kernel_build_id=dumps.kernel_build_id(self.kernel_path),
             app_path=str(self.options.run.exe.resolve()),
-            qemu_version=f"{version.get('major')}.{version.get('minor')}.{version.get('micro')}",
+            qemu_version="",
             time=dumps.now(),
-            vcpus=self.options.run.smp,
+            vcpus=0,
         )
-        sidecar = dumps.write_metadata(path, metadata)
-        # What offline triage needs besides the memory: why the guest stopped, the console.
-        data = json.loads(sidecar.read_text())
-        data["triage"] = {"event": event.as_dict(), "console": self.console.text()}
-        sidecar.write_text(json.dumps(data, indent=1) + "\n")
+        try:
+            written = write_dump(
+                path,
+                monitor=self.guest.monitor,
+                ram_path=self.guest.ram_path,
+                symbols=self.target,
+                kernel_path=self.kernel_path,
+                metadata=metadata,
+                level=self.options.dump_level,
+                compress=self.options.compress_dump,
+                # What offline triage needs besides the memory: why the guest stopped, the console.
+                sidecar_extra={"triage": {"event": event.as_dict(), "console": self.console.text()}},
+            )
+        except (MonitorError, dumps.DumpError) as error:
+            raise RuntimeError(f"writing the dump: {error}") from None
         return {
             "path": str(path),
-            "size": path.stat().st_size,
-            "sidecar": str(sidecar),
-            # Physical memory in the dump: all of it, or the window the kernel allocated in.
-            "physical": [window[0], window[0] + window[1]] if window else "all",
+            "size": written.size,
+            "sidecar": str(written.sidecar),
+            "level": written.level,
+            "left_out": written.left_out,
         }
 
 

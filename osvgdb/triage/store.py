@@ -1,7 +1,7 @@
 """The de-duplication store under --out DIR: one directory per signature.
 
     DIR/<signature hash>/report.json     the first run's report (and .md, console.txt)
-    DIR/<signature hash>/dump.core       its dump and dump.core.json, if it had one
+    DIR/<signature hash>/dump.core.zst   its dump (zstd) and dump.core.zst.json, if it had one
     DIR/<signature hash>/occurrences.json  {"signature", "count", "first", "last", "runs": [...]}
     DIR/index.json                       {signature: {"hash", "count", "title", "outcome"}}
 

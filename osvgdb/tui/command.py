@@ -206,7 +206,8 @@ class Session:
         kernel = self.guest.vm.kernel
         argv = _gdb_base(gdb, kernel)
         argv += ["-ex", f"set osv-app-path {options.exe.resolve()}"]
-        argv += ["-ex", f"set osv-qmp-socket {self.guest.qmp_socket}", str(kernel)]
+        argv += ["-ex", f"set osv-qmp-socket {self.guest.qmp_socket}"]
+        argv += ["-ex", f"set osv-guest-ram {self.guest.ram_path}", str(kernel)]
         mi = self._gdb(argv)
         self.first_stop = _connect(mi, str(self.guest.gdb_socket))
         _panic_breakpoint(mi)
