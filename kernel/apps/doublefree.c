@@ -20,6 +20,7 @@ struct message {
 static void __attribute__((noipa)) release_buf(struct message *m)
 {
     free(m->buf);                      /* m->buf is left dangling: the bug */
+    m->len = 0;
 }
 
 static void __attribute__((noipa)) send_message(const char *text)

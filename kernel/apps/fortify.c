@@ -21,6 +21,7 @@ static struct header current = {"", 80};
 static void __attribute__((noipa)) fill_header(const char *host, size_t len)
 {
     memcpy(current.host, host, len);   /* len is the source's, not the field's: the bug */
+    current.port = 443;
 }
 
 int main(void)

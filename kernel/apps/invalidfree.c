@@ -15,9 +15,12 @@ static char *__attribute__((noipa)) skip_prefix(char *token)
     return token + strlen("Bearer ");
 }
 
+static int tokens_dropped;
+
 static void __attribute__((noipa)) drop_token(char *token)
 {
     free(token);                       /* not what malloc returned: the bug */
+    tokens_dropped++;
 }
 
 int main(void)

@@ -16,9 +16,13 @@ static void __attribute__((noipa)) append_record(char *buf, size_t size)
     memset(buf, 'x', size + 16);       /* 16 bytes past the end: the bug */
 }
 
+static size_t records;
+
 static char *__attribute__((noipa)) new_record(size_t size)
 {
-    return malloc(size);
+    char *record = malloc(size);
+    records++;
+    return record;
 }
 
 int main(void)

@@ -861,6 +861,45 @@ class ElfFile:
             self._lines[cu_offset] = _line_table(dwarf, cu)
         return self._lines[cu_offset]
 
+    def functions_at_line(self, path: str, line: int) -> list[str]:
+        """The functions whose code the line programs place at `path`:`line` (a path as
+        a panic message prints it: its file name, maybe a directory or two before it),
+        lowest address first: where a runtime's report names a line and nothing else."""
+        dwarf = self._dwarf_info()
+        if not dwarf or not path:
+            return []
+        suffix = "/" + path.replace("\\", "/").lstrip("/")
+        name = suffix.rsplit("/", 1)[-1].encode()
+        found: list[int] = []
+        for cu in dwarf.iter_CUs():
+            program = dwarf.line_program_for_CU(cu)
+            if program is None:
+                continue
+            header = program.header
+            directories = [d if isinstance(d, bytes) else str(d).encode() for d in header["include_directory"]]
+            wanted = set()
+            for index, entry in enumerate(header["file_entry"]):
+                entry_name = entry.name if isinstance(entry.name, bytes) else str(entry.name).encode()
+                if entry_name.rsplit(b"/", 1)[-1] != name:
+                    continue
+                d = entry.dir_index if header["version"] >= 5 else entry.dir_index - 1
+                directory = directories[d] if 0 <= d < len(directories) else b""
+                full = (directory + b"/" + entry_name).decode("utf-8", "replace")
+                if ("/" + full).endswith(suffix) or ("/" + entry_name.decode("utf-8", "replace")).endswith(suffix):
+                    wanted.add(index if header["version"] >= 5 else index + 1)
+            if not wanted:
+                continue
+            for entry in program.get_entries():
+                state = entry.state
+                if state is not None and state.line == line and state.file in wanted and not state.end_sequence:
+                    found.append(state.address)
+        names = []
+        for address in sorted(found):
+            symbol = self.symbol_at(address)
+            if symbol is not None and symbol.name not in names:
+                names.append(symbol.name)
+        return names
+
     def source(self, address: int) -> tuple[str, int] | None:
         """(file, line) of a file address from the DWARF line programs (cached)."""
         if address not in self._sources:

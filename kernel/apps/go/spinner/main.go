@@ -1,10 +1,11 @@
-// A busy hang: a goroutine spins forever waiting for a flag nobody sets, and main waits
-// for it on a channel. The runtime sees a running goroutine, so it never reports a
-// deadlock; the program never ends.
+// A busy hang: main spins in waitReady for a flag that producer would set once it is
+// told to start, which nobody does. The runtime sees a running goroutine, so it never
+// reports a deadlock; the program never ends.
 //
-// Triage must conclude: hang-busy, kind busy, title naming the goroutine's own function
-// main.waitReady (the vCPU's thread unwound through the timer interrupt into Go code,
-// down to runtime.goexit); the goroutine list says main.main waits on chan receive.
+// Triage must conclude: hang-busy, kind busy, signature frames main.waitReady (the
+// vCPU's thread unwound through the timer interrupt into Go code: main.waitReady,
+// main.main, runtime.main, runtime.goexit, as GDB's bt has them), and the goroutines
+// from the runtime's tables: main.waitReady running, main.producer on chan receive.
 package main
 
 import (
@@ -12,19 +13,22 @@ import (
 	"sync/atomic"
 )
 
-var ready int32 // never set: the bug
+var ready int32
+
+func producer(start <-chan bool) {
+	<-start // nobody sends: the bug
+	atomic.StoreInt32(&ready, 1)
+}
 
 //go:noinline
-func waitReady(done chan<- bool) {
+func waitReady() {
 	for atomic.LoadInt32(&ready) == 0 {
 	}
-	done <- true
 }
 
 func main() {
 	fmt.Println("spinner: waiting for ready")
-	done := make(chan bool)
-	go waitReady(done)
-	<-done
+	go producer(make(chan bool))
+	waitReady()
 	fmt.Println("spinner FAILED: ready")
 }
