@@ -84,8 +84,8 @@ def _after_operator(text: str, i: int) -> bool:
 
 
 def collapse_templates(text: str) -> str:
-    """Every template argument list `<...>` becomes `<T>`; a Rust qualified path
-    `<A as Trait>` keeps its words, its own generics collapsed."""
+    """Every template argument list `<...>` (after a name) becomes `<T>`; a Rust
+    qualified path `<Type>` or `<A as Trait>` keeps its words, its generics collapsed."""
     out = []
     i = 0
     while i < len(text):
@@ -96,7 +96,8 @@ def collapse_templates(text: str) -> str:
                 out.append(text[i:])
                 break
             inner = text[i + 1 : end]
-            if " as " in inner and i == 0 or (" as " in inner and text[i - 1] in ":<"):
+            if i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_>"):
+                # Rust's qualified path (`<Type>::f`, `<A as Trait>::f`): the words stay
                 out.append("<" + collapse_templates(inner) + ">")
             else:
                 out.append("<T>")

@@ -87,7 +87,7 @@ _GO_PANIC = re.compile(r"^panic: (.*?)( \[recovered\])?$")
 _GO_FATAL = re.compile(r"^fatal error: (.*)$")
 _GO_SIGNAL = re.compile(r"^\[signal (SIG\w+)(?:: ([^\]]*?))?(?: code=(\S+))?(?: addr=(\S+))?(?: pc=(\S+))?\]$")
 _GO_HEADER = re.compile(
-    r"^goroutine (\d+)(?: gp=0x[0-9a-f]+ m=(?:\d+|nil) mp=0x[0-9a-f]+)? \[([^\]]*)\]:$"
+    r"^goroutine (\d+)(?: gp=0x[0-9a-f]+ m=(?:\d+|nil)(?: mp=0x[0-9a-f]+)?)? \[([^\]]*)\]:$"
 )
 _GO_FRAME = re.compile(r"^((?:[\w.\-/]+/)?[\w\-]+\.[^\s(]*(?:\([^)]*\))?[^\s(]*)\((.*)\)$")
 _GO_FILE = re.compile(r"^\t(.+):(\d+)(?: \+0x[0-9a-f]+)?(?: fp=.*)?$")
@@ -157,8 +157,9 @@ def _go(lines: list[str], i: int) -> RuntimeReport | None:
     else:
         assert fatal is not None
         report = RuntimeReport("go", "go-fatal", fatal.group(1), i)
-    if i and lines[i - 1].startswith("runtime: goroutine stack exceeds"):
-        report.detail["runtime"] = lines[i - 1]
+    for before in lines[max(0, i - 3) : i]:
+        if before.startswith("runtime: goroutine stack exceeds"):
+            report.detail["runtime"] = before
     for later in lines[i + 1 : i + 4]:
         signal = _GO_SIGNAL.match(later.strip())
         if signal:
@@ -267,7 +268,10 @@ def _rust(lines: list[str], i: int) -> RuntimeReport | None:
 
 _CXX_THROWN = re.compile(r"^terminate called after throwing an instance of '(.*)'$")
 _CXX_WHAT = re.compile(r"^\s*what\(\):\s+(.*)$")
-_LIBCXX = re.compile(r"^(?:libc\+\+abi(?:\.dylib)?: )?terminating (?:due to|with) uncaught exception of type ([^:]+?)(?:: (.*))?$")
+_LIBCXX = re.compile(
+    r"^(?:libc\+\+abi(?:\.dylib)?: )?terminating (?:due to|with) uncaught exception of type "
+    r"((?:[^:]|::)+?)(?:: (.*))?$"
+)
 
 
 def _cxx(lines: list[str], i: int) -> RuntimeReport | None:

@@ -328,8 +328,13 @@ def title(report: Report, frames: list[dict], module: str | None) -> str:
         message = abort_message(report.console)
         text = f"app-abort: {kind}{_where(frames, module)}" + (f": {message}" if message else "")
     elif outcome in (Outcome.HANG_DEADLOCK, Outcome.HANG_BUSY):
-        names = report.signature.signature.split(":", 3)[-1] if report.signature else ""
-        text = f"{outcome.value}: {names or 'no frames'}"
+        kept = report.signature.signature.split(":", 3)[-1] if report.signature else ""
+        text = f"{outcome.value}: {kept or 'no frames'}"
+        goroutines = [g for g in sections.get("goroutines") or [] if not g.get("system")]
+        if goroutines:
+            text += " (goroutines: " + ", ".join(
+                f"{g.get('own_function') or '?'} {g.get('wait_reason') or g['status']}" for g in goroutines
+            ) + ")"
     elif outcome is Outcome.KERNEL_PANIC and sections.get("fscheck"):
         fscheck = sections["fscheck"]
         text = f"kernel-panic: FS-base rule {', '.join(fscheck['rules'])} broken at {fscheck['location']}"

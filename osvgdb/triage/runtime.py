@@ -194,12 +194,26 @@ def _libc(found: RuntimeReport, state_frames: list[dict]) -> Verdict:
         return Verdict(Outcome.APP_ABORT, f"SIGABRT-heap-{consoles.slug(problem)}", state_frames,
                        f"heap: {problem}", message=found.message)  # fmt: skip
     if found.what == "assert":
-        return Verdict(Outcome.APP_ABORT, "SIGABRT-assert", state_frames, "app-abort: SIGABRT-assert",
-                       message=found.message)  # fmt: skip
+        return Verdict(Outcome.APP_ABORT, "SIGABRT-assert", _from_function(found, state_frames),
+                       "app-abort: SIGABRT-assert", message=found.message)  # fmt: skip
     if found.what == "libc-fatal":
         return Verdict(Outcome.APP_ABORT, "SIGABRT-libc-fatal", state_frames, "libc-fatal",
                        message=_short(found.message))  # fmt: skip
     return Verdict(Outcome.APP_ABORT, f"SIGABRT-{found.what}", state_frames, f"{found.what}: {found.message}")
+
+
+def _from_function(found: RuntimeReport, state_frames: list[dict]) -> list[dict]:
+    """An assertion names its function (both libcs print it): the frames from there on
+    where the state has it, else that function alone (musl's libc has no CFI, so its
+    abort's frames end in libc, before the program's)."""
+    function = found.detail.get("function")
+    if not function:
+        return state_frames
+    at = next((i for i, f in enumerate(state_frames) if f.get("function") == function), None)
+    if at is not None:
+        return state_frames[at:]
+    return [{"function": function, "file": found.detail.get("file"), "line": found.detail.get("line"),
+             "module": "app", "kind": "frame"}]  # fmt: skip
 
 
 def interpret(found: RuntimeReport, *, state_frames: list[dict], state_goroutines: list[dict] | None,
