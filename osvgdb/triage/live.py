@@ -33,6 +33,7 @@ from osvgdb.debug import start_gdb
 from osvgdb.mi import CommandError, GdbExited, Mi, MiError, MiTimeout, is_stop, quote
 from osvgdb.mi_target import MiTarget
 from osvgdb.model import unwind
+from osvgdb.model.bt import goroutine_entries
 from osvgdb.model.elf_target import ElfKernel
 from osvgdb.model.kernel import Kernel
 from osvgdb.decode import DecodeError
@@ -317,7 +318,7 @@ def collect_sections(report: Report, kernel: Kernel, app_path: Path | None, even
         sections["collect_problems"] = problems
     if sections.get("runtime") == "go":
         with report.step("collect.goroutines"):
-            sections["goroutines"] = collect.goroutine_entries(kernel, app, threads, traces)
+            sections["goroutines"] = goroutine_entries(kernel, app, threads, traces)
     with report.step("collect.fault"):
         fatal = collect.fatal_report(kernel)
         if fatal is not None and event.reason == "exit":
