@@ -29,6 +29,7 @@ Frames, for the signature and the title:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from osvgdb.model import names
@@ -68,8 +69,6 @@ def _short(text: str) -> str:
 
 def _type_token(text: str) -> str:
     """A C++ type as one signature token: `std::out_of_range` -> `std-out_of_range`."""
-    import re
-
     return re.sub(r"[^A-Za-z0-9_]+", "-", text).strip("-")
 
 
