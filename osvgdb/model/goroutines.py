@@ -69,7 +69,10 @@ class Goroutine:
 
 
 def is_go(image: ElfImage | None) -> bool:
-    return image is not None and image.file.object_symbol("runtime.allgs") is not None
+    """A Go program: its linker's sections (cheap to ask), and the runtime's table."""
+    if image is None or not {".go.buildinfo", ".note.go.buildid"} & set(image.file.sections):
+        return False
+    return image.file.object_symbol("runtime.allgs") is not None
 
 
 def _layouts(image: ElfImage) -> dict[str, Layout]:
