@@ -129,8 +129,9 @@ def test_go_busy_hang_and_its_thread_unwound_as_gdb_does(apps: None, kernel: Non
         gdb = [names.normalise(f) for f in _gdb_bt(dump)]
         assert ours[ours.index("main.waitReady") :] == gdb[gdb.index("main.waitReady") :], (ours, gdb)
         report_thread = next(t for t in data["threads"] if t["tid"] == busy["tid"])
-        assert [f["function"] for f in report_thread["backtrace"]["frames"] if f["module"] == "app"][-1].startswith(
-            "runtime.goexit")
+        in_report = [names.normalise(f["function"]) for f in report_thread["backtrace"]["frames"]
+                     if f["module"] == "app" and f["function"]]  # fmt: skip
+        assert in_report[in_report.index("main.waitReady") :] == gdb[gdb.index("main.waitReady") :]
         offline = osvgdb_inspect(dump, "goroutines", "--json")
         assert offline.returncode == 0, offline.stderr
         assert {g["goid"] for g in json.loads(offline.stdout)["goroutines"]} == {g["goid"] for g in data["goroutines"]}
