@@ -146,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
 
     inspect_parser = commands.add_parser(
         "inspect",
-        usage="osvgdb inspect DUMP [--kernel ELF] [--app EXE] tcb|syscalls|auxv [options] [--json]",
+        usage="osvgdb inspect DUMP [--kernel ELF] [--app EXE] tcb|syscalls|auxv|bt|goroutines [options] [--json]",
         help="show what osv-tcb, osv-syscalls or osv-auxv showed at a dump's stop, without GDB",
         description=inspect.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
