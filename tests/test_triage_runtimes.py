@@ -77,14 +77,18 @@ def test_go_deadlock_is_named_by_its_goroutines(apps: None, kernel: None, tmp_pa
     goroutine traces and the runtime's own tables read from the guest, name main.main on
     its channel receive and main.collect on the mutex's semaphore."""
     case = BY_NAME["go-deadlock"]
-    data, done = triage(tmp_path, "--no-dump", *case.argv())
+    store = tmp_path / "store"
+    data, done = triage(tmp_path, "--out", str(store), *case.argv())
     check(data, done, case, tmp_path)
+    offline, _ = triage(tmp_path, "--core", data["dump"]["path"], name="offline")  # from the dump
+    assert (offline["signature"], offline["goroutines"]) == (data["signature"], data["goroutines"])
     assert data["app_exit_status"] == 2
     mine = {g["own_function"]: g for g in data["goroutines"] if not g["system"]}
     assert set(mine) == {"main.main", "main.collect"}
     assert (mine["main.main"]["wait_reason"], mine["main.collect"]["wait_reason"]) == ("chan receive", "semacquire")
     assert "the runtime's goroutine tables name the same goroutines" in data["runtime_report"]["notes"]
     assert all(g["frames"][-1]["function"].startswith("runtime.goexit") for g in data["goroutines"])
+    shutil.rmtree(store)
 
 
 def _gdb_bt(dump: Path) -> list[str]:

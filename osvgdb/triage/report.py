@@ -235,7 +235,7 @@ def classify(report: Report) -> None:
         kind = failed[0]["step"] if failed else event.reason
 
     if event.reason == "timeout" and sections.get("goroutines") and started is not False:
-        hang_threads = _go_hang_threads(sections["goroutines"], hang_threads or [], outcome)
+        outcome, kind, hang_threads = _go_hang(sections["goroutines"], outcome, kind, hang_threads)
         module = "app"
     report.outcome, report.kind = outcome, kind
     verdict = _runtime_verdict(report, frames)
@@ -257,12 +257,20 @@ def classify(report: Report) -> None:
     report.title = title(report, frames, module)
 
 
-def _go_hang_threads(goroutines: list[dict], threads: list[list[dict]], outcome: Outcome) -> list[list[dict]]:
-    """A Go program's hang counts its goroutines (rule 6), not the runtime's threads:
-    a busy one by the frames its thread's samples share, every other by its own."""
-    if outcome is Outcome.HANG_BUSY:
-        return threads
-    return [g["frames"] for g in goroutines if not g.get("system") and g.get("frames")] or threads
+def _go_hang(goroutines: list[dict], outcome: Outcome, kind: str,
+             threads: list[list[dict]] | None) -> tuple[Outcome, str, list[list[dict]] | None]:  # fmt: skip
+    """A Go program's hang is its goroutines' (rule 6), as the runtime's tables have them,
+    not its threads': an M's thread runs whichever goroutine the scheduler gave it, and the
+    runtime's own threads (sysmon) wake now and then whatever the program does. Busy when
+    a goroutine of the program runs or waits only for a CPU (running, runnable,
+    preempted), named by those; else blocked, named by every goroutine of the program."""
+    mine = [g for g in goroutines if not g.get("system") and g.get("frames")]
+    if not mine:
+        return outcome, kind, threads
+    busy = [g for g in mine if g["status"] in ("running", "runnable", "preempted")]
+    if busy:
+        return Outcome.HANG_BUSY, "busy", [g["frames"] for g in busy]
+    return Outcome.HANG_DEADLOCK, kind if outcome is Outcome.HANG_DEADLOCK else "blocked", [g["frames"] for g in mine]
 
 
 def _runtime_verdict(report: Report, frames: list[dict]) -> runtimes.Verdict | None:
