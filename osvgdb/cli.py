@@ -146,8 +146,8 @@ def _parser() -> argparse.ArgumentParser:
 
     inspect_parser = commands.add_parser(
         "inspect",
-        usage="osvgdb inspect DUMP [--kernel ELF] [--app EXE] tcb|syscalls|auxv|memory [options] [--json]",
-        help="show what osv-tcb, osv-syscalls or osv-auxv showed at a dump's stop, or its memory, without GDB",
+        usage="osvgdb inspect DUMP [--kernel ELF] [--app EXE] tcb|syscalls|auxv|memory|bt|goroutines [options] [--json]",
+        help="show what osv-tcb, osv-syscalls, osv-auxv or osv-bt showed at a dump's stop, its memory, or a Go program's goroutines, without GDB",
         description=inspect.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,

@@ -1,7 +1,7 @@
-"""`osvgdb inspect DUMP tcb|syscalls|auxv`: what osv-tcb, osv-syscalls and osv-auxv
-showed at the stop a dump was taken (osv-dump), read without GDB; `memory ADDRESS
-[LENGTH]`: bytes as the kernel saw them there (one line saying so for memory the
-dump's level left out).
+"""`osvgdb inspect DUMP tcb|syscalls|auxv|bt|goroutines`: what osv-tcb, osv-syscalls,
+osv-auxv and osv-bt showed at the stop a dump was taken (osv-dump), and a Go
+program's goroutines, read without GDB; `memory ADDRESS [LENGTH]`: bytes as the
+kernel saw them there (one line saying so for memory the dump's level left out).
 
 The dump (a QEMU dump-guest-memory core, osvgdb.dump) gives physical memory and
 each vCPU's registers; the kernel ELF named in its sidecar (or --kernel) gives
@@ -20,6 +20,11 @@ from pathlib import Path
 from osvgdb.decode import DecodeError
 from osvgdb.dump import Dump, DumpError, check_kernel, read_metadata
 from osvgdb.model.auxv import auxv_report, format_auxv
+from osvgdb.model import symbols
+from osvgdb.model.bt import bt_data, bt_report, format_bt, goroutine_entries
+from osvgdb.model.unwind import backtraces
+from osvgdb.model.symbols import SymbolsError
+from osvgdb.model.unwind import UnwindError
 from osvgdb.model.elf_target import DumpTarget, ElfKernel
 from osvgdb.model.filters import FilterError, add_filter_arguments
 from osvgdb.model.kernel import Kernel
@@ -73,7 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="LENGTH",
         help=f"how many bytes (default {MEMORY_DEFAULT}, at most {MEMORY_MAX})",
     )
-    for view in (tcb, syscalls, auxv, memory):
+    bt = views.add_parser("bt", help="what osv-bt showed: every thread's backtrace (or --tid T's)",
+                          prog=f"{NAME} DUMP bt")  # fmt: skip
+    bt.add_argument("--tid", type=number, metavar="T", help="only thread T")
+    goroutines = views.add_parser("goroutines", help="a Go program's goroutines, from its runtime's tables",
+                                  prog=f"{NAME} DUMP goroutines")  # fmt: skip
+    for view in (tcb, syscalls, auxv, memory, bt, goroutines):
         view.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -104,6 +114,12 @@ def report(args: argparse.Namespace) -> tuple[object, list[str]]:
             return memory_report(kernel, args.address, args.length)
         metadata = read_metadata(args.dump)
         app = args.app or (metadata.app_path if metadata else None)
+        if args.view == "bt":
+            traces = bt_report(kernel, app, tid=args.tid, all_threads=args.tid is None)
+            return bt_data(traces), format_bt(traces)
+        if args.view == "goroutines":
+            data = goroutines_report(kernel, app)
+            return data, format_goroutines(data)
         data = auxv_report(kernel, app)
         return data, format_auxv(data)
 
@@ -121,10 +137,33 @@ def memory_report(kernel: Kernel, address: int, length: int) -> tuple[object, li
     return {"address": address, "length": length, "hex": data.hex()}, lines
 
 
+def goroutines_report(kernel: Kernel, app_path: str | None) -> dict:
+    """{"goroutines": [...]}: each goroutine as the triage report has it."""
+    if app_path is None:
+        raise TargetError("goroutines: no app (the sidecar names none: --app EXE)")
+    app = symbols.app_image(kernel, app_path)
+    threads = kernel.threads()
+    entries = goroutine_entries(kernel, app, threads, backtraces(kernel, app, threads=threads))
+    if entries is None:
+        raise TargetError(f"goroutines: {app_path} is not a Go program (no runtime.allgs)")
+    return {"goroutines": entries}
+
+
+def format_goroutines(data: dict) -> list[str]:
+    lines = []
+    for g in data["goroutines"]:
+        state = g["status"] + (f" ({g['wait_reason']})" if g.get("wait_reason") else "")
+        where = f", on thread {g['tid']}" if g.get("tid") else ""
+        lines.append(f"goroutine {g['goid']} {state}{where}{' [runtime]' if g['system'] else ''}:")
+        lines += [f"  {f['function'] or '??'}" + (f" at {f['file']}:{f['line']}" if f.get("file") else "")
+                  for f in g["frames"]]  # fmt: skip
+    return lines
+
+
 def inspect(args: argparse.Namespace) -> int:
     try:
         data, lines = report(args)
-    except (DumpError, TargetError, FilterError, DecodeError) as error:
+    except (DumpError, TargetError, FilterError, DecodeError, SymbolsError, UnwindError) as error:
         print(f"{NAME}: {error}", file=sys.stderr)
         return EXIT_UNREADABLE
     if args.json:

@@ -117,7 +117,7 @@ def test_signature_is_the_same_across_smp_and_moved_addresses(kernel: None, tmp_
     for smp, variant in (("1", "glibc"), ("4", "glibc"), ("2", "pie")):
         data, _ = triage(tmp_path, "--no-dump", "--accel", "tcg", "--smp", smp, str(APPS / f"nullthread-{variant}"))
         seen.add(data["signature"])
-    assert seen == {"osvsig/2:app-fault:SIGSEGV-null-write:store_result | worker"}
+    assert seen == {"osvsig/3:app-fault:SIGSEGV-null-write:store_result | worker"}
 
 
 @pytest.mark.parametrize("protocol", ["compare", "lazy"])
@@ -126,7 +126,7 @@ def test_signature_and_verdicts_under_each_fs_protocol(kernel: None, tmp_path: P
     depend on it."""
     data, _ = triage(tmp_path, "--no-dump", "--accel", "tcg", "--smp", "2", "--fs-protocol", protocol,
                      str(APPS / "nullthread-glibc"))  # fmt: skip
-    assert data["signature"] == "osvsig/2:app-fault:SIGSEGV-null-write:store_result | worker"
+    assert data["signature"] == "osvsig/3:app-fault:SIGSEGV-null-write:store_result | worker"
     started = [v for v in data["vcpus"] if v["cpu"] is not None]
     assert started and all(v["fs_protocol"] == protocol for v in started), started
     assert all(v["verdict"] == "consistent" for v in started), started
@@ -215,7 +215,7 @@ def test_repeat_reports_a_flaky_crash(kernel: None, tmp_path: Path) -> None:
     assert 0 < data["rate"] < 1, data["outcomes"]
     assert data["flaky"] and not data["agree"]
     crash = next(s for s in data["signatures"] if ":app-fault:" in s)
-    assert crash == "osvsig/2:app-fault:SIGSEGV-null-read:read_quantity | consume_orders"
+    assert crash == "osvsig/3:app-fault:SIGSEGV-null-read:read_quantity | consume_orders"
     assert done.returncode == 11  # the most severe outcome seen
 
 
@@ -307,5 +307,5 @@ def test_a_refused_executable_is_a_boot_failure(kernel: None, tmp_path: Path) ->
     data, done = triage(tmp_path, "--no-dump", "--accel", "tcg", str(script))
     assert data["outcome"] == "boot-failure" and done.returncode == 17
     assert data["app_started"] is False
-    assert data["signature"] == "osvsig/2:boot-failure:status-126:"
+    assert data["signature"] == "osvsig/3:boot-failure:status-126:"
     assert any("script" in line for line in data["console_tail"])

@@ -4,7 +4,7 @@
 them with osvgdb.model.unwind: a thread on a vCPU from that vCPU's registers, any
 other from what switch_context saved at its kernel_rsp. `bt_data` is what
 `osv-bt --json` prints and MI's -osv-bt returns (the TUI's backtrace pane);
-`format_bt` its text. Pure: the kernel comes through the model's Kernel, so the
+`format_bt` its text. `goroutine_entries`: a Go program's goroutines with theirs. Pure: the kernel comes through the model's Kernel, so the
 same report comes from a live GDB target and from a dump.
 """
 
@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 from osvgdb.decode.tcb import CpuInfo, ThreadInfo
-from osvgdb.model import unwind
+from osvgdb.model import names, unwind
 from osvgdb.model.kernel import Kernel
 from osvgdb.model.symbols import ElfImage
 from osvgdb.model.target import TargetError
@@ -147,3 +147,44 @@ def format_bt(report: list[ThreadBacktrace]) -> list[str]:
         lines.append(header(entry))
         lines += entry.backtrace.format() or ["(no frames)"]
     return lines
+
+
+def goroutine_entries(kernel: Kernel, app: ElfImage | None, threads: list, traces: dict) -> list[dict] | None:
+    """A Go program's goroutines from the runtime's tables: id, status, wait reason, the
+    function it started with, who made it, its frames (a running one's from the thread
+    that runs it, any other from its saved sched) and its own function (the first frame
+    in the program's code). None for an app that is not Go."""
+    go = unwind.go_runtime(kernel, app)
+    if go is None:
+        return None
+    images = unwind.Images(unwind.kernel_image(kernel), app)
+    running: dict[int, tuple[int, list[dict]]] = {}
+    for thread in threads:
+        trace = traces.get(thread.tid)
+        g = go.current_g(thread.app_tcb)
+        if trace is None or g is None:
+            continue
+        frames = [f.as_dict() for f in trace.frames]
+        switch = next((i for i, f in enumerate(frames) if f["kind"] == "crossing"
+                       and str(f["function"]).startswith("<goroutine ")), None)  # fmt: skip
+        if switch is not None:  # on g0 for a goroutine: its frames come after the switch
+            g = go.m(go.g(g)["m"])["curg"]
+            frames = frames[switch + 1 :]
+        running[int(g)] = (thread.tid, [f for f in frames if f["module"] == "app" and f["kind"] != "crossing"])
+    result = []
+    for goroutine in go.goroutines():
+        if goroutine.address in running and goroutine.status in ("running", "syscall"):
+            goroutine.tid, frames = running[goroutine.address]
+        else:
+            trace = unwind.goroutine_backtrace(kernel, images, goroutine)
+            frames = [f.as_dict() for f in trace.frames]
+            if trace.stopped:
+                goroutine.problems.append(trace.stopped)
+        data = goroutine.as_dict()
+        data["frames"] = frames
+        data["own_function"] = next(
+            (names.normalise(f["function"]) for f in frames
+             if f.get("function") and names.go_is_user(names.normalise(f["function"]))), None
+        )  # fmt: skip
+        result.append(data)
+    return result

@@ -44,7 +44,9 @@ U64 = (1 << 64) - 1
 # ELF constants
 SHT_SYMTAB = 2
 SHF_EXECINSTR = 0x4
-STT_NOTYPE, STT_FUNC, STT_GNU_IFUNC = 0, 2, 10
+SHF_COMPRESSED = 0x800
+ELFCOMPRESS_ZLIB = 1
+STT_NOTYPE, STT_OBJECT, STT_FUNC, STT_GNU_IFUNC = 0, 1, 2, 10
 STB_LOCAL, STB_GLOBAL, STB_WEAK = 0, 1, 2
 PT_LOAD = 1
 ET_DYN = 3
@@ -611,6 +613,8 @@ class ElfFile:
         self._all_lines = None
         self._rows: dict[int, CfiRow | None] = {}
         self._sources: dict[int, tuple[str, int] | None] = {}
+        self._inflated: dict[str, bytes] = {}
+        self._objects: dict[str, tuple[int, int]] | None = None
 
     def read(self, address: int, length: int) -> bytes | None:
         """The file's bytes at a file address (a PT_LOAD's contents), or None."""
@@ -621,11 +625,19 @@ class ElfFile:
         return None
 
     def section_bytes(self, name: str) -> tuple[int, bytes] | None:
+        """(link address, contents) of a section, uncompressed: Go's linker compresses
+        its DWARF (.debug_frame, .debug_line...) with zlib (SHF_COMPRESSED, an Elf64_Chdr
+        before the data)."""
         entry = self.sections.get(name)
         if entry is None or entry[0] == 8:  # SHT_NOBITS
             return None
-        _, _, address, offset, size, _ = entry
-        return address, self.data[offset : offset + size]
+        _, flags, address, offset, size, _ = entry
+        data = self.data[offset : offset + size]
+        if flags & SHF_COMPRESSED:
+            if name not in self._inflated:
+                self._inflated[name] = _inflate(self.path, name, data)
+            data = self._inflated[name]
+        return address, data
 
     @property
     def build_id(self) -> str | None:
@@ -724,6 +736,25 @@ class ElfFile:
 
     def symbol_address(self, name: str) -> int | None:
         return next((s.start for s in self.symbols if s.name == name), None)
+
+    def object_symbol(self, name: str) -> tuple[int, int] | None:
+        """(address, size) of a data symbol (STT_OBJECT): the Go runtime's tables."""
+        if self._objects is None:
+            self._objects = {}
+            symtab = next((s for s in self._section_list if s[0] == SHT_SYMTAB), None)
+            if symtab is not None:
+                _, _, _, offset, size, link = symtab
+                strtab = self._section_list[link]
+                strings = self.data[strtab[3] : strtab[3] + strtab[4]]
+                for name_offset, info, _o, _s, value, sym_size in struct.iter_unpack(
+                    "<IBBHQQ", self.data[offset : offset + size]
+                ):
+                    if info & 0xF == STT_OBJECT and name_offset:
+                        end = strings.index(b"\0", name_offset)
+                        self._objects[strings[name_offset:end].decode("utf-8", "replace")] = (
+                            value, sym_size
+                        )
+        return self._objects.get(name)
 
     # --- call frame information --------------------------------------------------------------
 
@@ -830,6 +861,45 @@ class ElfFile:
             self._lines[cu_offset] = _line_table(dwarf, cu)
         return self._lines[cu_offset]
 
+    def functions_at_line(self, path: str, line: int) -> list[str]:
+        """The functions whose code the line programs place at `path`:`line` (a path as
+        a panic message prints it: its file name, maybe a directory or two before it),
+        lowest address first: where a runtime's report names a line and nothing else."""
+        dwarf = self._dwarf_info()
+        if not dwarf or not path:
+            return []
+        suffix = "/" + path.replace("\\", "/").lstrip("/")
+        name = suffix.rsplit("/", 1)[-1].encode()
+        found: list[int] = []
+        for cu in dwarf.iter_CUs():
+            program = dwarf.line_program_for_CU(cu)
+            if program is None:
+                continue
+            header = program.header
+            directories = [d if isinstance(d, bytes) else str(d).encode() for d in header["include_directory"]]
+            wanted = set()
+            for index, entry in enumerate(header["file_entry"]):
+                entry_name = entry.name if isinstance(entry.name, bytes) else str(entry.name).encode()
+                if entry_name.rsplit(b"/", 1)[-1] != name:
+                    continue
+                d = entry.dir_index if header["version"] >= 5 else entry.dir_index - 1
+                directory = directories[d] if 0 <= d < len(directories) else b""
+                full = (directory + b"/" + entry_name).decode("utf-8", "replace")
+                if ("/" + full).endswith(suffix) or ("/" + entry_name.decode("utf-8", "replace")).endswith(suffix):
+                    wanted.add(index if header["version"] >= 5 else index + 1)
+            if not wanted:
+                continue
+            for entry in program.get_entries():
+                state = entry.state
+                if state is not None and state.line == line and state.file in wanted and not state.end_sequence:
+                    found.append(state.address)
+        names = []
+        for address in sorted(found):
+            symbol = self.symbol_at(address)
+            if symbol is not None and symbol.name not in names:
+                names.append(symbol.name)
+        return names
+
     def source(self, address: int) -> tuple[str, int] | None:
         """(file, line) of a file address from the DWARF line programs (cached)."""
         if address not in self._sources:
@@ -864,6 +934,24 @@ class ElfFile:
                 if not end_sequence and file is not None and line:
                     return file, line
         return None
+
+
+def _inflate(path: Path, name: str, data: bytes) -> bytes:
+    """A SHF_COMPRESSED section's contents (Elf64_Chdr: type, reserved, size, align)."""
+    import zlib
+
+    if len(data) < 24:
+        raise SymbolsError(f"{path}: {name}: compressed section shorter than its header")
+    kind, _, size, _ = struct.unpack_from("<IIQQ", data, 0)
+    if kind != ELFCOMPRESS_ZLIB:
+        raise SymbolsError(f"{path}: {name}: compression type {kind} (only zlib is known)")
+    try:
+        inflated = zlib.decompress(data[24:])
+    except zlib.error as error:
+        raise SymbolsError(f"{path}: {name}: {error}") from None
+    if len(inflated) != size:
+        raise SymbolsError(f"{path}: {name}: {len(inflated)} bytes inflated, header says {size}")
+    return inflated
 
 
 def _line_table(dwarf, cu) -> tuple[list[int], list[tuple[str | None, int, bool]]]:

@@ -69,10 +69,12 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from osvgdb.decode import DecodeError, signed64
 from osvgdb.decode import frames as frames_decode
+from osvgdb.model import goroutines
 from osvgdb.model.symbols import (
     REGISTER_NAMES,
     REGISTER_NUMBERS,
@@ -89,6 +91,9 @@ from osvgdb.model.target import TargetError
 MAX_DEPTH = 64
 U64 = (1 << 64) - 1
 RAX = 0
+RBP = 6
+FRAME_POINTER_REACH = 1 << 20  # a frame pointer further than this above rsp is not one
+CALL_REL32 = 0xE8
 SWITCH_SAVED = ("r15", "r14", "r13", "r12", "rbx", "rbp")  # switch.S: lowest address first
 # Kernel code without CFI that is the bottom of a stack: boot.S's 64-bit entry, which
 # calls kernel_main on the boot stack (the boot thread, tid 0, and the boot CPU's idle).
@@ -115,6 +120,8 @@ __all__ = [
     "unwind_registers",
     "unwind_switched",
     "unwind_thread",
+    "go_runtime",
+    "goroutine_backtrace",
 ]
 
 
@@ -325,6 +332,14 @@ def _instructions(start: int, code: bytes) -> list[tuple[int, bytes]]:
     return result
 
 
+def _after_call(before: bytes) -> bool:
+    """Whether the 5 bytes before a return address end with a call: rel32 (e8), or an
+    indirect call (ff /2) through a register or memory of 2 or 3 bytes."""
+    if before[0] == CALL_REL32:
+        return True
+    return any(before[i] == 0xFF and (before[i + 1] >> 3) & 7 == 2 for i in (2, 3))
+
+
 class _Stop(Exception):
     """Unwinding cannot go on: the reason, for Backtrace.stopped."""
 
@@ -360,11 +375,15 @@ class _Unwinder:
         images: Images,
         memory: _Memory | None = None,
         thread_address: int | None = None,
+        stack_switch: Callable[[str], tuple[int, dict[int, int]] | None] | None = None,
     ):
         self.kernel = kernel
         self.images = images
         self.memory = memory or _Memory(kernel)
         self.thread_address = thread_address  # whose backtrace: names a returning syscall
+        # A Go thread on its g0 stack: where the goroutine it works for goes on
+        # (osvgdb.model.goroutines.GoRuntime.stack_switch), asked once per backtrace.
+        self.stack_switch = stack_switch
 
     def stubs(self) -> list[frames_decode.Stub]:
         """Where the frame is at each pc of syscall_entry and trap_common (decode/frames.py's
@@ -510,6 +529,28 @@ class _Unwinder:
             return None
         caller = dict(regs)
         caller[RIP], caller[RSP] = ret, (rsp + 8) & U64
+        return caller
+
+    def _frame_pointer(self, regs: dict[int, int | None]) -> dict[int, int | None] | None:
+        """A frame without CFI whose code keeps frame pointers (Go's always does): the
+        caller's rbp and return address are at rbp, as GDB's amd64 fallback reads them.
+        Only when rbp points into the stack above rsp and the return address lands after
+        a call in code that has a symbol; the frame is marked `guessed`."""
+        rsp, rbp = regs.get(RSP), regs.get(RBP)
+        if rsp is None or not rbp or not rsp <= rbp < rsp + FRAME_POINTER_REACH:
+            return None
+        try:
+            saved_rbp, ret = self.memory.u64(rbp), self.memory.u64(rbp + 8)
+            before = self.memory.read((ret - 5) & U64, 5)
+        except TargetError:
+            return None
+        _, image = self.images.find((ret - 1) & U64)
+        if image is None or image.symbolize((ret - 1) & U64)[0] is None:
+            return None
+        if not _after_call(before):
+            return None  # not after a call: rbp is not a frame pointer here
+        caller = dict(regs)
+        caller[RIP], caller[RSP], caller[RBP] = ret, (rbp + 16) & U64, saved_rbp
         return caller
 
     # --- crossings -------------------------------------------------------------------------
@@ -664,6 +705,13 @@ class _Unwinder:
                 caller = self._frameless(regs)
                 if caller is not None:
                     guessed, cfa = True, caller[RSP]
+            if row is None and caller is None and image is not None and not trace.stopped:
+                caller = self._frame_pointer(regs)
+                if caller is not None:
+                    guessed, cfa = True, caller[RSP]
+            switched = None
+            if module == "app" and name in goroutines.STACK_SWITCHES and self.stack_switch:
+                switched, self.stack_switch = self.stack_switch(name), None
             if (
                 stub
                 and row is not None
@@ -691,6 +739,14 @@ class _Unwinder:
             if image is None:
                 trace.stopped = f"pc {pc:#x} is in neither the kernel nor the app"
                 return trace
+            if switched is not None:
+                goid, regs = switched
+                trace.frames.append(
+                    Frame(pc, f"<goroutine {goid}'s stack>", 0, None, None, module, "crossing",
+                          lookup, name, cfa=regs[RSP])
+                )  # fmt: skip
+                exact, previous_signal, previous_cfa = False, True, None  # sched.pc: a return
+                continue
             if guessed:
                 assert caller is not None
                 exact, previous_signal, previous_cfa = False, False, cfa
@@ -791,11 +847,12 @@ def unwind_registers(
     max_depth: int = MAX_DEPTH,
     memory: _Memory | None = None,
     thread_address: int | None = None,
+    stack_switch: Callable[[str], tuple[int, dict[int, int]] | None] | None = None,
 ) -> Backtrace:
     """The backtrace from a register set (GDB's names: rip, rsp, rbp, rbx, r12..r15,
     rax.., eflags; unknown registers may be left out): a vCPU's, or any other state
     where execution stands at rip."""
-    unwinder = _Unwinder(kernel, images, memory, thread_address)
+    unwinder = _Unwinder(kernel, images, memory, thread_address, stack_switch)
     if cr2 is None:
         cr2 = registers.get("cr2")
     return unwinder.run(_registers_by_number(registers), exact=True, cr2=cr2, max_depth=max_depth)
@@ -808,9 +865,10 @@ def unwind_switched(
     *,
     max_depth: int = MAX_DEPTH,
     memory: _Memory | None = None,
+    stack_switch: Callable[[str], tuple[int, dict[int, int]] | None] | None = None,
 ) -> Backtrace:
     """The backtrace of a thread that is not on a CPU, from its thread.kernel_rsp."""
-    unwinder = _Unwinder(kernel, images, memory)
+    unwinder = _Unwinder(kernel, images, memory, stack_switch=stack_switch)
     try:
         return unwinder.switched(kernel_rsp, max_depth)
     except TargetError as error:
@@ -823,14 +881,23 @@ def thread_kernel_rsp(kernel, thread_address: int) -> int:
 
 
 def unwind_thread(
-    kernel, images: Images, thread, vcpu=None, *, memory: _Memory | None = None
+    kernel,
+    images: Images,
+    thread,
+    vcpu=None,
+    *,
+    memory: _Memory | None = None,
+    go: goroutines.GoRuntime | None = None,
 ) -> Backtrace:
     """One thread (a ThreadInfo): from its vCPU's registers when `vcpu` (a model Vcpu)
-    runs it, else from its saved kernel_rsp."""
+    runs it, else from its saved kernel_rsp. `go`: the app's Go runtime, whose
+    goroutine a thread on its g0 stack works for (see goroutines.stack_switch)."""
+    switch = (lambda name: go.stack_switch(thread.app_tcb, name)) if go is not None else None
     if vcpu is not None:
         trace = unwind_registers(
-            kernel, images, vcpu.registers, memory=memory, thread_address=thread.address
-        )
+            kernel, images, vcpu.registers, memory=memory, thread_address=thread.address,
+            stack_switch=switch,
+        )  # fmt: skip
         trace.source = f"vcpu {vcpu.num}"
     else:
         try:
@@ -840,7 +907,7 @@ def unwind_thread(
         if not rsp:
             trace = Backtrace(stopped="no saved context (kernel_rsp is 0)")
         else:
-            trace = unwind_switched(kernel, images, rsp, memory=memory)
+            trace = unwind_switched(kernel, images, rsp, memory=memory, stack_switch=switch)
         trace.source = "kernel_rsp"
     trace.tid = thread.tid
     return trace
@@ -880,11 +947,40 @@ def backtraces(
     for cpu in cpus if cpus is not None else kernel.cpus(threads):
         if cpu.current and cpu.vcpu in vcpus:
             running[cpu.current] = vcpus[cpu.vcpu]
+    go = go_runtime(kernel, app)
     result = {}
     for thread in threads:
         if thread.tid < 0:
             continue
         result[thread.tid] = unwind_thread(
-            kernel, images, thread, running.get(thread.address), memory=memory
+            kernel, images, thread, running.get(thread.address), memory=memory, go=go
         )
     return result
+
+
+def go_runtime(kernel, app: ElfImage | None) -> goroutines.GoRuntime | None:
+    """The app's Go runtime when it is a Go program whose tables can be read."""
+    if not goroutines.is_go(app):
+        return None
+    assert app is not None
+    try:
+        return goroutines.GoRuntime(kernel, app)
+    except (goroutines.GoError, DecodeError, SymbolsError, OSError):
+        return None
+
+
+def goroutine_backtrace(
+    kernel, images: Images, goroutine: goroutines.Goroutine, *, memory: _Memory | None = None,
+    max_depth: int = MAX_DEPTH,
+) -> Backtrace:
+    """A goroutine that is not running, from where it resumes (g.sched: a return
+    address into runtime.gopark's caller chain, or where it was preempted)."""
+    unwinder = _Unwinder(kernel, images, memory)
+    regs: dict[int, int | None] = {RIP: goroutine.pc, RSP: goroutine.sp, RBP: goroutine.bp}
+    # A goroutine that never ran resumes at its function's first instruction (newproc
+    # put goexit's address under it as the return address): that pc is exact.
+    _, image = images.find(goroutine.pc)
+    exact = image is not None and image.symbolize(goroutine.pc) == (goroutine.start, 0)
+    trace = unwinder.run(regs, exact=exact, max_depth=max_depth)
+    trace.source = f"goroutine {goroutine.goid}"
+    return trace

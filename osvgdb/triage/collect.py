@@ -19,6 +19,7 @@ from osvgdb.decode import DecodeError
 from osvgdb.decode import frames as frames_decode
 from osvgdb.decode.args import CallFormatter
 from osvgdb.model import fscheck as fscheck_model
+from osvgdb.model import goroutines as go_model
 from osvgdb.model import unwind
 from osvgdb.model.auxv import auxv_report
 from osvgdb.model.kernel import Kernel
@@ -87,6 +88,20 @@ def app_image(kernel: Kernel, app_path: str | os.PathLike | None) -> ElfImage | 
     if app_path is None or not Path(app_path).exists():
         return None
     return symbols.app_image(kernel, app_path)
+
+
+def app_runtime(app: ElfImage | None) -> str | None:
+    """Which language runtime the app carries, from its symbols: go (runtime.allgs),
+    rust (std's panic entry), cxx (__cxa_throw), else c; None without the app's ELF."""
+    if app is None:
+        return None
+    if go_model.is_go(app):
+        return "go"
+    if app.address_of("rust_begin_unwind") is not None or app.address_of("__rust_start_panic") is not None:
+        return "rust"
+    if app.address_of("__cxa_throw") is not None:
+        return "cxx"
+    return "c"
 
 
 def fatal_report(kernel: Kernel) -> dict | None:
@@ -304,8 +319,9 @@ def _call(described: dict) -> dict:
 
 def threads_entries(
     kernel: Kernel, app: ElfImage | None, threads: list, cpus: list
-) -> tuple[list[dict], list[str]]:
-    """Every thread, on a CPU or not: state, wait, backtrace, syscalls; and collection errors."""
+) -> tuple[list[dict], list[str], dict]:
+    """Every thread, on a CPU or not: state, wait, backtrace, syscalls; collection errors;
+    and the backtraces by tid."""
     problems: list[str] = []
     everyone = {}
     for thread in threads:
@@ -348,7 +364,7 @@ def threads_entries(
                 "syscalls": {"in_flight": in_flight, "last": mine},
             }
         )
-    return result, problems
+    return result, problems, backtraces
 
 
 def fscheck(kernel: Kernel, event: Event) -> dict | None:

@@ -35,6 +35,7 @@ from osvgdb.dump_writer import DEFAULT_LEVEL, write_dump
 from osvgdb.mi import CommandError, GdbExited, Mi, MiError, MiTimeout, is_stop, quote
 from osvgdb.mi_target import MiTarget
 from osvgdb.model import unwind
+from osvgdb.model.bt import goroutine_entries
 from osvgdb.model.elf_target import ElfKernel
 from osvgdb.model.kernel import Kernel
 from osvgdb.monitor import MonitorError
@@ -302,14 +303,19 @@ def collect_sections(report: Report, kernel: Kernel, app_path: Path | None, even
     with report.step("collect.app"):
         sections["app_started"] = collect.app_started(kernel)
         app = collect.app_image(kernel, app_path)
+        sections["runtime"] = collect.app_runtime(app)
     cpus: list = []
     threads: list = []
     with report.step("collect.vcpus"):
         cpus, threads = collect.cpus_and_threads(kernel)
         sections["vcpus"] = collect.vcpu_entries(kernel, app, cpus, threads)
+    traces: dict = {}
     with report.step("collect.threads"):
-        sections["threads"], problems = collect.threads_entries(kernel, app, threads, cpus)
+        sections["threads"], problems, traces = collect.threads_entries(kernel, app, threads, cpus)
         sections["collect_problems"] = problems
+    if sections.get("runtime") == "go":
+        with report.step("collect.goroutines"):
+            sections["goroutines"] = goroutine_entries(kernel, app, threads, traces)
     with report.step("collect.fault"):
         fatal = collect.fatal_report(kernel)
         if fatal is not None and event.reason == "exit":

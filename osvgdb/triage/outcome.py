@@ -28,13 +28,13 @@ MEANING = {
     Outcome.EXIT_STATUS: "the app exited with a non-zero status (or ended itself with a signal "
     "other than SIGABRT)",
     Outcome.APP_FAULT: "an exception in app code the app did not handle (SIGSEGV, SIGBUS, "
-    "SIGILL, SIGFPE, SIGTRAP)",
-    Outcome.APP_ABORT: "the app aborted (abort(), a failed assert, glibc's fortify and "
-    "stack-protector checks): SIGABRT it sent itself",
+    "SIGILL, SIGFPE, SIGTRAP), or one Go's runtime turned into its panic",
+    Outcome.APP_ABORT: "the app aborted (abort(), a failed assert, glibc's heap, fortify and "
+    "stack-protector checks, an uncaught C++ exception), or a Go or Rust panic ended it",
     Outcome.KERNEL_PANIC: "the kernel panicked, or its FS-base watchdog caught a broken rule",
     Outcome.TRIPLE_FAULT: "the machine reset (a triple fault): QEMU paused it with its state kept",
     Outcome.HANG_DEADLOCK: "no exit within the timeout, every app thread blocked (futex waits, "
-    "sleeps) and every vCPU idle",
+    "sleeps) and every vCPU idle; or Go's runtime found all goroutines asleep",
     Outcome.HANG_BUSY: "no exit within the timeout and some vCPU kept running app or kernel code",
     Outcome.BOOT_FAILURE: "the kernel never reached the app (the loader refused it, a bad "
     "kernel command line, a hang before the app started)",

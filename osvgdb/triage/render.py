@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from osvgdb.model import names
 from osvgdb.triage.outcome import JUNIT_ERROR, Outcome
 
 ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
@@ -34,7 +35,8 @@ def _frame_line(index: int, frame: dict) -> str:
         return f"  {index:2}  {frame.get('function') or frame.get('label')}"
     where = f"  {frame['file'].rsplit('/', 1)[-1]}:{frame['line']}" if frame.get("file") else ""
     module = f" [{frame['module']}]" if frame.get("module") else ""
-    return f"  {index:2}  {_hex(frame.get('address'))}  {frame.get('function') or '??'}{where}{module}"
+    function = names.demangle(frame["function"]) if frame.get("function") else "??"
+    return f"  {index:2}  {_hex(frame.get('address'))}  {function}{where}{module}"
 
 
 def _code(lines: list[str]) -> list[str]:
@@ -52,8 +54,10 @@ def _location(location: dict | None) -> str:
 
 def markdown(data: dict) -> str:
     out = [f"# osvgdb triage: {data['title']}", ""]
+    app_status = data.get("app_exit_status")
     out += [
-        f"- **outcome**: `{data['outcome']}` (exit status {data['exit_status']})",
+        f"- **outcome**: `{data['outcome']}` (osvgdb triage's exit status {data['exit_status']})",
+        "- **app**: " + (f"exit status {app_status}" if app_status is not None else "did not exit"),
         f"- **signature**: `{data['signature']}`",
         f"- **proto signature**: `{data['proto_signature']}`",
     ]
@@ -99,6 +103,22 @@ def markdown(data: dict) -> str:
         out += ["## FS-base violation", "", clean(fscheck["text"]), ""]
     if hang := data.get("hang"):
         out += ["## Hang", "", hang.get("verdict", ""), ""]
+    if found := data.get("runtime_report"):
+        out += ["## Runtime report", ""]
+        out.append(f"{found['runtime']} {found['what']}: {clean(found['message'])}")
+        if found.get("corrupted"):
+            out.append(f"corrupted: {'; '.join(found.get('problems', []))}")
+        out.append("the guest's state agrees" if found["agrees"] else f"not used: {found['disagreement']}")
+        out += [f"- {clean(note)}" for note in found.get("notes", [])]
+        out.append("")
+    if data.get("goroutines"):
+        out += ["## Goroutines", "", "| goroutine | status | waits on | own function | thread |", "|---|---|---|---|---|"]
+        for g in data["goroutines"]:
+            if not g.get("system"):
+                out.append(f"| {g['goid']} | {g['status']} | {g.get('wait_reason') or ''} | "
+                           f"{g.get('own_function') or '?'} | {g.get('tid') or ''} |")  # fmt: skip
+        system = sum(1 for g in data["goroutines"] if g.get("system"))
+        out += [f"and {system} of the runtime's own", ""]
 
     if data.get("vcpus"):
         out += ["## vCPUs", "", "| vCPU | CPU | mode | thread | FS base | whose | counter | verdict | at |",

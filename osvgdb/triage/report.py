@@ -16,6 +16,9 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from osvgdb.model import names
+from osvgdb.triage import console as consoles
+from osvgdb.triage import runtime as runtimes
 from osvgdb.triage import signature as signatures
 from osvgdb.triage.collect import Event, signal_name
 from osvgdb.triage.outcome import EXIT_STATUS, Outcome
@@ -46,6 +49,7 @@ class Report:
     title: str = ""
     console: str = ""
     versions: dict = field(default_factory=dict)
+    runtime_report: dict | None = None  # what a runtime printed, and whether the state agrees
 
     @contextmanager
     def step(self, name: str):
@@ -92,8 +96,20 @@ class Report:
             "exe": self.exe,
             "event": self.event.as_dict(),
             "console_tail": self.console.splitlines()[-CONSOLE_TAIL:],
+            "app_exit_status": self.app_exit_status,
+            "runtime_report": self.runtime_report,
+            "corrupted": bool(self.runtime_report and self.runtime_report["corrupted"]),
             **self.sections,
         }
+
+    @property
+    def app_exit_status(self) -> int | None:
+        """The status the app ended with, as its parent would see it (128 + N for a fatal
+        signal N), or None when it did not end."""
+        if self.event.reason != "exit":
+            return None
+        fatal = self.sections.get("fault")
+        return 128 + fatal["signal"] if fatal else self.event.exit_status
 
 
 # Errors a step expects (the target, the tools); anything else is ours, noted as internal.
@@ -218,7 +234,20 @@ def classify(report: Report) -> None:
         outcome = Outcome.INFRASTRUCTURE
         kind = failed[0]["step"] if failed else event.reason
 
+    if event.reason == "timeout" and sections.get("goroutines") and started is not False:
+        outcome, kind, hang_threads = _go_hang(sections["goroutines"], outcome, kind, hang_threads)
+        module = "app"
     report.outcome, report.kind = outcome, kind
+    verdict = _runtime_verdict(report, frames)
+    if verdict is not None:
+        report.outcome, report.kind = verdict.outcome, verdict.kind
+        if verdict.hang is not None:
+            report.signature = signatures.make_hang(verdict.outcome.value, verdict.kind, verdict.hang, "app")
+        else:
+            report.signature = signatures.make(verdict.outcome.value, verdict.kind, verdict.frames, "app")
+        report.signature.notes += verdict.notes
+        report.title = _runtime_title(report, verdict)
+        return
     if hang_threads is not None:
         report.signature = signatures.make_hang(outcome.value, kind, hang_threads, module)
     elif outcome in (Outcome.PASSED, Outcome.BOOT_FAILURE, Outcome.QEMU_DIED, Outcome.INFRASTRUCTURE):
@@ -226,6 +255,63 @@ def classify(report: Report) -> None:
     else:
         report.signature = signatures.make(outcome.value, kind, frames, module)
     report.title = title(report, frames, module)
+
+
+def _go_hang(goroutines: list[dict], outcome: Outcome, kind: str,
+             threads: list[list[dict]] | None) -> tuple[Outcome, str, list[list[dict]] | None]:  # fmt: skip
+    """A Go program's hang is its goroutines' (rule 6), as the runtime's tables have them,
+    not its threads': an M's thread runs whichever goroutine the scheduler gave it, and the
+    runtime's own threads (sysmon) wake now and then whatever the program does. Busy when
+    a goroutine of the program runs or waits only for a CPU (running, runnable,
+    preempted), named by those; else blocked, named by every goroutine of the program."""
+    mine = [g for g in goroutines if not g.get("system") and g.get("frames")]
+    if not mine:
+        return outcome, kind, threads
+    busy = [g for g in mine if g["status"] in ("running", "runnable", "preempted")]
+    if busy:
+        return Outcome.HANG_BUSY, "busy", [g["frames"] for g in busy]
+    return Outcome.HANG_DEADLOCK, kind if outcome is Outcome.HANG_DEADLOCK else "blocked", [g["frames"] for g in mine]
+
+
+def _runtime_verdict(report: Report, frames: list[dict]) -> runtimes.Verdict | None:
+    """The runtime's report on the console, checked against the state (runtime.py)."""
+    found = consoles.first(report.console) if report.console else None
+    if found is None:
+        return None
+    event, sections = report.event, report.sections
+    fatal = sections.get("fault")
+    if event.reason != "exit" or sections.get("app_started") is False:
+        disagreement: str | None = f"the app did not end ({event.reason}): the report is not how it ended"
+    else:
+        disagreement = runtimes.agreement(
+            found, runtime=sections.get("runtime"),
+            exit_status=None if fatal else event.exit_status, signal=fatal["signal"] if fatal else None,
+        )  # fmt: skip
+    report.runtime_report = {**found.as_dict(), "agrees": disagreement is None,
+                             "disagreement": disagreement, "notes": []}  # fmt: skip
+    if disagreement is not None:
+        return None
+    verdict = runtimes.interpret(found, state_frames=frames, state_goroutines=sections.get("goroutines"),
+                                 exe=report.exe)  # fmt: skip
+    if found.corrupted:
+        verdict.notes.append("corrupted report: " + "; ".join(found.problems))
+    report.runtime_report["notes"] = verdict.notes
+    return verdict
+
+
+def _runtime_title(report: Report, verdict: runtimes.Verdict) -> str:
+    if verdict.hang is not None:
+        text = verdict.headline + (f" ({', '.join(verdict.hang_labels)})" if verdict.hang_labels else "")
+    else:
+        assert report.signature is not None
+        kept = report.signature.signature.split(":", 3)[-1].split(" | ")[0]
+        text = verdict.headline + (f" in {kept}" if kept else "")
+        if verdict.message:
+            text += f": {verdict.message}"
+    if report.runtime_report and report.runtime_report["corrupted"]:
+        text = "corrupted report: " + text
+    text = " ".join(text.split())
+    return text if len(text) <= TITLE_LENGTH else text[: TITLE_LENGTH - 3] + "..."
 
 
 def _where(frames: list[dict], module: str | None) -> str:
@@ -237,7 +323,7 @@ def _where(frames: list[dict], module: str | None) -> str:
     for frame in frames:
         if frame.get("function") and signatures.normalise(frame["function"]) == kept[0]:
             place = f" ({frame['file'].rsplit('/', 1)[-1]}:{frame['line']})" if frame.get("file") else ""
-            return f" in {frame['function']}{place}"
+            return f" in {names.demangle(frame['function'])}{place}"
     return f" in {kept[0]}"
 
 
@@ -250,8 +336,13 @@ def title(report: Report, frames: list[dict], module: str | None) -> str:
         message = abort_message(report.console)
         text = f"app-abort: {kind}{_where(frames, module)}" + (f": {message}" if message else "")
     elif outcome in (Outcome.HANG_DEADLOCK, Outcome.HANG_BUSY):
-        names = report.signature.signature.split(":", 3)[-1] if report.signature else ""
-        text = f"{outcome.value}: {names or 'no frames'}"
+        kept = report.signature.signature.split(":", 3)[-1] if report.signature else ""
+        text = f"{outcome.value}: {kept or 'no frames'}"
+        goroutines = [g for g in sections.get("goroutines") or [] if not g.get("system")]
+        if goroutines:
+            text += " (goroutines: " + ", ".join(
+                f"{g.get('own_function') or '?'} {g.get('wait_reason') or g['status']}" for g in goroutines
+            ) + ")"
     elif outcome is Outcome.KERNEL_PANIC and sections.get("fscheck"):
         fscheck = sections["fscheck"]
         text = f"kernel-panic: FS-base rule {', '.join(fscheck['rules'])} broken at {fscheck['location']}"

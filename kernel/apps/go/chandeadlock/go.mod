@@ -1,0 +1,3 @@
+module osvgdb.test/chandeadlock
+
+go 1.19

@@ -1,0 +1,3 @@
+module osvgdb.test/nilderef
+
+go 1.19

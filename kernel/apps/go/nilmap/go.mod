@@ -1,0 +1,3 @@
+module osvgdb.test/nilmap
+
+go 1.19

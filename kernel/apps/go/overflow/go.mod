@@ -1,0 +1,3 @@
+module osvgdb.test/overflow
+
+go 1.19

@@ -1,0 +1,3 @@
+module osvgdb.test/spinner
+
+go 1.19
