@@ -14,8 +14,6 @@ write, checks the static-pie load bias the same way."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import sysconfig
 from pathlib import Path
 
@@ -38,7 +36,6 @@ WANTED_BLOCKED = 2  # threads blocked in a futex wait from worker() at the stop
 # each vCPU's full register set, and the pure engine over the live target with them.
 GDB_SCRIPT = r"""
 import json
-import sys
 import gdb
 # pyelftools (symbols.py reads DWARF lines with it) is in the test's virtualenv, not in
 # the system Python GDB embeds: the same Python version, a pure-Python package.
@@ -196,29 +193,6 @@ def offline(dump_path: Path, app_path: Path) -> dict[int, dict]:
     return {tid: trace.as_dict() for tid, trace in traces.items()}
 
 
-TIMING = r"""
-import sys, time, json
-t0 = time.perf_counter()
-from osvgdb.dump import Dump
-from osvgdb.model.elf_target import DumpTarget, ElfKernel
-from osvgdb.model.kernel import Kernel
-from osvgdb.model import unwind
-t1 = time.perf_counter()
-with Dump(sys.argv[1]) as dump:
-    t2 = time.perf_counter()
-    kernel = Kernel(DumpTarget(ElfKernel(sys.argv[2]), dump))
-    first = unwind.backtraces(kernel, sys.argv[3])
-    t3 = time.perf_counter()
-    again = unwind.backtraces(kernel, sys.argv[3])
-    t4 = time.perf_counter()
-    kernel = Kernel(DumpTarget(ElfKernel(sys.argv[2]), dump))
-    other = unwind.backtraces(kernel, sys.argv[3])
-    t5 = time.perf_counter()
-print(json.dumps({"imports": t1 - t0, "open_dump": t2 - t1, "first": t3 - t2, "cached": t4 - t3,
-                  "new_model": t5 - t4, "threads": len(first)}))
-"""
-
-
 @pytest.fixture(scope="module")
 def threads_stop(kernel: None, tmp_path_factory: pytest.TempPathFactory):
     """threads-glibc at -smp 2 stopped in a futex syscall with some workers blocked in
@@ -324,17 +298,18 @@ def test_the_dump_gives_the_same_backtraces_offline(threads_stop) -> None:
     assert len(set(signatures.values())) >= 2
 
 
-def test_all_backtraces_are_fast(threads_stop) -> None:
+def test_backtraces_are_the_same_from_warm_caches_and_a_new_model(threads_stop) -> None:
+    """The engine caches per model (CFI, symbols, layouts): a second call on the same
+    model and a call on a new one give the same backtraces. (What they cost is
+    scripts/benchmark_unwind's, against GDB's own bt over the same core.)"""
     exe, _report, dump_path = threads_stop
-    result = subprocess.run(
-        [sys.executable, "-c", TIMING, str(dump_path), str(KERNEL), str(exe)],
-        capture_output=True, text=True, check=True, cwd=ROOT,
-    )  # fmt: skip
-    figures = json.loads(result.stdout)
-    print(f"backtraces of {figures['threads']} threads: " + ", ".join(
-        f"{k} {v * 1000:.0f} ms" for k, v in figures.items() if k != "threads"
-    ))  # fmt: skip
-    assert figures["first"] < 1.0 and figures["cached"] < 0.25, figures
+    with Dump(dump_path) as dump:
+        kernel = Kernel(DumpTarget(ElfKernel(KERNEL), dump))
+        first = unwind.backtraces(kernel, exe)
+        again = unwind.backtraces(kernel, exe)
+        other = unwind.backtraces(Kernel(DumpTarget(ElfKernel(KERNEL), dump)), exe)
+    assert len(first) >= 3
+    assert again == first and other == first
 
 
 @pytest.mark.usefixtures("kernel")
