@@ -41,12 +41,20 @@ void console_init(void)
     outb(COM1 + 4, 0x0b);   /* DTR, RTS, OUT2 (which gates the IRQ line on a PC) */
 }
 
+/*
+ * Every byte ever written to the console, for the debugger: in a replay (osvgdb replay)
+ * it says how much of the recorded console the guest had printed at the point where it
+ * stands, so the console can be shown as of that point and never printed twice.
+ */
+u64 console_bytes_written;
+
 static void serial_putc(char c)
 {
     /* Bounded wait: a missing UART must not hang the kernel. */
     for (int i = 0; i < 100000 && !(inb(COM1 + UART_LSR) & 0x20); i++)
         cpu_relax();
     outb(COM1, c);
+    console_bytes_written++;
 }
 
 /*

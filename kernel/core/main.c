@@ -15,12 +15,16 @@
  *   --stdin=MODE    what feeds fd 0 over the serial line: none (default), pipe or tty
  *                   (console.c, "Console input")
  *   --no-capture    the syscall history keeps no argument memory (to measure its cost)
+ *   --fscheck       the FS-base watchdog on from boot (core/fscheck.c), as osv-fscheck on
+ *                   sets it: for a recorded run, where a debugger's write would not be in
+ *                   the recording (osvgdb triage --record)
  *   --test-panic    fault in the kernel on purpose, to exercise the panic path
  *   --inject=NAME   break the kernel on purpose in one of the ways of include/inject.h
  */
 #include "arch.h"
 #include "console.h"
 #include "elf.h"
+#include "fscheck.h"
 #include "fastpath.h"
 #include "initrd.h"
 #include "inject.h"
@@ -185,6 +189,8 @@ static int parse_cmdline(void)
             test_panic = true;
         else if (strcmp(words[i], "--no-capture") == 0)
             syscall_capture_on = false;
+        else if (strcmp(words[i], "--fscheck") == 0)
+            fscheck_enabled = 1;
         else if (strncmp(words[i], "--hz=", 5) == 0) {
             if (!parse_hz(words[i] + 5))
                 return refuse("--hz wants a number from 10 to 10000, not %s", words[i] + 5);
