@@ -23,7 +23,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from osvgdb import build, dump
 from osvgdb.qemu import QemuError, die_with_parent
@@ -39,6 +39,9 @@ from osvgdb.run import (
     RunOptions,
 )
 from osvgdb.run import exit_status as run_exit_status
+
+if TYPE_CHECKING:
+    from osvgdb.record import Recorder
 
 GDB = "gdb"
 EXIT_STATUS_HELP = f"""\
@@ -64,6 +67,11 @@ class DebugOptions:
     commands: list[str] = field(default_factory=list)
     gdb: str = GDB
     gdb_args: list[str] = field(default_factory=list)
+    recording: Recorder | None = None  # --record DIR (osvgdb.record)
+
+# GDB may not write the guest's memory or registers while it is recorded or replayed:
+# the write would not be in the recording, and the replay would go another way.
+NO_WRITES = ["set may-write-memory off", "set may-write-registers off"]
 
 
 class DebugSession(Guest):
@@ -73,16 +81,24 @@ class DebugSession(Guest):
     `gdb_socket`, `qmp_socket`); the console goes to `console` (our stdout
     by default) through a copying thread. Without `shared_ram` the guest's RAM
     is QEMU's own and osv-dump cannot work (scripts/benchmark_dump's baseline).
+    With a `recording` the run is recorded (osvgdb.record) and GDB may not write
+    the guest's memory or registers.
     """
 
     def __init__(
-        self, options: RunOptions, *, console: BinaryIO | None = None, shared_ram: bool = True
+        self,
+        options: RunOptions,
+        *,
+        console: BinaryIO | None = None,
+        shared_ram: bool = True,
+        recording: Recorder | None = None,
     ):
         super().__init__(
             options,
             console=console if console is not None else sys.stdout.buffer,
             gdbstub=True,
             shared_ram=shared_ram,
+            recording=recording,
         )
         self.options: RunOptions = options
         self.root = build.repo_root()
@@ -110,19 +126,28 @@ class DebugSession(Guest):
         argv += ["-x", str(self.root / "gdbinit.py")]
         if batch:
             argv += ["-ex", "set pagination off", "-ex", "set confirm off"]
-        argv += ["-ex", f"set osv-app-path {self.options.exe.resolve()}"]
-        argv += ["-ex", f"set osv-qmp-socket {self.qmp_socket}"]
-        if self.ram_path is not None:
-            argv += ["-ex", f"set osv-guest-ram {self.ram_path}"]
-        # Quietly: osvgdb.gdb.debug_session says what GDB's stop line would.
-        argv += ["-ex", f"with suppress-cli-notifications on -- target remote {self.gdb_socket}"]
-        argv += ["-ex", "python import osvgdb.gdb; osvgdb.gdb.debug_session()"]
+        for command in self.setup_commands():
+            argv += ["-ex", command]
         for command in commands:
             argv += ["-ex", command]
         if batch:
             argv.append("--batch")
         argv.append(str(self.kernel))
         return argv
+
+    def setup_commands(self) -> list[str]:
+        """What GDB runs before the user's commands: the app's path, the sockets, the
+        guest's RAM, connecting, and the greeting."""
+        commands = [f"set osv-app-path {self.options.exe.resolve()}"]
+        commands.append(f"set osv-qmp-socket {self.qmp_socket}")
+        if self.ram_path is not None:
+            commands.append(f"set osv-guest-ram {self.ram_path}")
+        if self.recording is not None:
+            commands += NO_WRITES
+        # Quietly: osvgdb.gdb.debug_session says what GDB's stop line would.
+        commands.append(f"with suppress-cli-notifications on -- target remote {self.gdb_socket}")
+        commands.append("python import osvgdb.gdb; osvgdb.gdb.debug_session()")
+        return commands
 
 
 def start_gdb(argv: list[str], **popen: object) -> subprocess.Popen:
@@ -153,7 +178,7 @@ class DebugOutcome:
 def debug(options: DebugOptions) -> DebugOutcome:
     """Run GDB on the booted kernel until it exits; QEMU is gone on return."""
     try:
-        with DebugSession(options.run) as session:
+        with DebugSession(options.run, recording=options.recording) as session:
             argv = session.gdb_argv(
                 options.commands, batch=options.batch, gdb=options.gdb, extra=options.gdb_args
             )

@@ -30,7 +30,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import BinaryIO
 from pathlib import Path
 
@@ -137,6 +137,8 @@ def command_line(
     memory: str = MEMORY,
     pause_on_reset: bool = False,
     ram_path: str | None = None,
+    record_replay: Sequence[str] = (),
+    extra_qmp_socket: Path | None = None,
 ) -> list[str]:
     """The whole QEMU command line, in one place.
 
@@ -159,6 +161,12 @@ def command_line(
 
     With `ram_path` the guest's RAM is that file (osvgdb.guestram's memfd),
     mapped shared, so what the guest writes can be read there.
+
+    `record_replay` is osvgdb.record.qemu_arguments' (a recording or its replay):
+    then there is no isa-debug-exit, so the kernel halts after its exit report and
+    the recording ends where osvgdb ends it (osvgdb.record says why).
+    `extra_qmp_socket`: a second QMP monitor, so that GDB's extension and osvgdb
+    can each have one (a replay's seeks, and the watch for a hung QEMU).
     """
     debug = ["-S"] if stopped else []
     if gdb_socket is not None:
@@ -166,6 +174,8 @@ def command_line(
                   "-gdb", "chardev:gdb0"]  # fmt: skip
     if qmp_socket is not None:
         debug += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
+    if extra_qmp_socket is not None:
+        debug += ["-qmp", f"unix:{extra_qmp_socket},server=on,wait=off"]
     if pause_on_reset:
         debug += ["-action", "shutdown=pause"]
     machine = f"microvm,accel={accel},auto-kernel-cmdline=off"
@@ -187,10 +197,12 @@ def command_line(
         "-append", cmdline,
         "-serial", "stdio",
         "-debugcon", f"file:{debugcon}",
-        "-device", f"isa-debug-exit,iobase={ISA_DEBUG_EXIT_PORT:#x},iosize=4",
+        *([] if record_replay else
+          ["-device", f"isa-debug-exit,iobase={ISA_DEBUG_EXIT_PORT:#x},iosize=4"]),
         "-no-reboot",
         *ram,
         *debug,
+        *record_replay,
     ]  # fmt: skip
 
 
@@ -230,6 +242,7 @@ class Qemu:
     still runs and removes the directory.  QMP listens on `qmp_socket`; with
     `gdbstub`, the gdbstub on `gdb_socket`.  With `shared_ram` the guest's RAM
     is a memfd of ours, `ram_path` (osvgdb.guestram), closed with the rest.
+    `record_replay`: osvgdb.record's arguments for QEMU's record/replay.
     """
 
     def __init__(
@@ -244,8 +257,10 @@ class Qemu:
         pause_on_reset: bool = False,
         input: bool = False,
         shared_ram: bool = False,
+        record_replay: Sequence[str] = (),
     ):
         self.kernel = kernel
+        self.record_replay = list(record_replay)
         self.input = input
         self.memory = memory
         self.pause_on_reset = pause_on_reset
@@ -260,6 +275,9 @@ class Qemu:
         self.stderr_log = self.workdir / "qemu-stderr"
         self.gdb_socket = self.workdir / "gdb.sock" if gdbstub else None
         self.qmp_socket = self.workdir / "qmp.sock"
+        # A replay's second QMP monitor is GDB's extension's (its moves), the first osvgdb's (its
+        # watch for a hung QEMU); a recording has the same machine, and so the same monitors.
+        self.gdb_qmp_socket = self.workdir / "qmp-gdb.sock" if record_replay else None
         self.process: subprocess.Popen[bytes] | None = None
         self._ram_fd = guestram.create() if shared_ram else None
 
@@ -301,6 +319,8 @@ class Qemu:
             memory=self.memory,
             pause_on_reset=self.pause_on_reset,
             ram_path=self.ram_path,
+            record_replay=self.record_replay,
+            extra_qmp_socket=self.gdb_qmp_socket,
         )
 
     def start(self, cmdline: str) -> None:

@@ -39,12 +39,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from osvgdb import build, initrd
 from osvgdb.monitor import Monitor, MonitorError
 from osvgdb.qemu import MEMORY, Qemu, QemuError
 from osvgdb.stdin import StdinForwarder, stdin_mode
+
+if TYPE_CHECKING:
+    from osvgdb.record import Recorder
 
 EXIT_USAGE = 2
 EXIT_PANIC = 70  # EX_SOFTWARE
@@ -282,6 +285,9 @@ class Guest:
     guest).  `pause_on_reset`: a triple fault pauses QEMU with its state kept.
     A guest with a gdbstub can be dumped: its RAM is shared with us (`ram_path`,
     osvgdb.guestram), unless `shared_ram` says otherwise.
+    With a `recording` (osvgdb.record.Recorder) the run is recorded for a replay:
+    its RAM is shared and a reset pauses it (as for every recording), the console
+    goes into the recording too, and leaving ends the recording where the guest is.
 
     Leaving the context (or close()) kills QEMU if it still runs, after which
     the whole console has been copied, and removes QEMU's directory.
@@ -296,6 +302,7 @@ class Guest:
         keep_monitor: bool = False,
         pause_on_reset: bool = False,
         shared_ram: bool | None = None,
+        recording: Recorder | None = None,
     ):
         self.options = options
         self.shared_ram = gdbstub if shared_ram is None else shared_ram
@@ -303,6 +310,10 @@ class Guest:
         self.gdbstub = gdbstub
         self.keep_monitor = keep_monitor
         self.pause_on_reset = pause_on_reset
+        self.recording = recording
+        if recording is not None:
+            self.shared_ram = self.pause_on_reset = True
+            self.console_out = recording.tee(console)
         self.vm: Qemu | None = None
         self.monitor: Monitor | None = None
         self._copier: _ConsoleCopier | None = None
@@ -353,6 +364,7 @@ class Guest:
             pause_on_reset=self.pause_on_reset,
             input=input_mode != "none",
             shared_ram=self.shared_ram,
+            record_replay=self.recording.arguments() if self.recording is not None else (),
         )
         try:
             initrd.write_initrd(
@@ -360,6 +372,8 @@ class Guest:
                 [initrd.Member(options.exe.name, options.exe, mode=initrd.EXECUTABLE_MODE)],
             )
             self.vm.start(cmdline)
+            if self.recording is not None:
+                self.recording.started(self.vm, cmdline)
             if input_mode != "none":
                 assert options.stdin is not None
                 self._forwarder = StdinForwarder(options.stdin, self.vm.stdin, mode=input_mode)
@@ -479,6 +493,10 @@ class Guest:
             if outcome.kind == Ending.PANIC:
                 self._wait_until_console_quiet()
                 return outcome
+            if outcome.kind == Ending.EXITED and self.recording is not None:
+                # A recorded kernel halts after its report (no isa-debug-exit): it is over.
+                self._wait_until_console_quiet()
+                return outcome
             if outcome.kind == Ending.EXITED and self.vm.poll() is None:
                 # QEMU exits at once after the report; give the console time to end.
                 reported_at = reported_at or now
@@ -543,6 +561,8 @@ class Guest:
             return
         if self._forwarder is not None:
             self._forwarder.restore()
+        if self.recording is not None:
+            self._end_recording()
         self.vm.kill()
         if self._copier is not None:
             self._copier.join(CONSOLE_DRAIN_TIME)
@@ -552,11 +572,25 @@ class Guest:
         self.vm.close()
 
 
-def run(options: RunOptions, *, console: BinaryIO | None = None) -> BootOutcome:
+    def _end_recording(self) -> None:
+        """Close the recording where the guest is (osvgdb.record.Recorder), once the
+        console has all of it."""
+        assert self.vm is not None and self.recording is not None
+        outcome = self.outcome() if self._debugcon is not None else self._outcome(Ending.QEMU_FAILED)
+        self.recording.close_log(self.vm, self.monitor)
+        if self._copier is not None:
+            self._copier.join(CONSOLE_DRAIN_TIME)
+        self.recording.finish(self.vm, outcome)
+
+
+def run(
+    options: RunOptions, *, console: BinaryIO | None = None, recording: Recorder | None = None
+) -> BootOutcome:
     """`osvgdb run`: boot, stream the console to `console` (our stdout by
-    default) and wait up to options.timeout; QEMU is gone on return."""
+    default) and wait up to options.timeout; QEMU is gone on return. With a
+    `recording` (osvgdb.record.Recorder) the run is recorded too."""
     try:
-        with Guest(options, console=console or sys.stdout.buffer) as guest:
+        with Guest(options, console=console or sys.stdout.buffer, recording=recording) as guest:
             return guest.wait(options.timeout)
     except QemuFailed as failure:
         return failure.outcome
