@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     _add_run_options(run_parser)
+    _add_record_option(run_parser)
 
     debug_parser = commands.add_parser(
         "debug",
@@ -143,6 +144,37 @@ def _parser() -> argparse.ArgumentParser:
         "--app", type=Path, metavar="EXE", help="with --core: the app (default: DUMP.json's)"
     )
     _add_run_options(debug_parser, timeout=False)
+    _add_record_option(debug_parser)
+
+    replay_parser = commands.add_parser(
+        "replay",
+        usage="osvgdb replay DIR [--tui] [--batch] [-ex CMD]... [--gdb PATH] [--snapshot-interval S]",
+        help="replay a recording (--record DIR) under GDB or the TUI, from its end, forward "
+        "and backward",
+        description=REPLAY_DESCRIPTION,
+        epilog=REPLAY_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    replay_parser.add_argument("directory", type=Path, metavar="DIR", help="a recording")
+    replay_parser.add_argument(
+        "--tui", action="store_true", help="the inspector (osvgdb tui) instead of GDB's CLI"
+    )
+    replay_parser.add_argument(
+        "--batch", action="store_true", help="run the -ex commands, then exit (GDB's --batch)"
+    )
+    replay_parser.add_argument(
+        "-ex", dest="commands", action="append", default=[], metavar="CMD",
+        help="a GDB command to run once at the end of the recording (repeatable)",
+    )  # fmt: skip
+    replay_parser.add_argument(
+        "--gdb", default="gdb", metavar="PATH", help="the GDB to run (default: gdb)"
+    )
+    replay_parser.add_argument(
+        "--snapshot-interval", type=_seconds, default=None, metavar="S",
+        help="on the first replay of DIR, a snapshot every S seconds of replay "
+        "(default 0.5; 0: none, reverse execution then replays from the start)",
+    )  # fmt: skip
 
     inspect_parser = commands.add_parser(
         "inspect",
@@ -196,6 +228,33 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench_command.add_arguments(bench_parser)
     return parser
+
+
+REPLAY_DESCRIPTION = """\
+Replay a run recorded with `osvgdb run|debug --record DIR` or `osvgdb triage --record`
+and open GDB (or, with --tui, the inspector) on it, with the osvgdb extension, stopped
+at the end of the recording: where the app exited or crashed, the kernel panicked, or
+osvgdb stopped it. Execution goes forward and backward: reverse-stepi, reverse-next,
+reverse-finish, reverse-continue to any breakpoint (osv-break's too); osv-last-write
+LOCATION goes back to the instruction that last changed it, osv-when says where the
+replay is, osv-seek N goes to instruction N. The first replay takes a snapshot every
+--snapshot-interval seconds of replay (kept in DIR) so that going back replays little."""
+
+REPLAY_EPILOG = f"""\
+exit status: as osvgdb debug's (the app's status once it has exited in the replay, 70
+for a kernel panic, else GDB's); {run.EXIT_USAGE} for a directory that is not a recording this
+osvgdb and QEMU can replay (incomplete, truncated, changed, recorded with another QEMU);
+{run.EXIT_NO_STATUS} when QEMU failed, or hung in the replay and was killed."""
+
+
+def _add_record_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--record",
+        type=Path,
+        metavar="DIR",
+        help="record the run under QEMU's deterministic record/replay into DIR (a new "
+        "or empty directory), for `osvgdb replay DIR`; one vCPU under TCG only",
+    )
 
 
 def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = True) -> None:
@@ -299,8 +358,10 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
         if not kernel.is_file():
             raise UsageError(f"--kernel {kernel}: no such file")
         kernel = kernel.resolve()
+    recording = getattr(namespace, "record", None) not in (None, False)
     try:
-        accel = choose_accel(namespace.accel)
+        # A recording runs under TCG: auto means the best this run can have.
+        accel = choose_accel("tcg" if recording and namespace.accel == "auto" else namespace.accel)
     except QemuError as error:
         raise UsageError(str(error)) from error
     return run.RunOptions(
@@ -378,39 +439,91 @@ def report_run(outcome: BootOutcome, err: TextIO) -> int:
     return run.exit_status(outcome)
 
 
-def report_debug(outcome: debug.DebugOutcome, err: TextIO) -> int:
-    """Say on `err` how `osvgdb debug` ended (nothing when GDB's own status
-    is the answer); return its exit status."""
+def report_debug(outcome: debug.DebugOutcome, err: TextIO, who: str = "osvgdb debug") -> int:
+    """Say on `err` how `osvgdb debug` (or `osvgdb replay`, `who`) ended (nothing when
+    GDB's own status is the answer); return its exit status."""
     lines = []
     boot = outcome.boot
     if outcome.gdb_status is not None and outcome.gdb_status < 0:
         signum = -outcome.gdb_status
-        lines.append(f"osvgdb debug: GDB died of signal {signum} ({signal.strsignal(signum)})")
+        lines.append(f"{who}: GDB died of signal {signum} ({signal.strsignal(signum)})")
     elif boot.kind == Ending.PANIC:
-        lines.append("osvgdb debug: kernel panic (the report is on the console)")
+        lines.append(f"{who}: kernel panic (the report is on the console)")
     elif boot.kind == Ending.EXITED:
-        lines.append(f"osvgdb debug: the app exited with status {boot.exit_status}")
+        lines.append(f"{who}: the app exited with status {boot.exit_status}")
     elif boot.kind == Ending.QEMU_FAILED:
-        lines.append(f"osvgdb debug: QEMU {qemu_ended(boot.qemu_status)} before it was up")
+        lines.append(f"{who}: QEMU {qemu_ended(boot.qemu_status)} before it was up")
         lines += _qemu_stderr(boot)
     elif boot.kind == Ending.QEMU_DIED:
         why = _why_qemu_ended(boot)
-        lines.append(
-            f"osvgdb debug: QEMU {qemu_ended(boot.qemu_status)} before the app exited{why}"
-        )
+        lines.append(f"{who}: QEMU {qemu_ended(boot.qemu_status)} before the app exited{why}")
         lines += _qemu_stderr(boot)
     elif boot.kind == Ending.QEMU_STUCK:
-        lines.append(
-            f"osvgdb debug: QEMU stopped the guest ({boot.run_state}) before the app exited"
-        )
+        lines.append(f"{who}: QEMU stopped the guest ({boot.run_state}) before the app exited")
         lines += _qemu_stderr(boot)
     for line in lines:
         print(line, file=err)
     return debug.exit_status(outcome)
 
 
+def _recorder(namespace: argparse.Namespace, options: run.RunOptions):
+    """The --record DIR recorder (osvgdb.record.Recorder), or None without --record."""
+    if namespace.record is None:
+        return None
+    from osvgdb import record
+
+    try:
+        return record.Recorder(namespace.record, options, ["osvgdb", *sys.argv[1:]])
+    except record.RecordingError as error:
+        raise UsageError(str(error)) from None
+
+
+def report_recording(recorder, err: TextIO) -> None:
+    """Where the recording is, or why it cannot be replayed."""
+    if recorder is None or recorder.end is None:
+        return
+    if recorder.complete:
+        print(f"osvgdb: recorded in {recorder.directory} (`osvgdb replay {recorder.directory}` "
+              "opens it at its end)", file=err)  # fmt: skip
+    else:
+        print(f"osvgdb: error: the recording in {recorder.directory} is incomplete: QEMU did "
+              "not close it", file=err)  # fmt: skip
+
+
+def _replay(namespace: argparse.Namespace) -> int:
+    from osvgdb import replay
+
+    interval = namespace.snapshot_interval
+    options = replay.ReplayOptions(
+        directory=namespace.directory,
+        batch=namespace.batch,
+        commands=list(namespace.commands),
+        gdb=namespace.gdb,
+        snapshot_interval=replay.record.SNAPSHOT_INTERVAL if interval is None else interval,
+    )
+    try:
+        if namespace.tui:
+            if options.batch or options.commands:
+                raise UsageError("--tui: no --batch or -ex (the TUI takes commands at `:`)")
+            return tui_command.replay_main(options)
+        outcome = replay.replay(options)
+    except replay.record.RecordingError as error:
+        print(f"osvgdb replay: {error}", file=sys.stderr)
+        return run.EXIT_USAGE
+    except replay.ReplayError as error:
+        print(f"osvgdb replay: {error}", file=sys.stderr)
+        return run.EXIT_NO_STATUS
+    if outcome.hung is not None:
+        print(f"osvgdb replay: {outcome.hung}", file=sys.stderr)
+        return replay.exit_status(outcome)
+    assert outcome.debug is not None
+    return report_debug(outcome.debug, sys.stderr, who="osvgdb replay")
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
     namespace = _parser().parse_args(argv)
+    if namespace.command == "replay":
+        return _replay(namespace)
     if namespace.command == "triage":
         return triage_command.main(namespace, parse_run_options, (UsageError, CannotExecute))
     if namespace.command == "tui":
@@ -427,16 +540,23 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     if namespace.command == "debug" and namespace.app is not None:
         raise UsageError("--app: only with --core (a run's app is EXE)")
     if namespace.command == "debug":
+        run_options = parse_run_options(namespace)
         options = debug.DebugOptions(
-            run=parse_run_options(namespace),
+            run=run_options,
             batch=namespace.batch,
             commands=list(namespace.commands),
             gdb=namespace.gdb,
+            recording=_recorder(namespace, run_options),
         )
-        return report_debug(debug.debug(options), sys.stderr)
+        status = report_debug(debug.debug(options), sys.stderr)
+        report_recording(options.recording, sys.stderr)
+        return status
     options = parse_run_options(namespace)
     options.stdin = _stdin_fd()
-    return report_run(run.run(options), sys.stderr)
+    recorder = _recorder(namespace, options)
+    status = report_run(run.run(options, recording=recorder), sys.stderr)
+    report_recording(recorder, sys.stderr)
+    return status
 
 
 def _stdin_fd() -> int | None:

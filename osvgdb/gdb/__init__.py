@@ -54,6 +54,32 @@ def debug_session() -> None:
     gdb.events.gdb_exiting.connect(_disconnect)
 
 
+def replay_session(*, cli: bool = True) -> None:
+    """What `osvgdb replay` runs once GDB has tried to connect to the replaying QEMU,
+    stopped at the end of the recording: one line for GDB's stop line, the end of the
+    recording armed after every stop (osvgdb.gdb.replay), and as for debug_session,
+    no detach when GDB exits. `cli`: GDB talks to a person (not MI, as for the TUI)."""
+    from osvgdb.gdb import appsyms, replay
+    from osvgdb.gdb.target import TargetError
+
+    if gdb.selected_inferior().pid == 0:
+        return  # target remote failed, and said why
+    # The kernel entered the app long before the end: its symbols now, not at app_start.
+    if appsyms.app_path() and appsyms.app_loaded():
+        try:
+            appsyms.load(appsyms.app_path(), quiet=True)
+        except TargetError as error:
+            gdb.write(f"osv: app symbols not loaded: {error}\n")
+    try:
+        gdb.write(replay.start_session(cli=cli))
+    except replay.ReplayError as error:
+        gdb.write(f"osvgdb: {error}\n", gdb.STDERR)
+    gdb.events.stop.connect(replay.on_stop)
+    gdb.events.gdb_exiting.connect(_disconnect)
+    if cli:
+        gdb.write(replay.frame_line())
+
+
 def _disconnect(_event: object) -> None:
     if gdb.selected_inferior().pid != 0:
         gdb.execute("disconnect", to_string=True)
@@ -75,6 +101,7 @@ def register() -> None:
         functions,
         mi_commands,
         printers,
+        replay,
         syscalls,
         tcb,
         trace,
@@ -85,6 +112,8 @@ def register() -> None:
     appsyms.AppPathParameter()
     dump.QmpSocketParameter()
     dump.GuestRamParameter()
+    replay.RecordingParameter()
+    replay.ForwardCheck()
     cli_commands = []
     for command_class in (
         tcb.OsvTcb,
@@ -96,6 +125,9 @@ def register() -> None:
         fscheck.OsvFscheck,
         dump.OsvDump,
         bt.OsvBt,
+        replay.OsvWhen,
+        replay.OsvSeek,
+        replay.OsvLastWrite,
     ):
         cli_commands.append(command_class())
     mi_commands.register(cli_commands)

@@ -1,4 +1,4 @@
-r"""-osv-tcb, -osv-syscalls, -osv-auxv, -osv-bt: the osv-* commands' data as MI results.
+r"""-osv-tcb, -osv-syscalls, -osv-auxv, -osv-bt, -osv-when: osv-* commands' data as MI results.
 
 For tools on GDB's machine interface (osvgdb.mi: the TUI, triage). Each MI
 command takes the options of its CLI command, parsed by that command's own
@@ -33,7 +33,7 @@ import gdb
 from osvgdb.gdb.command import OsvCommand
 
 # The CLI commands with an MI twin: each has data(args), the dict --json prints.
-MI_TWINS = ("osv-tcb", "osv-syscalls", "osv-auxv", "osv-bt")
+MI_TWINS = ("osv-tcb", "osv-syscalls", "osv-auxv", "osv-bt", "osv-when")
 
 MI_NAME = re.compile(r"[A-Za-z][-A-Za-z0-9_]*\Z")
 
