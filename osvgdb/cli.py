@@ -359,6 +359,11 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
             raise UsageError(f"--kernel {kernel}: no such file")
         kernel = kernel.resolve()
     recording = getattr(namespace, "record", None) not in (None, False)
+    if recording and namespace.accel == "kvm":
+        raise UsageError(
+            "--record: QEMU records only under TCG (-icount is not allowed with hardware "
+            "virtualization); use --accel tcg"
+        )
     try:
         # A recording runs under TCG: auto means the best this run can have.
         accel = choose_accel("tcg" if recording and namespace.accel == "auto" else namespace.accel)

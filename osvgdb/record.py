@@ -88,7 +88,9 @@ FIRST_SNAPSHOT_STEP = 500_000  # instructions to the first one: booting replays 
 MAX_SNAPSHOT_STEP = 4_000_000_000
 HELPER_TIMEOUT = 10.0  # seconds the helper QEMU may take to make the qcow2
 QUIT_GRACE = 5.0  # seconds QEMU may take to close the log and exit after QMP quit
-STEP_TIMEOUT = 30.0  # seconds QMP may stay silent while a replay runs before QEMU counts as hung
+# Seconds QMP may stay silent while a replay runs before QEMU counts as hung (and is
+# killed); the tests of that path shorten it.
+STEP_TIMEOUT = float(os.environ.get("OSVGDB_REPLAY_HANG_TIMEOUT", "30"))
 COUNTER_SYMBOL = "console_bytes_written"  # kernel/core/console.c
 
 # Files whose bytes the manifest vouches for: the snapshot image and its cache change
@@ -301,8 +303,11 @@ class End:
     icount: int | None
     outcome: str  # osvgdb.run.Ending's value when osvgdb closed the recording
     exit_status: int | None = None
+    note: str | None = None  # why its owner stopped it there (triage's stop)
 
     def describe(self) -> str:
+        if self.note:
+            return self.note
         if self.outcome == "exited":
             return f"the app exited with status {self.exit_status}"
         if self.outcome == "panic":
@@ -334,6 +339,7 @@ class Recorder:
         self._icount: int | None = None  # where close_log found the guest
         self._closed = False  # QEMU closed its log (QMP quit) and exited
         self.end: End | None = None
+        self.note: str | None = None  # the owner's word on why the recording ends where it does
 
     @property
     def complete(self) -> bool:
@@ -424,9 +430,9 @@ class Recorder:
             self._tee.close()
         if not self._manifest:
             return  # QEMU never ran: nothing was recorded
-        self.end = End(self._icount, outcome.kind.value, outcome.exit_status)
+        self.end = End(self._icount, outcome.kind.value, outcome.exit_status, self.note)
         self._manifest["end"] = {"icount": self._icount, "outcome": self.end.outcome,
-                                 "exit_status": self.end.exit_status}  # fmt: skip
+                                 "exit_status": self.end.exit_status, "note": self.note}  # fmt: skip
         try:
             shutil.copyfile(vm.debugcon, self.directory / DEBUGCON)
         except OSError:
@@ -483,7 +489,7 @@ class Recording:
     @property
     def end(self) -> End:
         end = self.manifest["end"]
-        return End(end["icount"], end["outcome"], end.get("exit_status"))
+        return End(end["icount"], end["outcome"], end.get("exit_status"), end.get("note"))
 
     @property
     def console(self) -> bytes:

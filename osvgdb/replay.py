@@ -45,9 +45,8 @@ from osvgdb.monitor import Monitor, MonitorError
 from osvgdb.qemu import Qemu, QemuError
 from osvgdb.run import EXIT_NO_STATUS, QemuFailed
 
-WATCH_INTERVAL = 2.0  # seconds between the watchdog's questions
-# Seconds a replaying QEMU may leave QMP unanswered before it counts as hung.
-HANG_TIMEOUT = float(os.environ.get("OSVGDB_REPLAY_HANG_TIMEOUT", "30"))
+WATCH_INTERVAL = 1.0  # seconds between the watchdog's questions
+HANG_TIMEOUT = record.STEP_TIMEOUT  # seconds of QMP silence after which QEMU counts as hung
 SETTLE_TIME = 2.0  # seconds for the console copy to catch up with what the guest wrote
 
 
@@ -204,8 +203,10 @@ class ReplaySession(DebugSession):
         """Replay to the recording's last instruction over QMP (snapshots on the way
         the first time), then check the console."""
         recording = self.replaying
-        monitor = self.monitor
-        assert monitor is not None
+        assert self.monitor is not None and self.vm is not None
+        # A connection whose silence means a hung QEMU after HANG_TIMEOUT, not 30 s.
+        self.monitor.close()
+        self.monitor = monitor = Monitor(self.vm.qmp_socket, timeout=HANG_TIMEOUT)
         end = recording.end.icount
         assert end is not None
         try:

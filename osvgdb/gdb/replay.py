@@ -208,6 +208,16 @@ class Replay:
         return [*starts, 0] if (not starts or starts[-1] != 0) else starts
 
 
+def console_written() -> int | None:
+    """How many bytes the guest had written to its console at this point (its own count,
+    kernel/core/console.c), None for a kernel without it."""
+    kernel = Kernel.get()
+    try:
+        return int.from_bytes(kernel.read(kernel.address(record.COUNTER_SYMBOL), 8), "little")
+    except TargetError:
+        return None
+
+
 def _parameter(name: str) -> str:
     try:
         return str(gdb.parameter(name) or "")
@@ -589,7 +599,8 @@ class OsvWhen(OsvCommand):
     DETAILS = (
         "In a replay (osvgdb replay DIR): the instruction count QEMU replays at (QMP\n"
         "query-replay), the recording's last one, and the snapshots a move back can start\n"
-        "from. rr's `when`."
+        "from; --json also says how many bytes the guest had written to its console by\n"
+        "then (console_bytes: the recording's console.txt up to there). rr's `when`."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -607,6 +618,7 @@ class OsvWhen(OsvCommand):
             "at_end": icount == replay.end,
             "snapshots": len(replay.recording.snapshots) + 1,
             "recording": str(replay.recording.directory),
+            "console_bytes": console_written(),
         }
 
     def run(self, args: argparse.Namespace) -> None:

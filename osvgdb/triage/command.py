@@ -23,6 +23,7 @@ from osvgdb.dump_writer import DEFAULT_LEVEL, LEVEL_HELP, LEVELS
 from osvgdb.model.elf_target import DumpTarget, ElfKernel
 from osvgdb.model.kernel import Kernel
 from osvgdb.qemu import QemuError
+from osvgdb.record import RecordingError, check_recordable
 from osvgdb.run import RunOptions
 from osvgdb.triage import render, store
 from osvgdb.triage.collect import Event
@@ -57,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--core", type=Path, metavar="DUMP",
                         help="triage a dump a previous triage saved, offline (no QEMU, no GDB)")  # fmt: skip
     parser.add_argument("--app", type=Path, metavar="EXE", help="with --core: the app (default: the dump's)")
+    parser.add_argument("--record", action="store_true",
+                        help="record the run (QEMU's record/replay: one vCPU, TCG) beside the report, "
+                        "for `osvgdb replay DIR` at the stop the report describes")  # fmt: skip
 
 
 EPILOG = help_text()
@@ -124,6 +128,8 @@ def run(namespace: argparse.Namespace, parse_run_options) -> int:
     else:
         if namespace.app is not None:
             raise ValueError("--app: only with --core (a run's app is EXE)")
+        if namespace.record:
+            check_recordable(_run_options(namespace, parse_run_options))
         if namespace.repeat < 1:
             raise ValueError("--repeat: at least 1")
         options = TriageOptions(
@@ -133,6 +139,7 @@ def run(namespace: argparse.Namespace, parse_run_options) -> int:
             dump_level=namespace.dump_level,
             compress_dump=namespace.out is not None,
             fscheck=namespace.fscheck,
+            record=namespace.record,
         )
         command = ["osvgdb", "triage", *sys.argv[2:]] if sys.argv[1:2] == ["triage"] else ["osvgdb", "triage"]
         reports = [_one_run(options, namespace, command, i) for i in range(namespace.repeat)]
@@ -169,13 +176,18 @@ def _one_run(options: TriageOptions, namespace: argparse.Namespace, command: lis
             data["stored"] = {"directory": str(bucket), "new": new}
             if data.get("dump"):
                 _moved(data["dump"], bucket if new else None)
-            if new:  # the stored report says where its dump is now
+            if data.get("recording"):
+                _moved_recording(data["recording"], bucket if new else None)
+            if new:  # the stored report says where its dump and recording are now
                 _write_run(bucket, data, report.console)
-        elif data.get("dump"):
+        elif data.get("dump") or data.get("recording"):
             kept = Path(tempfile.mkdtemp(prefix="osvgdb-triage-"))
             for item in scratch.iterdir():
                 shutil.move(str(item), kept / item.name)
-            _moved(data["dump"], kept)
+            if data.get("dump"):
+                _moved(data["dump"], kept)
+            if data.get("recording"):
+                _moved_recording(data["recording"], kept)
             _write_run(kept, data, report.console)
             data["stored"] = {"directory": str(kept), "new": True}
         return data
@@ -192,11 +204,25 @@ def _moved(dump: dict, directory: Path | None) -> None:
         dump[key] = str(directory / Path(dump[key]).name)
 
 
+def _moved_recording(recording: dict, directory: Path | None) -> None:
+    """The recording's entry once the run's files went to `directory` (None: dropped)."""
+    if directory is None:
+        recording.update(path=None, replay=None, dropped="the store keeps the first recording of a signature")
+        return
+    path = directory / Path(recording["path"]).name
+    recording.update(path=str(path), replay=f"osvgdb replay {path}")
+
+
 def _say(data: dict) -> None:
     print(f"osvgdb triage: {data['title']}")
     print(f"  outcome {data['outcome']}, signature {data['signature']}")
     if data.get("stored"):
         print(f"  report and dump in {data['stored']['directory']}")
+    recording = data.get("recording")
+    if recording and recording.get("replay") and recording.get("complete"):
+        print(f"  recorded: `{recording['replay']}` opens it at the stop this report describes")
+    elif recording and recording.get("path") and not recording.get("complete"):
+        print(f"  the recording in {recording['path']} is incomplete: QEMU did not close it")
     failed = [s for s in data["steps"] if not s["ok"]]
     for step in failed:
         print(f"  partial: {step['step']} failed: {step['error']}")
@@ -207,7 +233,7 @@ def main(namespace: argparse.Namespace, parse_run_options, usage_errors: tuple) 
     QEMU: an infrastructure report (one line on stderr, the files still written)."""
     try:
         return run(namespace, parse_run_options)
-    except (*usage_errors, ValueError, BuildError, QemuError, DumpError, OSError) as error:
+    except (*usage_errors, ValueError, BuildError, QemuError, DumpError, RecordingError, OSError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         print(f"osvgdb triage: error: {message}", file=sys.stderr)
         report = Report(command=["osvgdb", "triage", *sys.argv[2:]], exe=None)

@@ -20,6 +20,7 @@ and QEMU and GDB are killed.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import io
 import subprocess
@@ -39,6 +40,7 @@ from osvgdb.model.bt import goroutine_entries
 from osvgdb.model.elf_target import ElfKernel
 from osvgdb.model.kernel import Kernel
 from osvgdb.monitor import MonitorError
+from osvgdb.record import Recorder
 from osvgdb.run import Guest, QemuFailed, RunOptions, qemu_ended
 from osvgdb.triage import collect
 from osvgdb.triage.collect import Event
@@ -49,6 +51,15 @@ ATTACH_TIMEOUT = 20.0
 SAMPLES = 5
 SAMPLE_GAP = 0.05
 STOP_TIMEOUT = 10.0
+RECORDING_NAME = "recording"
+# Where a triage's recording ends, by the event that stopped the guest there.
+RECORDING_END = {
+    "exit": "where triage stopped it: the app's end (process_exit)",
+    "panic": "where triage stopped it: the kernel panic (osv_panic_halt)",
+    "fscheck": "where triage stopped it: the FS-base watchdog's violation (fscheck_violation)",
+    "reset": "where triage stopped it: the reset (a triple fault)",
+    "timeout": "where triage stopped it: the hang's last sample",
+}
 PANIC_CONDITION = "((struct arch_cpu *)$gs_base)->id == panic_report.cpu"
 DUMP_NAME = "dump.core"
 
@@ -62,6 +73,17 @@ class TriageOptions:
     compress_dump: bool = False  # zstd, for a store that keeps dumps
     fscheck: bool = True
     gdb: str = "gdb"
+    record: bool = False  # the run recorded for osvgdb replay, in the run's directory
+
+
+def recorded_options(options: TriageOptions) -> RunOptions:
+    """The run's options for a recording: the FS-base watchdog turned on by the kernel's
+    own --fscheck, not by GDB's write of fscheck_enabled, which the recording would not
+    hold (its replay would go another way)."""
+    run = options.run
+    if not options.fscheck or "--fscheck" in run.kernel_args:
+        return run
+    return dataclasses.replace(run, kernel_args=[*run.kernel_args, "--fscheck"])
 
 
 class Console(io.BytesIO):
@@ -103,12 +125,18 @@ def versions(kernel: Path, gdb: str) -> dict[str, str | None]:
 class Session:
     """QEMU, GDB over MI and the model's target, for one run."""
 
-    def __init__(self, options: TriageOptions, stack: ExitStack):
+    def __init__(self, options: TriageOptions, stack: ExitStack, recorder: Recorder | None = None):
         self.options = options
         self.console = Console()
-        run_options = options.run
+        self.recorder = recorder
+        run_options = recorder.options if recorder is not None else options.run
         self.guest = Guest(
-            run_options, console=self.console, gdbstub=True, keep_monitor=True, pause_on_reset=True
+            run_options,
+            console=self.console,
+            gdbstub=True,
+            keep_monitor=True,
+            pause_on_reset=True,
+            recording=recorder,
         )
         stack.enter_context(self.guest)
         self.kernel_path = self.guest.vm.kernel if self.guest.vm else None
@@ -139,7 +167,8 @@ class Session:
         self.breakpoints[self._break(f"-c {quote(PANIC_CONDITION)} osv_panic_halt")] = "panic"
         if self.options.fscheck and self.target.has("fscheck_enabled"):
             self.breakpoints[self._break("fscheck_violation")] = "fscheck"
-            self.mi.execute(f"-data-evaluate-expression {quote('fscheck_enabled = 1')}")
+            if self.recorder is None:  # a recorded kernel has it on from boot (--fscheck)
+                self.mi.execute(f"-data-evaluate-expression {quote('fscheck_enabled = 1')}")
 
     def _break(self, location: str) -> str:
         assert self.mi is not None
@@ -343,11 +372,14 @@ def triage_run(options: TriageOptions, directory: Path, command: list[str]) -> R
     """Boot, run, collect, dump: a Report whatever happens (steps say what failed)."""
     report = Report(command=command, exe=str(options.run.exe))
     run_options = options.run
+    recorder = None
     with ExitStack() as stack:
         session = None
         with report.step("boot"):
+            if options.record:
+                recorder = Recorder(directory / RECORDING_NAME, recorded_options(options), command)
             try:
-                session = Session(options, stack)
+                session = Session(options, stack, recorder)
             except QemuFailed as failure:
                 report.event = Event("qemu-died", detail="QEMU failed: " + " ".join(failure.outcome.qemu_stderr[-2:]))
                 raise RuntimeError(report.event.detail) from None
@@ -378,6 +410,21 @@ def triage_run(options: TriageOptions, directory: Path, command: list[str]) -> R
                     with report.step("dump"):
                         report.sections["dump"] = session.dump(directory, event)
         report.event = event
+        if recorder is not None:
+            recorder.note = RECORDING_END.get(event.reason)
     report.console = session.console.text()  # all of it, now that QEMU is gone
+    if recorder is not None:
+        report.sections["recording"] = recording_section(recorder)
     classify(report)
     return report
+
+
+def recording_section(recorder: Recorder) -> dict:
+    """Where the recording is and the one command that opens it at the stop the report
+    describes (QEMU is gone: the recording has been closed)."""
+    return {
+        "path": str(recorder.directory),
+        "complete": recorder.complete,
+        "end_icount": recorder.end.icount if recorder.end is not None else None,
+        "replay": f"osvgdb replay {recorder.directory}",
+    }

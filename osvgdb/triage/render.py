@@ -73,6 +73,11 @@ def markdown(data: dict) -> str:
         out.append("- **partial report**: " + "; ".join(f"{s['step']} failed: {s['error']}" for s in failed))
     if data.get("dump"):
         out.append(f"- **dump**: `{data['dump']['path']}` (`osvgdb inspect`, `osvgdb debug --core`)")
+    recording = data.get("recording")
+    if recording and recording.get("replay"):
+        state = "" if recording.get("complete") else " (incomplete: QEMU did not close it)"
+        out.append(f"- **recording**: `{recording['path']}`{state}; `{recording['replay']}` opens it "
+                   "at this report's stop, to go back from there")  # fmt: skip
     out.append("")
 
     if fault := data.get("fault"):

@@ -75,6 +75,7 @@ KEYS = [
     ("n", "next"),
     ("S", "stepi"),
     ("f", "finish"),
+    ("C N F P R", "in a replay: reverse continue, next, finish, step, stepi"),
     ("i, ^C", "interrupt"),
     ("b", "break on syscalls (osv-break syscall NAMES)"),
     ("t", "toggle osv-trace"),
@@ -88,6 +89,7 @@ KEYS = [
     ("q", "quit (asks first; QEMU and GDB end)"),
 ]
 FOOTER = " c cont  s/n/S step  f finish  i intr  b break  t trace  Tab pane  Enter select  / filter  : cmd  ? help  q quit"
+REPLAY_FOOTER = " c/s/n/S/f forward  C/N/F/P/R back  b break  : cmd (osv-last-write X)  Tab pane  ? help  q quit"
 
 # What a pane's rows are, for Up/Down and Enter: the vCPU and thread panes move a row
 # cursor over their items; the backtrace moves the selected frame; the rest scroll.
@@ -238,13 +240,16 @@ class Screen:
             ),
             Condition(lambda: self.prompt is not None),
         )
-        footer = Window(_Text(lambda: [("class:footer", FOOTER.ljust(400))]), height=1)
+        footer = Window(_Text(lambda: [("class:footer", self._footer().ljust(400))]), height=1)
         root = HSplit([status, banner, DynamicContainer(self._body), message, line, footer])
         help_window = ConditionalContainer(
             Window(_Text(self._help), width=64, height=len(KEYS) + 3, style="class:help"),
             Condition(lambda: self.help_shown),
         )
         return FloatContainer(root, floats=[Float(help_window)])
+
+    def _footer(self) -> str:
+        return REPLAY_FOOTER if self.inspector.recorded_console is not None else FOOTER
 
     def _status(self) -> Fragments:
         status = self.inspector.status
@@ -257,6 +262,10 @@ class Screen:
             state = f"stop {status.stops}: {reason}, vCPU {status.thread}, {where}"
         else:
             state = status.state
+        replay = self.inspector.replay
+        if replay and "icount" in replay:
+            end = ", the end" if replay["at_end"] else ""
+            state += f"  replay, {replay['icount']} of {replay['end']}{end}"
         return [("class:status", f" osvgdb tui  {self.target}  [{state}] ".ljust(400))]
 
     def _message(self) -> Fragments:
@@ -371,6 +380,11 @@ class Screen:
         bind("n", lambda: inspector.resume("-exec-next"))
         bind("S", lambda: inspector.resume("-exec-step-instruction"))
         bind("f", lambda: inspector.resume("-exec-finish"))
+        bind("C", lambda: inspector.resume("-exec-continue", reverse=True))
+        bind("N", lambda: inspector.resume("-exec-next", reverse=True))
+        bind("F", lambda: inspector.resume("-exec-finish", reverse=True))
+        bind("P", lambda: inspector.resume("-exec-step", reverse=True))
+        bind("R", lambda: inspector.resume("-exec-step-instruction", reverse=True))
         bind("i", inspector.interrupt)
         bind("c-c", inspector.interrupt)  # as in GDB
         bind("b", lambda: self.ask("break on syscalls: ", inspector.break_on_syscalls))

@@ -3,6 +3,7 @@
     osvgdb tui [run's options] [--gdb PATH] [--record FILE] EXE [ARGS...]
     osvgdb tui --attach SOCKET|HOST:PORT --kernel ELF [--app EXE] [--record FILE]
     osvgdb tui --core DUMP [--kernel ELF] [--app EXE] [--record FILE]
+    osvgdb replay DIR --tui
 
 A boot is `osvgdb debug`'s: QEMU stopped at its first instruction under its
 gdbstub on a private unix socket, GDB on the kernel with the extension
@@ -12,7 +13,8 @@ can interrupt a running guest) and a breakpoint on osv_panic_halt stops a
 panicking kernel where the report was made. `--attach` connects to a gdbstub
 someone else started (on quit GDB disconnects: their QEMU is not killed and the
 guest stays stopped for the next debugger); `--core` opens a
-dump read-only (nothing resumes). `--record FILE` writes every MI command,
+dump read-only (nothing resumes); `osvgdb replay DIR --tui` opens a recording
+at its end (osvgdb.replay), with keys to go back. `--record FILE` writes every MI command,
 its answer and latency, and every event, one JSON object per line (the
 transcript the tests replay). Quitting ends GDB and QEMU; so do SIGTERM,
 SIGHUP, and our death (they die with us).
@@ -30,8 +32,8 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from osvgdb import build, dump
-from osvgdb.debug import AUTOLOAD_NAME, start_gdb
+from osvgdb import build, dump, record
+from osvgdb.debug import AUTOLOAD_NAME, NO_WRITES, start_gdb
 from osvgdb.mi import CommandError, Mi, MiError, MiTimeout, Record, console_command, quote
 from osvgdb.run import Ending, Guest, QemuFailed, RunOptions, qemu_ended
 from osvgdb.tui.app import KEYS, Screen
@@ -141,13 +143,19 @@ def _start(argv: list[str]) -> Mi:
     )
 
 
-def _connect(mi: Mi, where: str) -> Record | None:
-    """Connect with mi-async on (it must come first); the stop connecting reports."""
+def _connect(
+    mi: Mi, where: str, session: str = "osvgdb.gdb.debug_session()"
+) -> Record | None:
+    """Connect with mi-async on (it must come first); the stop connecting reports.
+    Frame filters on: MI leaves them off, and the backtrace pane would call an entry
+    stub's frame <signal handler called> (GDB's name for a signal frame) where the
+    CLI's bt says <syscall futex>."""
     for command in (
         "-gdb-set pagination off",
         "-gdb-set confirm off",
         "-gdb-set width 0",
         "-gdb-set mi-async on",
+        "-enable-frame-filters",
     ):
         mi.execute(command)
     try:
@@ -161,7 +169,7 @@ def _connect(mi: Mi, where: str) -> Record | None:
     # As `osvgdb debug`: when GDB exits it drops the connection, without the kill
     # (QEMU would exit) or the detach (the guest would run on) of a plain quit; an
     # attached stub's guest stays stopped for the next debugger.
-    mi.execute(console_command("python import osvgdb.gdb; osvgdb.gdb.debug_session()"))
+    mi.execute(console_command(f"python import osvgdb.gdb; {session}"))
     mi.take_events()
     return stop
 
@@ -186,6 +194,7 @@ class Session:
         self.console: LiveConsole | None = None
         self.kernel_dir = build.repo_root() / "kernel"
         self.read_only = False
+        self.recorded_console: bytes | None = None  # a replay's (osvgdb replay --tui)
 
     def _gdb(self, argv: list[str]) -> Mi:
         self.mi = _start(argv)
@@ -212,6 +221,44 @@ class Session:
         self.first_stop = _connect(mi, str(self.guest.gdb_socket))
         _panic_breakpoint(mi)
         self.target = f"{options.exe.name} (smp {options.smp}, {options.accel})"
+
+    def replay(self, options) -> None:
+        """A recording (osvgdb.replay.ReplayOptions' directory), replayed to its end."""
+        from osvgdb.replay import ReplayError, ReplaySession
+
+        recording = record.open_recording(options.directory)
+        self.console = LiveConsole()
+        session = ReplaySession(
+            recording,
+            console=self.console,  # type: ignore[arg-type]
+            snapshot_interval=options.snapshot_interval,
+            say=lambda message: print(f"osvgdb replay: {message}", file=sys.stderr),
+        )
+        try:
+            self.guest = self.stack.enter_context(session)
+        except ReplayError as error:
+            raise TuiError(str(error)) from None
+        except QemuFailed as failure:
+            raise TuiError(
+                f"QEMU {qemu_ended(failure.outcome.qemu_status)} before it was up: "
+                + " ".join(failure.outcome.qemu_stderr[-2:])
+            ) from None
+        assert session.vm is not None and session.vm.gdb_qmp_socket is not None
+        session.watch()
+        kernel = recording.kernel
+        argv = _gdb_base(options.gdb, kernel)
+        argv += ["-ex", f"set osv-app-path {recording.app.resolve()}"]
+        argv += ["-ex", f"set osv-qmp-socket {session.vm.gdb_qmp_socket}"]
+        argv += ["-ex", f"set osv-guest-ram {session.ram_path}"]
+        argv += ["-ex", f"set osv-recording {recording.directory.resolve()}"]
+        for command in NO_WRITES:
+            argv += ["-ex", command]
+        mi = self._gdb([*argv, str(kernel)])
+        self.first_stop = _connect(
+            mi, str(session.gdb_socket), "osvgdb.gdb.replay_session(cli=False)"
+        )
+        self.recorded_console = recording.console
+        self.target = f"{recording.app.name} (replay of {recording.directory})"
 
     def attach(self, where: str, kernel: Path, app: Path | None, gdb: str) -> None:
         argv = _gdb_base(gdb, kernel)
@@ -294,6 +341,7 @@ def make_screen(session: Session, record: Path | None, **io) -> tuple[Screen, Ca
         read_only=session.read_only,
         describe_end=session.describe_end,
         read_source=read_source,
+        recorded_console=session.recorded_console,
     )
     screen = Screen(inspector, target=session.target, **io)
 
@@ -315,6 +363,24 @@ def make_screen(session: Session, record: Path | None, **io) -> tuple[Screen, Ca
             inspector.event(session.first_stop)
 
     return screen, started
+
+
+def replay_main(options) -> int:
+    """`osvgdb replay DIR --tui` (osvgdb.replay.ReplayOptions): 0 after q, 1 when it cannot
+    start; a directory that is not a recording: osvgdb.record.RecordingError."""
+    try:
+        with ExitStack() as stack:
+            session = Session(stack)
+            session.replay(options)
+            screen, started = make_screen(session, None)
+            screen.app.run(pre_run=started)
+    except TuiError as error:
+        print(f"osvgdb replay: {error}", file=sys.stderr)
+        return 1
+    except MiError as error:
+        print(f"osvgdb replay: GDB: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(

@@ -149,7 +149,12 @@ class Inspector:
     `changed()` is called whenever something the screen shows has changed;
     `kernel_dir` resolves the kernel's relative source paths; `read_only`
     (a dump): no command that resumes the guest; `read_source` reads the
-    source pane's lines (a replay serves them from its transcript)."""
+    source pane's lines (a replay serves them from its transcript).
+    `recorded_console`: a replay of a recording (osvgdb replay --tui), whose
+    console this is: every stop also asks -osv-when where the replay is (the
+    title's "replay, N of M") and how much of that console the guest had
+    written by then (what the console pane shows); the reverse keys work, and
+    nothing runs forward from the end of the recording."""
 
     def __init__(
         self,
@@ -161,6 +166,7 @@ class Inspector:
         read_only: bool = False,
         describe_end: Callable[[], str | None] = lambda: None,
         read_source: Callable[[str, int], list[tuple[int, str]]] = source_excerpt,
+        recorded_console: bytes | None = None,
     ):
         self.backend = backend
         self.visible = visible
@@ -169,6 +175,8 @@ class Inspector:
         self.read_only = read_only
         self.describe_end = describe_end  # what QEMU's end means, when it is known
         self.read_source = read_source  # (path, line) -> the lines around it; OSError
+        self.recorded_console = recorded_console  # a replay's console as recorded
+        self.replay: dict | None = None  # -osv-when at the last stop: icount, end, at_end...
         self.status = Status()
         self.panes = {name: Pane() for name in PANES}
         self.syscalls: dict[int, dict] = {}  # seq -> record, as osv-syscalls gives it
@@ -283,6 +291,8 @@ class Inspector:
             jobs.append(self.fetch_auxv(stop))
         if "breakpoints" in visible and self._breakpoints_dirty:
             jobs.append(self.fetch_breakpoints())
+        if self.recorded_console is not None:
+            jobs.append(self.fetch_when())
         await asyncio.gather(*jobs)
         if stop == self.status.stops:
             self.refreshed_at = time.monotonic()
@@ -429,6 +439,23 @@ class Inspector:
             return str(self.kernel_dir / name)
         return name
 
+    async def fetch_when(self) -> None:
+        """Where the replay is (-osv-when): for the title and the console pane."""
+        try:
+            record = await self.backend.execute("-osv-when")
+        except (MiError, GdbExited) as error:
+            self.replay = {"error": str(error)}
+            self.changed()
+            return
+        payload = record.payload
+        self.replay = {
+            "icount": _int(payload.get("icount")),
+            "end": _int(payload.get("end")),
+            "at_end": payload.get("at_end") == "true",
+            "console_bytes": _int(payload.get("console_bytes"), -1),
+        }
+        self.changed()
+
     async def fetch_auxv(self, stop: int) -> None:
         record = await self._run(("auxv",), "-osv-auxv", stop)
         if record is not None:
@@ -467,15 +494,23 @@ class Inspector:
         self.message = message
         self.changed()
 
-    def resume(self, command: str) -> None:
-        """-exec-continue, -exec-step...: only from a stop, never on a dump."""
+    def resume(self, command: str, *, reverse: bool = False) -> None:
+        """-exec-continue, -exec-step... (`reverse`: backward, in a replay): only from a
+        stop, never on a dump, never forward from the end of a recording."""
         if self.read_only:
             return self._say("a dump is read-only: nothing runs")
         if self.status.state != "stopped":
             return self._say(f"the guest is {self.status.state}: {command} needs a stop")
+        if reverse and self.recorded_console is None:
+            return self._say("going back needs a recording: osvgdb replay DIR --tui")
+        if not reverse and self.replay and self.replay.get("at_end"):
+            return self._say(
+                "the end of the recording: nothing runs after it (C, N, F, P, R go back)"
+            )
         vcpu = self.selection.number if self.selection and self.selection.kind == "vcpu" else None
         thread = f" --thread {vcpu}" if vcpu and command != "-exec-continue" else ""
-        self.spawn(self._command(command + thread))
+        # MI's --thread comes before the command's own options.
+        self.spawn(self._command(command + thread + (" --reverse" if reverse else "")))
 
     def interrupt(self) -> None:
         if self.read_only or self.status.state != "running":
@@ -494,7 +529,10 @@ class Inspector:
 
     async def _cli(self, line: str) -> None:
         start = len(self.output)
-        if await self._command(console_command(line)):
+        done = await self._command(console_command(line))
+        if self.recorded_console is not None and self.status.state == "stopped":
+            self.refresh()  # osv-seek, osv-last-write may have moved the replay with no stop
+        if done:
             # The message line echoes the answer, for when the output pane is not shown.
             said = [text for text in self.output[start:] if text.strip()]
             self._say(f":{line}: {said[0] if said else 'done'}" + (" ..." if len(said) > 1 else ""))
