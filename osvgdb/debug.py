@@ -177,8 +177,12 @@ class DebugOutcome:
 
 def debug(options: DebugOptions) -> DebugOutcome:
     """Run GDB on the booted kernel until it exits; QEMU is gone on return."""
+    # A recorded guest's RAM is QEMU's own: the snapshot QEMU takes at the start reads
+    # every page, which would fill all of a shared memfd (osvgdb.record), so osv-dump
+    # has no RAM to read there.
+    shared_ram = options.recording is None
     try:
-        with DebugSession(options.run, recording=options.recording) as session:
+        with DebugSession(options.run, recording=options.recording, shared_ram=shared_ram) as session:
             argv = session.gdb_argv(
                 options.commands, batch=options.batch, gdb=options.gdb, extra=options.gdb_args
             )

@@ -39,8 +39,10 @@ passed to QEMU through osvgdb.qemu.command_line's `record_replay`):
   guests) resets through a synchronous run_on_cpu, which deadlocks QEMU 7.2's replay
   when a snapshot loads while the vCPU thread waits for the replay mutex the main loop
   holds (measured here: 2 reverse-continues in 3 hung; 0 in 6 without the device);
-- the guest's RAM is osvgdb's memfd (osvgdb.guestram) in both, so a replay can be
-  dumped and the snapshots' RAM block is the same one.
+- the replay's RAM is what the recorded run's was (osvgdb's memfd, osvgdb.guestram, or
+  QEMU's own: the snapshots hold a RAM block by its name). Only triage records with the
+  memfd, for its dump: QEMU's snapshot reads every page, and reading a hole in a shared
+  memfd allocates it, so the whole guest RAM (1.25 GiB for triage) is then in memory.
 
 The qcow2 is made over QMP by a helper QEMU (`-machine none`, blockdev-create): Debian's
 qemu-img is in qemu-utils, which a machine with qemu-system-x86 need not have.
@@ -496,6 +498,11 @@ class Recording:
         return (self.directory / CONSOLE).read_bytes()
 
     @property
+    def shared_ram(self) -> bool:
+        """Whether the guest's RAM was osvgdb's memfd (a replay's must be too)."""
+        return any(word.startswith("memory-backend-file,") for word in self.manifest["machine"])
+
+    @property
     def options(self) -> dict:
         return self.manifest["options"]
 
@@ -652,27 +659,30 @@ class ReplayPosition:
 
 def run_to(monitor: Monitor, icount: int, alive: Callable[[], bool]) -> None:
     """Replay forward to instruction `icount` (QMP replay-break, cont) and wait until
-    QEMU stops there. QemuError when QEMU exits, or stays silent on QMP for
-    STEP_TIMEOUT seconds (hung: the caller kills it)."""
+    QEMU stops there. QemuError when it stops elsewhere or exits, or stays silent on
+    QMP for STEP_TIMEOUT seconds (hung: the caller kills it)."""
     from osvgdb.monitor import MonitorError
 
     try:
+        monitor.poll_events()  # a STOP left from the last run is not this one's
         monitor.execute("replay-break", icount=icount)
         monitor.execute("cont")
         while True:
-            event, _ = monitor.wait_event("STOP", "SHUTDOWN", timeout=0.5)
-            reply = monitor.execute("query-replay")
-            assert isinstance(reply, dict)
+            event, _ = monitor.wait_event("STOP", "SHUTDOWN", timeout=0.2)
             if event is not None and event["event"] == "SHUTDOWN":
                 raise QemuError("the replay ran past the end of the recording")
-            if monitor.status() != "running" and int(reply["icount"]) == icount:
+            state = monitor.status()
+            if state == "running":
+                if not alive():
+                    raise QemuError("QEMU exited while replaying")
+                continue
+            reply = monitor.execute("query-replay")
+            assert isinstance(reply, dict)
+            if int(reply["icount"]) == icount:
                 return
-            if event is not None and event["event"] == "STOP" and int(reply["icount"]) != icount:
-                raise QemuError(
-                    f"the replay stopped at instruction {reply['icount']}, not {icount}"
-                )
-            if not alive():
-                raise QemuError("QEMU exited while replaying")
+            raise QemuError(
+                f"the replay stopped ({state}) at instruction {reply['icount']}, not {icount}"
+            )
     except MonitorError as error:
         if not alive():
             raise QemuError("QEMU exited while replaying") from None

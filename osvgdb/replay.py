@@ -154,7 +154,7 @@ class ReplaySession(DebugSession):
             gdbstub=True,
             memory=options.memory,
             pause_on_reset=True,
-            shared_ram=True,
+            shared_ram=recording.shared_ram,
             record_replay=record.qemu_arguments("replay", recording.directory),
         )
         self.vm = vm
@@ -177,26 +177,25 @@ class ReplaySession(DebugSession):
         return self.vm is not None and self.vm.poll() is None
 
     def _console_written(self) -> int | None:
-        """How many bytes the guest has written to its console (its own count), or
-        None for a kernel without the counter."""
-        from osvgdb.guestram import GuestRam
-        from osvgdb.paging import DumpError
+        """How many bytes the guest has written to its console (its own count, read by
+        QMP pmemsave: the kernel's physical addresses are its virtual ones), or None
+        for a kernel without the counter."""
+        from osvgdb.model.elf_target import ElfKernel
+        from osvgdb.model.target import TargetError
 
         if self._counter_address is None:
-            from osvgdb.model.elf_target import ElfKernel
-            from osvgdb.model.target import TargetError
-
             try:
                 self._counter_address = ElfKernel(self.replaying.kernel).address(
                     record.COUNTER_SYMBOL
                 )
             except TargetError:
                 return None
-        assert self.ram_path is not None
+        assert self.vm is not None and self.monitor is not None
+        saved = self.vm.workdir / "console-counter"
         try:
-            with GuestRam(self.ram_path) as ram:
-                return int.from_bytes(ram.read_physical(self._counter_address, 8), "little")
-        except DumpError:
+            self.monitor.execute("pmemsave", val=self._counter_address, size=8, filename=str(saved))
+            return int.from_bytes(saved.read_bytes(), "little")
+        except (MonitorError, OSError):
             return None
 
     def _to_the_end(self) -> None:

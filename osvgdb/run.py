@@ -285,9 +285,9 @@ class Guest:
     guest).  `pause_on_reset`: a triple fault pauses QEMU with its state kept.
     A guest with a gdbstub can be dumped: its RAM is shared with us (`ram_path`,
     osvgdb.guestram), unless `shared_ram` says otherwise.
-    With a `recording` (osvgdb.record.Recorder) the run is recorded for a replay:
-    its RAM is shared and a reset pauses it (as for every recording), the console
-    goes into the recording too, and leaving ends the recording where the guest is.
+    With a `recording` (osvgdb.record.Recorder) the run is recorded for a replay: a
+    reset pauses it (as for every recording), the console goes into the recording
+    too, and leaving ends the recording where the guest is.
 
     Leaving the context (or close()) kills QEMU if it still runs, after which
     the whole console has been copied, and removes QEMU's directory.
@@ -312,7 +312,7 @@ class Guest:
         self.pause_on_reset = pause_on_reset
         self.recording = recording
         if recording is not None:
-            self.shared_ram = self.pause_on_reset = True
+            self.pause_on_reset = True
             self.console_out = recording.tee(console)
         self.vm: Qemu | None = None
         self.monitor: Monitor | None = None

@@ -249,7 +249,8 @@ class Session:
         argv = _gdb_base(options.gdb, kernel)
         argv += ["-ex", f"set osv-app-path {recording.app.resolve()}"]
         argv += ["-ex", f"set osv-qmp-socket {session.vm.gdb_qmp_socket}"]
-        argv += ["-ex", f"set osv-guest-ram {session.ram_path}"]
+        if session.ram_path is not None:
+            argv += ["-ex", f"set osv-guest-ram {session.ram_path}"]
         argv += ["-ex", f"set osv-recording {recording.directory.resolve()}"]
         for command in NO_WRITES:
             argv += ["-ex", command]
