@@ -27,7 +27,7 @@ static void __attribute__((noipa)) forget_config(void)
 static unsigned long __attribute__((noipa)) other_work(void)
 {
     unsigned long sum = 0;
-    for (int i = 0; i < 20; i++)
+    for (int i = 0; i < 4; i++)
         sum += (unsigned long)getpid() + (unsigned long)time(NULL) % 2;
     for (volatile unsigned long i = 0; i < 3000000; i++)
         sum += i ^ (sum >> 3);

@@ -263,9 +263,9 @@ class Screen:
         else:
             state = status.state
         replay = self.inspector.replay
-        if replay and "icount" in replay:
+        if replay and "icount" in replay:  # first: a long stop line must not cut it off
             end = ", the end" if replay["at_end"] else ""
-            state += f"  replay, {replay['icount']} of {replay['end']}{end}"
+            state = f"replay, {replay['icount']} of {replay['end']}{end}; {state}"
         return [("class:status", f" osvgdb tui  {self.target}  [{state}] ".ljust(400))]
 
     def _message(self) -> Fragments:

@@ -259,7 +259,7 @@ class Session:
             mi, str(session.gdb_socket), "osvgdb.gdb.replay_session(cli=False)"
         )
         self.recorded_console = recording.console
-        self.target = f"{recording.app.name} (replay of {recording.directory})"
+        self.target = f"{recording.app.name} (replay of {recording.directory.name})"
 
     def attach(self, where: str, kernel: Path, app: Path | None, gdb: str) -> None:
         argv = _gdb_base(gdb, kernel)

@@ -344,7 +344,8 @@ class Inspector:
             self.changed()
 
     def _syscalls_since(self) -> str:
-        if not self.syscalls:
+        # A replay may have gone back: records seen at a later point are not this one's.
+        if not self.syscalls or self.recorded_console is not None:
             return f"-osv-syscalls -n {INITIAL_SYSCALLS}"
         in_flight = [seq for seq, r in self.syscalls.items() if r.get("state") != "done"]
         since = min(in_flight) if in_flight else max(self.syscalls) + 1
@@ -354,6 +355,8 @@ class Inspector:
         record = await self._run(("syscalls",), self._syscalls_since(), stop)
         if record is None:
             return
+        if self.recorded_console is not None:
+            self.syscalls = {}
         for item in record.payload.get("records", []):
             self.syscalls[_int(item.get("seq"))] = item
         for seq in sorted(self.syscalls)[:-SYSCALL_KEEP]:
