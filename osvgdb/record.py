@@ -50,12 +50,11 @@ qemu-img is in qemu-utils, which a machine with qemu-system-x86 need not have.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
-import shlex
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -64,7 +63,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from osvgdb.qemu import QEMU, QemuError
+from osvgdb.qemu import QEMU, QemuError, die_with_parent
 
 if TYPE_CHECKING:  # run.py imports this module
     from osvgdb.monitor import Monitor
@@ -196,9 +195,7 @@ def _write_json(path: Path, data: object) -> None:
 def create_snapshot_image(path: Path) -> None:
     """An empty qcow2 at PATH, made by a helper QEMU over QMP (blockdev-create of the
     file, then of qcow2 on it); the helper is gone on return, whatever happens."""
-    from osvgdb.monitor import Monitor, MonitorError
-    from osvgdb.qemu import die_with_parent
-    import ctypes
+    from osvgdb.monitor import MonitorError
 
     with tempfile.TemporaryDirectory(prefix="osvgdb-qcow2-") as scratch:
         socket = Path(scratch) / "qmp.sock"
@@ -525,10 +522,6 @@ class Recording:
             memory=str(options["memory"]),
         )
 
-    def replay_command(self) -> str:
-        """The one command that opens this recording at its end."""
-        return shlex.join(["osvgdb", "replay", str(self.directory)])
-
     def check_machine(self, argv: Sequence[str], paths: dict[str, str]) -> None:
         """Refuse a replay whose QEMU command line is not the recorded one (osvgdb has
         changed since): QEMU would replay into a divergence, or hang."""
@@ -648,15 +641,6 @@ def next_step(previous_step: int, seconds: float, interval: float) -> int:
     return max(FIRST_SNAPSHOT_STEP // 5, min(int(rate * interval), MAX_SNAPSHOT_STEP))
 
 
-@dataclass
-class ReplayPosition:
-    """Where take_snapshots or a seek left the replay: the instruction count and the
-    console bytes the guest had written by then."""
-
-    icount: int
-    console: int
-
-
 def run_to(monitor: Monitor, icount: int, alive: Callable[[], bool]) -> None:
     """Replay forward to instruction `icount` (QMP replay-break, cont) and wait until
     QEMU stops there. QemuError when it stops elsewhere or exits, or stays silent on
@@ -728,11 +712,3 @@ def take_snapshots(
         step = next_step(step, seconds, interval)
     run_to(monitor, end, alive)
     recording.save_snapshots(snapshots, True, interval)
-
-
-def kill_hung(process: subprocess.Popen) -> None:
-    """A QEMU that stopped answering (its replay deadlocked: every thread waits and it
-    ignores SIGTERM) is killed outright."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
