@@ -93,8 +93,10 @@ def _parser() -> argparse.ArgumentParser:
         "run",
         usage="osvgdb run [options] EXE [ARGS...]",
         help="boot one static executable in QEMU and exit with its status",
-        description="Build the kernel, pack EXE into an initrd as /BASENAME, boot it in QEMU\n"
-        "and stream the guest console to stdout. Options after EXE belong to the app.",
+        description="Build the kernel, pack EXE into an initrd as /BASENAME, boot it in QEMU;\n"
+        "the app's stdin, stdout and stderr are osvgdb's, byte for byte, and nothing else is\n"
+        "on them: the kernel's own console goes to stderr only with --verbose or --strace,\n"
+        "or to a file with --log. Options after EXE belong to the app.",
         epilog=run.EXIT_STATUS_HELP
         + "\nkernel command line: kernel options (--strace, --env=NAME=VALUE, --no-fsgsbase,\n"
         "--fs-protocol=P, "
@@ -216,7 +218,8 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
     run_parser.add_argument(
         "--strace",
         action="store_true",
-        help="the kernel prints each syscall as it returns ('-> name(...) = r')",
+        help="the kernel prints each syscall as it returns ('-> name(...) = r'), on its "
+        "console (osvgdb run: on stderr, as strace(1) writes, or to --log FILE)",
     )
     run_parser.add_argument(
         "--no-fsgsbase",
@@ -239,6 +242,25 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
             default=60.0,
             metavar="S",
             help="kill QEMU after S seconds (default 60; 0: never)",
+        )
+    if timeout:  # osvgdb run's own: the others show the kernel's console
+        run_parser.add_argument(
+            "-t",
+            "--tty",
+            action="store_true",
+            help="the app's stdout and stderr are terminals, as docker run -t makes them, "
+            "whatever osvgdb's are (line-buffered stdio, ls's columns)",
+        )
+        run_parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="copy the kernel's console (banner, messages, statistics at exit) to stderr",
+        )
+        run_parser.add_argument(
+            "--log",
+            type=Path,
+            metavar="FILE",
+            help="write the kernel's console (and --strace's lines) to FILE instead",
         )
     run_parser.add_argument(
         "--env",
@@ -349,13 +371,20 @@ def _why_qemu_ended(outcome: BootOutcome) -> str:
     return ""
 
 
-def report_run(outcome: BootOutcome, err: TextIO) -> int:
+def report_run(outcome: BootOutcome, err: TextIO, *, console_shown: bool = True) -> int:
     """Say on `err` what came of `osvgdb run` (nothing for a plain exit);
-    return its exit status."""
+    return its exit status.  Unless the kernel's console was shown
+    (`console_shown`), its words that matter are repeated: why the app ended
+    when it was not its own exit, and a panic's report."""
     lines = []
     before = "before the kernel reported an exit"
+    if outcome.reason is not None and not console_shown:
+        lines.append(f"osvgdb: {outcome.reason}")
     if outcome.kind == Ending.EXITED and outcome.qemu_lingered:
         lines.append(f"osvgdb: QEMU did not exit after status {outcome.exit_status}; killed")
+    elif outcome.kind == Ending.PANIC and not console_shown:
+        lines += panic_report(outcome.console_tail)
+        lines.append("osvgdb: kernel panic (the kernel's report above); QEMU killed")
     elif outcome.kind == Ending.PANIC:
         lines.append("osvgdb: kernel panic (report above); QEMU killed")
     elif outcome.kind == Ending.TIMEOUT:
@@ -376,6 +405,13 @@ def report_run(outcome: BootOutcome, err: TextIO) -> int:
     for line in lines:
         print(line, file=err)
     return run.exit_status(outcome)
+
+
+def panic_report(console: str) -> list[str]:
+    """The kernel's panic report: its console from the `osv: kernel panic` line on."""
+    lines = console.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("osv: kernel panic")]
+    return lines[starts[0] :] if starts else lines[-20:]
 
 
 def report_debug(outcome: debug.DebugOutcome, err: TextIO) -> int:
@@ -434,9 +470,37 @@ def _dispatch(argv: Sequence[str] | None) -> int:
             gdb=namespace.gdb,
         )
         return report_debug(debug.debug(options), sys.stderr)
+    return _run(namespace)
+
+
+def _run(namespace: argparse.Namespace) -> int:
+    """`osvgdb run`: the app's streams are ours; the kernel's console goes to --log's
+    file, or to stderr with --verbose or --strace, or nowhere."""
     options = parse_run_options(namespace)
     options.stdin = _stdin_fd()
-    return report_run(run.run(options), sys.stderr)
+    options.stdout_mode = "tty" if namespace.tty else _output_mode(sys.stdout)
+    options.stderr_mode = "tty" if namespace.tty else _output_mode(sys.stderr)
+    if namespace.verbose:
+        options.kernel_args.insert(0, "--verbose")
+    if namespace.log is not None:
+        try:
+            log = namespace.log.open("wb")
+        except OSError as error:
+            raise UsageError(f"--log {namespace.log}: {error.strerror}") from None
+        with log:
+            return report_run(run.run(options, console=log), sys.stderr, console_shown=False)
+    shown = namespace.verbose or namespace.strace
+    console = sys.stderr.buffer if shown else None
+    return report_run(run.run(options, console=console), sys.stderr, console_shown=shown)
+
+
+def _output_mode(stream: TextIO) -> str:
+    """The kernel's --stdout=/--stderr= for our own stream: tty for a terminal, pipe for
+    anything else (a pipe, a file, /dev/null)."""
+    try:
+        return "tty" if os.isatty(stream.fileno()) else "pipe"
+    except (OSError, ValueError):  # no fd behind it
+        return "pipe"
 
 
 def _stdin_fd() -> int | None:

@@ -55,6 +55,8 @@ def osvgdb(*argv: str) -> subprocess.CompletedProcess[str]:
         (["run", "--env", "1X=y", "/bin/true"], "osvgdb: error: argument --env:"),
         (["run", "--accel", "xen", "/bin/true"], "osvgdb: error: argument --accel:"),
         (["frobnicate"], "osvgdb: error: argument COMMAND:"),
+        (["run", "--log", "/no/such/dir/log", "/bin/true"],
+         "osvgdb: error: --log /no/such/dir/log: No such file or directory"),
     ],
 )
 def test_bad_arguments_give_one_line_and_status_2(argv: list[str], message: str) -> None:

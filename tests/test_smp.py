@@ -167,4 +167,4 @@ def test_exited_threads_are_reclaimed(variant: str) -> None:
     assert run.status == 0, run
     assert run.app_lines[0] == "manythreads ok 1000", run
     # What is left at exit: boot, the other CPU's idle thread, main. None of the 1000.
-    assert re.search(r"; 3 threads$", run.stdout, re.M), run
+    assert re.search(r"; 3 threads$", run.console, re.M), run

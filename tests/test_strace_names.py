@@ -103,7 +103,8 @@ def test_strace_names_equal_the_hosts_or_are_explained(case: str, tmp_path: Path
         pytest.fail(f"{argv[0]} is missing: run scripts/bootstrap", pytrace=False)
     host = host_names(argv, data, env, tmp_path)
     options = [f"--env={name}={value}" for name, value in env.items()]
-    run = osvgdb_run("--accel", "tcg", "--strace", *options, *argv, input=data)
+    # -t: the app's stdout and stderr terminals, as the host's pty.
+    run = osvgdb_run("--accel", "tcg", "-t", "--strace", *options, *argv, input=data)
     guest = run.strace_names
     guest_lines = [line for line in run.lines if line.startswith("-> ")]
     assert guest and guest[-1] in ("exit_group", "exit"), run

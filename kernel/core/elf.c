@@ -34,7 +34,7 @@ static int reject(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    printk("osv: %s: %s\n", process.path, buf);
+    exit_reason("%s: %s", process.path, buf);
     return EXIT_CANNOT_EXECUTE;
 }
 

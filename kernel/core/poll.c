@@ -2,20 +2,20 @@
  * poll, ppoll, select and pselect6: which fds are ready, waiting (up to a timeout) until
  * one is. Initrd files are always ready, as regular files are on Linux; pipes are ready
  * as pipe_poll says, eventfds as eventfd_poll, epoll fds as epoll_poll, the console for
- * reading when console_read would return at once (input buffered, or end of file:
- * console_input_poll) and always for writing. A waiter sleeps on pipe_lock until any
+ * reading when tty_read would return at once (input buffered, or end of file:
+ * tty_input_poll) and always for writing. A waiter sleeps on pipe_lock until any
  * pipe (or eventfd, or epoll_ctl) changes (pipe_wait_any) and looks again.
  *
- * Console input wakes pollers from its interrupt, which cannot take pipe_lock (holders
+ * Terminal input wakes pollers from its interrupt, which cannot take pipe_lock (holders
  * run with interrupts on), so its wakeup can slip in between a waiter's look and its
  * sleep: with console input on, a waiter sleeps at most CONSOLE_RECHECK_NS at a time.
  */
 #include "arch.h"
-#include "console.h"
 #include "mm.h"
 #include "pipe.h"
 #include "signal.h"
 #include "process.h"
+#include "tty.h"
 #include <asm-generic/errno.h>
 #include <asm-generic/poll.h>
 #include <linux/time_types.h>
@@ -37,7 +37,7 @@ unsigned fd_ready(int fd)
     if (f->kind == FILE_PIPE)
         return pipe_poll(f->pipe, file_is_writer(f));
     if (f->kind == FILE_CONSOLE)
-        return console_input_poll() | POLLOUT | POLLWRNORM;
+        return tty_input_poll() | POLLOUT | POLLWRNORM;
     if (f->kind == FILE_EPOLL)
         return epoll_poll(f->epoll);
     if (f->kind == FILE_EVENTFD)
@@ -55,7 +55,7 @@ long wait_ready(long (*scan)(void *), void *arg, u64 deadline)
     long n;
     while ((n = scan(arg)) == 0 && !(deadline && tsc_ns() >= deadline)) {
         u64 wake = deadline;
-        if (console_input_on()) {
+        if (tty_input_on()) {
             u64 recheck = tsc_ns() + CONSOLE_RECHECK_NS;
             wake = deadline ? MIN(deadline, recheck) : recheck;
         }

@@ -12,6 +12,7 @@
 #include "syscall_history.h"
 #include "thread.h"
 #include "trap.h"
+#include "tty.h"
 #include <asm-generic/errno.h>
 #include <linux/sched.h>
 
@@ -82,6 +83,8 @@ noreturn void process_exit(int status)
                "%u CPUs, %u others stopped; %u threads\n", ticks, app_interrupts, fast_ticks,
                nr_cpus, stopped, nr_threads);
     }
+    tty_flush();                        /* the app's last output leaves before QEMU does */
+    debugcon_exit_reason();
     arch_exit_qemu(status);
 }
 

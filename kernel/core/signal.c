@@ -248,6 +248,7 @@ void signal_unqueue_timer(int id)
 static noreturn void fatal_signal(int sig, const struct trap_frame *tf, const struct syscall_frame *sf)
 {
     fatal_report_set(sig, tf, sf);
+    exit_reason("%s: killed by signal %d", process.path, sig);
     process_exit(128 + sig);
 }
 
@@ -372,7 +373,7 @@ static bool setup_frame(struct thread *t, struct linux_sigcontext *regs, int sig
 
 static void no_room(int sig, u64 rsp)
 {
-    printk("osv: %s: no room to deliver signal %d below rsp %p: SIGSEGV\n", process.path, sig,
+    exit_reason("%s: no room to deliver signal %d below rsp %p: SIGSEGV", process.path, sig,
            (void *)rsp);
 }
 
@@ -512,15 +513,15 @@ long signal_return(const struct syscall_frame *f, struct trap_frame *tf)
     struct thread *t = current_thread;
     u64 uc_addr = f->rsp;
     if (!can_read(uc_addr, sizeof(struct linux_ucontext))) {
-        printk("osv: %s: rt_sigreturn with no signal frame at %p: SIGSEGV\n", process.path,
-               (void *)uc_addr);
+        exit_reason("%s: rt_sigreturn with no signal frame at %p: SIGSEGV", process.path,
+                    (void *)uc_addr);
         fatal_signal(SIGSEGV, NULL, f);
     }
     const struct linux_ucontext *uc = (const void *)uc_addr;
     const struct linux_sigcontext *mc = &uc->uc_mcontext;
     if (mc->fpstate && !fpstate_ok(mc->fpstate)) {
-        printk("osv: %s: rt_sigreturn with a bad FPU area at %p: SIGSEGV\n", process.path,
-               (void *)mc->fpstate);
+        exit_reason("%s: rt_sigreturn with a bad FPU area at %p: SIGSEGV", process.path,
+                    (void *)mc->fpstate);
         fatal_signal(SIGSEGV, NULL, f);
     }
     if (mc->fpstate)

@@ -20,6 +20,7 @@
 #include "thread.h"
 #include "timer.h"
 #include "trap.h"
+#include "tty.h"
 #include <asm/unistd_64.h>
 #include <asm-generic/errno.h>
 #include <asm/prctl.h>
@@ -51,12 +52,9 @@ u64 wall_clock_offset_ns(void)
     return boot_epoch_seconds * 1000000000UL;
 }
 
-static struct termios console_termios;
-
 void syscall_init(void)
 {
     rtc_read_epoch(&boot_epoch_seconds);
-    console_set_termios(&console_termios);     /* the line discipline starts from these */
 }
 
 static bool can_read(u64 addr, u64 len) { return user_range_ok(addr, len, false); }
@@ -99,7 +97,7 @@ static long read_file(long fd, u64 buf, u64 count, bool continuing)
     if (!can_write(buf, count))
         return -EFAULT;
     if (f->kind == FILE_CONSOLE)
-        return console_read((u8 *)buf, count, continuing || (f->status_flags & O_NONBLOCK));
+        return tty_read((u8 *)buf, count, continuing || (f->status_flags & O_NONBLOCK));
     if (f->kind == FILE_DIR)
         return -EISDIR;
     if (f->kind == FILE_NULL)
@@ -190,8 +188,8 @@ static long write_file(long fd, u64 buf, u64 count, bool continuing)
         return -EFAULT;
     if (f->kind == FILE_PIPE)
         return pipe_write(f->pipe, buf, count, f->status_flags & O_NONBLOCK);
-    if (f->kind != FILE_NULL)
-        console_write((const char *)buf, count);
+    if (f->kind == FILE_CONSOLE)
+        return tty_write(f->stream, (const void *)buf, count);
     return count;
 }
 
@@ -228,8 +226,8 @@ static long sys_sendfile(long out_fd, long in_fd, u64 offset_addr, u64 count)
     long done = n;
     if (n && out->kind == FILE_PIPE)
         done = pipe_write(out->pipe, (u64)(in->data + pos), n, out->status_flags & O_NONBLOCK);
-    else if (n && out->kind != FILE_NULL)
-        console_write((const char *)in->data + pos, n);
+    else if (n && out->kind == FILE_CONSOLE)
+        done = tty_write(out->stream, in->data + pos, n);
     if (done > 0 && offset_addr)
         *(long *)offset_addr = pos + done;
     else if (done > 0)
@@ -632,40 +630,6 @@ static long sys_readlinkat(long dirfd, u64 path_addr, u64 buf, long size)
     return n;
 }
 
-/* glibc's TCGETS wants the kernel's termios, NCCS 19, 36 bytes: the seed's stack-corruption bug. */
-_Static_assert(sizeof(struct termios) == 36, "the kernel's struct termios, not libc's");
-static struct termios console_termios = {
-    .c_iflag = ICRNL | IXON,
-    .c_oflag = OPOST | ONLCR,
-    .c_cflag = B38400 | CS8 | CREAD | HUPCL,
-    .c_lflag = ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | ECHOKE | IEXTEN,
-    .c_cc = { [VINTR] = 3, [VQUIT] = 28, [VERASE] = 127, [VKILL] = 21, [VEOF] = 4, [VMIN] = 1,
-              [VSTART] = 17, [VSTOP] = 19, [VSUSP] = 26, [VREPRINT] = 18, [VWERASE] = 23,
-              [VLNEXT] = 22 },
-};
-
-/*
- * --inject=tcgets60, the seed's bug: TCGETS answers with glibc's own struct termios
- * (NCCS 32 and the two speeds, 60 bytes), 24 bytes past the kernel's that the caller
- * made room for.
- */
-static long tcgets_libc_size(u64 arg)
-{
-    struct {
-        u32 c_iflag, c_oflag, c_cflag, c_lflag;
-        u8 c_line;
-        u8 c_cc[32];
-        u32 c_ispeed, c_ospeed;
-    } t = { console_termios.c_iflag, console_termios.c_oflag, console_termios.c_cflag,
-            console_termios.c_lflag, console_termios.c_line, { 0 }, B38400, B38400 };
-    _Static_assert(sizeof(t) == 60, "glibc's struct termios");
-    memcpy(t.c_cc, console_termios.c_cc, sizeof(console_termios.c_cc));
-    if (!can_write(arg, sizeof(t)))
-        return -EFAULT;
-    memcpy((void *)arg, &t, sizeof(t));
-    return 0;
-}
-
 static long sys_ioctl(long fd, u64 request, u64 arg)
 {
     struct file *f = get_file(fd);
@@ -679,32 +643,7 @@ static long sys_ioctl(long fd, u64 request, u64 arg)
     }
     if (f->kind != FILE_CONSOLE || f->host_pipe)
         return -ENOTTY;
-    switch (request) {
-    case TCGETS:
-        if (injected & INJECT_TCGETS60)
-            return tcgets_libc_size(arg);
-        if (!can_write(arg, sizeof(struct termios)))
-            return -EFAULT;
-        memcpy((void *)arg, &console_termios, sizeof(struct termios));
-        return 0;
-    case TCSETS:
-    case TCSETSW:
-    case TCSETSF:
-        if (!can_read(arg, sizeof(struct termios)))
-            return -EFAULT;
-        memcpy(&console_termios, (void *)arg, sizeof(struct termios));
-        console_set_termios(&console_termios);
-        return 0;
-    case TIOCGWINSZ: {
-        struct { u16 rows, cols, xpixel, ypixel; } ws = { 24, 80, 0, 0 };
-        if (!can_write(arg, sizeof(ws)))
-            return -EFAULT;
-        memcpy((void *)arg, &ws, sizeof(ws));
-        return 0;
-    }
-    default:
-        return -ENOTTY;
-    }
+    return tty_ioctl(request, arg);
 }
 
 /* ---- memory ---- */

@@ -24,8 +24,9 @@ struct file {
     u64 offset;                     /* FILE_DIR: getdents64's cursor */
     u32 status_flags;               /* fcntl F_GETFL: O_RDONLY or O_RDWR, O_LARGEFILE, O_NONBLOCK... */
     bool cloexec;                   /* fcntl F_GETFD's FD_CLOEXEC (nothing execs: kept for F_GETFD) */
-    bool host_pipe;                 /* FILE_CONSOLE: fd 0 under --stdin=pipe, which the app sees
-                                       as the read end of a pipe, as it would on the host */
+    bool host_pipe;                 /* FILE_CONSOLE: a host pipe or file (--stdin=pipe...), which
+                                       the app sees as a pipe's end, as it would on the host */
+    u8 stream;                      /* FILE_CONSOLE: where writes go, 1 (stdout) or 2 (stderr) */
 };
 
 /* Opened for writing: for a pipe, its write end. */
