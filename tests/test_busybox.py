@@ -46,9 +46,9 @@ def test_busybox_applet_prints_what_it_prints_on_the_host(applet: list[str]) -> 
 @pytest.mark.parametrize(
     ("applet", "expected", "errors"),
     [
-        # "/" is the initrd's one directory, and busybox is all it holds.
-        (["ls", "/"], ["busybox"], []),
-        (["ls", "-1a", "/"], [".", "..", "busybox"], []),
+        # "/" holds the initrd's files, busybox alone here, and dev, proc and tmp.
+        (["ls", "/"], ["busybox", "dev", "proc", "tmp"], []),
+        (["ls", "-1a", "/"], [".", "..", "busybox", "dev", "proc", "tmp"], []),
         (["sh", "-c", "cd / && pwd; cd /busybox; cd /nonexistent"], ["/"], [
             "sh: cd: line 0: can't cd to /busybox: Not a directory",
             "sh: cd: line 0: can't cd to /nonexistent: No such file or directory",
@@ -56,7 +56,7 @@ def test_busybox_applet_prints_what_it_prints_on_the_host(applet: list[str]) -> 
     ],
     ids=["ls", "ls-a", "cd"],
 )
-def test_busybox_sees_the_initrd_as_the_root_directory(
+def test_busybox_sees_the_root_directory(
     applet: list[str], expected: list[str], errors: list[str]
 ) -> None:
     if not BUSYBOX.is_file():

@@ -6,7 +6,8 @@ the differing stretch and its neighbours.
 
 The host run is made as like the guest's as a host allows: stdin a pipe with the same
 bytes, stdout a terminal (the guest's is the console), an empty environment (the
-guest's), working directory "/", and the initrd's "/" a directory holding only its file."""
+guest's), working directory "/", and the guest's "/" a directory holding its file and the
+directories dev, proc and tmp."""
 
 from __future__ import annotations
 
@@ -73,10 +74,12 @@ CASES = {
 
 
 def host_names(argv: list[str], data: bytes, env: dict[str, str], tmp_path: Path) -> list[str]:
-    """The host's syscall names for argv, as the guest runs it: the initrd, "/" holding
-    only /NAME, is on the host a directory holding only NAME."""
+    """The host's syscall names for argv, as the guest runs it: the guest's "/", holding
+    /NAME and the directories dev, proc and tmp, is on the host a directory holding NAME
+    and three directories of those names."""
     root = tmp_path / "root"
-    root.mkdir()
+    for name in ("dev", "proc", "tmp"):
+        (root / name).mkdir(parents=True)
     exe = root / Path(argv[0]).name
     shutil.copy(argv[0], exe)
     argv = [str(exe)] + [str(exe) if a == f"/{exe.name}" else str(root) if a == "/" else a for a in argv[1:]]

@@ -33,6 +33,9 @@
 #include "syscall_history.h"
 #include "thread.h"
 #include "tty.h"
+#include "tmpfs.h"
+#include "vfs.h"
+#include <linux/fcntl.h>
 
 #define EXIT_USAGE 64               /* a command line we cannot follow (sysexits' EX_USAGE) */
 
@@ -232,6 +235,37 @@ static void print_boot_time(void)
     printk("Booted up in %lu.%02lu ms\n", hundredths / 100, hundredths % 100);
 }
 
+/*
+ * The executable, process.path, in the filesystem: its bytes in one piece (the
+ * initrd's, where it came from), or 127 (not there) or 126 (not a file), with the
+ * reason said. /proc/self/exe names it from now on.
+ */
+static int find_executable(const u8 **image, u64 *size)
+{
+    struct lookup l;
+    spin_lock(&fs_lock);
+    long err = path_lookup(AT_FDCWD, process.path, LOOKUP_FOLLOW, &l);
+    const u8 *bytes = err ? NULL : tmpfs_contiguous(l.inode);
+    if (bytes) {
+        *image = bytes;
+        *size = l.inode->size;
+    }
+    spin_unlock(&fs_lock);
+    lookup_release(&l);
+    if (err) {
+        exit_reason("%s: not found", process.path);
+        return EXIT_NOT_FOUND;
+    }
+    if (!bytes) {
+        exit_reason("%s: not a file the initrd brought", process.path);
+        return EXIT_CANNOT_EXECUTE;
+    }
+    spin_lock(&fs_lock);
+    tmpfs_proc_self_exe(process.path);
+    spin_unlock(&fs_lock);
+    return 0;
+}
+
 /* The app's main thread starts here, in kernel mode on its syscall stack. */
 static void start_app_main(void *unused)
 {
@@ -264,7 +298,7 @@ noreturn void kernel_main(u32 start_info_paddr)
         panic("cannot create the boot thread");
     sched_init_cpu(boot);
     arch_init_tsc();
-    syscall_init();
+    systime_init();
     syscall_history_init();
     fast_path_init();
     if (no_fsgsbase)
@@ -277,32 +311,23 @@ noreturn void kernel_main(u32 start_info_paddr)
     }
     if (test_panic)
         panic_on_purpose();
-    initrd_init(si);
+    tmpfs_init();
+    initrd_unpack(si);
     lapic_init();
     smp_init(si->rsdp_paddr);       /* last use of the start info: the trampoline may overwrite it */
     tty_init();
 
     const u8 *image;
     u64 size;
-    if (!initrd_find(process.path, &image, &size)) {
-        exit_reason("%s: not found in the initrd", process.path);
-        process_exit(EXIT_NOT_FOUND);
-    }
+    status = find_executable(&image, &size);
+    if (status)
+        process_exit(status);
     struct thread *app = thread_create("main", start_app_main, NULL);
     if (!app)
         panic("cannot create the app's thread");
     app->is_app = true;
     process_set_main_thread(app);
-    /*
-     * As a Linux shell leaves its terminal: read-write; or, for `cmd | app > out`, a
-     * pipe's read end (O_RDONLY) and write ends (O_WRONLY). fd 2's output is stderr's.
-     */
-    for (int fd = 0; fd < 3; fd++) {
-        bool pipe = tty_modes[fd] == TTY_MODE_PIPE;
-        process.files[fd] = (struct file){ .kind = FILE_CONSOLE, .host_pipe = pipe,
-                                           .stream = fd == 2 ? 2 : 1,
-                                           .status_flags = pipe ? (fd ? 01 : 00) : 02 | 0100000 };
-    }
+    fd_init_terminal();
     status = elf_load(image, size);
     if (status)
         process_exit(status);

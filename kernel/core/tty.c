@@ -62,6 +62,8 @@
 #include "spinlock.h"
 #include "thread.h"
 #include "virtio.h"
+#include "vfs.h"
+#include <asm/stat.h>
 #include <asm-generic/errno.h>
 #include <asm-generic/ioctls.h>
 #include <asm-generic/poll.h>
@@ -618,3 +620,53 @@ long tty_ioctl(u64 request, u64 arg)
         return -ENOTTY;
     }
 }
+
+/* ---- fds 0, 1 and 2 (and /dev/tty, /dev/console) as open files: tty_file_ops ---- */
+
+static long file_read_input(struct file *f, u64 buf, u64 count, bool nonblock)
+{
+    return tty_read((u8 *)buf, count, nonblock);
+}
+
+static long file_write_output(struct file *f, u64 buf, u64 count, bool nonblock)
+{
+    return tty_write(f->tty.stream, (const void *)buf, count);
+}
+
+static unsigned file_poll_terminal(struct file *f)
+{
+    return tty_input_poll() | POLLOUT | POLLWRNORM;
+}
+
+static long file_ioctl_terminal(struct file *f, u64 request, u64 arg)
+{
+    return f->tty.host_pipe ? -ENOTTY : tty_ioctl(request, arg);
+}
+
+/*
+ * A terminal is a character device, /dev/console (5, 1): glibc then asks TCGETS before
+ * its first write, as it does on Linux for any character device outside the pty majors.
+ * A host pipe or file is a FIFO, as `cmd | app > out` makes fds 0 and 1 on the host.
+ */
+static void file_stat_terminal(struct file *f, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_nlink = 1;
+    if (f->tty.host_pipe) {
+        st->st_mode = 0010600;              /* S_IFIFO | rw------- */
+        st->st_dev = 0xe;                   /* Linux's pipefs */
+        st->st_ino = 999;
+        st->st_blksize = 4096;
+    } else {
+        st->st_mode = 0020620;              /* S_IFCHR | rw--w---- */
+        st->st_dev = 1;
+        st->st_rdev = (5 << 8) | 1;
+        st->st_ino = 3;
+        st->st_blksize = 1024;
+    }
+}
+
+const struct file_ops tty_file_ops = {
+    .kind = "tty", .read = file_read_input, .write = file_write_output,
+    .poll = file_poll_terminal, .ioctl = file_ioctl_terminal, .stat = file_stat_terminal,
+};

@@ -18,4 +18,6 @@ long tty_read(u8 *buf, u64 count, bool nonblock);
 unsigned tty_input_poll(void);      /* POLLIN when a read would return at once */
 bool tty_input_on(void);
 long tty_ioctl(u64 request, u64 arg);
+struct file_ops;
+extern const struct file_ops tty_file_ops;  /* fds 0-2, /dev/tty, /dev/console */
 #endif
