@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import posixpath
 import re
 import signal
 import sys
@@ -24,6 +25,7 @@ from osvgdb.triage import command as triage_command
 from osvgdb.triage import signature as triage_signature
 from osvgdb.tui import command as tui_command
 from osvgdb.build import BuildError
+from osvgdb.initrd import ArchiveError
 from osvgdb.decode.tcb import FS_PROTOCOLS
 from osvgdb.qemu import QemuError, choose_accel
 from osvgdb.run import BootOutcome, Ending, qemu_ended
@@ -271,6 +273,26 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
         help="add to the app's environment (repeatable)",
     )
     run_parser.add_argument(
+        "--add",
+        type=_add_pair,
+        action="append",
+        default=[],
+        metavar="HOST[:GUEST]",
+        help="put the host file or directory tree HOST in the guest at the absolute path "
+        "GUEST (default /BASENAME), with its modes, owners and mtimes; the guest's "
+        "filesystem is writable, its changes lost unless exported (repeatable)",
+    )
+    run_parser.add_argument(
+        "--export",
+        type=_export_pair,
+        action="append",
+        default=[],
+        metavar="GUEST:HOST",
+        help="when the app ends (its exit or a fatal signal, not a kernel panic), copy the "
+        "guest file or tree GUEST to HOST, as docker cp does: into HOST if it is a "
+        "directory, else to HOST (repeatable)",
+    )
+    run_parser.add_argument(
         "--kernel",
         type=Path,
         metavar="PATH",
@@ -292,6 +314,43 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
         metavar="EXE [ARGS...]",
         help="a static x86-64 Linux executable and its arguments",
     )
+
+
+def _guest_path(text: str, what: str) -> str:
+    if not text.startswith("/"):
+        raise argparse.ArgumentTypeError(f"{what} must be an absolute guest path, not {text!r}")
+    return posixpath.normpath(text) + ("/." if text.endswith("/.") else "")
+
+
+def _add_pair(text: str) -> tuple[Path, str]:
+    """--add HOST[:GUEST]: GUEST is what follows the last colon, if it is absolute."""
+    host, sep, guest = text.rpartition(":")
+    if not sep or not guest.startswith("/"):
+        host, guest = text, "/" + Path(text).name
+    if not host:
+        raise argparse.ArgumentTypeError(f"expected HOST[:GUEST], got {text!r}")
+    return Path(host), _guest_path(guest, "GUEST")
+
+
+def _export_pair(text: str) -> tuple[str, Path]:
+    """--export GUEST:HOST, GUEST absolute, split at the first colon."""
+    guest, sep, host = text.partition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"expected GUEST:HOST, got {text!r}")
+    return _guest_path(guest, "GUEST"), Path(host)
+
+
+def _check_files(adds: list[tuple[Path, str]], exports: list[tuple[str, Path]]) -> None:
+    """What --add brings must be there, what --export writes must have a place: both
+    checked before anything boots."""
+    for host, _ in adds:
+        if not os.path.lexists(host) or not host.exists():
+            raise UsageError(f"--add {host}: no such file or directory")
+        if not os.access(host, os.R_OK):
+            raise UsageError(f"--add {host}: {os.strerror(errno.EACCES)}")
+    for guest, host in exports:
+        if not host.is_dir() and not host.absolute().parent.is_dir():
+            raise UsageError(f"--export {guest}:{host}: {host.absolute().parent} is no directory")
 
 
 def _check_exe(path: Path, command: str) -> None:
@@ -316,6 +375,7 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
         raise UsageError(f"{namespace.command}: missing EXE")
     exe = Path(command_line[0])
     _check_exe(exe, namespace.command)
+    _check_files(namespace.add, namespace.export)
     kernel = namespace.kernel
     if kernel is not None:
         if not kernel.is_file():
@@ -337,6 +397,8 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
         env=list(namespace.env),
         kernel_args=list(namespace.kernel_arg),
         kernel=kernel,
+        add=list(namespace.add),
+        export=list(namespace.export),
     )
 
 
@@ -380,6 +442,7 @@ def report_run(outcome: BootOutcome, err: TextIO, *, console_shown: bool = True)
     before = "before the kernel reported an exit"
     if outcome.reason is not None and not console_shown:
         lines.append(f"osvgdb: {outcome.reason}")
+    lines += [f"osvgdb: {error}" for error in outcome.export_errors]
     if outcome.kind == Ending.EXITED and outcome.qemu_lingered:
         lines.append(f"osvgdb: QEMU did not exit after status {outcome.exit_status}; killed")
     elif outcome.kind == Ending.PANIC and not console_shown:
@@ -426,6 +489,7 @@ def report_debug(outcome: debug.DebugOutcome, err: TextIO) -> int:
         lines.append("osvgdb debug: kernel panic (the report is on the console)")
     elif boot.kind == Ending.EXITED:
         lines.append(f"osvgdb debug: the app exited with status {boot.exit_status}")
+        lines += [f"osvgdb debug: {error}" for error in boot.export_errors]
     elif boot.kind == Ending.QEMU_FAILED:
         lines.append(f"osvgdb debug: QEMU {qemu_ended(boot.qemu_status)} before it was up")
         lines += _qemu_stderr(boot)
@@ -523,6 +587,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CannotExecute as error:
         print(error, file=sys.stderr)
         return run.EXIT_CANNOT_EXECUTE
+    except ArchiveError as error:
+        print(f"osvgdb: error: --add: {error}", file=sys.stderr)
+        return run.EXIT_USAGE
     except (BuildError, QemuError) as error:
         print(f"osvgdb: error: {error}", file=sys.stderr)
         return run.EXIT_NO_STATUS

@@ -130,6 +130,7 @@ class ChannelFds:
     terminal: int  # the app's stdin (QEMU reads) and stdout (QEMU writes)
     stderr: int  # the app's stderr
     console: int  # the kernel's own console
+    export: int  # --export's archives, at the app's end
 
 
 def channel_arguments(fds: ChannelFds | None) -> list[str]:
@@ -137,7 +138,8 @@ def channel_arguments(fds: ChannelFds | None) -> list[str]:
 
     The app's terminal is a virtio-serial device on microvm's virtio-mmio
     (the kernel's tty.c): port 1 is its stdin and stdout, port 2 its stderr,
-    so the app's two streams arrive apart, each in order.  They are
+    so the app's two streams arrive apart, each in order; port 3 brings
+    --export's archives back when the app ends.  They are
     virtserialports, which wait while the host side cannot take more (a
     virtconsole would drop it).  The kernel's own console is the ISA serial
     port.  Each is a socket chardev on a descriptor QEMU inherits.
@@ -150,9 +152,11 @@ def channel_arguments(fds: ChannelFds | None) -> list[str]:
     return [
         "-chardev", f"socket,id=terminal,fd={fds.terminal}",
         "-chardev", f"socket,id=stderr,fd={fds.stderr}",
-        "-device", "virtio-serial-device,id=ports,max_ports=3",
+        "-chardev", f"socket,id=export,fd={fds.export}",
+        "-device", "virtio-serial-device,id=ports,max_ports=4",
         "-device", "virtserialport,bus=ports.0,nr=1,chardev=terminal,name=org.osvgdb.terminal",
         "-device", "virtserialport,bus=ports.0,nr=2,chardev=stderr,name=org.osvgdb.stderr",
+        "-device", "virtserialport,bus=ports.0,nr=3,chardev=export,name=org.osvgdb.export",
         "-chardev", f"socket,id=console,fd={fds.console}",
         "-serial", "chardev:console",
     ]  # fmt: skip
@@ -295,12 +299,13 @@ class Qemu:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    CHANNELS = ("stdout", "stderr", "console")
+    CHANNELS = ("stdout", "stderr", "console", "export")
 
     @property
     def outputs(self) -> dict[str, int]:
         """Where to read the guest's output, by channel: the app's `stdout` and
-        `stderr`, the kernel's `console`; each ends (EOF) when QEMU exits."""
+        `stderr`, the kernel's `console`, the `export` archives; each ends (EOF)
+        when QEMU exits."""
         return {name: self._ours[name].fileno() for name in self.CHANNELS}
 
     @property
@@ -328,6 +333,7 @@ class Qemu:
                 terminal=self._theirs["stdout"].fileno(),
                 stderr=self._theirs["stderr"].fileno(),
                 console=self._theirs["console"].fileno(),
+                export=self._theirs["export"].fileno(),
             ),
             gdb_socket=self.gdb_socket,
             qmp_socket=self.qmp_socket,

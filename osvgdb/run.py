@@ -38,12 +38,14 @@ import re
 import select
 import shlex
 import signal
+import stat
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TextIO
 
 from osvgdb import build, initrd
@@ -142,6 +144,7 @@ def kernel_cmdline(
     stdin: str = "none",
     stdout: str = "tty",
     stderr: str = "tty",
+    exports: Sequence[str] = (),
 ) -> str:
     """The kernel command line: kernel options, then the app's path and args.
 
@@ -157,6 +160,7 @@ def kernel_cmdline(
     options += [] if stdin == "none" else [f"--stdin={stdin}"]
     options += [] if stdout == "tty" else [f"--stdout={stdout}"]
     options += [] if stderr == "tty" else [f"--stderr={stderr}"]
+    options += [f"--export={path}" for path in exports]
     options += kernel_args
     return shlex.join([*options, path, *args])
 
@@ -179,6 +183,39 @@ class RunOptions:
     # What the app's fds 1 and 2 look like, as the host's do: tty or pipe (a pipe or a file)
     stdout_mode: str = "tty"
     stderr_mode: str = "tty"
+    # --add HOST[:GUEST]: host files and trees put at absolute guest paths
+    add: list[tuple[Path, str]] = field(default_factory=list)
+    # --export GUEST:HOST: guest trees copied to the host when the app ends (not a panic)
+    export: list[tuple[str, Path]] = field(default_factory=list)
+
+
+def initrd_members(options: RunOptions) -> list[initrd.Member]:
+    """The initrd's members: the executable at /BASENAME, then each --add's.
+    ArchiveError for a name two of them would give different files."""
+    exe = options.exe
+    st = exe.stat()
+    members = [initrd.Member(exe.name, exe, mode=st.st_mode, mtime=int(st.st_mtime),
+                             uid=st.st_uid, gid=st.st_gid)]  # fmt: skip
+    for host, guest in options.add:
+        members += initrd.host_members(host, guest)
+    seen: dict[str, initrd.Member] = {}
+    for member in members:
+        other = seen.setdefault(member.name, member)
+        both_dirs = stat.S_ISDIR(member.mode) and stat.S_ISDIR(other.mode)
+        if other is not member and not both_dirs:
+            raise initrd.ArchiveError(f"/{member.name} is given twice")
+    return members
+
+
+def export_destination(guest: str, host: Path, guest_is_dir: bool) -> Path:
+    """Where --export GUEST:HOST puts GUEST, by docker cp's rules: into HOST when it is
+    a directory (as HOST/BASENAME, or its contents for a GUEST ending in "/."), else at
+    HOST. ArchiveError for a directory onto a file."""
+    if host.is_dir():
+        return host if guest.endswith("/.") else host / PurePosixPath(guest).name
+    if guest_is_dir and host.exists():
+        raise initrd.ArchiveError(f"{host}: a file; the export {guest} is a directory")
+    return host
 
 
 def kernel_image(options: RunOptions, root: Path) -> Path:
@@ -232,6 +269,7 @@ class BootOutcome:
     events: tuple[dict, ...] = ()  # every QMP event osvgdb's own connection received
     reason: str | None = None  # why the app ended when not by its own exit (`osv-reason:`)
     console_tail: str = ""  # the end of the kernel's own console (CONSOLE_TAIL bytes)
+    export_errors: tuple[str, ...] = ()  # EXITED: each --export that could not be done, why
 
 
 def exit_status(outcome: BootOutcome) -> int:
@@ -352,6 +390,7 @@ class Guest:
             "console": console,
             "stdout": console if stdout == WITH_CONSOLE else stdout,  # type: ignore[dict-item]
             "stderr": console if stderr == WITH_CONSOLE else stderr,  # type: ignore[dict-item]
+            "export": None,
         }
         self.gdbstub = gdbstub
         self.keep_monitor = keep_monitor
@@ -359,6 +398,8 @@ class Guest:
         self.vm: Qemu | None = None
         self.monitor: Monitor | None = None
         self._copier: _OutputCopier | None = None
+        self._exports = tempfile.TemporaryFile() if options and options.export else None
+        self._exported: tuple[str, ...] | None = None
         self._forwarder: StdinForwarder | None = None
         self._debugcon: Debugcon | None = None
         self._events: list[dict] = []
@@ -397,6 +438,7 @@ class Guest:
             stdin=input_mode,
             stdout=options.stdout_mode,
             stderr=options.stderr_mode,
+            exports=[guest for guest, _ in options.export],
         )
         self.vm = Qemu(
             kernel=kernel,
@@ -408,10 +450,7 @@ class Guest:
             pause_on_reset=self.pause_on_reset,
         )
         try:
-            initrd.write_initrd(
-                self.vm.initrd,
-                [initrd.Member(options.exe.name, options.exe, mode=initrd.EXECUTABLE_MODE)],
-            )
+            initrd.write_initrd(self.vm.initrd, initrd_members(options))
             self.vm.start(cmdline)
             if input_mode != "none":
                 assert options.stdin is not None
@@ -432,6 +471,7 @@ class Guest:
         vm = self.vm
         assert vm is not None
         self._debugcon = Debugcon(vm.debugcon)
+        self.outputs["export"] = self._exports
         self._copier = _OutputCopier(
             {fd: (name, self.outputs[name]) for name, fd in vm.outputs.items()}
         )
@@ -578,6 +618,8 @@ class Guest:
         assert self.vm is not None and self._debugcon is not None
         shutdowns = [e for e in self._events if e["event"] == "SHUTDOWN"]
         tail = self._copier.console_tail if self._copier is not None else b""
+        if kind == Ending.EXITED and self.vm.poll() is not None:
+            fields.setdefault("export_errors", self._export())
         return BootOutcome(
             kind=kind,
             qemu_status=self.vm.poll(),
@@ -589,6 +631,18 @@ class Guest:
             console_tail=bytes(tail).decode(errors="replace"),
             **fields,  # type: ignore[arg-type]
         )
+
+    def _export(self) -> tuple[str, ...]:
+        """Once, after QEMU exited and its outputs were copied: each --export's archive
+        put at its host path. What could not be done, one line each."""
+        if self._exported is not None or self._exports is None:
+            return self._exported or ()
+        assert self.options is not None and self._copier is not None
+        self._copier.join(CONSOLE_DRAIN_TIME)
+        self._exports.seek(0)
+        errors = (export_one(self._exports, guest, host) for guest, host in self.options.export)
+        self._exported = tuple(error for error in errors if error)
+        return self._exported
 
     def close(self) -> None:
         """Kill QEMU, finish copying the outputs, remove QEMU's directory."""
@@ -602,7 +656,25 @@ class Guest:
         if self.monitor is not None:
             self.monitor.close()
             self.monitor = None
+        if self._exports is not None:
+            self._exports.close()
         self.vm.close()
+
+
+def export_one(stream: BinaryIO, guest: str, host: Path) -> str | None:
+    """One --export's archive from the stream (the kernel wrote them in order) put at
+    its place on the host; None, or why it could not be, in one line."""
+    try:
+        entries = list(initrd.read_archive(stream))
+    except initrd.ArchiveError as error:
+        return f"--export {guest}: {error}"
+    if not entries:
+        return f"--export {guest}: not in the guest when the app ended"
+    try:
+        initrd.extract(entries, export_destination(guest, host, stat.S_ISDIR(entries[0].mode)))
+    except (initrd.ArchiveError, OSError) as error:
+        return f"--export {guest}: {error}"
+    return None
 
 
 def run(

@@ -15,6 +15,7 @@
  *   --stdin=MODE    what feeds fd 0 through the terminal: none (default), pipe or tty
  *   --stdout=MODE   what fd 1 is on the host, and so here: tty (default) or pipe
  *   --stderr=MODE   the same for fd 2 (tty.c says what each mode means)
+ *   --export=PATH   at the end, PATH's tree goes back to the host (export.c)
  *   --no-capture    the syscall history keeps no argument memory (to measure its cost)
  *   --test-panic    fault in the kernel on purpose, to exercise the panic path
  *   --inject=NAME   break the kernel on purpose in one of the ways of include/inject.h
@@ -33,6 +34,7 @@
 #include "syscall_history.h"
 #include "thread.h"
 #include "tty.h"
+#include "export.h"
 #include "tmpfs.h"
 #include "vfs.h"
 #include <linux/fcntl.h>
@@ -207,6 +209,9 @@ static int parse_cmdline(void)
         } else if (strncmp(words[i], "--stderr=", 9) == 0) {
             if (!parse_tty_mode(2, words[i] + 9))
                 return refuse("--stderr wants pipe or tty, not %s", words[i] + 9);
+        } else if (strncmp(words[i], "--export=", 9) == 0) {
+            if (!export_add(words[i] + 9))
+                return refuse("--export wants an absolute path (16 at most), not %s", words[i] + 9);
         } else if (strncmp(words[i], "--env=", 6) == 0 && process.envc < MAX_ENVS)
             process.envp[process.envc++] = words[i] + 6;
         else

@@ -14,6 +14,7 @@
 #include "thread.h"
 #include "trap.h"
 #include "tty.h"
+#include "export.h"
 #include <asm-generic/errno.h>
 #include <linux/sched.h>
 
@@ -85,6 +86,7 @@ noreturn void process_exit(int status)
                nr_cpus, stopped, nr_threads);
     }
     tty_flush();                        /* the app's last output leaves before QEMU does */
+    export_all();                       /* --export's trees, once the app is done with them */
     debugcon_exit_reason();
     arch_exit_qemu(status);
 }

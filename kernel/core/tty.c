@@ -62,6 +62,7 @@
 #include "spinlock.h"
 #include "thread.h"
 #include "virtio.h"
+#include "export.h"
 #include "vfs.h"
 #include <asm/stat.h>
 #include <asm-generic/errno.h>
@@ -72,6 +73,7 @@
 /* The ports osvgdb's qemu.py gives the device (virtserialport nr=N). */
 #define PORT_TERMINAL 1
 #define PORT_STDERR 2
+#define PORT_EXPORT 3                   /* --export's archives (export.c) */
 /* With MULTIPORT, port N's queues are 2N+2 (receive) and 2N+3 (transmit); 2 and 3 control. */
 #define RECEIVEQ(port) (2 * (port) + 2)
 #define TRANSMITQ(port) (2 * (port) + 3)
@@ -103,8 +105,9 @@ struct tty_out {
 static struct virtio_dev serial;
 static struct virtq control_rx, control_tx;
 static struct tty_out tty_stdout = { .lock = SPINLOCK_INIT }, tty_stderr = { .lock = SPINLOCK_INIT };
+static struct tty_out tty_export = { .lock = SPINLOCK_INIT };
 static struct virtq_memory control_rx_queue, control_tx_queue;
-static struct virtq_memory stdout_queue, stderr_queue, stdin_queue;
+static struct virtq_memory stdout_queue, stderr_queue, stdin_queue, export_queue;
 
 /* fd 0's --stdin=, fd 1's --stdout=, fd 2's --stderr=: by default, a terminal with nothing typed */
 enum tty_mode tty_modes[3] = { TTY_MODE_NONE, TTY_MODE_TTY, TTY_MODE_TTY };
@@ -167,10 +170,34 @@ long tty_write(int stream, const void *buf, u64 n)
     return out_write(o, buf, n);
 }
 
-/* Waits until QEMU has taken every buffer of both consoles. Interrupts off, at the end. */
+/*
+ * The export port's bytes, at the end: interrupts off and the other CPUs stopped, so it
+ * spins for buffers instead of sleeping.
+ */
+void tty_export_write(const void *data, u64 n)
+{
+    struct tty_out *o = &tty_export;
+    const u8 *p = data;
+    while (o->present && n) {
+        reclaim(o);
+        if (!o->nfree) {
+            cpu_relax();
+            continue;
+        }
+        u16 id = o->free[--o->nfree];
+        u64 chunk = MIN(n, VIRTQ_BUF);
+        memcpy(o->tx.mem->buf[id], p, chunk);
+        virtq_post(&o->tx, id, chunk, false);
+        virtq_notify(&o->tx);
+        p += chunk;
+        n -= chunk;
+    }
+}
+
+/* Waits until QEMU has taken every buffer of every port. Interrupts off, at the end. */
 void tty_flush(void)
 {
-    struct tty_out *outs[] = { &tty_stdout, &tty_stderr };
+    struct tty_out *outs[] = { &tty_stdout, &tty_stderr, &tty_export };
     for (unsigned i = 0; i < ARRAY_SIZE(outs); i++) {
         struct tty_out *o = outs[i];
         while (o->present) {
@@ -395,14 +422,16 @@ static void control_send(u32 port, u16 event, u16 value)
 
 /*
  * The MULTIPORT handshake, at boot: DEVICE_READY, then PORT_READY and PORT_OPEN for
- * each of our ports as the device adds it. True once both are open.
+ * each of our ports as the device adds it. True once those wanted are open: the
+ * terminal's two, and the export port when there are --exports.
  */
-static bool open_ports(void)
+static bool open_ports(bool export)
 {
-    bool opened[3] = { false, false, false };
+    bool opened[4] = { false, false, false, !export };
     control_send(0, DEVICE_READY, 1);
     u64 deadline = tsc_ns() + HANDSHAKE_NS;
-    while (!(opened[PORT_TERMINAL] && opened[PORT_STDERR]) && tsc_ns() < deadline) {
+    while (!(opened[PORT_TERMINAL] && opened[PORT_STDERR] && opened[PORT_EXPORT]) &&
+           tsc_ns() < deadline) {
         u16 id;
         u32 len;
         if (!virtq_take_used(&control_rx, &id, &len)) {
@@ -413,13 +442,14 @@ static bool open_ports(void)
         memcpy(&m, control_rx.mem->buf[id], sizeof(m));
         virtq_post(&control_rx, id, VIRTQ_BUF, true);
         virtq_notify(&control_rx);
-        if (len < sizeof(m) || m.event != PORT_ADD || (m.id != PORT_TERMINAL && m.id != PORT_STDERR))
+        if (len < sizeof(m) || m.event != PORT_ADD || m.id < PORT_TERMINAL || m.id > PORT_EXPORT ||
+            (m.id == PORT_EXPORT && !export))
             continue;               /* names, the host's side opening: nothing we need */
         control_send(m.id, PORT_READY, 1);
         control_send(m.id, PORT_OPEN, 1);
         opened[m.id] = true;
     }
-    return opened[PORT_TERMINAL] && opened[PORT_STDERR];
+    return opened[PORT_TERMINAL] && opened[PORT_STDERR] && opened[PORT_EXPORT];
 }
 
 static void out_init(struct tty_out *o, u32 port, struct virtq_memory *mem)
@@ -447,16 +477,20 @@ void tty_init(void)
         virtq_post(&control_rx, id, VIRTQ_BUF, true);
     out_init(&tty_stdout, PORT_TERMINAL, &stdout_queue);
     out_init(&tty_stderr, PORT_STDERR, &stderr_queue);
+    bool export = export_count() > 0;
+    if (export)
+        out_init(&tty_export, PORT_EXPORT, &export_queue);
     virtq_init(&input.rx, &serial, RECEIVEQ(PORT_TERMINAL), &stdin_queue);
     virtio_route_irq(&serial, VIRTIO_VECTOR);
     virtio_ready(&serial);
     virtq_notify(&control_rx);
-    if (!open_ports()) {
+    if (!open_ports(export)) {
         printk("osv: the terminal's virtio-serial ports did not open: the app writes here\n");
         tty_modes[0] = TTY_MODE_NONE;
         return;
     }
     tty_stdout.present = tty_stderr.present = true;
+    tty_export.present = export;
     if (tty_modes[0] != TTY_MODE_NONE) {
         for (u16 id = 0; id < VIRTQ_SIZE; id++)
             virtq_post(&input.rx, id, VIRTQ_BUF, true);

@@ -14,6 +14,7 @@ void tty_init(void);                /* after lapic_init: the consoles' interrupt
 void tty_interrupt(void);
 long tty_write(int stream, const void *buf, u64 n);  /* stream 1: stdout, 2: stderr */
 void tty_flush(void);               /* at the end: every byte written has left */
+void tty_export_write(const void *data, u64 n);  /* export.c's archives, at the end */
 long tty_read(u8 *buf, u64 count, bool nonblock);
 unsigned tty_input_poll(void);      /* POLLIN when a read would return at once */
 bool tty_input_on(void);
