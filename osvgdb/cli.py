@@ -17,18 +17,17 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from osvgdb import debug, inspect, run
-from osvgdb.bench import command as bench_command
-from osvgdb.triage import command as triage_command
-from osvgdb.triage import signature as triage_signature
-from osvgdb.tui import command as tui_command
+from osvgdb import run
 from osvgdb.build import BuildError
 from osvgdb.initrd import ArchiveError
 from osvgdb.decode.tcb import FS_PROTOCOLS
 from osvgdb.qemu import QemuError, choose_accel
 from osvgdb.run import BootOutcome, Ending, qemu_ended
+
+if TYPE_CHECKING:
+    from osvgdb import debug
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -83,18 +82,43 @@ def _env_pair(text: str) -> tuple[str, str]:
     return name, value
 
 
-def _parser() -> argparse.ArgumentParser:
+# Each command's line in `osvgdb --help`. A command's own parser, and the modules it
+# needs, are built only when that command runs: `osvgdb run` never imports the TUI.
+SUMMARIES = {
+    "run": "boot one static executable in QEMU and exit with its status",
+    "debug": "boot one static executable stopped under QEMU's gdbstub and attach GDB",
+    "inspect": "show what osv-tcb, osv-syscalls or osv-auxv showed at a dump's stop, without GDB",
+    "triage": "run EXE under GDB and turn a crash, panic or hang into a report, a signature "
+    "and JUnit XML",
+    "tui": "the interactive inspector: vCPUs, FS-base verdicts, threads, syscalls and "
+    "backtraces at a glance, over GDB's MI",
+    "bench": "what the FS-base switch costs a syscall, a context switch, a page fault "
+    "and an interrupt, per protocol: one table",
+}
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """osvgdb's parser, with `command`'s own parser whole and the others as one line
+    of help each (enough for `osvgdb --help` and to name a bad command)."""
     parser = _Parser(
         prog="osvgdb",
         description="Run and debug static Linux executables on the osvgdb unikernel.",
         allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, summary in SUMMARIES.items():
+        if name == command:
+            _COMMAND_PARSERS[name](commands, summary)
+        else:
+            commands.add_parser(name, help=summary, add_help=False)
+    return parser
 
+
+def _run_parser(commands: argparse._SubParsersAction, summary: str) -> None:
     run_parser = commands.add_parser(
         "run",
         usage="osvgdb run [options] EXE [ARGS...]",
-        help="boot one static executable in QEMU and exit with its status",
+        help=summary,
         description="Build the kernel, pack EXE into an initrd as /BASENAME, boot it in QEMU;\n"
         "the app's stdin, stdout and stderr are osvgdb's, byte for byte, and nothing else is\n"
         "on them: the kernel's own console goes to stderr only with --verbose or --strace,\n"
@@ -108,11 +132,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_run_options(run_parser)
 
+
+def _debug_parser(commands: argparse._SubParsersAction, summary: str) -> None:
+    from osvgdb import debug
+
     debug_parser = commands.add_parser(
         "debug",
         usage="osvgdb debug [options] [--batch] [-ex CMD]... EXE [ARGS...]\n"
         "       osvgdb debug --core DUMP [--app EXE] [--kernel PATH] [--batch] [-ex CMD]...",
-        help="boot one static executable stopped under QEMU's gdbstub and attach GDB",
+        help=summary,
         description="Build the kernel, boot EXE in QEMU stopped at its first instruction with\n"
         "the gdbstub on a private unix socket, and start GDB on build/kernel.elf with the\n"
         "osvgdb extension loaded (osv-tcb, osv-syscalls, osv-auxv, ...), the app's symbols\n"
@@ -148,15 +176,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_run_options(debug_parser, timeout=False)
 
+
+def _inspect_parser(commands: argparse._SubParsersAction, summary: str) -> None:
+    from osvgdb import inspect
+
     inspect_parser = commands.add_parser(
         "inspect",
         usage="osvgdb inspect DUMP [--kernel ELF] [--app EXE] tcb|syscalls|auxv [options] [--json]",
-        help="show what osv-tcb, osv-syscalls or osv-auxv showed at a dump's stop, without GDB",
+        help=summary,
         description=inspect.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     inspect.add_arguments(inspect_parser)
+
+
+def _triage_parser(commands: argparse._SubParsersAction, summary: str) -> None:
+    from osvgdb.triage import command as triage_command
+    from osvgdb.triage import signature as triage_signature
 
     triage_parser = commands.add_parser(
         "triage",
@@ -164,8 +201,7 @@ def _parser() -> argparse.ArgumentParser:
         "[--markdown FILE]\n"
         "                     [--junit FILE] [--out DIR] [--dump|--no-dump] EXE [ARGS...]\n"
         "       osvgdb triage --core DUMP [--kernel ELF] [--app EXE] [--json FILE] ...",
-        help="run EXE under GDB and turn a crash, panic or hang into a report, a signature "
-        "and JUnit XML",
+        help=summary,
         description=triage_command.__doc__,
         epilog=triage_command.EPILOG + "\n\nsignatures: " + triage_signature.__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -174,11 +210,14 @@ def _parser() -> argparse.ArgumentParser:
     triage_command.add_arguments(triage_parser)
     _add_run_options(triage_parser, timeout=False)
 
+
+def _tui_parser(commands: argparse._SubParsersAction, summary: str) -> None:
+    from osvgdb.tui import command as tui_command
+
     tui_parser = commands.add_parser(
         "tui",
         usage=tui_command.USAGE,
-        help="the interactive inspector: vCPUs, FS-base verdicts, threads, syscalls and "
-        "backtraces at a glance, over GDB's MI",
+        help=summary,
         description=tui_command.__doc__.split("\n\n", 1)[1],
         epilog=tui_command.KEYS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -187,19 +226,40 @@ def _parser() -> argparse.ArgumentParser:
     tui_command.add_arguments(tui_parser)
     _add_run_options(tui_parser, timeout=False)
 
+
+def _bench_parser(commands: argparse._SubParsersAction, summary: str) -> None:
+    from osvgdb.bench import command as bench_command
+
     bench_parser = commands.add_parser(
         "bench",
         usage="osvgdb bench [--accel tcg|kvm] [--runs N] [--json] [--bench NAME]...\n"
-        "                    [--fs-protocol NAME]... [--fs-write NAME]... [--kernel PATH]",
-        help="what the FS-base switch costs a syscall, a context switch, a page fault "
-        "and an interrupt, per protocol: one table",
+        "                    [--fs-protocol NAME]... [--fs-write NAME]... [--kernel PATH]\n"
+        "                    [--add HOST[:GUEST]]...",
+        help=summary,
         description=bench_command.__doc__,
         epilog=bench_command.EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     bench_command.add_arguments(bench_parser)
-    return parser
+    bench_parser.add_argument(
+        "--add",
+        type=_add_pair,
+        action="append",
+        default=[],
+        metavar="HOST[:GUEST]",
+        help="put a host file or tree in each measured guest too, as run's --add (repeatable)",
+    )
+
+
+_COMMAND_PARSERS = {
+    "run": _run_parser,
+    "debug": _debug_parser,
+    "inspect": _inspect_parser,
+    "triage": _triage_parser,
+    "tui": _tui_parser,
+    "bench": _bench_parser,
+}
 
 
 def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = True) -> None:
@@ -403,6 +463,8 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
 
 
 def parse_core_options(namespace: argparse.Namespace) -> debug.CoreOptions:
+    from osvgdb import debug
+
     if namespace.command_line:
         raise UsageError("--core: no EXE with a dump (--app EXE names the app)")
     for path in (namespace.core, namespace.app, namespace.kernel):
@@ -478,6 +540,8 @@ def panic_report(console: str) -> list[str]:
 
 
 def report_debug(outcome: debug.DebugOutcome, err: TextIO) -> int:
+    from osvgdb import debug
+
     """Say on `err` how `osvgdb debug` ended (nothing when GDB's own status
     is the answer); return its exit status."""
     lines = []
@@ -509,32 +573,53 @@ def report_debug(outcome: debug.DebugOutcome, err: TextIO) -> int:
     return debug.exit_status(outcome)
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The command argv names (its first word, if not an option), for _parser."""
+    return argv[0] if argv and argv[0] in SUMMARIES else None
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
-    namespace = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    namespace = _parser(_command(argv)).parse_args(argv)
     if namespace.command == "triage":
+        from osvgdb.triage import command as triage_command
+
         return triage_command.main(namespace, parse_run_options, (UsageError, CannotExecute))
     if namespace.command == "tui":
+        from osvgdb.tui import command as tui_command
+
         return tui_command.main(namespace, parse_run_options, (UsageError, CannotExecute))
     if namespace.command == "inspect":
+        from osvgdb import inspect
+
         return inspect.inspect(namespace)
     if namespace.command == "bench":
+        from osvgdb.bench import command as bench_command
+
         try:
+            _check_files(namespace.add, [])
             return bench_command.main(namespace)
         except bench_command.BenchUsageError as error:
             raise UsageError(str(error)) from None
-    if namespace.command == "debug" and namespace.core is not None:
-        return debug.debug_core(parse_core_options(namespace))
-    if namespace.command == "debug" and namespace.app is not None:
-        raise UsageError("--app: only with --core (a run's app is EXE)")
     if namespace.command == "debug":
-        options = debug.DebugOptions(
-            run=parse_run_options(namespace),
-            batch=namespace.batch,
-            commands=list(namespace.commands),
-            gdb=namespace.gdb,
-        )
-        return report_debug(debug.debug(options), sys.stderr)
+        return _debug(namespace)
     return _run(namespace)
+
+
+def _debug(namespace: argparse.Namespace) -> int:
+    from osvgdb import debug
+
+    if namespace.core is not None:
+        return debug.debug_core(parse_core_options(namespace))
+    if namespace.app is not None:
+        raise UsageError("--app: only with --core (a run's app is EXE)")
+    options = debug.DebugOptions(
+        run=parse_run_options(namespace),
+        batch=namespace.batch,
+        commands=list(namespace.commands),
+        gdb=namespace.gdb,
+    )
+    return report_debug(debug.debug(options), sys.stderr)
 
 
 def _run(namespace: argparse.Namespace) -> int:

@@ -46,12 +46,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from osvgdb import build, initrd
-from osvgdb.monitor import Monitor, MonitorError
 from osvgdb.qemu import MEMORY, Qemu, QemuError
 from osvgdb.stdin import StdinForwarder, stdin_mode
+
+if TYPE_CHECKING:
+    from osvgdb.monitor import Monitor
 
 EXIT_USAGE = 2
 EXIT_PANIC = 70  # EX_SOFTWARE
@@ -477,6 +479,8 @@ class Guest:
         )
         self._copier.start()
         self._resumed_at = time.monotonic()
+        from osvgdb.monitor import MonitorError  # QMP's library only for a boot (osvgdb --help)
+
         monitor = self._connect_monitor()
         if monitor is None:
             raise QemuFailed(self._outcome(Ending.QEMU_FAILED))
@@ -502,6 +506,8 @@ class Guest:
         after the answer GDB can connect too.  Until QEMU listens the
         connection fails: its socket file may not exist yet, or exist
         before QEMU's listen() (ECONNREFUSED)."""
+        from osvgdb.monitor import Monitor, MonitorError
+
         vm = self.vm
         assert vm is not None
         deadline = time.monotonic() + QEMU_UP_TIME
@@ -582,7 +588,7 @@ class Guest:
                 return outcome
             elif timeout and now - self._resumed_at > timeout:
                 return self._outcome(Ending.TIMEOUT, timeout=timeout)
-            time.sleep(POLL_INTERVAL)
+            self.vm.wait(POLL_INTERVAL)  # a look every POLL_INTERVAL, at once when QEMU ends
 
     def _wait_until_console_quiet(self) -> None:
         """So that a panic report still being written is not cut short by a kill."""
@@ -604,6 +610,8 @@ class Guest:
         """The run state after a STOP, if QEMU will never leave it by itself."""
         if not self._stopped or self.monitor is None:
             return None
+        from osvgdb.monitor import MonitorError
+
         self._stopped = False
         try:
             state = self.monitor.status()
