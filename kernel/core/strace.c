@@ -169,6 +169,7 @@ static const struct { int nr; const char *name, *text; } errnos[] = {
     { EOPNOTSUPP, "EOPNOTSUPP", "Operation not supported" },
     { ENOTSOCK, "ENOTSOCK", "Socket operation on non-socket" },
     { EAFNOSUPPORT, "EAFNOSUPPORT", "Address family not supported by protocol" },
+    { ENODATA, "ENODATA", "No data available" },
 };
 
 const char *syscall_name(u32 nr)

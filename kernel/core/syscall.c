@@ -36,7 +36,7 @@ static syscall_fn *const syscalls[] = {
     [__NR_ftruncate] = sys_ftruncate,   [__NR_fallocate] = sys_fallocate,
     [__NR_flock] = sys_flock,           [__NR_fchmod] = sys_fchmod,
     [__NR_fchown] = sys_fchown,         [__NR_fchdir] = sys_fchdir,
-    [__NR_fstatfs] = sys_fstatfs,
+    [__NR_fstatfs] = sys_fstatfs,       [__NR_fadvise64] = sys_fadvise64,
     /* syspath.c */
     [__NR_open] = sys_open,             [__NR_openat] = sys_openat,
     [__NR_creat] = sys_creat,           [__NR_stat] = sys_stat,
@@ -51,6 +51,11 @@ static syscall_fn *const syscalls[] = {
     [__NR_lchown] = sys_lchown,         [__NR_fchownat] = sys_fchownat,
     [__NR_chdir] = sys_chdir,           [__NR_getcwd] = sys_getcwd,
     [__NR_umask] = sys_umask,           [__NR_statfs] = sys_statfs,
+    [__NR_listxattr] = sys_listxattr,   [__NR_llistxattr] = sys_llistxattr,
+    [__NR_flistxattr] = sys_flistxattr, [__NR_getxattr] = sys_getxattr,
+    [__NR_lgetxattr] = sys_lgetxattr,   [__NR_fgetxattr] = sys_fgetxattr,
+    [__NR_setxattr] = sys_setxattr,     [__NR_lsetxattr] = sys_lsetxattr,
+    [__NR_fsetxattr] = sys_fsetxattr,
     /* sysname.c */
     [__NR_mkdir] = sys_mkdir,           [__NR_mkdirat] = sys_mkdirat,
     [__NR_mknod] = sys_mknod,           [__NR_mknodat] = sys_mknodat,

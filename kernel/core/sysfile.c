@@ -481,3 +481,15 @@ long sys_fstatfs(const struct syscall_args *call)
     file_put(f);
     return ret;
 }
+
+/* fadvise64: advice about what memory already holds changes nothing; pipes have none. */
+long sys_fadvise64(const struct syscall_args *call)
+{
+    int advice = call->arg[3];
+    struct file *f = fd_get(call->arg[0]);
+    if (!f)
+        return -EBADF;
+    long ret = !f->inode ? -ESPIPE : advice < 0 || advice > 5 ? -EINVAL : 0;
+    file_put(f);
+    return ret;
+}

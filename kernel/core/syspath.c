@@ -587,3 +587,37 @@ long sys_statfs(const struct syscall_args *call)
     u64 buf = call->arg[1];
     return on_inode(AT_FDCWD, call->arg[0], LOOKUP_FOLLOW, statfs_inode, &buf);
 }
+
+/*
+ * Extended attributes: tmpfs here keeps none (Linux's keeps security.* and trusted.*,
+ * which need a security module or CAP_SYS_ADMIN's tools): a list is empty, a get is
+ * ENODATA, a set EOPNOTSUPP, once the path (or fd) is found.
+ */
+static long no_xattr(struct inode *inode, const void *result)
+{
+    return *(const long *)result;
+}
+
+static long xattr_path(const struct syscall_args *call, long result, bool follow)
+{
+    return on_inode(AT_FDCWD, call->arg[0], follow ? LOOKUP_FOLLOW : 0, no_xattr, &result);
+}
+
+static long xattr_fd(const struct syscall_args *call, long result)
+{
+    struct file *f = fd_get(call->arg[0]);
+    if (!f)
+        return -EBADF;
+    file_put(f);
+    return result;
+}
+
+long sys_listxattr(const struct syscall_args *call) { return xattr_path(call, 0, true); }
+long sys_llistxattr(const struct syscall_args *call) { return xattr_path(call, 0, false); }
+long sys_flistxattr(const struct syscall_args *call) { return xattr_fd(call, 0); }
+long sys_getxattr(const struct syscall_args *call) { return xattr_path(call, -ENODATA, true); }
+long sys_lgetxattr(const struct syscall_args *call) { return xattr_path(call, -ENODATA, false); }
+long sys_fgetxattr(const struct syscall_args *call) { return xattr_fd(call, -ENODATA); }
+long sys_setxattr(const struct syscall_args *call) { return xattr_path(call, -EOPNOTSUPP, true); }
+long sys_lsetxattr(const struct syscall_args *call) { return xattr_path(call, -EOPNOTSUPP, false); }
+long sys_fsetxattr(const struct syscall_args *call) { return xattr_fd(call, -EOPNOTSUPP); }

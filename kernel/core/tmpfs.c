@@ -498,7 +498,9 @@ static void make_device(struct inode *dev, const char *name, u32 mode, u32 major
 
 /*
  * "/", /tmp (sticky, writable by all), /dev with the devices devices.c opens, and
- * /proc/self, which gets exe once the executable is known. The initrd goes in after.
+ * /proc/self, which gets exe once the executable is known, and mounts (the table
+ * e2fsck and df read: "/", /dev and /proc; /proc/mounts names it too). The initrd goes
+ * in after.
  */
 void tmpfs_init(void)
 {
@@ -516,7 +518,17 @@ void tmpfs_init(void)
     make_device(dev, "tty", 0666, 5, 0);
     make_device(dev, "console", 0600, 5, 1);
     struct inode *proc = make_dir(root_inode, "proc", 0555, FS_PROC);
-    make_dir(proc, "self", 0555, FS_PROC);
+    struct inode *self = make_dir(proc, "self", 0555, FS_PROC);
+    struct inode *mounts;
+    static const char table[] = "tmpfs / tmpfs rw 0 0\n"
+                                "devtmpfs /dev devtmpfs rw 0 0\n"
+                                "proc /proc proc rw 0 0\n";
+    if (tmpfs_create(self, "mounts", S_IFREG | 0444, 0, &mounts) == 0) {
+        mounts->data.initial = (const u8 *)table;
+        mounts->size = sizeof(table) - 1;
+    }
+    struct inode *link;
+    tmpfs_symlink(proc, "mounts", "self/mounts", &link);
 }
 
 void tmpfs_proc_self_exe(const char *path)

@@ -38,12 +38,15 @@ typedef long syscall_fn(const struct syscall_args *call);
 syscall_fn sys_read, sys_write, sys_pread64, sys_pwrite64, sys_readv, sys_writev, sys_preadv,
     sys_pwritev, sys_lseek, sys_sendfile, sys_close, sys_dup, sys_dup2, sys_dup3, sys_fcntl,
     sys_ioctl, sys_pipe, sys_pipe2, sys_fstat, sys_getdents64, sys_fsync, sys_sync,
-    sys_ftruncate, sys_fallocate, sys_flock, sys_fchmod, sys_fchown, sys_fchdir, sys_fstatfs;
+    sys_ftruncate, sys_fallocate, sys_flock, sys_fchmod, sys_fchown, sys_fchdir, sys_fstatfs,
+    sys_fadvise64;
 /* syspath.c */
 syscall_fn sys_open, sys_openat, sys_creat, sys_stat, sys_lstat, sys_newfstatat, sys_statx,
     sys_access, sys_faccessat, sys_faccessat2, sys_readlink, sys_readlinkat, sys_truncate,
     sys_utimensat, sys_utime, sys_utimes, sys_futimesat, sys_chmod, sys_fchmodat, sys_chown,
-    sys_lchown, sys_fchownat, sys_chdir, sys_getcwd, sys_umask, sys_statfs;
+    sys_lchown, sys_fchownat, sys_chdir, sys_getcwd, sys_umask, sys_statfs, sys_listxattr,
+    sys_llistxattr, sys_flistxattr, sys_getxattr, sys_lgetxattr, sys_fgetxattr, sys_setxattr,
+    sys_lsetxattr, sys_fsetxattr;
 /* sysname.c */
 syscall_fn sys_mkdir, sys_mkdirat, sys_mknod, sys_mknodat, sys_rmdir, sys_unlink, sys_unlinkat,
     sys_rename, sys_renameat, sys_renameat2, sys_link, sys_linkat, sys_symlink, sys_symlinkat;
