@@ -112,3 +112,19 @@ def test_fd_1_is_what_the_hosts_is_or_a_terminal_with_t(tty: bool) -> None:
     assert done.returncode == 0, done.stderr
     expected = b"1-tty\n2-tty\n" if tty else host.stdout
     assert host.stdout == b"1-pipe\n2-pipe\n" and done.stdout == expected
+
+
+def test_dev_stdin_stdout_stderr_are_the_apps_own_streams() -> None:
+    """/dev/stdin, /dev/stdout, /dev/stderr and /proc/self/fd/N open what the fd is open
+    on (a pipe, the terminal), as on Linux: a script's `> /dev/stderr` goes to stderr."""
+    script = ("echo to-stderr > /dev/stderr; echo via-fd-1 > /proc/self/fd/1; "
+              "read -r x < /dev/stdin; echo \"read $x\"; echo appended >> /dev/stdout; "
+              "[ -p /dev/stdin ] && echo stdin-is-a-pipe")
+    bash = "/bin/bash-static"
+    host = subprocess.run([bash, "-c", script], input=b"piped in\n", capture_output=True, check=True)
+    done = subprocess.run(
+        osvgdb_command("run", "--accel", "tcg", "--timeout", str(RUN_TIMEOUT), bash, "-c", script),
+        input=b"piped in\n", capture_output=True, timeout=RUN_TIMEOUT * 2,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == (host.stdout, host.stderr)

@@ -12,6 +12,7 @@
  */
 #include "vfs.h"
 #include "tmpfs.h"
+#include "procfs.h"
 #include "lib.h"
 #include "mm.h"
 #include <asm-generic/errno.h>
@@ -65,7 +66,7 @@ static long splice_link(char *buf, const char *rest, const char *target, bool sl
 
 long path_lookup(int dirfd, const char *path, int flags, struct lookup *out)
 {
-    *out = (struct lookup){ .start = NULL };
+    *out = (struct lookup){ .magic_fd = -1, .start = NULL };
     struct inode *dir;
     long err = start_dir(dirfd, path, out, &dir);
     if (err)
@@ -111,6 +112,7 @@ long path_lookup(int dirfd, const char *path, int flags, struct lookup *out)
             return -ENOTDIR;
         struct inode *next = strcmp(component, ".") == 0 ? dir
                            : strcmp(component, "..") == 0 ? dir->dir.parent
+                           : dir == proc_fd_dir ? proc_fd_link(component)
                            : dir_lookup(dir, component);
         /* A parent lookup leaves a last symlink to its caller, trailing slash or not. */
         bool follow = next && S_ISLNK(next->mode) &&
@@ -126,6 +128,14 @@ long path_lookup(int dirfd, const char *path, int flags, struct lookup *out)
         }
         if (!next)
             return -ENOENT;
+        int fd = proc_fd_number(next);
+        if (follow && last && fd >= 0) {
+            out->dir = dir;         /* /proc/self/fd/N, followed: fd N's file (procfs.c) */
+            out->inode = next;
+            out->magic_fd = fd;
+            strcpy(out->name, component);
+            return 0;
+        }
         if (follow) {
             if (++links > MAX_SYMLINKS)
                 return -ELOOP;

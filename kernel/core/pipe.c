@@ -52,6 +52,18 @@ static bool unused(const struct pipe *p)
     return p->readers == 0 && p->writers == 0 && p->busy == 0;
 }
 
+bool pipe_reopen(struct pipe *p, bool writer)
+{
+    spin_lock(&pipe_lock);
+    bool alive = p->readers || p->writers;
+    if (alive && writer)
+        p->writers++;
+    else if (alive)
+        p->readers++;
+    spin_unlock(&pipe_lock);
+    return alive;
+}
+
 void pipe_close_end(struct pipe *p, bool writer)
 {
     spin_lock(&pipe_lock);

@@ -10,6 +10,7 @@
 #include "syscalls.h"
 #include "vfs.h"
 #include "tmpfs.h"
+#include "procfs.h"
 #include "process.h"
 #include "lib.h"
 #include "mm.h"
@@ -58,7 +59,9 @@ static long do_openat(int dirfd, u64 path_addr, u32 flags, u32 mode)
     spin_lock(&fs_lock);
     err = path_lookup(dirfd, path, lookup, &l);
     struct inode *inode = l.inode;
-    if (!err && creat && inode && excl)
+    if (!err && l.magic_fd >= 0)
+        err = excl ? -EEXIST : proc_fd_reopen(l.magic_fd, (flags & KEPT_FLAGS) | O_LARGEFILE, &f);
+    else if (!err && creat && inode && excl)
         err = -EEXIST;
     else if (!err && creat && !inode) {
         if (l.trailing_slash)
@@ -69,9 +72,9 @@ static long do_openat(int dirfd, u64 path_addr, u32 flags, u32 mode)
             err = tmpfs_create(l.dir, l.name, S_IFREG | (mode & 07777 & ~process.umask), 0, &inode);
     } else if (!err)
         err = open_checks(inode, flags);
-    if (!err && S_ISREG(inode->mode) && (flags & O_TRUNC) && inode->size)
+    if (!err && !f && S_ISREG(inode->mode) && (flags & O_TRUNC) && inode->size)
         err = tmpfs_truncate(inode, 0);
-    if (!err)
+    if (!err && !f)
         err = file_open(inode, (flags & KEPT_FLAGS) | O_LARGEFILE, &f);
     spin_unlock(&fs_lock);
     lookup_release(&l);
@@ -123,10 +126,17 @@ static long stat_path(int dirfd, u64 path_addr, int flags, struct stat *st)
     struct lookup l;
     spin_lock(&fs_lock);
     err = path_lookup(dirfd, path, lookup, &l);
-    if (!err)
+    if (!err && l.magic_fd < 0)
         inode_stat(l.inode, st);
     spin_unlock(&fs_lock);
     lookup_release(&l);
+    if (!err && l.magic_fd >= 0) {  /* /dev/stdin and the like: what the fd is open on */
+        struct file *f = fd_get(l.magic_fd);
+        if (!f)
+            return -ENOENT;
+        file_stat(f, st);
+        file_put(f);
+    }
     return err;
 }
 

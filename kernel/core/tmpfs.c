@@ -17,6 +17,7 @@
 #include "mm.h"
 #include "timer.h"
 #include "vfs.h"
+#include "procfs.h"
 #include "arch.h"
 #include <asm/stat.h>
 #include <asm-generic/errno.h>
@@ -490,16 +491,21 @@ static struct inode *make_dir(struct inode *parent, const char *name, u32 mode, 
     return dir;
 }
 
-static void make_device(struct inode *dev, const char *name, u32 mode, u32 major, u32 minor)
+struct inode *dev_console;
+
+static struct inode *make_device(struct inode *dev, const char *name, u32 mode, u32 major,
+                                 u32 minor)
 {
-    struct inode *node;
+    struct inode *node = NULL;
     tmpfs_create(dev, name, S_IFCHR | mode, (major << 8) | minor, &node);
+    return node;
 }
 
 /*
- * "/", /tmp (sticky, writable by all), /dev with the devices devices.c opens, and
- * /proc/self, which gets exe once the executable is known, and mounts (the table
- * e2fsck and df read: "/", /dev and /proc; /proc/mounts names it too). The initrd goes
+ * "/", /tmp (sticky, writable by all), /dev with the devices devices.c opens (and
+ * stdin, stdout, stderr and fd, Linux's symlinks into /proc/self/fd), and /proc/self,
+ * which gets exe once the executable is known, mounts (the table e2fsck and df read:
+ * "/", /dev and /proc; /proc/mounts names it too) and fd (procfs.c). The initrd goes
  * in after.
  */
 void tmpfs_init(void)
@@ -516,9 +522,17 @@ void tmpfs_init(void)
     make_device(dev, "random", 0666, 1, 8);
     make_device(dev, "urandom", 0666, 1, 9);
     make_device(dev, "tty", 0666, 5, 0);
-    make_device(dev, "console", 0600, 5, 1);
+    dev_console = make_device(dev, "console", 0600, 5, 1);
+    static const char *const std_links[][2] = {
+        { "stdin", "/proc/self/fd/0" }, { "stdout", "/proc/self/fd/1" },
+        { "stderr", "/proc/self/fd/2" }, { "fd", "/proc/self/fd" },
+    };
+    struct inode *link;
+    for (unsigned i = 0; i < ARRAY_SIZE(std_links); i++)
+        tmpfs_symlink(dev, std_links[i][0], std_links[i][1], &link);
     struct inode *proc = make_dir(root_inode, "proc", 0555, FS_PROC);
     struct inode *self = make_dir(proc, "self", 0555, FS_PROC);
+    proc_fd_dir = make_dir(self, "fd", 0500, FS_PROC);
     struct inode *mounts;
     static const char table[] = "tmpfs / tmpfs rw 0 0\n"
                                 "devtmpfs /dev devtmpfs rw 0 0\n"
@@ -527,7 +541,6 @@ void tmpfs_init(void)
         mounts->data.initial = (const u8 *)table;
         mounts->size = sizeof(table) - 1;
     }
-    struct inode *link;
     tmpfs_symlink(proc, "mounts", "self/mounts", &link);
 }
 

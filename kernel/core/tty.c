@@ -64,6 +64,7 @@
 #include "virtio.h"
 #include "export.h"
 #include "vfs.h"
+#include "tmpfs.h"
 #include <asm/stat.h>
 #include <asm-generic/errno.h>
 #include <asm-generic/ioctls.h>
@@ -678,26 +679,28 @@ static long file_ioctl_terminal(struct file *f, u64 request, u64 arg)
 }
 
 /*
- * A terminal is a character device, /dev/console (5, 1): glibc then asks TCGETS before
- * its first write, as it does on Linux for any character device outside the pty majors.
- * A host pipe or file is a FIFO, as `cmd | app > out` makes fds 0 and 1 on the host.
+ * A terminal is the character device /dev/console (5, 1), that very node (so ttyname
+ * finds it: zsh, ls -l /proc/self/fd): glibc then asks TCGETS before its first write, as
+ * it does on Linux for any character device outside the pty majors. A host pipe or file
+ * is a FIFO, as `cmd | app > out` makes fds 0 and 1 on the host: fd 0's pipe, or the
+ * output's (stdout's or stderr's) of its own.
  */
 static void file_stat_terminal(struct file *f, struct stat *st)
 {
+    if (!f->tty.host_pipe) {
+        spin_lock(&fs_lock);
+        inode_stat(dev_console, st);
+        spin_unlock(&fs_lock);
+        st->st_mode = 0020620;              /* S_IFCHR | rw--w----, as a terminal's */
+        st->st_blksize = 1024;
+        return;
+    }
     memset(st, 0, sizeof(*st));
     st->st_nlink = 1;
-    if (f->tty.host_pipe) {
-        st->st_mode = 0010600;              /* S_IFIFO | rw------- */
-        st->st_dev = 0xe;                   /* Linux's pipefs */
-        st->st_ino = 999;
-        st->st_blksize = 4096;
-    } else {
-        st->st_mode = 0020620;              /* S_IFCHR | rw--w---- */
-        st->st_dev = 1;
-        st->st_rdev = (5 << 8) | 1;
-        st->st_ino = 3;
-        st->st_blksize = 1024;
-    }
+    st->st_mode = 0010600;                  /* S_IFIFO | rw------- */
+    st->st_dev = 0xe;                       /* Linux's pipefs */
+    st->st_ino = file_readable(f) ? 999 : 999 - f->tty.stream;
+    st->st_blksize = 4096;
 }
 
 const struct file_ops tty_file_ops = {

@@ -15,6 +15,7 @@ extern struct spinlock pipe_lock;
 
 struct pipe *pipe_create(void);     /* one reader and one writer; NULL if out of memory */
 void pipe_close_end(struct pipe *p, bool writer);
+bool pipe_reopen(struct pipe *p, bool writer);  /* another end, by /proc/self/fd; false: gone */
 long pipe_read(struct pipe *p, u64 buf, u64 count, bool nonblock);
 long pipe_write(struct pipe *p, u64 buf, u64 count, bool nonblock);
 u64 pipe_buffered(struct pipe *p);  /* bytes a read would get now: FIONREAD */

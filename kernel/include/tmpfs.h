@@ -54,6 +54,7 @@ struct inode {
 
 extern struct spinlock fs_lock;
 extern struct inode *root_inode;
+extern struct inode *dev_console;   /* what a terminal fd's fstat says it is (tty.c) */
 
 #define S_IFMT 0170000
 #define S_IFDIR 0040000

@@ -116,7 +116,9 @@ struct lookup {
     struct inode *inode;            /* what the path names; NULL if the last name is not there */
     char name[NAME_MAX + 1];        /* the last component ("." for "/") */
     bool trailing_slash;            /* "name/": it must be a directory */
-    struct file *start;             /* dirfd's file, held until lookup_done */
+    int magic_fd;                   /* >= 0: the path ends at /proc/self/fd/N, followed:
+                                       fd N's file itself (procfs.c), not a path */
+    struct file *start;             /* dirfd's file, held until lookup_release */
 };
 /*
  * Walks path from dirfd (AT_FDCWD: the working directory), fs_lock held (so the inodes
