@@ -3,10 +3,11 @@
 `Guest` is the one boot path of `osvgdb run`, `osvgdb debug` and the tools
 built on them: it builds the kernel if needed, packs the executable into an
 initrd, starts QEMU with the guest stopped, checks over QMP that QEMU is up,
-copies the guest console to a file object byte for byte as it arrives, and
-resumes the guest (or leaves that to GDB).  It prints nothing: `wait()` and
-`outcome()` return a `BootOutcome` for the front end to report (`osvgdb run`
-maps it to its exit status with `exit_status`).
+copies the guest's three outputs (the app's stdout and stderr, the kernel's
+own console) to file objects byte for byte as they arrive, and resumes the
+guest (or leaves that to GDB).  It prints nothing: `wait()` and `outcome()`
+return a `BootOutcome` for the front end to report (`osvgdb run` maps it to
+its exit status with `exit_status`).
 
 The exit protocol with the kernel:
 
@@ -19,6 +20,9 @@ The exit protocol with the kernel:
   debugger could attach; a plain run kills QEMU instead.
 - The loader's rejections are ordinary exits: 126 for an executable it cannot
   run, 127 for one that is not in the initrd (the shell's conventions).
+- When the app did not end by its own exit (a fatal signal, the loader's
+  refusal, a command line the kernel refused), the kernel first writes
+  `osv-reason: TEXT`, the line its console says why with.
 
 QEMU's own view comes over QMP: a STOP into a run state QEMU never leaves by
 itself (a KVM internal error) ends the run at once, and a SHUTDOWN event says
@@ -31,20 +35,25 @@ from __future__ import annotations
 import enum
 import os
 import re
+import select
 import shlex
 import signal
+import stat
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO, TextIO
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from osvgdb import build, initrd
-from osvgdb.monitor import Monitor, MonitorError
 from osvgdb.qemu import MEMORY, Qemu, QemuError
 from osvgdb.stdin import StdinForwarder, stdin_mode
+
+if TYPE_CHECKING:
+    from osvgdb.monitor import Monitor
 
 EXIT_USAGE = 2
 EXIT_PANIC = 70  # EX_SOFTWARE
@@ -82,6 +91,11 @@ QEMU_EXIT_TIME = 1.0  # seconds a QEMU that hung up on QMP may take to exit
 STUCK_STATES = frozenset({"internal-error", "io-error", "guest-panicked", "shutdown"})
 
 _EXIT_LINE = re.compile(r"^osv-exit: (?:status=(\d+)|(panic))$")
+_REASON_LINE = re.compile(r"^osv-reason: (.*)$", re.MULTILINE)
+CONSOLE_TAIL = 64 * 1024  # bytes of the kernel's console a BootOutcome keeps
+
+# The sink for an app stream that goes where the kernel's console goes.
+WITH_CONSOLE = "with-console"
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,12 @@ def parse_debugcon(text: str, *, final: bool = False) -> KernelExit | None:
     return None
 
 
+def exit_reason(text: str) -> str | None:
+    """The kernel's `osv-reason:` line in the debugcon output, if it wrote one."""
+    match = _REASON_LINE.search(text)
+    return match.group(1).rstrip("\r") if match else None
+
+
 def kernel_cmdline(
     path: str,
     args: Sequence[str],
@@ -124,6 +144,9 @@ def kernel_cmdline(
     fs_protocol: str = "counter",
     kernel_args: Sequence[str] = (),
     stdin: str = "none",
+    stdout: str = "tty",
+    stderr: str = "tty",
+    exports: Sequence[str] = (),
 ) -> str:
     """The kernel command line: kernel options, then the app's path and args.
 
@@ -137,6 +160,9 @@ def kernel_cmdline(
     options += [] if fsgsbase else ["--no-fsgsbase"]
     options += [] if fs_protocol == "counter" else [f"--fs-protocol={fs_protocol}"]
     options += [] if stdin == "none" else [f"--stdin={stdin}"]
+    options += [] if stdout == "tty" else [f"--stdout={stdout}"]
+    options += [] if stderr == "tty" else [f"--stderr={stderr}"]
+    options += [f"--export={path}" for path in exports]
     options += kernel_args
     return shlex.join([*options, path, *args])
 
@@ -156,6 +182,42 @@ class RunOptions:
     kernel: Path | None = None  # None: build/kernel.elf, rebuilt by make if needed
     memory: str = MEMORY  # QEMU's -m: guest RAM, which is also a dump's size
     stdin: int | None = None  # a host fd forwarded to the guest's fd 0; None: EOF at once
+    # What the app's fds 1 and 2 look like, as the host's do: tty or pipe (a pipe or a file)
+    stdout_mode: str = "tty"
+    stderr_mode: str = "tty"
+    # --add HOST[:GUEST]: host files and trees put at absolute guest paths
+    add: list[tuple[Path, str]] = field(default_factory=list)
+    # --export GUEST:HOST: guest trees copied to the host when the app ends (not a panic)
+    export: list[tuple[str, Path]] = field(default_factory=list)
+
+
+def initrd_members(options: RunOptions) -> list[initrd.Member]:
+    """The initrd's members: the executable at /BASENAME, then each --add's.
+    ArchiveError for a name two of them would give different files."""
+    exe = options.exe
+    st = exe.stat()
+    members = [initrd.Member(exe.name, exe, mode=st.st_mode, mtime=int(st.st_mtime),
+                             uid=st.st_uid, gid=st.st_gid)]  # fmt: skip
+    for host, guest in options.add:
+        members += initrd.host_members(host, guest)
+    seen: dict[str, initrd.Member] = {}
+    for member in members:
+        other = seen.setdefault(member.name, member)
+        both_dirs = stat.S_ISDIR(member.mode) and stat.S_ISDIR(other.mode)
+        if other is not member and not both_dirs:
+            raise initrd.ArchiveError(f"/{member.name} is given twice")
+    return members
+
+
+def export_destination(guest: str, host: Path, guest_is_dir: bool) -> Path:
+    """Where --export GUEST:HOST puts GUEST, by docker cp's rules: into HOST when it is
+    a directory (as HOST/BASENAME, or its contents for a GUEST ending in "/."), else at
+    HOST. ArchiveError for a directory onto a file."""
+    if host.is_dir():
+        return host if guest.endswith("/.") else host / PurePosixPath(guest).name
+    if guest_is_dir and host.exists():
+        raise initrd.ArchiveError(f"{host}: a file; the export {guest} is a directory")
+    return host
 
 
 def kernel_image(options: RunOptions, root: Path) -> Path:
@@ -207,6 +269,9 @@ class BootOutcome:
     timeout: float | None = None  # TIMEOUT: the seconds waited
     duration: float = 0.0  # seconds since the guest was resumed (or QEMU started, under GDB)
     events: tuple[dict, ...] = ()  # every QMP event osvgdb's own connection received
+    reason: str | None = None  # why the app ended when not by its own exit (`osv-reason:`)
+    console_tail: str = ""  # the end of the kernel's own console (CONSOLE_TAIL bytes)
+    export_errors: tuple[str, ...] = ()  # EXITED: each --export that could not be done, why
 
 
 def exit_status(outcome: BootOutcome) -> int:
@@ -236,32 +301,55 @@ def qemu_ended(status: int | None) -> str:
     return f"exited with status {status}"
 
 
-class _ConsoleCopier(threading.Thread):
-    """Copies the guest console to `out` until QEMU closes it.
+class _OutputCopier(threading.Thread):
+    """Copies each of the guest's outputs to its sink until QEMU closes them all.
 
-    A failed write (our reader went away) stops the copying but not the
-    reading, so QEMU never blocks on a full pipe; the error is kept for the
-    main thread to raise."""
+    One thread, one poll over the channels: bytes go out in the order they
+    become readable.  A failed write (our reader went away) stops the copying
+    to that sink but not the reading, so QEMU never blocks on a full channel;
+    the first error is kept for the main thread to raise.  The kernel's
+    console's last CONSOLE_TAIL bytes are kept for the outcome."""
 
-    def __init__(self, fd: int, out: BinaryIO | None):
-        super().__init__(name="osvgdb-console", daemon=True)
-        self.fd = fd
-        self.out = out
+    def __init__(self, sinks: dict[int, tuple[str, BinaryIO | None]]):
+        super().__init__(name="osvgdb-output", daemon=True)
+        self.sinks = sinks  # fd: (channel, sink)
         self.last_output = time.monotonic()
         self.error: OSError | ValueError | None = None
+        self.console_tail = bytearray()
+        self._failed: set[int] = set()
 
     def run(self) -> None:
-        try:
-            while data := os.read(self.fd, 65536):
+        open_fds = set(self.sinks)
+        poller = select.poll()
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN)
+        while open_fds:
+            for fd, _ in poller.poll():
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    data = b""  # the channel was closed under us: QEMU is gone
+                if not data:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                    continue
                 self.last_output = time.monotonic()
-                if self.out is not None and self.error is None:
-                    try:
-                        self.out.write(data)
-                        self.out.flush()
-                    except (OSError, ValueError) as error:
-                        self.error = error
-        except OSError:
-            pass  # the pipe was closed under us: QEMU is gone
+                self._deliver(fd, data)
+
+    def _deliver(self, fd: int, data: bytes) -> None:
+        channel, sink = self.sinks[fd]
+        if channel == "console":
+            self.console_tail += data
+            del self.console_tail[:-CONSOLE_TAIL]
+        if sink is None or fd in self._failed:
+            return
+        try:
+            sink.write(data)
+            sink.flush()
+        except (OSError, ValueError) as error:
+            self._failed.add(fd)
+            if self.error is None:
+                self.error = error
 
 
 class Guest:
@@ -271,10 +359,13 @@ class Guest:
             outcome = guest.wait(timeout=60)
 
     Entering boots: it builds the kernel if needed, writes the initrd, starts
-    QEMU with the guest stopped, starts copying the console to `console`
-    (sys.stdout.buffer streams it, an io.BytesIO captures it, None drops it)
-    and waits until QEMU answers on QMP (QemuFailed, with a QEMU_FAILED
-    outcome, if QEMU exits first).  Without `gdbstub`, the Guest keeps that
+    QEMU with the guest stopped, starts copying the kernel's console to
+    `console` (sys.stdout.buffer streams it, an io.BytesIO captures it, None
+    drops it), and the app's stdout and stderr to `stdout` and `stderr`, by
+    default to `console` as well (WITH_CONSOLE: one console, as the kernel's
+    own terminal would show them, for osvgdb debug, the TUI, tests); then it
+    waits until QEMU answers on QMP (QemuFailed, with a QEMU_FAILED outcome, if
+    QEMU exits first).  Without `gdbstub`, the Guest keeps that
     QMP connection (`monitor`) and resumes the guest.  With `gdbstub`, the
     guest stays stopped at its first instruction for GDB (`gdb_socket`), and
     the QMP socket (`qmp_socket`) is left free for whoever wants it, unless
@@ -292,6 +383,8 @@ class Guest:
         options: RunOptions | None,
         *,
         console: BinaryIO | None = None,
+        stdout: BinaryIO | str | None = WITH_CONSOLE,
+        stderr: BinaryIO | str | None = WITH_CONSOLE,
         gdbstub: bool = False,
         keep_monitor: bool = False,
         pause_on_reset: bool = False,
@@ -299,13 +392,20 @@ class Guest:
     ):
         self.options = options
         self.shared_ram = gdbstub if shared_ram is None else shared_ram
-        self.console_out = console
+        self.outputs: dict[str, BinaryIO | None] = {
+            "console": console,
+            "stdout": console if stdout == WITH_CONSOLE else stdout,  # type: ignore[dict-item]
+            "stderr": console if stderr == WITH_CONSOLE else stderr,  # type: ignore[dict-item]
+            "export": None,
+        }
         self.gdbstub = gdbstub
         self.keep_monitor = keep_monitor
         self.pause_on_reset = pause_on_reset
         self.vm: Qemu | None = None
         self.monitor: Monitor | None = None
-        self._copier: _ConsoleCopier | None = None
+        self._copier: _OutputCopier | None = None
+        self._exports = tempfile.TemporaryFile() if options and options.export else None
+        self._exported: tuple[str, ...] | None = None
         self._forwarder: StdinForwarder | None = None
         self._debugcon: Debugcon | None = None
         self._events: list[dict] = []
@@ -316,7 +416,7 @@ class Guest:
     def adopt(cls, vm: Qemu, *, console: BinaryIO | None = None) -> Guest:
         """A Guest for a Qemu its caller has started itself (its own initrd and
         command line), resumed unless it has a gdbstub; the Guest owns it now
-        (use it as a context manager)."""
+        (use it as a context manager).  Every output goes to `console`."""
         guest = cls(None, console=console, gdbstub=vm.gdb_socket is not None)
         guest.vm = vm
         try:
@@ -342,6 +442,9 @@ class Guest:
             fs_protocol=options.fs_protocol,
             kernel_args=options.kernel_args,
             stdin=input_mode,
+            stdout=options.stdout_mode,
+            stderr=options.stderr_mode,
+            exports=[guest for guest, _ in options.export],
         )
         self.vm = Qemu(
             kernel=kernel,
@@ -351,14 +454,10 @@ class Guest:
             gdbstub=self.gdbstub,
             memory=options.memory,
             pause_on_reset=self.pause_on_reset,
-            input=input_mode != "none",
             shared_ram=self.shared_ram,
         )
         try:
-            initrd.write_initrd(
-                self.vm.initrd,
-                [initrd.Member(options.exe.name, options.exe, mode=initrd.EXECUTABLE_MODE)],
-            )
+            initrd.write_initrd(self.vm.initrd, initrd_members(options))
             self.vm.start(cmdline)
             if input_mode != "none":
                 assert options.stdin is not None
@@ -374,14 +473,19 @@ class Guest:
         self.close()
 
     def _come_up(self) -> None:
-        """Start copying the console, wait until QEMU is up, resume the guest
+        """Start copying the outputs, wait until QEMU is up, resume the guest
         unless GDB will."""
         vm = self.vm
         assert vm is not None
         self._debugcon = Debugcon(vm.debugcon)
-        self._copier = _ConsoleCopier(vm.console, self.console_out)
+        self.outputs["export"] = self._exports
+        self._copier = _OutputCopier(
+            {fd: (name, self.outputs[name]) for name, fd in vm.outputs.items()}
+        )
         self._copier.start()
         self._resumed_at = time.monotonic()
+        from osvgdb.monitor import MonitorError  # QMP's library only for a boot (osvgdb --help)
+
         monitor = self._connect_monitor()
         if monitor is None:
             raise QemuFailed(self._outcome(Ending.QEMU_FAILED))
@@ -407,6 +511,8 @@ class Guest:
         after the answer GDB can connect too.  Until QEMU listens the
         connection fails: its socket file may not exist yet, or exist
         before QEMU's listen() (ECONNREFUSED)."""
+        from osvgdb.monitor import Monitor, MonitorError
+
         vm = self.vm
         assert vm is not None
         deadline = time.monotonic() + QEMU_UP_TIME
@@ -466,8 +572,8 @@ class Guest:
 
         QEMU is left as it is (a panicked kernel halts, QEMU runs on, for a
         look over `monitor` or GDB); leaving the context kills it.  Once QEMU
-        has exited, the whole console has been copied.  Raises the error that
-        stopped the console copy (BrokenPipeError: our reader went away).
+        has exited, every output has been copied.  Raises the error that
+        stopped a copy (BrokenPipeError: our reader went away).
         """
         assert self.vm is not None and self._copier is not None
         reported_at: float | None = None
@@ -492,7 +598,7 @@ class Guest:
                 return outcome
             elif timeout and now - self._resumed_at > timeout:
                 return self._outcome(Ending.TIMEOUT, timeout=timeout)
-            time.sleep(POLL_INTERVAL)
+            self.vm.wait(POLL_INTERVAL)  # a look every POLL_INTERVAL, at once when QEMU ends
 
     def _wait_until_console_quiet(self) -> None:
         """So that a panic report still being written is not cut short by a kill."""
@@ -514,6 +620,8 @@ class Guest:
         """The run state after a STOP, if QEMU will never leave it by itself."""
         if not self._stopped or self.monitor is None:
             return None
+        from osvgdb.monitor import MonitorError
+
         self._stopped = False
         try:
             state = self.monitor.status()
@@ -525,8 +633,11 @@ class Guest:
         return None
 
     def _outcome(self, kind: Ending, **fields: object) -> BootOutcome:
-        assert self.vm is not None
+        assert self.vm is not None and self._debugcon is not None
         shutdowns = [e for e in self._events if e["event"] == "SHUTDOWN"]
+        tail = self._copier.console_tail if self._copier is not None else b""
+        if kind == Ending.EXITED and self.vm.poll() is not None:
+            fields.setdefault("export_errors", self._export())
         return BootOutcome(
             kind=kind,
             qemu_status=self.vm.poll(),
@@ -534,11 +645,25 @@ class Guest:
             shutdown_reason=shutdowns[-1].get("data", {}).get("reason") if shutdowns else None,
             duration=time.monotonic() - self._resumed_at,
             events=tuple(self._events),
+            reason=exit_reason(self._debugcon.text),
+            console_tail=bytes(tail).decode(errors="replace"),
             **fields,  # type: ignore[arg-type]
         )
 
+    def _export(self) -> tuple[str, ...]:
+        """Once, after QEMU exited and its outputs were copied: each --export's archive
+        put at its host path. What could not be done, one line each."""
+        if self._exported is not None or self._exports is None:
+            return self._exported or ()
+        assert self.options is not None and self._copier is not None
+        self._copier.join(CONSOLE_DRAIN_TIME)
+        self._exports.seek(0)
+        errors = (export_one(self._exports, guest, host) for guest, host in self.options.export)
+        self._exported = tuple(error for error in errors if error)
+        return self._exported
+
     def close(self) -> None:
-        """Kill QEMU, finish copying the console, remove QEMU's directory."""
+        """Kill QEMU, finish copying the outputs, remove QEMU's directory."""
         if self.vm is None:
             return
         if self._forwarder is not None:
@@ -549,14 +674,45 @@ class Guest:
         if self.monitor is not None:
             self.monitor.close()
             self.monitor = None
+        if self._exports is not None:
+            self._exports.close()
         self.vm.close()
 
 
-def run(options: RunOptions, *, console: BinaryIO | None = None) -> BootOutcome:
-    """`osvgdb run`: boot, stream the console to `console` (our stdout by
-    default) and wait up to options.timeout; QEMU is gone on return."""
+def export_one(stream: BinaryIO, guest: str, host: Path) -> str | None:
+    """One --export's archive from the stream (the kernel wrote them in order) put at
+    its place on the host; None, or why it could not be, in one line."""
     try:
-        with Guest(options, console=console or sys.stdout.buffer) as guest:
+        entries = list(initrd.read_archive(stream))
+    except initrd.ArchiveError as error:
+        return f"--export {guest}: {error}"
+    if not entries:
+        return f"--export {guest}: not in the guest when the app ended"
+    try:
+        initrd.extract(entries, export_destination(guest, host, stat.S_ISDIR(entries[0].mode)))
+    except (initrd.ArchiveError, OSError) as error:
+        return f"--export {guest}: {error}"
+    return None
+
+
+def run(
+    options: RunOptions,
+    *,
+    console: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    stderr: BinaryIO | None = None,
+) -> BootOutcome:
+    """`osvgdb run`: boot, stream the app's stdout and stderr to `stdout` and
+    `stderr` (ours by default) and the kernel's console to `console` (None:
+    nowhere, but the outcome keeps its tail), and wait up to options.timeout;
+    QEMU is gone on return."""
+    try:
+        with Guest(
+            options,
+            console=console,
+            stdout=stdout or sys.stdout.buffer,
+            stderr=stderr or sys.stderr.buffer,
+        ) as guest:
             return guest.wait(options.timeout)
     except QemuFailed as failure:
         return failure.outcome

@@ -170,7 +170,7 @@ def test_exited_threads_are_reclaimed(variant: str) -> None:
     # but the last one joined, which may still be on its way out on the other CPU: the
     # CLONE_CHILD_CLEARTID wake that ends main's join comes before that thread leaves
     # thread_exit and its CPU reclaims it (on a loaded host, about one run in five).
-    found = re.search(r"; (\d+) threads, (\d+) exiting and not yet reclaimed$", run.stdout, re.M)
+    found = re.search(r"; (\d+) threads, (\d+) exiting and not yet reclaimed$", run.console, re.M)
     assert found, run
     live, exiting = int(found[1]), int(found[2])
     assert live == 3 and exiting <= 1, run

@@ -28,6 +28,10 @@ SCHEMA_VERSION = 1
 CONSOLE_TAIL = 40
 TITLE_LENGTH = 120
 # What glibc and musl print before an abort, and what the abort is then called.
+# The console a report keeps: the kernel's lines as they are, the app's marked by stream.
+STREAM_MARKS = {"console": "", "stdout": "1| ", "stderr": "2| "}
+_STREAM_MARK = re.compile(r"^[12]\| ")
+
 ABORT_KINDS = (
     (re.compile(r"stack smashing detected"), "stack-smashing"),
     (re.compile(r"Assertion .* failed"), "assert"),
@@ -147,7 +151,7 @@ def abort_kind(console: str) -> str:
 
 def abort_message(console: str) -> str | None:
     lines = [
-        line.strip()
+        _STREAM_MARK.sub("", line).strip()
         for line in console.splitlines()
         if any(pattern.search(line) for pattern, _ in ABORT_KINDS)
     ]
