@@ -149,6 +149,18 @@ def abort_kind(console: str) -> str:
     return "abort"
 
 
+def app_stderr(console: str) -> str:
+    """What the app wrote on fd 2, unmarked, in order: where runtimes and libc print
+    their reports (Go's panic, Rust's, libstdc++'s terminate, glibc's checks), apart
+    from the kernel's lines and the app's stdout. A console with no marked line (saved
+    before the streams were apart) is taken whole."""
+    lines = console.splitlines()
+    if not any(_STREAM_MARK.match(line) for line in lines):
+        return console
+    mark = STREAM_MARKS["stderr"]
+    return "".join(line[len(mark) :] + "\n" for line in lines if line.startswith(mark))
+
+
 def abort_message(console: str) -> str | None:
     lines = [
         _STREAM_MARK.sub("", line).strip()
@@ -279,7 +291,7 @@ def _go_hang(goroutines: list[dict], outcome: Outcome, kind: str,
 
 def _runtime_verdict(report: Report, frames: list[dict]) -> runtimes.Verdict | None:
     """The runtime's report on the console, checked against the state (runtime.py)."""
-    found = consoles.first(report.console) if report.console else None
+    found = consoles.first(app_stderr(report.console)) if report.console else None
     if found is None:
         return None
     event, sections = report.event, report.sections
