@@ -27,6 +27,7 @@ memfd of ours (osvgdb.guestram), in no directory at all: dumps read it.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import shutil
 import signal
@@ -145,7 +146,10 @@ def channel_arguments(fds: ChannelFds | None) -> list[str]:
     --export's archives back when the app ends.  They are
     virtserialports, which wait while the host side cannot take more (a
     virtconsole would drop it).  The kernel's own console is the ISA serial
-    port.  Each is a socket chardev on a descriptor QEMU inherits.
+    port, on a pipe (a file chardev on the descriptor, /dev/fd/N): QEMU's UART
+    sends one byte at a time, and a socket's buffer takes only ~280 such sends
+    before the host must read, a pipe's 64 KiB (1 MiB here).  The others are
+    socket chardevs on descriptors QEMU inherits.
     ioapic2=off: eight transports raising GSI 16-23 on the one I/O APIC the
     kernel drives.  Without `fds` (a QEMU run by hand), the serial port is
     QEMU's stdout and the app writes there too.
@@ -160,7 +164,7 @@ def channel_arguments(fds: ChannelFds | None) -> list[str]:
         "-device", "virtserialport,bus=ports.0,nr=1,chardev=terminal,name=org.osvgdb.terminal",
         "-device", "virtserialport,bus=ports.0,nr=2,chardev=stderr,name=org.osvgdb.stderr",
         "-device", "virtserialport,bus=ports.0,nr=3,chardev=export,name=org.osvgdb.export",
-        "-chardev", f"socket,id=console,fd={fds.console}",
+        "-chardev", f"file,id=console,path=/dev/fd/{fds.console}",
         "-serial", "chardev:console",
     ]  # fmt: skip
 
@@ -238,6 +242,20 @@ def command_line(
     ]  # fmt: skip
 
 
+CONSOLE_PIPE_SIZE = 1 << 20
+
+
+def _console_pipe() -> tuple[BinaryIO, BinaryIO]:
+    """The kernel console's pipe: our end to read, QEMU's to write, as large as Linux
+    lets us make it without privileges (1 MiB by default; else its 64 KiB)."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, CONSOLE_PIPE_SIZE)
+    except OSError:
+        pass  # /proc/sys/fs/pipe-max-size is smaller: the default size still holds lines
+    return os.fdopen(read_end, "rb", buffering=0), os.fdopen(write_end, "wb", buffering=0)
+
+
 def die_with_parent(
     prctl: Callable[..., int], parent_pid: int, blocked: set[signal.Signals]
 ) -> None:
@@ -304,8 +322,8 @@ class Qemu:
         self.qmp_socket = self.workdir / "qmp.sock"
         self.process: subprocess.Popen[bytes] | None = None
         # Each channel a socket pair: ours to read (and the terminal's to write), QEMU's.
-        self._ours: dict[str, socket.socket] = {}
-        self._theirs: dict[str, socket.socket] = {}
+        self._ours: dict[str, socket.socket | BinaryIO] = {}
+        self._theirs: dict[str, socket.socket | BinaryIO] = {}
         self._stdin: BinaryIO | None = None
         self._ram_fd = guestram.create() if shared_ram else None
 
@@ -341,7 +359,10 @@ class Qemu:
     def command(self, cmdline: str) -> list[str]:
         if not self._theirs:
             for name in self.CHANNELS:
-                self._ours[name], self._theirs[name] = socket.socketpair()
+                if name == "console":
+                    self._ours[name], self._theirs[name] = _console_pipe()
+                else:
+                    self._ours[name], self._theirs[name] = socket.socketpair()
         return command_line(
             kernel=self.kernel,
             initrd=self.initrd,

@@ -236,7 +236,9 @@ def test_refused_command_line_never_starts_the_app() -> None:
     try:
         output = stop_at_process_exit(debugged)
         assert f"process_exit (status=status@entry={EXIT_USAGE})" in output, output
-        assert "osv: --inject: no such fault to inject: no-such-fault" in debugged.console.text()
+        # The console reaches us through a copying thread: wait for the kernel's line,
+        # printed before process_exit was reached.
+        debugged.console.wait_for("osv: --inject: no such fault to inject: no-such-fault", timeout=30)
         assert value(debugged, "process.app_started") == "false"
         assert value(debugged, "fatal_report.cause") == "FATAL_NONE"
     finally:

@@ -11,8 +11,18 @@
 #include "spinlock.h"
 
 #define COM1 0x3f8
-#define UART_LSR 5              /* line status: bit 5, transmitter empty */
+#define UART_LSR 5              /* line status */
+#define LSR_THRE 0x20           /* the transmit holding register (and FIFO) can take a byte */
+#define LSR_TEMT 0x40           /* ... and everything written has left the UART */
 #define DEBUGCON 0xe9
+/*
+ * How long to wait for the UART, in polls (each an I/O exit: a few seconds under TCG).
+ * Long on purpose: QEMU's serial clears THRE while its host side cannot take a byte (a
+ * socket's buffer holds only a few hundred one-byte sends), and a byte written then
+ * pushes the oldest out of the FIFO: a bound of 100000 polls lost console bytes on a
+ * loaded host. A missing UART reads 0xff, THRE set, and costs no wait.
+ */
+#define UART_WAIT 20000000
 
 void console_init(void)
 {
@@ -25,12 +35,27 @@ void console_init(void)
     outb(COM1 + 4, 0x03);   /* DTR, RTS */
 }
 
+/* Wait until the line status has `bits`; false if the UART never gets there. */
+static bool serial_wait(u8 bits)
+{
+    for (int i = 0; i < UART_WAIT; i++) {
+        if ((inb(COM1 + UART_LSR) & bits) == bits)
+            return true;
+        cpu_relax();
+    }
+    return false;
+}
+
 static void serial_putc(char c)
 {
-    /* Bounded wait: a missing UART must not hang the kernel. */
-    for (int i = 0; i < 100000 && !(inb(COM1 + UART_LSR) & 0x20); i++)
-        cpu_relax();
+    serial_wait(LSR_THRE);
     outb(COM1, c);
+}
+
+/* Before QEMU exits: every byte written has reached its host side, none left in the UART. */
+void console_flush(void)
+{
+    serial_wait(LSR_THRE | LSR_TEMT);
 }
 
 /*
