@@ -32,7 +32,9 @@ fault, which -no-reboot turns into an exit).
 
 from __future__ import annotations
 
+import array
 import enum
+import fcntl
 import os
 import re
 import select
@@ -41,6 +43,7 @@ import signal
 import stat
 import sys
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Sequence
@@ -80,8 +83,7 @@ exit status:
 
 POLL_INTERVAL = 0.05  # seconds between looks at the debugcon file and QMP's events
 EXIT_GRACE = 5.0  # seconds QEMU may take to exit after the kernel reported status
-PANIC_QUIET = 0.2  # a panic report is complete once the console was quiet this long...
-PANIC_REPORT_TIME = 2.0  # ...or after this many seconds
+PANIC_REPORT_TIME = 2.0  # seconds to wait for the copier to hand on a panic's report
 CONSOLE_DRAIN_TIME = 2.0  # seconds to copy what QEMU left in the console pipe
 QEMU_UP_TIME = 30.0  # seconds QEMU may take to answer on QMP after it started
 QEMU_EXIT_TIME = 1.0  # seconds a QEMU that hung up on QMP may take to exit
@@ -313,6 +315,7 @@ class _OutputCopier(threading.Thread):
     def __init__(self, sinks: dict[int, tuple[str, BinaryIO | None]]):
         super().__init__(name="osvgdb-output", daemon=True)
         self.sinks = sinks  # fd: (channel, sink)
+        self.busy = False  # between taking bytes from a channel and handing them on
         self.last_output = time.monotonic()
         self.error: OSError | ValueError | None = None
         self.console_tail = bytearray()
@@ -325,6 +328,7 @@ class _OutputCopier(threading.Thread):
             poller.register(fd, select.POLLIN)
         while open_fds:
             for fd, _ in poller.poll():
+                self.busy = True
                 try:
                     data = os.read(fd, 65536)
                 except OSError:
@@ -332,9 +336,22 @@ class _OutputCopier(threading.Thread):
                 if not data:
                     poller.unregister(fd)
                     open_fds.discard(fd)
+                    self.busy = False
                     continue
                 self.last_output = time.monotonic()
                 self._deliver(fd, data)
+                self.busy = False
+
+    def caught_up(self, fd: int) -> bool:
+        """Everything channel `fd` holds now has been handed on: nothing unread in it,
+        nothing between read and delivery. (busy is set before each read, so a read that
+        emptied the channel is still busy until its bytes are delivered.)"""
+        unread = array.array("i", [0])
+        try:
+            fcntl.ioctl(fd, termios.FIONREAD, unread)
+        except OSError:
+            return True  # closed: QEMU is gone, the copying is over
+        return unread[0] == 0 and not self.busy
 
     def _deliver(self, fd: int, data: bytes) -> None:
         channel, sink = self.sinks[fd]
@@ -583,7 +600,7 @@ class Guest:
             outcome = self.outcome()
             now = time.monotonic()
             if outcome.kind == Ending.PANIC:
-                self._wait_until_console_quiet()
+                self._wait_for_console()
                 return outcome
             if outcome.kind == Ending.EXITED and self.vm.poll() is None:
                 # QEMU exits at once after the report; give the console time to end.
@@ -600,14 +617,18 @@ class Guest:
                 return self._outcome(Ending.TIMEOUT, timeout=timeout)
             self.vm.wait(POLL_INTERVAL)  # a look every POLL_INTERVAL, at once when QEMU ends
 
-    def _wait_until_console_quiet(self) -> None:
-        """So that a panic report still being written is not cut short by a kill."""
-        assert self._copier is not None
+    def _wait_for_console(self) -> None:
+        """Until the copier has handed on all the console held when the kernel reported
+        its end: the kernel flushes its UART before it writes to debugcon, so the whole
+        panic report is in the console's pipe by then, and a kill must not cut it short
+        (nor may the outcome's console_tail lack it)."""
+        assert self._copier is not None and self.vm is not None
+        console = self.vm.outputs["console"]
         deadline = time.monotonic() + PANIC_REPORT_TIME
-        while time.monotonic() - self._copier.last_output < PANIC_QUIET:
+        while not self._copier.caught_up(console):
             if time.monotonic() > deadline or not self._copier.is_alive():
                 return
-            time.sleep(PANIC_QUIET / 4)
+            time.sleep(0.01)
 
     def _take_events(self) -> None:
         if self.monitor is None:

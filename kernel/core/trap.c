@@ -172,6 +172,7 @@ static void panic_state(u64 fs_base, long counter)
 
 static noreturn void panic_end(void)
 {
+    console_flush();    /* the whole report has left the UART before the host hears of it */
     debugcon_printf("osv-exit: panic\n");
     osv_panic_halt();
 }
