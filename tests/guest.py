@@ -107,7 +107,7 @@ def assert_runs_as_on_the_host(exe: Path, *options: str) -> None:
     host = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
     run = osvgdb_run("--accel", "tcg", *options, str(exe))
     assert run.status == 0, run
-    assert run.app_lines == host.stdout.splitlines(), run
+    assert run.app_lines == host.stdout.splitlines(), f"the host printed:\n{host.stdout}\n{run!r}"
 
 
 def host_strace_names(exe: Path, calls: tuple[str, ...], tmp_path: Path) -> list[str]:
