@@ -11,22 +11,23 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import posixpath
 import re
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
-from osvgdb import debug, inspect, run
-from osvgdb.bench import command as bench_command
-from osvgdb.triage import command as triage_command
-from osvgdb.triage import signature as triage_signature
-from osvgdb.tui import command as tui_command
+from osvgdb import run
 from osvgdb.build import BuildError
+from osvgdb.initrd import ArchiveError
 from osvgdb.decode.tcb import FS_PROTOCOLS
 from osvgdb.qemu import QemuError, choose_accel
 from osvgdb.run import BootOutcome, Ending, qemu_ended
+
+if TYPE_CHECKING:
+    from osvgdb import debug
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -81,20 +82,49 @@ def _env_pair(text: str) -> tuple[str, str]:
     return name, value
 
 
-def _parser() -> argparse.ArgumentParser:
+# Each command's line in `osvgdb --help`. A command's own parser, and the modules it
+# needs, are built only when that command runs: `osvgdb run` never imports the TUI.
+SUMMARIES = {
+    "run": "boot one static executable in QEMU and exit with its status",
+    "debug": "boot one static executable stopped under QEMU's gdbstub and attach GDB",
+    "inspect": "show what osv-tcb, osv-syscalls, osv-auxv or osv-bt showed at a dump's stop, its memory, or a Go program's goroutines, without GDB",
+    "triage": "run EXE under GDB and turn a crash, panic or hang into a report, a signature "
+    "and JUnit XML",
+    "tui": "the interactive inspector: vCPUs, FS-base verdicts, threads, syscalls and "
+    "backtraces at a glance, over GDB's MI",
+    "bench": "what the FS-base switch costs a syscall, a context switch, a page fault "
+    "and an interrupt, per protocol: one table",
+    "replay": "replay a recording (--record DIR) under GDB or the TUI, from its end, forward "
+    "and backward",
+}
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """osvgdb's parser, with `command`'s own parser whole and the others as one line
+    of help each (enough for `osvgdb --help` and to name a bad command)."""
     parser = _Parser(
         prog="osvgdb",
         description="Run and debug static Linux executables on the osvgdb unikernel.",
         allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, summary in SUMMARIES.items():
+        if name == command:
+            _COMMAND_PARSERS[name](commands, summary)
+        else:
+            commands.add_parser(name, help=summary, add_help=False)
+    return parser
 
+
+def _run_parser(commands: argparse._SubParsersAction, summary: str) -> None:
     run_parser = commands.add_parser(
         "run",
         usage="osvgdb run [options] EXE [ARGS...]",
-        help="boot one static executable in QEMU and exit with its status",
-        description="Build the kernel, pack EXE into an initrd as /BASENAME, boot it in QEMU\n"
-        "and stream the guest console to stdout. Options after EXE belong to the app.",
+        help=summary,
+        description="Build the kernel, pack EXE into an initrd as /BASENAME, boot it in QEMU;\n"
+        "the app's stdin, stdout and stderr are osvgdb's, byte for byte, and nothing else is\n"
+        "on them: the kernel's own console goes to stderr only with --verbose or --strace,\n"
+        "or to a file with --log. Options after EXE belong to the app.",
         epilog=run.EXIT_STATUS_HELP
         + "\nkernel command line: kernel options (--strace, --env=NAME=VALUE, --no-fsgsbase,\n"
         "--fs-protocol=P, "
@@ -105,11 +135,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(run_parser)
     _add_record_option(run_parser)
 
+
+def _debug_parser(commands: argparse._SubParsersAction, summary: str) -> None:
+    from osvgdb import debug
+
     debug_parser = commands.add_parser(
         "debug",
         usage="osvgdb debug [options] [--batch] [-ex CMD]... EXE [ARGS...]\n"
         "       osvgdb debug --core DUMP [--app EXE] [--kernel PATH] [--batch] [-ex CMD]...",
-        help="boot one static executable stopped under QEMU's gdbstub and attach GDB",
+        help=summary,
         description="Build the kernel, boot EXE in QEMU stopped at its first instruction with\n"
         "the gdbstub on a private unix socket, and start GDB on build/kernel.elf with the\n"
         "osvgdb extension loaded (osv-tcb, osv-syscalls, osv-auxv, ...), the app's symbols\n"
@@ -146,11 +180,12 @@ def _parser() -> argparse.ArgumentParser:
     _add_run_options(debug_parser, timeout=False)
     _add_record_option(debug_parser)
 
+
+def _replay_parser(commands: argparse._SubParsersAction, summary: str) -> None:
     replay_parser = commands.add_parser(
         "replay",
         usage="osvgdb replay DIR [--tui] [--batch] [-ex CMD]... [--gdb PATH] [--snapshot-interval S]",
-        help="replay a recording (--record DIR) under GDB or the TUI, from its end, forward "
-        "and backward",
+        help=summary,
         description=REPLAY_DESCRIPTION,
         epilog=REPLAY_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -176,15 +211,24 @@ def _parser() -> argparse.ArgumentParser:
         "(default 0.5; 0: none, reverse execution then replays from the start)",
     )  # fmt: skip
 
+
+def _inspect_parser(commands: argparse._SubParsersAction, summary: str) -> None:
+    from osvgdb import inspect
+
     inspect_parser = commands.add_parser(
         "inspect",
         usage="osvgdb inspect DUMP [--kernel ELF] [--app EXE] tcb|syscalls|auxv|memory|bt|goroutines [options] [--json]",
-        help="show what osv-tcb, osv-syscalls, osv-auxv or osv-bt showed at a dump's stop, its memory, or a Go program's goroutines, without GDB",
+        help=summary,
         description=inspect.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     inspect.add_arguments(inspect_parser)
+
+
+def _triage_parser(commands: argparse._SubParsersAction, summary: str) -> None:
+    from osvgdb.triage import command as triage_command
+    from osvgdb.triage import signature as triage_signature
 
     triage_parser = commands.add_parser(
         "triage",
@@ -192,8 +236,7 @@ def _parser() -> argparse.ArgumentParser:
         "[--markdown FILE]\n"
         "                     [--junit FILE] [--out DIR] [--dump|--no-dump] EXE [ARGS...]\n"
         "       osvgdb triage --core DUMP [--kernel ELF] [--app EXE] [--json FILE] ...",
-        help="run EXE under GDB and turn a crash, panic or hang into a report, a signature "
-        "and JUnit XML",
+        help=summary,
         description=triage_command.__doc__,
         epilog=triage_command.EPILOG + "\n\nsignatures: " + triage_signature.__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -202,11 +245,14 @@ def _parser() -> argparse.ArgumentParser:
     triage_command.add_arguments(triage_parser)
     _add_run_options(triage_parser, timeout=False)
 
+
+def _tui_parser(commands: argparse._SubParsersAction, summary: str) -> None:
+    from osvgdb.tui import command as tui_command
+
     tui_parser = commands.add_parser(
         "tui",
         usage=tui_command.USAGE,
-        help="the interactive inspector: vCPUs, FS-base verdicts, threads, syscalls and "
-        "backtraces at a glance, over GDB's MI",
+        help=summary,
         description=tui_command.__doc__.split("\n\n", 1)[1],
         epilog=tui_command.KEYS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -215,19 +261,41 @@ def _parser() -> argparse.ArgumentParser:
     tui_command.add_arguments(tui_parser)
     _add_run_options(tui_parser, timeout=False)
 
+
+def _bench_parser(commands: argparse._SubParsersAction, summary: str) -> None:
+    from osvgdb.bench import command as bench_command
+
     bench_parser = commands.add_parser(
         "bench",
         usage="osvgdb bench [--accel tcg|kvm] [--runs N] [--json] [--bench NAME]...\n"
-        "                    [--fs-protocol NAME]... [--fs-write NAME]... [--kernel PATH]",
-        help="what the FS-base switch costs a syscall, a context switch, a page fault "
-        "and an interrupt, per protocol: one table",
+        "                    [--fs-protocol NAME]... [--fs-write NAME]... [--kernel PATH]\n"
+        "                    [--add HOST[:GUEST]]...",
+        help=summary,
         description=bench_command.__doc__,
         epilog=bench_command.EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     bench_command.add_arguments(bench_parser)
-    return parser
+    bench_parser.add_argument(
+        "--add",
+        type=_add_pair,
+        action="append",
+        default=[],
+        metavar="HOST[:GUEST]",
+        help="put a host file or tree in each measured guest too, as run's --add (repeatable)",
+    )
+
+
+_COMMAND_PARSERS = {
+    "run": _run_parser,
+    "debug": _debug_parser,
+    "inspect": _inspect_parser,
+    "triage": _triage_parser,
+    "tui": _tui_parser,
+    "bench": _bench_parser,
+    "replay": _replay_parser,
+}
 
 
 REPLAY_DESCRIPTION = """\
@@ -275,7 +343,8 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
     run_parser.add_argument(
         "--strace",
         action="store_true",
-        help="the kernel prints each syscall as it returns ('-> name(...) = r')",
+        help="the kernel prints each syscall as it returns ('-> name(...) = r'), on its "
+        "console (osvgdb run: on stderr, as strace(1) writes, or to --log FILE)",
     )
     run_parser.add_argument(
         "--no-fsgsbase",
@@ -299,6 +368,25 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
             metavar="S",
             help="kill QEMU after S seconds (default 60; 0: never)",
         )
+    if timeout:  # osvgdb run's own: the others show the kernel's console
+        run_parser.add_argument(
+            "-t",
+            "--tty",
+            action="store_true",
+            help="the app's stdout and stderr are terminals, as docker run -t makes them, "
+            "whatever osvgdb's are (line-buffered stdio, ls's columns)",
+        )
+        run_parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="copy the kernel's console (banner, messages, statistics at exit) to stderr",
+        )
+        run_parser.add_argument(
+            "--log",
+            type=Path,
+            metavar="FILE",
+            help="write the kernel's console (and --strace's lines) to FILE instead",
+        )
     run_parser.add_argument(
         "--env",
         type=_env_pair,
@@ -306,6 +394,26 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
         default=[],
         metavar="NAME=VALUE",
         help="add to the app's environment (repeatable)",
+    )
+    run_parser.add_argument(
+        "--add",
+        type=_add_pair,
+        action="append",
+        default=[],
+        metavar="HOST[:GUEST]",
+        help="put the host file or directory tree HOST in the guest at the absolute path "
+        "GUEST (default /BASENAME), with its modes, owners and mtimes; the guest's "
+        "filesystem is writable, its changes lost unless exported (repeatable)",
+    )
+    run_parser.add_argument(
+        "--export",
+        type=_export_pair,
+        action="append",
+        default=[],
+        metavar="GUEST:HOST",
+        help="when the app ends (its exit or a fatal signal, not a kernel panic), copy the "
+        "guest file or tree GUEST to HOST, as docker cp does: into HOST if it is a "
+        "directory, else to HOST (repeatable)",
     )
     run_parser.add_argument(
         "--kernel",
@@ -331,6 +439,43 @@ def _add_run_options(run_parser: argparse.ArgumentParser, *, timeout: bool = Tru
     )
 
 
+def _guest_path(text: str, what: str) -> str:
+    if not text.startswith("/"):
+        raise argparse.ArgumentTypeError(f"{what} must be an absolute guest path, not {text!r}")
+    return posixpath.normpath(text) + ("/." if text.endswith("/.") else "")
+
+
+def _add_pair(text: str) -> tuple[Path, str]:
+    """--add HOST[:GUEST]: GUEST is what follows the last colon, if it is absolute."""
+    host, sep, guest = text.rpartition(":")
+    if not sep or not guest.startswith("/"):
+        host, guest = text, "/" + Path(text).name
+    if not host:
+        raise argparse.ArgumentTypeError(f"expected HOST[:GUEST], got {text!r}")
+    return Path(host), _guest_path(guest, "GUEST")
+
+
+def _export_pair(text: str) -> tuple[str, Path]:
+    """--export GUEST:HOST, GUEST absolute, split at the first colon."""
+    guest, sep, host = text.partition(":")
+    if not sep or not host:
+        raise argparse.ArgumentTypeError(f"expected GUEST:HOST, got {text!r}")
+    return _guest_path(guest, "GUEST"), Path(host)
+
+
+def _check_files(adds: list[tuple[Path, str]], exports: list[tuple[str, Path]]) -> None:
+    """What --add brings must be there, what --export writes must have a place: both
+    checked before anything boots."""
+    for host, _ in adds:
+        if not os.path.lexists(host) or not host.exists():
+            raise UsageError(f"--add {host}: no such file or directory")
+        if not os.access(host, os.R_OK):
+            raise UsageError(f"--add {host}: {os.strerror(errno.EACCES)}")
+    for guest, host in exports:
+        if not host.is_dir() and not host.absolute().parent.is_dir():
+            raise UsageError(f"--export {guest}:{host}: {host.absolute().parent} is no directory")
+
+
 def _check_exe(path: Path, command: str) -> None:
     if not path.exists():
         raise UsageError(f"{path}: no such file")
@@ -353,6 +498,7 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
         raise UsageError(f"{namespace.command}: missing EXE")
     exe = Path(command_line[0])
     _check_exe(exe, namespace.command)
+    _check_files(namespace.add, namespace.export)
     kernel = namespace.kernel
     if kernel is not None:
         if not kernel.is_file():
@@ -381,10 +527,14 @@ def parse_run_options(namespace: argparse.Namespace) -> run.RunOptions:
         env=list(namespace.env),
         kernel_args=list(namespace.kernel_arg),
         kernel=kernel,
+        add=list(namespace.add),
+        export=list(namespace.export),
     )
 
 
 def parse_core_options(namespace: argparse.Namespace) -> debug.CoreOptions:
+    from osvgdb import debug
+
     if namespace.command_line:
         raise UsageError("--core: no EXE with a dump (--app EXE names the app)")
     for path in (namespace.core, namespace.app, namespace.kernel):
@@ -415,13 +565,21 @@ def _why_qemu_ended(outcome: BootOutcome) -> str:
     return ""
 
 
-def report_run(outcome: BootOutcome, err: TextIO) -> int:
+def report_run(outcome: BootOutcome, err: TextIO, *, console_shown: bool = True) -> int:
     """Say on `err` what came of `osvgdb run` (nothing for a plain exit);
-    return its exit status."""
+    return its exit status.  Unless the kernel's console was shown
+    (`console_shown`), its words that matter are repeated: why the app ended
+    when it was not its own exit, and a panic's report."""
     lines = []
     before = "before the kernel reported an exit"
+    if outcome.reason is not None and not console_shown:
+        lines.append(f"osvgdb: {outcome.reason}")
+    lines += [f"osvgdb: {error}" for error in outcome.export_errors]
     if outcome.kind == Ending.EXITED and outcome.qemu_lingered:
         lines.append(f"osvgdb: QEMU did not exit after status {outcome.exit_status}; killed")
+    elif outcome.kind == Ending.PANIC and not console_shown:
+        lines += panic_report(outcome.console_tail)
+        lines.append("osvgdb: kernel panic (the kernel's report above); QEMU killed")
     elif outcome.kind == Ending.PANIC:
         lines.append("osvgdb: kernel panic (report above); QEMU killed")
     elif outcome.kind == Ending.TIMEOUT:
@@ -444,9 +602,18 @@ def report_run(outcome: BootOutcome, err: TextIO) -> int:
     return run.exit_status(outcome)
 
 
+def panic_report(console: str) -> list[str]:
+    """The kernel's panic report: its console from the `osv: kernel panic` line on."""
+    lines = console.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("osv: kernel panic")]
+    return lines[starts[0] :] if starts else lines[-20:]
+
+
 def report_debug(outcome: debug.DebugOutcome, err: TextIO, who: str = "osvgdb debug") -> int:
     """Say on `err` how `osvgdb debug` (or `osvgdb replay`, `who`) ended (nothing when
     GDB's own status is the answer); return its exit status."""
+    from osvgdb import debug
+
     lines = []
     boot = outcome.boot
     if outcome.gdb_status is not None and outcome.gdb_status < 0:
@@ -456,6 +623,7 @@ def report_debug(outcome: debug.DebugOutcome, err: TextIO, who: str = "osvgdb de
         lines.append(f"{who}: kernel panic (the report is on the console)")
     elif boot.kind == Ending.EXITED:
         lines.append(f"{who}: the app exited with status {boot.exit_status}")
+        lines += [f"{who}: {error}" for error in boot.export_errors]
     elif boot.kind == Ending.QEMU_FAILED:
         lines.append(f"{who}: QEMU {qemu_ended(boot.qemu_status)} before it was up")
         lines += _qemu_stderr(boot)
@@ -510,6 +678,8 @@ def _replay(namespace: argparse.Namespace) -> int:
         if namespace.tui:
             if options.batch or options.commands:
                 raise UsageError("--tui: no --batch or -ex (the TUI takes commands at `:`)")
+            from osvgdb.tui import command as tui_command
+
             return tui_command.replay_main(options)
         outcome = replay.replay(options)
     except replay.record.RecordingError as error:
@@ -525,43 +695,95 @@ def _replay(namespace: argparse.Namespace) -> int:
     return report_debug(outcome.debug, sys.stderr, who="osvgdb replay")
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The command argv names (its first word, if not an option), for _parser."""
+    return argv[0] if argv and argv[0] in SUMMARIES else None
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
-    namespace = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    namespace = _parser(_command(argv)).parse_args(argv)
     if namespace.command == "replay":
         return _replay(namespace)
     if namespace.command == "triage":
+        from osvgdb.triage import command as triage_command
+
         return triage_command.main(namespace, parse_run_options, (UsageError, CannotExecute))
     if namespace.command == "tui":
+        from osvgdb.tui import command as tui_command
+
         return tui_command.main(namespace, parse_run_options, (UsageError, CannotExecute))
     if namespace.command == "inspect":
+        from osvgdb import inspect
+
         return inspect.inspect(namespace)
     if namespace.command == "bench":
+        from osvgdb.bench import command as bench_command
+
         try:
+            _check_files(namespace.add, [])
             return bench_command.main(namespace)
         except bench_command.BenchUsageError as error:
             raise UsageError(str(error)) from None
-    if namespace.command == "debug" and namespace.core is not None:
-        return debug.debug_core(parse_core_options(namespace))
-    if namespace.command == "debug" and namespace.app is not None:
-        raise UsageError("--app: only with --core (a run's app is EXE)")
     if namespace.command == "debug":
-        run_options = parse_run_options(namespace)
-        options = debug.DebugOptions(
-            run=run_options,
-            batch=namespace.batch,
-            commands=list(namespace.commands),
-            gdb=namespace.gdb,
-            recording=_recorder(namespace, run_options),
-        )
-        status = report_debug(debug.debug(options), sys.stderr)
-        report_recording(options.recording, sys.stderr)
-        return status
+        return _debug(namespace)
+    return _run(namespace)
+
+
+def _debug(namespace: argparse.Namespace) -> int:
+    from osvgdb import debug
+
+    if namespace.core is not None:
+        return debug.debug_core(parse_core_options(namespace))
+    if namespace.app is not None:
+        raise UsageError("--app: only with --core (a run's app is EXE)")
+    run_options = parse_run_options(namespace)
+    options = debug.DebugOptions(
+        run=run_options,
+        batch=namespace.batch,
+        commands=list(namespace.commands),
+        gdb=namespace.gdb,
+        recording=_recorder(namespace, run_options),
+    )
+    status = report_debug(debug.debug(options), sys.stderr)
+    report_recording(options.recording, sys.stderr)
+    return status
+
+
+def _run(namespace: argparse.Namespace) -> int:
+    """`osvgdb run`: the app's streams are ours; the kernel's console goes to --log's
+    file, or to stderr with --verbose or --strace, or nowhere."""
     options = parse_run_options(namespace)
     options.stdin = _stdin_fd()
+    options.stdout_mode = "tty" if namespace.tty else _output_mode(sys.stdout)
+    options.stderr_mode = "tty" if namespace.tty else _output_mode(sys.stderr)
+    if namespace.verbose:
+        options.kernel_args.insert(0, "--verbose")
     recorder = _recorder(namespace, options)
-    status = report_run(run.run(options, recording=recorder), sys.stderr)
+    if namespace.log is not None:
+        try:
+            log = namespace.log.open("wb")
+        except OSError as error:
+            raise UsageError(f"--log {namespace.log}: {error.strerror}") from None
+        with log:
+            outcome = run.run(options, console=log, recording=recorder)
+            status = report_run(outcome, sys.stderr, console_shown=False)
+    else:
+        shown = namespace.verbose or namespace.strace
+        console = sys.stderr.buffer if shown else None
+        outcome = run.run(options, console=console, recording=recorder)
+        status = report_run(outcome, sys.stderr, console_shown=shown)
     report_recording(recorder, sys.stderr)
     return status
+
+
+def _output_mode(stream: TextIO) -> str:
+    """The kernel's --stdout=/--stderr= for our own stream: tty for a terminal, pipe for
+    anything else (a pipe, a file, /dev/null)."""
+    try:
+        return "tty" if os.isatty(stream.fileno()) else "pipe"
+    except (OSError, ValueError):  # no fd behind it
+        return "pipe"
 
 
 def _stdin_fd() -> int | None:
@@ -584,6 +806,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CannotExecute as error:
         print(error, file=sys.stderr)
         return run.EXIT_CANNOT_EXECUTE
+    except ArchiveError as error:
+        print(f"osvgdb: error: --add: {error}", file=sys.stderr)
+        return run.EXIT_USAGE
     except (BuildError, QemuError) as error:
         print(f"osvgdb: error: {error}", file=sys.stderr)
         return run.EXIT_NO_STATUS

@@ -521,26 +521,11 @@ class Dump(PhysicalMemory):
 
     # --- physical memory ---
 
-    def read_physical(self, paddr: int, length: int) -> bytes:
-        """length bytes of guest physical memory from paddr."""
-        if length < 0 or paddr < 0:
-            raise DumpError(f"bad physical read of {length} bytes at {paddr:#x}")
-        parts = []
-        address, remaining = paddr, length
-        while remaining:
-            index = bisect.bisect_right(self._starts, address) - 1
-            if index < 0 or address >= self.ranges[index].end:
-                raise DumpError(self._physical_miss(address))
-            found = self.ranges[index]
-            take = min(remaining, found.end - address)
-            if found.offset is None:
-                parts.append(bytes(take))
-            else:
-                start = found.offset + address - found.paddr
-                parts.append(self._buffer[start : start + take])
-            address += take
-            remaining -= take
-        return b"".join(parts)
+    def _read_run(self, run: _Range, paddr: int, length: int) -> bytes:
+        if run.offset is None:
+            return bytes(length)  # a zero-fill segment: the page was all zeros
+        start = run.offset + paddr - run.paddr
+        return self._buffer[start : start + length]
 
     def _physical_miss(self, paddr: int) -> str:
         why = self.contents.left_out_at(paddr) if self.contents else None

@@ -20,7 +20,6 @@ first min(RAM, MICROVM_BELOW_4G) bytes are at physical 0, the rest at 4 GiB.
 
 from __future__ import annotations
 
-import bisect
 import errno
 import os
 from dataclasses import dataclass
@@ -92,29 +91,14 @@ class GuestRam(PhysicalMemory):
             os.close(self._fd)
             self._fd = -1
 
-    def _range(self, paddr: int) -> RamRange | None:
-        index = bisect.bisect_right(self._starts, paddr) - 1
-        if index >= 0 and paddr < self.ranges[index].end:
-            return self.ranges[index]
-        return None
+    def _read_run(self, run: RamRange, paddr: int, length: int) -> bytes:
+        data = os.pread(self._fd, length, run.offset + paddr - run.paddr)
+        if len(data) != length:
+            raise DumpError(f"the guest's RAM ended at physical {paddr + len(data):#x}")
+        return data
 
-    def read_physical(self, paddr: int, length: int) -> bytes:
-        if length < 0 or paddr < 0:
-            raise DumpError(f"bad physical read of {length} bytes at {paddr:#x}")
-        parts = []
-        address, remaining = paddr, length
-        while remaining:
-            found = self._range(address)
-            if found is None:
-                raise DumpError(f"physical address {address:#x} is not guest RAM")
-            take = min(remaining, found.end - address)
-            data = os.pread(self._fd, take, found.offset + address - found.paddr)
-            if len(data) != take:
-                raise DumpError(f"the guest's RAM ended at physical {address + len(data):#x}")
-            parts.append(data)
-            address += take
-            remaining -= take
-        return b"".join(parts)
+    def _physical_miss(self, paddr: int) -> str:
+        return f"physical address {paddr:#x} is not guest RAM"
 
     def data_runs(self) -> list[tuple[int, int]]:
         """Physical [start, end) of every run of pages the guest touched (SEEK_DATA /

@@ -13,6 +13,7 @@ Every problem is one `DumpError` line; an address the page tables do not map is 
 
 from __future__ import annotations
 
+import bisect
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -60,10 +61,36 @@ class Mapping:
 
 class PhysicalMemory:
     """Guest physical memory, and virtual memory through the guest's page tables.
-    A subclass gives `read_physical`, which raises DumpError for memory it lacks."""
+
+    A subclass sets `ranges` (sorted, non-overlapping runs with `paddr` and `end`, and
+    `_starts`, their paddrs) and gives `_read_run`, the bytes of part of one run;
+    `read_physical` raises DumpError with `_physical_miss`'s words between runs."""
+
+    ranges: list
+    _starts: list[int]
 
     def read_physical(self, paddr: int, length: int) -> bytes:
+        """length bytes of guest physical memory from paddr."""
+        if length < 0 or paddr < 0:
+            raise DumpError(f"bad physical read of {length} bytes at {paddr:#x}")
+        parts = []
+        address, remaining = paddr, length
+        while remaining:
+            index = bisect.bisect_right(self._starts, address) - 1
+            if index < 0 or address >= self.ranges[index].end:
+                raise DumpError(self._physical_miss(address))
+            found = self.ranges[index]
+            take = min(remaining, found.end - address)
+            parts.append(self._read_run(found, address, take))
+            address += take
+            remaining -= take
+        return b"".join(parts)
+
+    def _read_run(self, run, paddr: int, length: int) -> bytes:
         raise NotImplementedError
+
+    def _physical_miss(self, paddr: int) -> str:
+        return f"physical address {paddr:#x} is not in guest memory"
 
     def _error(self, what: str) -> DumpError:
         return DumpError(what)

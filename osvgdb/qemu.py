@@ -7,9 +7,11 @@ die without running any Python code (SIGKILL), the kernel kills QEMU for us:
 the child asks for PR_SET_PDEATHSIG=SIGKILL before it execs QEMU.
 
 QEMU runs in a session of its own so a ^C typed in the terminal reaches only
-us; we then stop it ourselves, in order.  Its stdin is never our terminal, so
-it never touches the terminal's modes: /dev/null, or with `input` a pipe of
-ours (`stdin`) that osvgdb.stdin feeds with the host's stdin.
+us; we then stop it ourselves, in order.  Its own stdin and stdout are
+/dev/null: it never touches the terminal's modes.  The guest's three channels
+reach us on socket pairs (`Channels`): the app's terminal (a virtio console:
+its stdin, which osvgdb.stdin feeds, and its stdout), its stderr (a second
+virtio console) and the kernel's own console (the serial port).
 
 QEMU starts with the guest stopped (-S): whoever boots it resumes it, over
 QMP (osvgdb.run.Guest) or from GDB, so nothing the guest does can happen
@@ -25,12 +27,15 @@ memfd of ours (osvgdb.guestram), in no directory at all: dumps read it.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import BinaryIO
 from pathlib import Path
 
@@ -122,6 +127,48 @@ def cpu_model(accel: str, *, fsgsbase: bool = True) -> str:
     return model if fsgsbase else model + ",-fsgsbase"
 
 
+@dataclass(frozen=True)
+class ChannelFds:
+    """QEMU's ends of the guest's channels: file descriptors it inherits."""
+
+    terminal: int  # the app's stdin (QEMU reads) and stdout (QEMU writes)
+    stderr: int  # the app's stderr
+    console: int  # the kernel's own console
+    export: int  # --export's archives, at the app's end
+
+
+def channel_arguments(fds: ChannelFds | None) -> list[str]:
+    """The devices that carry the guest's output and input.
+
+    The app's terminal is a virtio-serial device on microvm's virtio-mmio
+    (the kernel's tty.c): port 1 is its stdin and stdout, port 2 its stderr,
+    so the app's two streams arrive apart, each in order; port 3 brings
+    --export's archives back when the app ends.  They are
+    virtserialports, which wait while the host side cannot take more (a
+    virtconsole would drop it).  The kernel's own console is the ISA serial
+    port, on a pipe (a file chardev on the descriptor, /dev/fd/N): QEMU's UART
+    sends one byte at a time, and a socket's buffer takes only ~280 such sends
+    before the host must read, a pipe's 64 KiB (1 MiB here).  The others are
+    socket chardevs on descriptors QEMU inherits.
+    ioapic2=off: eight transports raising GSI 16-23 on the one I/O APIC the
+    kernel drives.  Without `fds` (a QEMU run by hand), the serial port is
+    QEMU's stdout and the app writes there too.
+    """
+    if fds is None:
+        return ["-serial", "stdio"]
+    return [
+        "-chardev", f"socket,id=terminal,fd={fds.terminal}",
+        "-chardev", f"socket,id=stderr,fd={fds.stderr}",
+        "-chardev", f"socket,id=export,fd={fds.export}",
+        "-device", "virtio-serial-device,id=ports,max_ports=4",
+        "-device", "virtserialport,bus=ports.0,nr=1,chardev=terminal,name=org.osvgdb.terminal",
+        "-device", "virtserialport,bus=ports.0,nr=2,chardev=stderr,name=org.osvgdb.stderr",
+        "-device", "virtserialport,bus=ports.0,nr=3,chardev=export,name=org.osvgdb.export",
+        "-chardev", f"file,id=console,path=/dev/fd/{fds.console}",
+        "-serial", "chardev:console",
+    ]  # fmt: skip
+
+
 def command_line(
     *,
     kernel: Path,
@@ -131,6 +178,7 @@ def command_line(
     smp: int,
     fsgsbase: bool,
     debugcon: Path,
+    channels: ChannelFds | None = None,
     gdb_socket: Path | None = None,
     qmp_socket: Path | None = None,
     stopped: bool = False,
@@ -146,10 +194,10 @@ def command_line(
     instead of ~4 s under KVM) and keeps its ISA serial port under -nodefaults;
     auto-kernel-cmdline=off stops it from appending virtio-mmio device
     descriptions to the kernel command line, which carries the app's argv.
-    The guest console is the serial port on our stdout pipe; the debugcon
-    port 0xe9 (a file) carries the kernel's exit report; isa-debug-exit makes
-    QEMU exit with ((status << 1) | 1) & 0xff; -no-reboot turns a triple fault
-    into a QEMU exit instead of a silent reboot loop.
+    The guest's channels are `channel_arguments`'; the debugcon port 0xe9 (a
+    file) carries the kernel's exit report; isa-debug-exit makes QEMU exit with
+    ((status << 1) | 1) & 0xff; -no-reboot turns a triple fault into a QEMU
+    exit instead of a silent reboot loop.
 
     With `stopped` the guest waits (-S) until QMP's `cont` or GDB resumes
     it; the QMP monitor listens on the unix socket `qmp_socket`, the gdbstub
@@ -174,11 +222,9 @@ def command_line(
                   "-gdb", "chardev:gdb0"]  # fmt: skip
     if qmp_socket is not None:
         debug += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
-    if extra_qmp_socket is not None:
-        debug += ["-qmp", f"unix:{extra_qmp_socket},server=on,wait=off"]
     if pause_on_reset:
         debug += ["-action", "shutdown=pause"]
-    machine = f"microvm,accel={accel},auto-kernel-cmdline=off"
+    machine = f"microvm,accel={accel},auto-kernel-cmdline=off,ioapic2=off"
     ram = []
     if ram_path is not None:
         machine += ",memory-backend=ram"
@@ -195,7 +241,7 @@ def command_line(
         "-kernel", str(kernel),
         "-initrd", str(initrd),
         "-append", cmdline,
-        "-serial", "stdio",
+        *channel_arguments(channels),
         "-debugcon", f"file:{debugcon}",
         *([] if record_replay else
           ["-device", f"isa-debug-exit,iobase={ISA_DEBUG_EXIT_PORT:#x},iosize=4"]),
@@ -204,6 +250,20 @@ def command_line(
         *debug,
         *record_replay,
     ]  # fmt: skip
+
+
+CONSOLE_PIPE_SIZE = 1 << 20
+
+
+def _console_pipe() -> tuple[BinaryIO, BinaryIO]:
+    """The kernel console's pipe: our end to read, QEMU's to write, as large as Linux
+    lets us make it without privileges (1 MiB by default; else its 64 KiB)."""
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+    try:
+        fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, CONSOLE_PIPE_SIZE)
+    except OSError:
+        pass  # /proc/sys/fs/pipe-max-size is smaller: the default size still holds lines
+    return os.fdopen(read_end, "rb", buffering=0), os.fdopen(write_end, "wb", buffering=0)
 
 
 def die_with_parent(
@@ -237,11 +297,11 @@ class Qemu:
 
     Use as a context manager: create it, put the initrd at `initrd`, call
     `start()` (the guest waits, stopped, for QMP's `cont` or GDB), read the
-    console from `console` (a pipe) and, with `input`, write the guest's
-    serial input to `stdin` (a pipe); leaving the context kills QEMU if it
-    still runs and removes the directory.  QMP listens on `qmp_socket`; with
-    `gdbstub`, the gdbstub on `gdb_socket`.  With `shared_ram` the guest's RAM
-    is a memfd of ours, `ram_path` (osvgdb.guestram), closed with the rest.
+    guest's output from the descriptors in `outputs` and write the app's input
+    to `stdin`; leaving the context kills QEMU if it still runs and removes the
+    directory.  QMP listens on `qmp_socket`; with `gdbstub`, the gdbstub on
+    `gdb_socket`.  With `shared_ram` the guest's RAM is a memfd of ours,
+    `ram_path` (osvgdb.guestram), closed with the rest.
     `record_replay`: osvgdb.record's arguments for QEMU's record/replay.
     """
 
@@ -255,13 +315,11 @@ class Qemu:
         gdbstub: bool = False,
         memory: str = MEMORY,
         pause_on_reset: bool = False,
-        input: bool = False,
         shared_ram: bool = False,
         record_replay: Sequence[str] = (),
     ):
         self.kernel = kernel
         self.record_replay = list(record_replay)
-        self.input = input
         self.memory = memory
         self.pause_on_reset = pause_on_reset
         self.accel = accel
@@ -279,6 +337,10 @@ class Qemu:
         # watch for a hung QEMU); a recording has the same machine, and so the same monitors.
         self.gdb_qmp_socket = self.workdir / "qmp-gdb.sock" if record_replay else None
         self.process: subprocess.Popen[bytes] | None = None
+        # Each channel a socket pair: ours to read (and the terminal's to write), QEMU's.
+        self._ours: dict[str, socket.socket | BinaryIO] = {}
+        self._theirs: dict[str, socket.socket | BinaryIO] = {}
+        self._stdin: BinaryIO | None = None
         self._ram_fd = guestram.create() if shared_ram else None
 
     @property
@@ -292,19 +354,31 @@ class Qemu:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    CHANNELS = ("stdout", "stderr", "console", "export")
+
     @property
-    def console(self) -> int:
-        """File descriptor of the guest's serial console (read end of a pipe)."""
-        assert self.process is not None and self.process.stdout is not None
-        return self.process.stdout.fileno()
+    def outputs(self) -> dict[str, int]:
+        """Where to read the guest's output, by channel: the app's `stdout` and
+        `stderr`, the kernel's `console`, the `export` archives; each ends (EOF)
+        when QEMU exits."""
+        return {name: self._ours[name].fileno() for name in self.CHANNELS}
 
     @property
     def stdin(self) -> BinaryIO:
-        """The guest's serial input (write end of a pipe); only with `input`."""
-        assert self.process is not None and self.process.stdin is not None
-        return self.process.stdin
+        """The app's input: what is written here the kernel reads as fd 0's (osvgdb.stdin
+        encodes it).  Never closed before QEMU ends: QEMU would take the end of its
+        chardev's input for a hang-up, and drop the app's output."""
+        if self._stdin is None:
+            self._stdin = self._ours["stdout"].makefile("wb", buffering=0)
+        return self._stdin
 
     def command(self, cmdline: str) -> list[str]:
+        if not self._theirs:
+            for name in self.CHANNELS:
+                if name == "console":
+                    self._ours[name], self._theirs[name] = _console_pipe()
+                else:
+                    self._ours[name], self._theirs[name] = socket.socketpair()
         return command_line(
             kernel=self.kernel,
             initrd=self.initrd,
@@ -313,6 +387,12 @@ class Qemu:
             smp=self.smp,
             fsgsbase=self.fsgsbase,
             debugcon=self.debugcon,
+            channels=ChannelFds(
+                terminal=self._theirs["stdout"].fileno(),
+                stderr=self._theirs["stderr"].fileno(),
+                console=self._theirs["console"].fileno(),
+                export=self._theirs["export"].fileno(),
+            ),
             gdb_socket=self.gdb_socket,
             qmp_socket=self.qmp_socket,
             stopped=True,
@@ -335,9 +415,10 @@ class Qemu:
             with open(self.stderr_log, "wb") as stderr:
                 self.process = subprocess.Popen(
                     argv,
-                    stdin=subprocess.PIPE if self.input else subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
                     stderr=stderr,
+                    pass_fds=[end.fileno() for end in self._theirs.values()],
                     start_new_session=True,
                     preexec_fn=lambda: die_with_parent(prctl, parent_pid, _TERMINATION_SIGNALS),
                 )
@@ -345,6 +426,9 @@ class Qemu:
             raise QemuError(f"{QEMU} not found (run scripts/bootstrap)") from error
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+            # QEMU has its own copies now (or none): ours would keep the channels from ending.
+            for end in self._theirs.values():
+                end.close()
 
     def poll(self) -> int | None:
         """QEMU's exit status, or None while it runs."""
@@ -379,13 +463,13 @@ class Qemu:
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, _TERMINATION_SIGNALS)
         try:
             self.kill()
-            if self.process is not None and self.process.stdout is not None:
-                self.process.stdout.close()
-            if self.process is not None and self.process.stdin is not None:
+            if self._stdin is not None:
                 try:
-                    self.process.stdin.close()
+                    self._stdin.close()
                 except OSError:
                     pass  # bytes for a QEMU that is gone
+            for end in [*self._ours.values(), *self._theirs.values()]:
+                end.close()
             shutil.rmtree(self.workdir, ignore_errors=True)
             if self._ram_fd is not None:
                 os.close(self._ram_fd)

@@ -22,11 +22,18 @@ A recording directory holds everything a replay needs:
     replay.bin       QEMU's event log
     snapshots.qcow2  the snapshots (`init`, then osvgdb-N)
     snapshots.json   the periodic snapshots a replay took: name, instruction count and
-                     how many console bytes the guest had written by then (a cache: a
-                     replay without it takes them again)
+                     how many bytes the guest had written to each output by then (a
+                     cache: a replay without it takes them again)
     kernel.elf       the kernel that ran; app/NAME the app's ELF (its symbols)
     initrd.cpio      the initrd as booted
-    console.txt      the console as recorded, byte for byte; debugcon.txt likewise
+    console.txt      the kernel's console as recorded, byte for byte; stdout.txt and
+                     stderr.txt the app's (its virtio ports); debugcon.txt likewise.
+                     The manifest's `output_order` says in which order their bytes
+                     reached osvgdb, so the three can be shown as one console again
+
+Each output's bytes are counted by the kernel too (`STREAMS`: console_bytes_written,
+tty_bytes_written[1] and [2]), so a replay knows how much of each stands before the
+instruction where it is: the console is printed once, and shown as of any point.
 
 How the machine differs from `osvgdb run`'s, all of it in `qemu_arguments` (and
 passed to QEMU through osvgdb.qemu.command_line's `record_replay`):
@@ -54,6 +61,7 @@ import ctypes
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -79,7 +87,13 @@ SNAPSHOT_CACHE = "snapshots.json"
 KERNEL = "kernel.elf"
 INITRD = "initrd.cpio"
 APP_DIR = "app"
-CONSOLE = "console.txt"
+# The guest's outputs a recording keeps: for each, its file in DIR and where the kernel
+# counts the bytes it wrote there (a u64 array's symbol and index).
+STREAMS = {
+    "console": ("console.txt", "console_bytes_written", 0),  # kernel/core/console.c
+    "stdout": ("stdout.txt", "tty_bytes_written", 1),  # kernel/core/tty.c
+    "stderr": ("stderr.txt", "tty_bytes_written", 2),
+}
 DEBUGCON = "debugcon.txt"
 INIT_SNAPSHOT = "init"
 SNAPSHOT_PREFIX = "osvgdb-"
@@ -92,11 +106,10 @@ QUIT_GRACE = 5.0  # seconds QEMU may take to close the log and exit after QMP qu
 # Seconds QMP may stay silent while a replay runs before QEMU counts as hung (and is
 # killed); the tests of that path shorten it.
 STEP_TIMEOUT = float(os.environ.get("OSVGDB_REPLAY_HANG_TIMEOUT", "30"))
-COUNTER_SYMBOL = "console_bytes_written"  # kernel/core/console.c
 
 # Files whose bytes the manifest vouches for: the snapshot image and its cache change
 # as replays add snapshots.
-_VOUCHED = (EVENT_LOG, KERNEL, INITRD, CONSOLE, DEBUGCON)
+_VOUCHED = (EVENT_LOG, KERNEL, INITRD, DEBUGCON, *(file for file, _, _ in STREAMS.values()))
 
 
 class RecordingError(Exception):
@@ -142,7 +155,7 @@ _NOT_MACHINE = {"-S": 0, "-qmp": 1, "-gdb": 1}
 
 def machine_template(argv: Sequence[str], paths: dict[str, str]) -> list[str]:
     """QEMU's command line without its debugger's sockets, with each run's own paths
-    (`paths`: path -> name) and the record/replay mode replaced by names: what a
+    (`paths`: path -> name), descriptors and record/replay mode replaced by names: what a
     replay's must equal, word for word."""
     template = []
     words = iter(argv)
@@ -160,6 +173,9 @@ def machine_template(argv: Sequence[str], paths: dict[str, str]) -> list[str]:
         for path, name in sorted(paths.items(), key=lambda item: -len(item[0])):
             word = word.replace(_qemu_option_path(Path(path)), "{" + name + "}")
             word = word.replace(path, "{" + name + "}")
+        # The channels are descriptors QEMU inherits (osvgdb.qemu.channel_arguments), whose
+        # numbers are each run's own.
+        word = re.sub(r"(?<=fd=)\d+|(?<=/dev/fd/)\d+", "{fd}", word)
         template.append(word.replace("rr=record", "rr={mode}").replace("rr=replay", "rr={mode}"))
     return template
 
@@ -272,17 +288,47 @@ def _wait_job(monitor: Monitor, job: str) -> None:
     raise MonitorError(f"QMP job {job} did not conclude in {HELPER_TIMEOUT:g} s")
 
 
-class _Tee:
-    """The console as Guest's copying thread writes it: into console.txt, and on to
-    where it was going (the user's stdout, a TUI...)."""
+def written_counts(address: Callable[[str], int], read: Callable[[int, int], bytes]) -> dict[str, int]:
+    """How many bytes the guest has written to each output (`STREAMS`), by the kernel's
+    own counts: `address` gives a symbol's, `read` reads guest memory (each may raise
+    its caller's error for a kernel without the counters)."""
+    return {
+        name: int.from_bytes(read(address(symbol) + 8 * index, 8), "little")
+        for name, (_, symbol, index) in STREAMS.items()
+    }
 
-    def __init__(self, path: Path, out: BinaryIO | None):
+
+def interleave(order: Sequence[tuple[str, int]], streams: dict[str, bytes], written: dict[str, int]) -> bytes:
+    """The outputs as one console, as osvgdb showed them live: their bytes in the order
+    they arrived (`order`: runs of (stream, length)), each stream cut at `written[stream]`."""
+    shown, taken = [], dict.fromkeys(streams, 0)
+    for name, length in order:
+        start = taken[name]
+        end = min(start + length, written.get(name, 0), len(streams[name]))
+        if end > start:
+            shown.append(streams[name][start:end])
+        taken[name] = start + length
+    return b"".join(shown)
+
+
+class _Tee:
+    """One output as Guest's copying thread writes it: into its file in DIR, and on to
+    where it was going (the user's stdout, a TUI...); the order in which the outputs'
+    bytes arrived goes into `order` (runs of (stream, length))."""
+
+    def __init__(self, path: Path, out: BinaryIO | None, name: str, order: list[list]):
         self.file = open(path, "wb")
         self.out = out
+        self.name = name
+        self.order = order
 
     def write(self, data: bytes) -> int:
         self.file.write(data)
         self.file.flush()
+        if self.order and self.order[-1][0] == self.name:
+            self.order[-1][1] += len(data)
+        else:
+            self.order.append([self.name, len(data)])
         if self.out is not None:
             self.out.write(data)
         return len(data)
@@ -318,7 +364,7 @@ class End:
 
 class Recorder:
     """Makes one recording in DIR while a Guest runs (the Guest calls its hooks:
-    `arguments()` for QEMU, `tee()` for the console, `started()` once QEMU runs,
+    `arguments()` for QEMU, `tee()` for each output, `started()` once QEMU runs,
     `finish()` before it kills QEMU)."""
 
     def __init__(self, directory: Path, options: RunOptions, command: Sequence[str] = ()):
@@ -333,7 +379,9 @@ class Recorder:
         except OSError as error:
             raise RecordingError(f"--record {directory}: {error.strerror}") from None
         create_snapshot_image(directory / SNAPSHOT_IMAGE)
-        self._tee: _Tee | None = None
+        self._tees: list[_Tee] = []
+        # Appended to by the copying thread only, which writes one output at a time.
+        self._order: list[list] = []
         self._manifest: dict = {}
         self._icount: int | None = None  # where close_log found the guest
         self._closed = False  # QEMU closed its log (QMP quit) and exited
@@ -348,9 +396,10 @@ class Recorder:
     def arguments(self) -> list[str]:
         return qemu_arguments("record", self.directory)
 
-    def tee(self, out: BinaryIO | None) -> _Tee:
-        self._tee = _Tee(self.directory / CONSOLE, out)
-        return self._tee
+    def tee(self, name: str, out: BinaryIO | None) -> _Tee:
+        """The sink for output `name` (`STREAMS`) that keeps it, then writes it to `out`."""
+        self._tees.append(_Tee(self.directory / STREAMS[name][0], out, name, self._order))
+        return self._tees[-1]
 
     def started(self, vm: Qemu, cmdline: str) -> None:
         """QEMU runs (stopped at its first instruction): keep what a replay boots."""
@@ -387,6 +436,9 @@ class Recorder:
                 "kernel_args": list(options.kernel_args),
                 "memory": options.memory,
                 "stdin": "none" if options.stdin is None else "forwarded",
+                "stdout": options.stdout_mode,
+                "stderr": options.stderr_mode,
+                "add": [[str(host), guest] for host, guest in options.add],
             },
             "cmdline": cmdline,
             "machine": machine_template(vm.command(cmdline), paths),
@@ -425,8 +477,8 @@ class Recorder:
     def finish(self, vm: Qemu, outcome: BootOutcome) -> None:
         """The manifest, once QEMU is gone and the console copied: complete when QEMU
         closed its log at an instruction count osvgdb read."""
-        if self._tee is not None:
-            self._tee.close()
+        for tee in self._tees:
+            tee.close()
         if not self._manifest:
             return  # QEMU never ran: nothing was recorded
         self.end = End(self._icount, outcome.kind.value, outcome.exit_status, self.note)
@@ -436,7 +488,7 @@ class Recorder:
             shutil.copyfile(vm.debugcon, self.directory / DEBUGCON)
         except OSError:
             (self.directory / DEBUGCON).write_bytes(b"")
-        self._manifest["console_bytes"] = (self.directory / CONSOLE).stat().st_size
+        self._manifest["output_order"] = self._order
         files = {name: self.directory / name for name in _VOUCHED}
         files[self._manifest["app"]["file"]] = self.directory / self._manifest["app"]["file"]
         self._manifest["files"] = {
@@ -450,14 +502,14 @@ class Recorder:
 @dataclass
 class Snapshot:
     """A periodic snapshot: its name in the qcow2, its instruction count, and how many
-    console bytes the guest had written by then (kernel/core/console.c's counter)."""
+    bytes the guest had written to each output by then (`written_counts`)."""
 
     name: str
     icount: int
-    console: int
+    written: dict[str, int]
 
     def as_dict(self) -> dict[str, object]:
-        return {"name": self.name, "icount": self.icount, "console": self.console}
+        return {"name": self.name, "icount": self.icount, "written": self.written}
 
 
 @dataclass
@@ -490,9 +542,16 @@ class Recording:
         end = self.manifest["end"]
         return End(end["icount"], end["outcome"], end.get("exit_status"), end.get("note"))
 
-    @property
-    def console(self) -> bytes:
-        return (self.directory / CONSOLE).read_bytes()
+    def stream(self, name: str) -> bytes:
+        """Output `name` (`STREAMS`) as recorded."""
+        return (self.directory / STREAMS[name][0]).read_bytes()
+
+    def console(self, written: dict[str, int] | None = None) -> bytes:
+        """The outputs as one console, as shown live, each as far as `written` says (all
+        of it by default)."""
+        streams = {name: self.stream(name) for name in STREAMS}
+        order = [(str(name), int(length)) for name, length in self.manifest["output_order"]]
+        return interleave(order, streams, written or {name: len(data) for name, data in streams.items()})
 
     @property
     def shared_ram(self) -> bool:
@@ -581,7 +640,7 @@ def open_recording(directory: Path, *, check_qemu: bool = True) -> Recording:
     try:
         files = dict(manifest["files"])
         manifest["end"]["icount"] + 0
-        for key in ("cmdline", "machine", "options", "kernel", "app", "qemu"):
+        for key in ("cmdline", "machine", "options", "kernel", "app", "qemu", "output_order"):
             manifest[key]
     except (KeyError, TypeError, ValueError):
         raise RecordingError(f"{directory}: not a recording ({MANIFEST} lacks what a replay needs)") from None
@@ -618,7 +677,8 @@ def _load_snapshots(recording: Recording) -> None:
         if cache.get("end") != recording.end.icount:
             return
         recording.snapshots = [
-            Snapshot(str(s["name"]), int(s["icount"]), int(s["console"])) for s in cache["snapshots"]
+            Snapshot(str(s["name"]), int(s["icount"]), {k: int(v) for k, v in s["written"].items()})
+            for s in cache["snapshots"]
         ]
         recording.snapshots_complete = bool(cache.get("complete"))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -684,7 +744,7 @@ def load_snapshot(monitor: Monitor, name: str) -> None:
 def take_snapshots(
     monitor: Monitor,
     recording: Recording,
-    console_counter: Callable[[], int],
+    written: Callable[[], dict[str, int]],
     alive: Callable[[], bool],
     *,
     interval: float = SNAPSHOT_INTERVAL,
@@ -706,7 +766,7 @@ def take_snapshots(
         said = monitor.hmp(f"savevm {name}").strip()
         if said:
             raise QemuError(f"taking snapshot {name}: {said}")
-        snapshots.append(Snapshot(name, position, console_counter()))
+        snapshots.append(Snapshot(name, position, written()))
         recording.save_snapshots(snapshots, False, interval)
         progress(position, end)
         step = next_step(step, seconds, interval)

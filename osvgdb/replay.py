@@ -12,12 +12,12 @@ the extension, the app's symbols, the recording (`osv-recording`, for osv-when,
 osv-seek and osv-last-write) and the other QMP monitor; it may not write the
 guest's memory or registers (the replay would go another way).
 
-The console: while the replay goes to the end, what the guest writes is copied to
-our stdout and checked byte for byte against the recording's (`ReplayConsole`);
-once there, whatever QEMU writes again (reverse execution replays from a snapshot,
-and the guest's output with it) is dropped: the console is printed once. The
-guest's own count of what it wrote (kernel/core/console.c's console_bytes_written)
-says where the console stands at any point.
+The outputs (the kernel's console, the app's stdout and stderr): while the replay
+goes to the end, what the guest writes to each is copied to our stdout and checked
+byte for byte against the recording's (`ReplayConsole`, one per output); once there,
+whatever QEMU writes again (reverse execution replays from a snapshot, and the
+guest's output with it) is dropped: the console is printed once. The guest's own
+counts of what it wrote (osvgdb.record.STREAMS) say where each stands at any point.
 
 A QEMU hung in replay (QEMU 7.2 can deadlock loading a snapshot; osvgdb.record
 says how the machine avoids the case we met) stops answering on QMP: a watchdog
@@ -64,11 +64,11 @@ class ReplayOptions:
 
 
 class ReplayConsole:
-    """Where the copying thread writes what the replayed guest writes. Until
-    `settle()` each byte goes on to `out` and is checked against the recording's
-    console at its offset (`start_at` when the replay began at a snapshot: the
-    recording's bytes before it are written first); afterwards everything is what
-    a reverse step replays again, and is dropped."""
+    """Where the copying thread writes what the replayed guest writes to one output.
+    Until `settle()` each byte goes on to `out` and is checked against the recording's
+    at its offset (`start_at` when the replay began at a snapshot, whose earlier bytes
+    the caller has written); afterwards everything is what a reverse step replays
+    again, and is dropped."""
 
     def __init__(self, recorded: bytes, out: BinaryIO | None):
         self.recorded = recorded
@@ -81,7 +81,6 @@ class ReplayConsole:
     def start_at(self, offset: int) -> None:
         with self._lock:
             self.offset = offset
-            self._forward(self.recorded[:offset])
 
     def write(self, data: bytes) -> int:
         with self._lock:
@@ -106,10 +105,9 @@ class ReplayConsole:
     def flush(self) -> None:
         pass
 
-    def settle(self, written: int | None) -> None:
+    def settle(self, written: int | None, deadline: float) -> None:
         """The replay is at the end: wait until the copy has the `written` bytes the
-        guest wrote (its own count), then drop what comes after."""
-        deadline = time.monotonic() + SETTLE_TIME
+        guest wrote (its own count), at most until `deadline`, then drop what comes after."""
         while written is not None and self.offset < written and time.monotonic() < deadline:
             time.sleep(0.01)
         with self._lock:
@@ -131,9 +129,13 @@ class ReplaySession(DebugSession):
         snapshot_interval: float = record.SNAPSHOT_INTERVAL,
         say=None,
     ):
-        out = console if console is not None else sys.stdout.buffer
-        self.replay_console = ReplayConsole(recording.console, out)
-        super().__init__(recording.run_options(), console=self.replay_console)  # type: ignore[arg-type]
+        self.out = console if console is not None else sys.stdout.buffer
+        self.replay_streams = {
+            name: ReplayConsole(recording.stream(name), self.out) for name in record.STREAMS
+        }
+        super().__init__(recording.run_options(), console=self.replay_streams["console"])  # type: ignore[arg-type]
+        self.outputs["stdout"] = self.replay_streams["stdout"]  # type: ignore[assignment]
+        self.outputs["stderr"] = self.replay_streams["stderr"]  # type: ignore[assignment]
         self.replaying = recording
         self.keep_monitor = True
         self.snapshot_interval = snapshot_interval
@@ -141,7 +143,6 @@ class ReplaySession(DebugSession):
         self.hung: str | None = None
         self._watchdog: threading.Thread | None = None
         self._stop_watching = threading.Event()
-        self._counter_address: int | None = None
 
     def __enter__(self) -> ReplaySession:
         recording = self.replaying
@@ -176,26 +177,23 @@ class ReplaySession(DebugSession):
     def _alive(self) -> bool:
         return self.vm is not None and self.vm.poll() is None
 
-    def _console_written(self) -> int | None:
-        """How many bytes the guest has written to its console (its own count, read by
+    def _written(self) -> dict[str, int] | None:
+        """How many bytes the guest has written to each output (its own counts, read by
         QMP pmemsave: the kernel's physical addresses are its virtual ones), or None
-        for a kernel without the counter."""
+        for a kernel without the counters."""
         from osvgdb.model.elf_target import ElfKernel
         from osvgdb.model.target import TargetError
 
-        if self._counter_address is None:
-            try:
-                self._counter_address = ElfKernel(self.replaying.kernel).address(
-                    record.COUNTER_SYMBOL
-                )
-            except TargetError:
-                return None
         assert self.vm is not None and self.monitor is not None
-        saved = self.vm.workdir / "console-counter"
+        monitor, saved = self.monitor, self.vm.workdir / "counter"
+
+        def read(address: int, size: int) -> bytes:
+            monitor.execute("pmemsave", val=address, size=size, filename=str(saved))
+            return saved.read_bytes()
+
         try:
-            self.monitor.execute("pmemsave", val=self._counter_address, size=8, filename=str(saved))
-            return int.from_bytes(saved.read_bytes(), "little")
-        except (MonitorError, OSError):
+            return record.written_counts(ElfKernel(self.replaying.kernel).address, read)
+        except (TargetError, MonitorError, OSError):
             return None
 
     def _to_the_end(self) -> None:
@@ -213,7 +211,7 @@ class ReplaySession(DebugSession):
                 snapshot = record.nearest_snapshot(recording.snapshots, end + 1)
                 if snapshot is not None:
                     record.load_snapshot(monitor, snapshot.name)
-                    self.replay_console.start_at(snapshot.console)
+                    self._start_at(snapshot.written)
                 if end > 0:
                     record.run_to(monitor, end, self._alive)
             else:
@@ -225,19 +223,29 @@ class ReplaySession(DebugSession):
                 record.take_snapshots(
                     monitor,
                     recording,
-                    lambda: self._console_written() or 0,
+                    lambda: self._written() or {},
                     self._alive,
                     interval=self.snapshot_interval,
                 )
         except QemuError as error:
             raise ReplayError(f"{error}{self._qemu_said()}") from None
-        self.replay_console.settle(self._console_written())
-        diverged = self.replay_console.diverged_at
-        if diverged is not None:
-            self.say(
-                f"warning: the replayed console differs from the recorded one from byte "
-                f"{diverged} on: the replay is not the recorded run"
-            )
+        written = self._written() or {}
+        deadline = time.monotonic() + SETTLE_TIME
+        for name, stream in self.replay_streams.items():
+            stream.settle(written.get(name), deadline)
+            if stream.diverged_at is not None:
+                self.say(
+                    f"warning: the replayed {name} differs from the recorded one from byte "
+                    f"{stream.diverged_at} on: the replay is not the recorded run"
+                )
+
+    def _start_at(self, written: dict[str, int]) -> None:
+        """The replay starts at a snapshot: what the outputs held by then is printed from
+        the recording, in the order it came, and the copies go on from there."""
+        self.out.write(self.replaying.console(written))
+        self.out.flush()
+        for name, stream in self.replay_streams.items():
+            stream.start_at(written.get(name, 0))
 
     def _qemu_said(self) -> str:
         tail = self.vm.stderr_tail(3) if self.vm is not None else []

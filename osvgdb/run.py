@@ -3,10 +3,11 @@
 `Guest` is the one boot path of `osvgdb run`, `osvgdb debug` and the tools
 built on them: it builds the kernel if needed, packs the executable into an
 initrd, starts QEMU with the guest stopped, checks over QMP that QEMU is up,
-copies the guest console to a file object byte for byte as it arrives, and
-resumes the guest (or leaves that to GDB).  It prints nothing: `wait()` and
-`outcome()` return a `BootOutcome` for the front end to report (`osvgdb run`
-maps it to its exit status with `exit_status`).
+copies the guest's three outputs (the app's stdout and stderr, the kernel's
+own console) to file objects byte for byte as they arrive, and resumes the
+guest (or leaves that to GDB).  It prints nothing: `wait()` and `outcome()`
+return a `BootOutcome` for the front end to report (`osvgdb run` maps it to
+its exit status with `exit_status`).
 
 The exit protocol with the kernel:
 
@@ -19,6 +20,9 @@ The exit protocol with the kernel:
   debugger could attach; a plain run kills QEMU instead.
 - The loader's rejections are ordinary exits: 126 for an executable it cannot
   run, 127 for one that is not in the initrd (the shell's conventions).
+- When the app did not end by its own exit (a fatal signal, the loader's
+  refusal, a command line the kernel refused), the kernel first writes
+  `osv-reason: TEXT`, the line its console says why with.
 
 QEMU's own view comes over QMP: a STOP into a run state QEMU never leaves by
 itself (a KVM internal error) ends the run at once, and a SHUTDOWN event says
@@ -28,25 +32,31 @@ fault, which -no-reboot turns into an exit).
 
 from __future__ import annotations
 
+import array
 import enum
+import fcntl
 import os
 import re
+import select
 import shlex
 import signal
+import stat
 import sys
+import tempfile
+import termios
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from osvgdb import build, initrd
-from osvgdb.monitor import Monitor, MonitorError
 from osvgdb.qemu import MEMORY, Qemu, QemuError
 from osvgdb.stdin import StdinForwarder, stdin_mode
 
 if TYPE_CHECKING:
+    from osvgdb.monitor import Monitor
     from osvgdb.record import Recorder
 
 EXIT_USAGE = 2
@@ -74,8 +84,7 @@ exit status:
 
 POLL_INTERVAL = 0.05  # seconds between looks at the debugcon file and QMP's events
 EXIT_GRACE = 5.0  # seconds QEMU may take to exit after the kernel reported status
-PANIC_QUIET = 0.2  # a panic report is complete once the console was quiet this long...
-PANIC_REPORT_TIME = 2.0  # ...or after this many seconds
+PANIC_REPORT_TIME = 2.0  # seconds to wait for the copier to hand on a panic's report
 CONSOLE_DRAIN_TIME = 2.0  # seconds to copy what QEMU left in the console pipe
 QEMU_UP_TIME = 30.0  # seconds QEMU may take to answer on QMP after it started
 QEMU_EXIT_TIME = 1.0  # seconds a QEMU that hung up on QMP may take to exit
@@ -85,6 +94,11 @@ QEMU_EXIT_TIME = 1.0  # seconds a QEMU that hung up on QMP may take to exit
 STUCK_STATES = frozenset({"internal-error", "io-error", "guest-panicked", "shutdown"})
 
 _EXIT_LINE = re.compile(r"^osv-exit: (?:status=(\d+)|(panic))$")
+_REASON_LINE = re.compile(r"^osv-reason: (.*)$", re.MULTILINE)
+CONSOLE_TAIL = 64 * 1024  # bytes of the kernel's console a BootOutcome keeps
+
+# The sink for an app stream that goes where the kernel's console goes.
+WITH_CONSOLE = "with-console"
 
 
 @dataclass(frozen=True)
@@ -117,6 +131,12 @@ def parse_debugcon(text: str, *, final: bool = False) -> KernelExit | None:
     return None
 
 
+def exit_reason(text: str) -> str | None:
+    """The kernel's `osv-reason:` line in the debugcon output, if it wrote one."""
+    match = _REASON_LINE.search(text)
+    return match.group(1).rstrip("\r") if match else None
+
+
 def kernel_cmdline(
     path: str,
     args: Sequence[str],
@@ -127,6 +147,9 @@ def kernel_cmdline(
     fs_protocol: str = "counter",
     kernel_args: Sequence[str] = (),
     stdin: str = "none",
+    stdout: str = "tty",
+    stderr: str = "tty",
+    exports: Sequence[str] = (),
 ) -> str:
     """The kernel command line: kernel options, then the app's path and args.
 
@@ -140,6 +163,9 @@ def kernel_cmdline(
     options += [] if fsgsbase else ["--no-fsgsbase"]
     options += [] if fs_protocol == "counter" else [f"--fs-protocol={fs_protocol}"]
     options += [] if stdin == "none" else [f"--stdin={stdin}"]
+    options += [] if stdout == "tty" else [f"--stdout={stdout}"]
+    options += [] if stderr == "tty" else [f"--stderr={stderr}"]
+    options += [f"--export={path}" for path in exports]
     options += kernel_args
     return shlex.join([*options, path, *args])
 
@@ -159,6 +185,42 @@ class RunOptions:
     kernel: Path | None = None  # None: build/kernel.elf, rebuilt by make if needed
     memory: str = MEMORY  # QEMU's -m: guest RAM, which is also a dump's size
     stdin: int | None = None  # a host fd forwarded to the guest's fd 0; None: EOF at once
+    # What the app's fds 1 and 2 look like, as the host's do: tty or pipe (a pipe or a file)
+    stdout_mode: str = "tty"
+    stderr_mode: str = "tty"
+    # --add HOST[:GUEST]: host files and trees put at absolute guest paths
+    add: list[tuple[Path, str]] = field(default_factory=list)
+    # --export GUEST:HOST: guest trees copied to the host when the app ends (not a panic)
+    export: list[tuple[str, Path]] = field(default_factory=list)
+
+
+def initrd_members(options: RunOptions) -> list[initrd.Member]:
+    """The initrd's members: the executable at /BASENAME, then each --add's.
+    ArchiveError for a name two of them would give different files."""
+    exe = options.exe
+    st = exe.stat()
+    members = [initrd.Member(exe.name, exe, mode=st.st_mode, mtime=int(st.st_mtime),
+                             uid=st.st_uid, gid=st.st_gid)]  # fmt: skip
+    for host, guest in options.add:
+        members += initrd.host_members(host, guest)
+    seen: dict[str, initrd.Member] = {}
+    for member in members:
+        other = seen.setdefault(member.name, member)
+        both_dirs = stat.S_ISDIR(member.mode) and stat.S_ISDIR(other.mode)
+        if other is not member and not both_dirs:
+            raise initrd.ArchiveError(f"/{member.name} is given twice")
+    return members
+
+
+def export_destination(guest: str, host: Path, guest_is_dir: bool) -> Path:
+    """Where --export GUEST:HOST puts GUEST, by docker cp's rules: into HOST when it is
+    a directory (as HOST/BASENAME, or its contents for a GUEST ending in "/."), else at
+    HOST. ArchiveError for a directory onto a file."""
+    if host.is_dir():
+        return host if guest.endswith("/.") else host / PurePosixPath(guest).name
+    if guest_is_dir and host.exists():
+        raise initrd.ArchiveError(f"{host}: a file; the export {guest} is a directory")
+    return host
 
 
 def kernel_image(options: RunOptions, root: Path) -> Path:
@@ -210,6 +272,9 @@ class BootOutcome:
     timeout: float | None = None  # TIMEOUT: the seconds waited
     duration: float = 0.0  # seconds since the guest was resumed (or QEMU started, under GDB)
     events: tuple[dict, ...] = ()  # every QMP event osvgdb's own connection received
+    reason: str | None = None  # why the app ended when not by its own exit (`osv-reason:`)
+    console_tail: str = ""  # the end of the kernel's own console (CONSOLE_TAIL bytes)
+    export_errors: tuple[str, ...] = ()  # EXITED: each --export that could not be done, why
 
 
 def exit_status(outcome: BootOutcome) -> int:
@@ -239,32 +304,70 @@ def qemu_ended(status: int | None) -> str:
     return f"exited with status {status}"
 
 
-class _ConsoleCopier(threading.Thread):
-    """Copies the guest console to `out` until QEMU closes it.
+class _OutputCopier(threading.Thread):
+    """Copies each of the guest's outputs to its sink until QEMU closes them all.
 
-    A failed write (our reader went away) stops the copying but not the
-    reading, so QEMU never blocks on a full pipe; the error is kept for the
-    main thread to raise."""
+    One thread, one poll over the channels: bytes go out in the order they
+    become readable.  A failed write (our reader went away) stops the copying
+    to that sink but not the reading, so QEMU never blocks on a full channel;
+    the first error is kept for the main thread to raise.  The kernel's
+    console's last CONSOLE_TAIL bytes are kept for the outcome."""
 
-    def __init__(self, fd: int, out: BinaryIO | None):
-        super().__init__(name="osvgdb-console", daemon=True)
-        self.fd = fd
-        self.out = out
+    def __init__(self, sinks: dict[int, tuple[str, BinaryIO | None]]):
+        super().__init__(name="osvgdb-output", daemon=True)
+        self.sinks = sinks  # fd: (channel, sink)
+        self.busy = False  # between taking bytes from a channel and handing them on
         self.last_output = time.monotonic()
         self.error: OSError | ValueError | None = None
+        self.console_tail = bytearray()
+        self._failed: set[int] = set()
 
     def run(self) -> None:
-        try:
-            while data := os.read(self.fd, 65536):
+        open_fds = set(self.sinks)
+        poller = select.poll()
+        for fd in open_fds:
+            poller.register(fd, select.POLLIN)
+        while open_fds:
+            for fd, _ in poller.poll():
+                self.busy = True
+                try:
+                    data = os.read(fd, 65536)
+                except OSError:
+                    data = b""  # the channel was closed under us: QEMU is gone
+                if not data:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                    self.busy = False
+                    continue
                 self.last_output = time.monotonic()
-                if self.out is not None and self.error is None:
-                    try:
-                        self.out.write(data)
-                        self.out.flush()
-                    except (OSError, ValueError) as error:
-                        self.error = error
+                self._deliver(fd, data)
+                self.busy = False
+
+    def caught_up(self, fd: int) -> bool:
+        """Everything channel `fd` holds now has been handed on: nothing unread in it,
+        nothing between read and delivery. (busy is set before each read, so a read that
+        emptied the channel is still busy until its bytes are delivered.)"""
+        unread = array.array("i", [0])
+        try:
+            fcntl.ioctl(fd, termios.FIONREAD, unread)
         except OSError:
-            pass  # the pipe was closed under us: QEMU is gone
+            return True  # closed: QEMU is gone, the copying is over
+        return unread[0] == 0 and not self.busy
+
+    def _deliver(self, fd: int, data: bytes) -> None:
+        channel, sink = self.sinks[fd]
+        if channel == "console":
+            self.console_tail += data
+            del self.console_tail[:-CONSOLE_TAIL]
+        if sink is None or fd in self._failed:
+            return
+        try:
+            sink.write(data)
+            sink.flush()
+        except (OSError, ValueError) as error:
+            self._failed.add(fd)
+            if self.error is None:
+                self.error = error
 
 
 class Guest:
@@ -274,10 +377,13 @@ class Guest:
             outcome = guest.wait(timeout=60)
 
     Entering boots: it builds the kernel if needed, writes the initrd, starts
-    QEMU with the guest stopped, starts copying the console to `console`
-    (sys.stdout.buffer streams it, an io.BytesIO captures it, None drops it)
-    and waits until QEMU answers on QMP (QemuFailed, with a QEMU_FAILED
-    outcome, if QEMU exits first).  Without `gdbstub`, the Guest keeps that
+    QEMU with the guest stopped, starts copying the kernel's console to
+    `console` (sys.stdout.buffer streams it, an io.BytesIO captures it, None
+    drops it), and the app's stdout and stderr to `stdout` and `stderr`, by
+    default to `console` as well (WITH_CONSOLE: one console, as the kernel's
+    own terminal would show them, for osvgdb debug, the TUI, tests); then it
+    waits until QEMU answers on QMP (QemuFailed, with a QEMU_FAILED outcome, if
+    QEMU exits first).  Without `gdbstub`, the Guest keeps that
     QMP connection (`monitor`) and resumes the guest.  With `gdbstub`, the
     guest stays stopped at its first instruction for GDB (`gdb_socket`), and
     the QMP socket (`qmp_socket`) is left free for whoever wants it, unless
@@ -286,7 +392,7 @@ class Guest:
     A guest with a gdbstub can be dumped: its RAM is shared with us (`ram_path`,
     osvgdb.guestram), unless `shared_ram` says otherwise.
     With a `recording` (osvgdb.record.Recorder) the run is recorded for a replay: a
-    reset pauses it (as for every recording), the console goes into the recording
+    reset pauses it (as for every recording), each output goes into the recording
     too, and leaving ends the recording where the guest is.
 
     Leaving the context (or close()) kills QEMU if it still runs, after which
@@ -298,6 +404,8 @@ class Guest:
         options: RunOptions | None,
         *,
         console: BinaryIO | None = None,
+        stdout: BinaryIO | str | None = WITH_CONSOLE,
+        stderr: BinaryIO | str | None = WITH_CONSOLE,
         gdbstub: bool = False,
         keep_monitor: bool = False,
         pause_on_reset: bool = False,
@@ -306,17 +414,25 @@ class Guest:
     ):
         self.options = options
         self.shared_ram = gdbstub if shared_ram is None else shared_ram
-        self.console_out = console
+        self.outputs: dict[str, BinaryIO | None] = {
+            "console": console,
+            "stdout": console if stdout == WITH_CONSOLE else stdout,  # type: ignore[dict-item]
+            "stderr": console if stderr == WITH_CONSOLE else stderr,  # type: ignore[dict-item]
+            "export": None,
+        }
         self.gdbstub = gdbstub
         self.keep_monitor = keep_monitor
         self.pause_on_reset = pause_on_reset
         self.recording = recording
         if recording is not None:
             self.pause_on_reset = True
-            self.console_out = recording.tee(console)
+            for name in ("console", "stdout", "stderr"):
+                self.outputs[name] = recording.tee(name, self.outputs[name])  # type: ignore[assignment]
         self.vm: Qemu | None = None
         self.monitor: Monitor | None = None
-        self._copier: _ConsoleCopier | None = None
+        self._copier: _OutputCopier | None = None
+        self._exports = tempfile.TemporaryFile() if options and options.export else None
+        self._exported: tuple[str, ...] | None = None
         self._forwarder: StdinForwarder | None = None
         self._debugcon: Debugcon | None = None
         self._events: list[dict] = []
@@ -327,7 +443,7 @@ class Guest:
     def adopt(cls, vm: Qemu, *, console: BinaryIO | None = None) -> Guest:
         """A Guest for a Qemu its caller has started itself (its own initrd and
         command line), resumed unless it has a gdbstub; the Guest owns it now
-        (use it as a context manager)."""
+        (use it as a context manager).  Every output goes to `console`."""
         guest = cls(None, console=console, gdbstub=vm.gdb_socket is not None)
         guest.vm = vm
         try:
@@ -353,6 +469,9 @@ class Guest:
             fs_protocol=options.fs_protocol,
             kernel_args=options.kernel_args,
             stdin=input_mode,
+            stdout=options.stdout_mode,
+            stderr=options.stderr_mode,
+            exports=[guest for guest, _ in options.export],
         )
         self.vm = Qemu(
             kernel=kernel,
@@ -362,15 +481,11 @@ class Guest:
             gdbstub=self.gdbstub,
             memory=options.memory,
             pause_on_reset=self.pause_on_reset,
-            input=input_mode != "none",
             shared_ram=self.shared_ram,
             record_replay=self.recording.arguments() if self.recording is not None else (),
         )
         try:
-            initrd.write_initrd(
-                self.vm.initrd,
-                [initrd.Member(options.exe.name, options.exe, mode=initrd.EXECUTABLE_MODE)],
-            )
+            initrd.write_initrd(self.vm.initrd, initrd_members(options))
             self.vm.start(cmdline)
             if self.recording is not None:
                 self.recording.started(self.vm, cmdline)
@@ -388,14 +503,19 @@ class Guest:
         self.close()
 
     def _come_up(self) -> None:
-        """Start copying the console, wait until QEMU is up, resume the guest
+        """Start copying the outputs, wait until QEMU is up, resume the guest
         unless GDB will."""
         vm = self.vm
         assert vm is not None
         self._debugcon = Debugcon(vm.debugcon)
-        self._copier = _ConsoleCopier(vm.console, self.console_out)
+        self.outputs["export"] = self._exports
+        self._copier = _OutputCopier(
+            {fd: (name, self.outputs[name]) for name, fd in vm.outputs.items()}
+        )
         self._copier.start()
         self._resumed_at = time.monotonic()
+        from osvgdb.monitor import MonitorError  # QMP's library only for a boot (osvgdb --help)
+
         monitor = self._connect_monitor()
         if monitor is None:
             raise QemuFailed(self._outcome(Ending.QEMU_FAILED))
@@ -421,6 +541,8 @@ class Guest:
         after the answer GDB can connect too.  Until QEMU listens the
         connection fails: its socket file may not exist yet, or exist
         before QEMU's listen() (ECONNREFUSED)."""
+        from osvgdb.monitor import Monitor, MonitorError
+
         vm = self.vm
         assert vm is not None
         deadline = time.monotonic() + QEMU_UP_TIME
@@ -480,8 +602,8 @@ class Guest:
 
         QEMU is left as it is (a panicked kernel halts, QEMU runs on, for a
         look over `monitor` or GDB); leaving the context kills it.  Once QEMU
-        has exited, the whole console has been copied.  Raises the error that
-        stopped the console copy (BrokenPipeError: our reader went away).
+        has exited, every output has been copied.  Raises the error that
+        stopped a copy (BrokenPipeError: our reader went away).
         """
         assert self.vm is not None and self._copier is not None
         reported_at: float | None = None
@@ -491,11 +613,11 @@ class Guest:
             outcome = self.outcome()
             now = time.monotonic()
             if outcome.kind == Ending.PANIC:
-                self._wait_until_console_quiet()
+                self._wait_for_output(("console",))
                 return outcome
             if outcome.kind == Ending.EXITED and self.recording is not None:
                 # A recorded kernel halts after its report (no isa-debug-exit): it is over.
-                self._wait_until_console_quiet()
+                self._wait_for_output(("console", "stdout", "stderr"))
                 return outcome
             if outcome.kind == Ending.EXITED and self.vm.poll() is None:
                 # QEMU exits at once after the report; give the console time to end.
@@ -510,16 +632,20 @@ class Guest:
                 return outcome
             elif timeout and now - self._resumed_at > timeout:
                 return self._outcome(Ending.TIMEOUT, timeout=timeout)
-            time.sleep(POLL_INTERVAL)
+            self.vm.wait(POLL_INTERVAL)  # a look every POLL_INTERVAL, at once when QEMU ends
 
-    def _wait_until_console_quiet(self) -> None:
-        """So that a panic report still being written is not cut short by a kill."""
-        assert self._copier is not None
+    def _wait_for_output(self, names: Sequence[str]) -> None:
+        """Until the copier has handed on all that the outputs `names` held when the
+        kernel reported its end: the kernel flushes its UART and its ports before it
+        writes to debugcon, so the whole panic report is in the console's pipe by then,
+        and a kill must not cut it short (nor may the outcome's console_tail lack it)."""
+        assert self._copier is not None and self.vm is not None
+        fds = [self.vm.outputs[name] for name in names]
         deadline = time.monotonic() + PANIC_REPORT_TIME
-        while time.monotonic() - self._copier.last_output < PANIC_QUIET:
+        while not all(self._copier.caught_up(fd) for fd in fds):
             if time.monotonic() > deadline or not self._copier.is_alive():
                 return
-            time.sleep(PANIC_QUIET / 4)
+            time.sleep(0.01)
 
     def _take_events(self) -> None:
         if self.monitor is None:
@@ -532,6 +658,8 @@ class Guest:
         """The run state after a STOP, if QEMU will never leave it by itself."""
         if not self._stopped or self.monitor is None:
             return None
+        from osvgdb.monitor import MonitorError
+
         self._stopped = False
         try:
             state = self.monitor.status()
@@ -543,8 +671,11 @@ class Guest:
         return None
 
     def _outcome(self, kind: Ending, **fields: object) -> BootOutcome:
-        assert self.vm is not None
+        assert self.vm is not None and self._debugcon is not None
         shutdowns = [e for e in self._events if e["event"] == "SHUTDOWN"]
+        tail = self._copier.console_tail if self._copier is not None else b""
+        if kind == Ending.EXITED and self.vm.poll() is not None:
+            fields.setdefault("export_errors", self._export())
         return BootOutcome(
             kind=kind,
             qemu_status=self.vm.poll(),
@@ -552,11 +683,25 @@ class Guest:
             shutdown_reason=shutdowns[-1].get("data", {}).get("reason") if shutdowns else None,
             duration=time.monotonic() - self._resumed_at,
             events=tuple(self._events),
+            reason=exit_reason(self._debugcon.text),
+            console_tail=bytes(tail).decode(errors="replace"),
             **fields,  # type: ignore[arg-type]
         )
 
+    def _export(self) -> tuple[str, ...]:
+        """Once, after QEMU exited and its outputs were copied: each --export's archive
+        put at its host path. What could not be done, one line each."""
+        if self._exported is not None or self._exports is None:
+            return self._exported or ()
+        assert self.options is not None and self._copier is not None
+        self._copier.join(CONSOLE_DRAIN_TIME)
+        self._exports.seek(0)
+        errors = (export_one(self._exports, guest, host) for guest, host in self.options.export)
+        self._exported = tuple(error for error in errors if error)
+        return self._exported
+
     def close(self) -> None:
-        """Kill QEMU, finish copying the console, remove QEMU's directory."""
+        """Kill QEMU, finish copying the outputs, remove QEMU's directory."""
         if self.vm is None:
             return
         if self._forwarder is not None:
@@ -569,12 +714,13 @@ class Guest:
         if self.monitor is not None:
             self.monitor.close()
             self.monitor = None
+        if self._exports is not None:
+            self._exports.close()
         self.vm.close()
-
 
     def _end_recording(self) -> None:
         """Close the recording where the guest is (osvgdb.record.Recorder), once the
-        console has all of it."""
+        outputs have all of it."""
         assert self.vm is not None and self.recording is not None
         outcome = self.outcome() if self._debugcon is not None else self._outcome(Ending.QEMU_FAILED)
         self.recording.close_log(self.vm, self.monitor)
@@ -583,14 +729,43 @@ class Guest:
         self.recording.finish(self.vm, outcome)
 
 
-def run(
-    options: RunOptions, *, console: BinaryIO | None = None, recording: Recorder | None = None
-) -> BootOutcome:
-    """`osvgdb run`: boot, stream the console to `console` (our stdout by
-    default) and wait up to options.timeout; QEMU is gone on return. With a
-    `recording` (osvgdb.record.Recorder) the run is recorded too."""
+def export_one(stream: BinaryIO, guest: str, host: Path) -> str | None:
+    """One --export's archive from the stream (the kernel wrote them in order) put at
+    its place on the host; None, or why it could not be, in one line."""
     try:
-        with Guest(options, console=console or sys.stdout.buffer, recording=recording) as guest:
+        entries = list(initrd.read_archive(stream))
+    except initrd.ArchiveError as error:
+        return f"--export {guest}: {error}"
+    if not entries:
+        return f"--export {guest}: not in the guest when the app ended"
+    try:
+        initrd.extract(entries, export_destination(guest, host, stat.S_ISDIR(entries[0].mode)))
+    except (initrd.ArchiveError, OSError) as error:
+        return f"--export {guest}: {error}"
+    return None
+
+
+def run(
+    options: RunOptions,
+    *,
+    console: BinaryIO | None = None,
+    stdout: BinaryIO | None = None,
+    stderr: BinaryIO | None = None,
+    recording: Recorder | None = None,
+) -> BootOutcome:
+    """`osvgdb run`: boot, stream the app's stdout and stderr to `stdout` and
+    `stderr` (ours by default) and the kernel's console to `console` (None:
+    nowhere, but the outcome keeps its tail), and wait up to options.timeout;
+    QEMU is gone on return. With a `recording` (osvgdb.record.Recorder) the run
+    is recorded too."""
+    try:
+        with Guest(
+            options,
+            console=console,
+            stdout=stdout or sys.stdout.buffer,
+            stderr=stderr or sys.stderr.buffer,
+            recording=recording,
+        ) as guest:
             return guest.wait(options.timeout)
     except QemuFailed as failure:
         return failure.outcome

@@ -1,11 +1,12 @@
-"""Forwarding the host's stdin into the guest's serial line, which is its fd 0.
+"""Forwarding the host's stdin into the app's terminal (a virtio-serial port, the
+kernel's tty.c), which is its fd 0.
 
-What stands behind the line, the kernel learns from its option --stdin=MODE
-(kernel/core/console.c, "Console input"):
+What stands behind it, the kernel learns from its option --stdin=MODE
+(kernel/core/tty.c, "Input"):
 
 - `none` (stdin closed or /dev/null): nothing is forwarded; every read of fd 0
   returns 0 at once, as `osvgdb debug` and `triage` always have it.
-- `pipe` (a pipe or a file).  A serial line has no end of file, so osvgdb and
+- `pipe` (a pipe or a file).  A serial port has no end of file, so osvgdb and
   the kernel agree on two bytes, the ones a Linux terminal gives the same
   meaning to: 0x04 (^D) is the end of the input, 0x16 (^V) makes the next byte
   plain data.  Every 0x04 and 0x16 in the host's data goes over quoted with

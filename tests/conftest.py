@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 
 import pytest
 from guest import ROOT
 
 from osvgdb.qemu import hardware_virtualization, kvm_usable
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every program the tests start begins with SIGINT, SIGQUIT and SIGHUP as from a
+    terminal, whatever started pytest.
+
+    A shell without job control starts a background command (`scripts/test &`, a CI
+    runner's) with SIGINT and SIGQUIT ignored, nohup SIGHUP, and every child inherits
+    that: osvgdb rightly keeps an inherited SIG_IGN, so `osvgdb run` outlived the SIGINT
+    test_run_exit sends it; and the host's zsh, test_strace_names' oracle, skipped
+    installing its SIGHUP handler (one rt_sigaction fewer than the guest's zsh, which
+    starts with every signal at its default)."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGQUIT, signal.SIGHUP):
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
 
 
 def _make(directory: str) -> None:

@@ -130,6 +130,7 @@ class Debugged:
         kernel: Path | None = None,
         kernel_args: list[str] | None = None,
         fs_protocol: str = "counter",
+        add: list[tuple[Path, str]] | None = None,
     ):
         self.console = LockedConsole()
         options = RunOptions(
@@ -142,6 +143,7 @@ class Debugged:
             kernel=kernel,
             kernel_args=list(kernel_args or []),
             fs_protocol=fs_protocol,
+            add=list(add or []),
         )
         self.session = DebugSession(options, console=self.console)
         self.session.__enter__()

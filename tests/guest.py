@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,20 +23,24 @@ RUN_TIMEOUT = 60  # osvgdb's own --timeout: a hung guest fails the test, it neve
 @dataclass(repr=False)
 class Run:
     status: int
-    stdout: str
-    stderr: str
+    stdout: str  # the app's stdout, all of osvgdb run's stdout
+    stderr: str  # the app's stderr, then osvgdb's own words
+    console: str  # the kernel's console (osvgdb run --log)
 
     @property
     def lines(self) -> list[str]:
-        return self.stdout.splitlines()
+        """The kernel's console: banner, messages, --strace."""
+        return self.console.splitlines()
 
     @property
     def app_lines(self) -> list[str]:
-        """Console lines after the kernel's `Cmdline:` line, without --strace lines."""
-        lines = self.lines
-        starts = [i for i, line in enumerate(lines) if line.startswith("Cmdline: ")]
-        assert starts, f"no 'Cmdline:' line on the console:\n{self.stdout}{self.stderr}"
-        return [line for line in lines[starts[0] + 1 :] if not line.startswith("-> ")]
+        """The app's stdout."""
+        return self.stdout.splitlines()
+
+    @property
+    def err_lines(self) -> list[str]:
+        """The app's stderr, with osvgdb's own words at the end."""
+        return self.stderr.splitlines()
 
     @property
     def strace_names(self) -> list[str]:
@@ -44,7 +49,10 @@ class Run:
 
     def __repr__(self) -> str:
         # Assertion messages show this: the whole run, readable.
-        return f"status {self.status}\n--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
+        return (
+            f"status {self.status}\n--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
+            f"--- console\n{self.console}"
+        )
 
 
 def osvgdb_command(*args: str) -> list[str]:
@@ -78,16 +86,19 @@ def inspected(dump: Path, view: str) -> dict:
 
 
 def osvgdb_run(*args: str, env: dict[str, str] | None = None, input: bytes | None = None) -> Run:
-    """`osvgdb run --timeout RUN_TIMEOUT ARGS...`, its output captured; its stdin is a
-    pipe with `input` in it, or /dev/null."""
-    result = subprocess.run(
-        osvgdb_command("run", "--timeout", str(RUN_TIMEOUT), *args),
-        **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}),
-        capture_output=True,
-        env={**os.environ, **(env or {})},
-        timeout=RUN_TIMEOUT * 2,
-    )
-    return Run(result.returncode, _text(result.stdout), _text(result.stderr))
+    """`osvgdb run --timeout RUN_TIMEOUT --log FILE ARGS...`, its output and the kernel's
+    console captured; its stdin is a pipe with `input` in it, or /dev/null."""
+    with tempfile.TemporaryDirectory(prefix="osvgdb-test-") as scratch:
+        log = Path(scratch) / "console"
+        result = subprocess.run(
+            osvgdb_command("run", "--timeout", str(RUN_TIMEOUT), "--log", str(log), *args),
+            **({"input": input} if input is not None else {"stdin": subprocess.DEVNULL}),
+            capture_output=True,
+            env={**os.environ, **(env or {})},
+            timeout=RUN_TIMEOUT * 2,
+        )
+        console = log.read_bytes() if log.exists() else b""
+    return Run(result.returncode, _text(result.stdout), _text(result.stderr), _text(console))
 
 
 def assert_runs_as_on_the_host(exe: Path, *options: str) -> None:
@@ -96,7 +107,7 @@ def assert_runs_as_on_the_host(exe: Path, *options: str) -> None:
     host = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
     run = osvgdb_run("--accel", "tcg", *options, str(exe))
     assert run.status == 0, run
-    assert run.app_lines == host.stdout.splitlines(), run
+    assert run.app_lines == host.stdout.splitlines(), f"the host printed:\n{host.stdout}\n{run!r}"
 
 
 def host_strace_names(exe: Path, calls: tuple[str, ...], tmp_path: Path) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from osvgdb.cli import _parser, parse_run_options
 
 
 def parse(*argv: str):
-    return parse_run_options(_parser().parse_args(["run", *argv]))
+    return parse_run_options(_parser("run").parse_args(["run", *argv]))
 
 
 def executable(tmp_path: Path) -> Path:
@@ -55,6 +56,8 @@ def osvgdb(*argv: str) -> subprocess.CompletedProcess[str]:
         (["run", "--env", "1X=y", "/bin/true"], "osvgdb: error: argument --env:"),
         (["run", "--accel", "xen", "/bin/true"], "osvgdb: error: argument --accel:"),
         (["frobnicate"], "osvgdb: error: argument COMMAND:"),
+        (["run", "--log", "/no/such/dir/log", "/bin/true"],
+         "osvgdb: error: --log /no/such/dir/log: No such file or directory"),
     ],
 )
 def test_bad_arguments_give_one_line_and_status_2(argv: list[str], message: str) -> None:
@@ -106,3 +109,26 @@ def test_kernel_option_takes_an_existing_file(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr == f"osvgdb: error: --kernel {tmp_path / 'nope'}: no such file\n"
+
+
+HEAVY = ("prompt_toolkit", "osvgdb.tui", "osvgdb.triage", "osvgdb.model", "qemu.qmp", "pygdbmi")
+
+
+def imported_by(code: str) -> list[str]:
+    """The heavy modules a fresh interpreter has imported after running `code`."""
+    probe = code + "\nimport sys\nprint(' '.join(m for m in sys.modules if m.startswith(HEAVY)), file=sys.stderr)"
+    result = subprocess.run([sys.executable, "-c", f"HEAVY = {HEAVY!r}\n" + probe],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    return result.stderr.split()
+
+
+def test_each_command_imports_only_what_it_uses(tmp_path: Path) -> None:
+    """`osvgdb --help` and `osvgdb run`'s parsing import no TUI, triage, model or QMP
+    library (scripts/benchmark_startup measures what that saves)."""
+    help_code = "from osvgdb import cli\ntry:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass"
+    assert imported_by(help_code) == []
+    exe = executable(tmp_path)
+    run_code = f"from osvgdb import cli\ncli.parse_run_options(cli._parser('run').parse_args(['run', {str(exe)!r}]))"
+    assert imported_by(run_code) == []
+    tui_code = "from osvgdb import cli\ncli._parser('tui')"
+    assert "prompt_toolkit" in imported_by(tui_code)  # the probe sees imports when there are

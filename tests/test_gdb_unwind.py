@@ -149,7 +149,7 @@ def test_frames_no_symbol_covers_print_as_gdb_prints_them(backtraces_past_main) 
 def test_interrupt_names_come_from_the_kernels_enum(backtraces_past_main) -> None:
     gdb = backtraces_past_main(app("threads", "glibc"), smp=2).gdb
     known = gdb.run("osv-break interrupt no-such-interrupt")
-    known_names = "(known: console, reschedule, signal, spurious, timer, tlb, tlb-shootdown)"
+    known_names = "(known: reschedule, signal, spurious, timer, tlb, tlb-shootdown, virtio)"
     assert known_names in known, known
     # An idle CPU is woken by the reschedule IPI when a thread becomes ready for it.
     assert ": interrupt reschedule -t" in gdb.run("osv-break interrupt reschedule -t")

@@ -50,10 +50,12 @@ def segfault_line(run: Run, exe: str, address: str) -> str:
 
 def test_tcgets60_smashes_glibcs_stack() -> None:
     """TCGETS writes 60 bytes into tcgetattr's 36-byte buffer: glibc's stack protector
-    catches it before stdout's first write and aborts."""
-    run = osvgdb_run("--accel", "tcg", "--kernel-arg=--inject=tcgets60", str(app("hello", "glibc")))
+    catches it before stdout's first write and aborts. (glibc asks TCGETS of a terminal
+    only: -t makes stdout one.)"""
+    run = osvgdb_run("--accel", "tcg", "-t", "--kernel-arg=--inject=tcgets60",
+                     str(app("hello", "glibc")))  # fmt: skip
     assert run.status == SIGABRT, run
-    assert "*** stack smashing detected ***: terminated" in run.app_lines, run
+    assert "*** stack smashing detected ***: terminated" in run.err_lines, run
     assert "Hello from C code" not in run.stdout
 
 
@@ -67,8 +69,9 @@ def test_no_at_random_crashes_glibcs_startup() -> None:
 
 
 def test_rdx_garbage_crashes_at_exit() -> None:
-    """glibc registers rdx with atexit: the app runs, then exit() calls 0xdeadbeef."""
-    run = osvgdb_run("--accel", "tcg", "--kernel-arg=--inject=rdx-garbage",
+    """glibc registers rdx with atexit: the app runs, then exit() calls 0xdeadbeef
+    (before stdio's flush: -t keeps stdout line-buffered, so the line is out)."""
+    run = osvgdb_run("--accel", "tcg", "-t", "--kernel-arg=--inject=rdx-garbage",
                      str(app("hello", "glibc")))  # fmt: skip
     assert run.status == SIGSEGV, run
     assert "Hello from C code" in run.app_lines, run
@@ -100,7 +103,7 @@ def test_broken_fs_trap_exit(variants: None) -> None:
     run = osvgdb_run("--accel", "tcg", "--kernel", variant("broken-fs"), str(app("hello", "glibc")))
     assert run.status in (SIGABRT, SIGSEGV), run
     if run.status == SIGABRT:
-        assert "*** stack smashing detected ***: terminated" in run.app_lines, run
+        assert "*** stack smashing detected ***: terminated" in run.err_lines, run
     else:
         segfault_line(run, "hello-glibc", "0x0")
 
@@ -115,7 +118,7 @@ def test_syscall_fs_exit(variants: None) -> None:
                      str(app("hello", "glibc")))  # fmt: skip
     assert run.status in (SIGABRT, SIGSEGV), run
     if run.status == SIGABRT:
-        assert "*** stack smashing detected ***: terminated" in run.app_lines, run
+        assert "*** stack smashing detected ***: terminated" in run.err_lines, run
     else:
         segfault_line(run, "hello-glibc", "0x0")
 
@@ -131,7 +134,8 @@ def test_counter_leak_on_the_page_fault_exit(variants: None) -> None:
 
 
 def test_nullthread() -> None:
-    run = osvgdb_run("--accel", "tcg", "--smp", "2", str(app("nullthread", "glibc")))
+    # -t: stdout line-buffered, as on a terminal; into a pipe the line would die unwritten.
+    run = osvgdb_run("--accel", "tcg", "-t", "--smp", "2", str(app("nullthread", "glibc")))
     assert run.status == SIGSEGV, run
     assert "nullthread: worker storing its result" in run.app_lines, run
     assert "(page fault, error 0x2)" in segfault_line(run, "nullthread-glibc", "0x0"), run
@@ -141,7 +145,7 @@ def test_assert() -> None:
     run = osvgdb_run("--accel", "tcg", str(app("assert", "glibc")))
     assert run.status == SIGABRT, run
     assert any(
-        line.endswith("check_balance: Assertion `balance >= 0' failed.") for line in run.app_lines
+        line.endswith("check_balance: Assertion `balance >= 0' failed.") for line in run.err_lines
     ), run
 
 
@@ -161,7 +165,7 @@ def test_recurse_ends_as_a_stack_overflow() -> None:
     ("busy", "busy: spinning for ever"),
 ])  # fmt: skip
 def test_hang(name: str, line: str) -> None:
-    run = osvgdb_run("--accel", "tcg", "--smp", "2", "--timeout", HANG_TIMEOUT,
+    run = osvgdb_run("--accel", "tcg", "-t", "--smp", "2", "--timeout", HANG_TIMEOUT,
                      str(app(name, "glibc")))  # fmt: skip
     assert run.status == EXIT_TIMEOUT, run
     assert line in run.app_lines, run
@@ -232,7 +236,9 @@ def test_refused_command_line_never_starts_the_app() -> None:
     try:
         output = stop_at_process_exit(debugged)
         assert f"process_exit (status=status@entry={EXIT_USAGE})" in output, output
-        assert "osv: --inject: no such fault to inject: no-such-fault" in debugged.console.text()
+        # The console reaches us through a copying thread: wait for the kernel's line,
+        # printed before process_exit was reached.
+        debugged.console.wait_for("osv: --inject: no such fault to inject: no-such-fault", timeout=30)
         assert value(debugged, "process.app_started") == "false"
         assert value(debugged, "fatal_report.cause") == "FATAL_NONE"
     finally:

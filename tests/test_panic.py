@@ -20,7 +20,7 @@ pytestmark = pytest.mark.usefixtures("kernel")
 def test_panic_report_and_status() -> None:
     run = osvgdb_run("--kernel-arg=--test-panic", str(app("hello", "glibc")))
     assert run.status == EXIT_PANIC, run
-    report = run.stdout[run.stdout.index("osv: kernel panic:") :]
+    report = run.console[run.console.index("osv: kernel panic:") :]
     # --test-panic writes to address 0 from kernel code: a page fault, write, not present.
     assert "osv: kernel panic: page fault (vector 14, error 0x2)" in report, run
     assert "cr2 0x0" in report, run

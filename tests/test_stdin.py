@@ -127,9 +127,8 @@ def test_no_input_is_end_of_file_at_once(stdin: str) -> None:
 def poll_session(argv: list[str]) -> tuple[list[str], bool]:
     """Runs stdin's poll mode: once it says "waiting", checks that nothing more comes
     for a second (the poll blocks), then sends a line and, once poll and select have
-    seen it, ends the input. Returns the
-    output lines after the kernel's Cmdline line (all of them on the host), and whether
-    the program stayed quiet while it waited."""
+    seen it, ends the input. Returns its output lines (its stdout: osvgdb run's is the
+    app's alone), and whether the program stayed quiet while it waited."""
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert process.stdin is not None and process.stdout is not None
     output = b""
@@ -155,9 +154,7 @@ def poll_session(argv: list[str]) -> tuple[list[str], bool]:
     finally:
         process.kill()
         process.wait()
-    lines = output.decode(errors="replace").replace("\r\n", "\n").splitlines()
-    starts = [i + 1 for i, line in enumerate(lines) if line.startswith("Cmdline: ")]
-    return lines[starts[0] if starts else 0 :], quiet
+    return output.decode(errors="replace").replace("\r\n", "\n").splitlines(), quiet
 
 
 @pytest.mark.usefixtures("kernel")
@@ -177,9 +174,10 @@ def test_poll_and_select_on_stdin_wait_for_input(variant: str) -> None:
 
 @pytest.mark.usefixtures("kernel")
 def test_busybox_sh_in_a_terminal_runs_what_is_typed() -> None:
-    term = Tmux(osvgdb_command("run", "--accel", "tcg", str(BUSYBOX), "sh"), cwd=ROOT)
+    # --verbose: the kernel's console on the terminal too, to see that the guest is up.
+    term = Tmux(osvgdb_command("run", "--verbose", "--accel", "tcg", str(BUSYBOX), "sh"), cwd=ROOT)
     try:
-        term.wait_for("Cmdline: --stdin=tty /busybox sh", "/ #")
+        term.wait_for("Cmdline: --stdin=tty --verbose /busybox sh", "/ #")
         term.type("echo typed-$((6*7))")
         term.keys("Enter")
         screen = term.wait_for("typed-42")
@@ -198,14 +196,14 @@ def test_a_terminal_edits_lines_in_the_guest_and_ctrl_d_ends_the_input() -> None
     """busybox cat reads in canonical mode: the kernel echoes and edits the line
     (backspace, ^U), ^D at a line's start is end of file; the terminal's own modes
     are back when the run ends."""
-    run = shlex.join(osvgdb_command("run", "--accel", "tcg", str(BUSYBOX), "cat"))
+    run = shlex.join(osvgdb_command("run", "--verbose", "--accel", "tcg", str(BUSYBOX), "cat"))
     script = (
         f'saved=$(stty -g); {run}; status=$?; [ "$(stty -g)" = "$saved" ] && echo MODES-BACK;'
         " exit $status"
     )
     term = Tmux(["sh", "-c", script], cwd=ROOT)
     try:
-        term.wait_for("Cmdline: --stdin=tty /busybox cat")
+        term.wait_for("Cmdline: --stdin=tty --verbose /busybox cat")
         term.type("helxo")
         term.keys("BSpace", "BSpace")
         term.type("lo")

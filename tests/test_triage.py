@@ -13,7 +13,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from guest import APPS, ROOT, osvgdb_command, osvgdb_inspect
+from guest import APPS, ROOT, app, osvgdb_command, osvgdb_inspect
 from processes import alive, children, cmdline
 from triage_cases import BY_NAME, CASES
 
@@ -109,6 +109,19 @@ def test_crash_in_a_secondary_thread(kernel: None, tmp_path: Path) -> None:
         for item in dump.parent.iterdir():
             item.unlink()
         dump.parent.rmdir()
+
+
+def test_the_console_tail_keeps_both_streams_marked(kernel: None, tmp_path: Path) -> None:
+    """The kernel's lines as they are, the app's stdout `1| `, its stderr `2| `: glibc's
+    assertion message is on stderr, and the title reads it without the mark."""
+    data, _ = triage(tmp_path, "--no-dump", "--accel", "tcg", str(app("assert", "glibc")))
+    tail = data["console_tail"]
+    assert any(line.startswith("OSv-style osvgdb kernel") for line in tail), tail
+    assert "1| assert: checking a negative balance" in tail, tail
+    (message,) = [line for line in tail if "Assertion" in line]
+    assert message.startswith("2| assert-glibc: ") and message.endswith("failed."), tail
+    # Read from stderr without its mark, as glibc's report (issue 20's runtime reports).
+    assert data["title"] == "app-abort: SIGABRT-assert in check_balance: Assertion `balance >= 0' failed"
 
 
 def test_signature_is_the_same_across_smp_and_moved_addresses(kernel: None, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from osvgdb.model import names
-from osvgdb.triage import console, runtime
+from osvgdb.triage import console, report, runtime
 from osvgdb.triage.outcome import Outcome
 
 DATA = Path(__file__).parent / "data" / "triage_console"
@@ -228,3 +228,21 @@ def test_the_state_must_agree() -> None:
     heap = console.first(text("glibc-doublefree"))
     assert runtime.agreement(heap, runtime="c", exit_status=None, signal=6) is None
     assert runtime.agreement(heap, runtime="c", exit_status=0, signal=None) is not None
+
+
+def test_runtime_reports_are_read_from_the_apps_stderr() -> None:
+    """The console triage keeps marks the app's streams (`1| `, `2| `): the report is
+    what fd 2 said, in order, whatever stdout and the kernel printed between its lines;
+    a console saved before the streams were apart (no marks) is read whole."""
+    marked = (
+        "osv: booted\n1| working\n2| panic: assignment to entry in nil map\n1| more output\n"
+        "2| \n2| goroutine 1 [running]:\n2| main.main()\n2| \t/x.go:9 +0x1d\n2| exit status 2\n"
+    )
+    stderr = report.app_stderr(marked)
+    assert stderr.startswith("panic: assignment to entry in nil map\n\ngoroutine 1 [running]:")
+    assert "working" not in stderr and "osv:" not in stderr
+    found = console.first(stderr)
+    assert found is not None and found.message == "assignment to entry in nil map"
+    assert [f.function for f in found.frames][:1] == ["main.main"]
+    unmarked = "panic: boom\n\ngoroutine 1 [running]:\nmain.main()\n\t/x.go:9 +0x1d\n"
+    assert report.app_stderr(unmarked) == unmarked

@@ -144,11 +144,12 @@ def test_go_busy_hang_and_its_thread_unwound_as_gdb_does(apps: None, kernel: Non
 
 
 def test_a_program_that_only_prints_a_go_panic_is_not_one(apps: None, kernel: None, tmp_path: Path) -> None:
-    """busybox (Debian's, a C program) prints Go's words and exits with Go's status 2:
-    the report is kept, marked as contradicted by the state (not a Go program), and the
-    outcome is the state's own."""
+    """busybox (Debian's, a C program) prints Go's words on stderr, where Go's runtime
+    prints them, and exits with Go's status 2: the report is kept, marked as contradicted
+    by the state (not a Go program), and the outcome is the state's own."""
     text = "panic: assignment to entry in nil map\n\ngoroutine 1 [running]:\nmain.main()\n\tx.go:1 +0x1\n"
-    data, _ = triage(tmp_path, "--no-dump", "--accel", "tcg", "/bin/busybox", "sh", "-c", f"printf '{text}'; exit 2")
+    script = f"printf '{text}' >&2; exit 2"
+    data, _ = triage(tmp_path, "--no-dump", "--accel", "tcg", "/bin/busybox", "sh", "-c", script)
     assert data["outcome"] == "exit-status" and data["kind"] == "status-2", data["title"]
     found = data["runtime_report"]
     assert found["runtime"] == "go" and not found["agrees"]

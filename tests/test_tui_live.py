@@ -65,7 +65,9 @@ def test_hello_write_in_flight_consistent_and_the_backtrace_into_main(
             'write(1, "Hello from C code\\n", 18)', "in flight", timeout=STOP_TIMEOUT
         )
         assert "[stop 2: breakpoint hit, vCPU 1, syscall_handler" in screen
-        assert re.search(r"vCPU 1 cpus\[0\] syscall +consistent", screen)
+        # Each pane fills once the TUI has fetched it after that stop.
+        term.wait_match(r"vCPU 1 cpus\[0\] syscall +consistent", timeout=STOP_TIMEOUT)
+        screen = term.wait_match(r"#\d+ +0x[0-9a-f]+ main at .*hello\.c:6", timeout=STOP_TIMEOUT)
         backtrace = section(screen, "backtrace", "source")
         assert re.search(r"#\d+ +0x[0-9a-f]+ main at .*hello\.c:6", backtrace), backtrace
         kinds = " ".join(cmdline(p) for p in term.seen)
@@ -191,7 +193,8 @@ def test_banners_for_a_panic_and_for_the_app_s_exit(kernel: None, tmp_path: Path
         term.keys("c")
         screen = term.wait_for("KERNEL PANIC", timeout=STOP_TIMEOUT)
         assert "osv_panic_halt" in screen  # stopped where the report was made, state readable
-        assert re.search(r"vCPU 1 cpus\[0\] \S+ ", screen)
+        # The CPU pane fills once the TUI has fetched it after that stop.
+        term.wait_match(r"vCPU 1 cpus\[0\] \S+ ", timeout=STOP_TIMEOUT)
         quit_and_check(term)
     finally:
         term.close()

@@ -9,6 +9,7 @@ GDB included) so a test can check that none is left behind.
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import time
@@ -66,6 +67,18 @@ class Tmux:
             if "EXITED" in text or time.monotonic() > deadline:
                 missing = [n for n in needles if n not in text]
                 raise AssertionError(f"never on the screen: {missing!r}\n{text}")
+            time.sleep(0.1)
+
+    def wait_match(self, pattern: str, timeout: float = 60.0) -> str:
+        """The screen once `pattern` (a regular expression) matches on it: a pane fills
+        after the stop that its banner announces."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.screen()
+            if re.search(pattern, text):
+                return text
+            if "EXITED" in text or time.monotonic() > deadline:
+                raise AssertionError(f"never on the screen: /{pattern}/\n{text}")
             time.sleep(0.1)
 
     def descendants(self) -> list[int]:

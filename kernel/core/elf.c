@@ -5,6 +5,7 @@
  * Anything we cannot run is rejected with one line naming the file and the reason.
  */
 #include "elf.h"
+#include "vfs.h"
 #include "arch.h"
 #include "console.h"
 #include "inject.h"
@@ -34,7 +35,7 @@ static int reject(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    printk("osv: %s: %s\n", process.path, buf);
+    exit_reason("%s: %s", process.path, buf);
     return EXIT_CANNOT_EXECUTE;
 }
 
@@ -150,22 +151,6 @@ static u64 find_phdr(const u8 *data, const Elf64_Ehdr *eh, u64 bias)
             eh->e_phoff < ph[i].p_offset + ph[i].p_filesz)
             return bias + ph[i].p_vaddr + (eh->e_phoff - ph[i].p_offset);
     return 0;
-}
-
-static void random_bytes(u8 *buf, size_t n)
-{
-    static u64 state;
-    for (size_t i = 0; i < n; i += 8) {
-        u64 v;
-        if (!rdrand64(&v)) {
-            state ^= rdtsc() + 0x9e3779b97f4a7c15UL;
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            v = state;
-        }
-        memcpy(buf + i, &v, MIN(8, n - i));
-    }
 }
 
 static u64 push_string(u64 *sp, const char *s)

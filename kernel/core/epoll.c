@@ -1,14 +1,15 @@
 /*
- * epoll: an fd (FILE_EPOLL) holding an interest list of other fds, and epoll_wait,
+ * epoll: an fd (epoll_file_ops) holding an interest list of other fds, and epoll_wait,
  * which sleeps until some of them are ready. Go's runtime needs it for its timers: a
  * thread with nothing to run sleeps in epoll_pwait with the time to the next timer as
  * the timeout, and another thread that adds an earlier timer wakes it by writing a
  * byte into a pipe on the interest list (netpollBreak).
  *
- * Readiness is poll's (poll.c's fd_ready: pipes, eventfds, the console), and so is the
- * waiting: epoll_wait is one more scan for wait_ready, under pipe_lock, which also
- * guards every interest list, so an epoll_ctl that makes a waiter's answer change wakes
- * it.
+ * Readiness is poll's (each file's file_ops poll: pipes, eventfds, the terminal), and so
+ * is the waiting: epoll_wait is one more scan for wait_ready, under pipe_lock, which
+ * also guards every interest list, so an epoll_ctl that makes a waiter's answer change
+ * wakes it. An entry names its fd's file without a reference of its own: the entry
+ * goes (epoll_forget_fd) before the fd lets go of the file.
  *
  * Linux's semantics and errnos, with these differences:
  * - an fd's entry goes when that fd is closed (Linux: when the last fd of its open
@@ -25,6 +26,9 @@
 #include "pipe.h"
 #include "process.h"
 #include "signal.h"
+#include "syscalls.h"
+#include "vfs.h"
+#include <asm/stat.h>
 #include <asm-generic/errno.h>
 #include <asm-generic/poll.h>
 #include <linux/eventpoll.h>
@@ -35,6 +39,7 @@
 
 struct epoll_entry {
     int fd;                         /* -1: a free slot */
+    struct file *file;              /* what the fd named when it was added */
     u32 events;                     /* as the app gave them, EPOLLET and EPOLLONESHOT too */
     u64 data;                       /* returned with each event */
     u64 reported_at;                /* EPOLLET: pipe_change_count() when last reported */
@@ -43,8 +48,6 @@ struct epoll_entry {
 
 /* An fd appears at most once, so MAX_FDS entries always suffice. */
 struct epoll {
-    int refs;                       /* fds naming it (dup) */
-    int busy;                       /* epoll_waits in progress: it outlives them */
     unsigned next;                  /* where the next scan starts: no fd starves another */
     struct epoll_entry entries[MAX_FDS];
 };
@@ -54,59 +57,64 @@ static u32 entry_events(const struct epoll_entry *e)
 {
     if (e->fd < 0 || e->disarmed)
         return 0;
-    u32 ready = fd_ready(e->fd) & (e->events | EPOLLERR | EPOLLHUP);
+    u32 ready = file_poll(e->file) & (e->events | EPOLLERR | EPOLLHUP);
     if ((e->events & EPOLLET) && e->reported_at == pipe_change_count())
         return 0;
     return ready;
 }
 
 /* poll and select on an epoll fd: readable when epoll_wait would return at once. */
-unsigned epoll_poll(const struct epoll *ep)
+static unsigned epoll_poll(struct file *f)
 {
     for (int i = 0; i < MAX_FDS; i++)
-        if (entry_events(&ep->entries[i]))
+        if (entry_events(&f->epoll->entries[i]))
             return POLLIN | POLLRDNORM;
     return 0;
 }
 
-long sys_epoll_create1(long flags)
+static void epoll_stat(struct file *f, struct stat *st)
+{
+    anon_inode_stat(st);
+}
+
+static void epoll_release(struct file *f)
+{
+    kfree(f->epoll);
+}
+
+static const struct file_ops epoll_file_ops = {
+    .kind = "epoll", .no_position = true, .poll = epoll_poll, .stat = epoll_stat,
+    .release = epoll_release,
+};
+
+static long do_epoll_create1(long flags)
 {
     if (flags & ~EPOLL_CLOEXEC)
         return -EINVAL;
-    long fd = lowest_free_fd(0);
-    if (fd < 0)
-        return fd;
     struct epoll *ep = kzalloc(sizeof(*ep));
-    if (!ep)
+    struct file *f = ep ? file_alloc(&epoll_file_ops, O_RDWR) : NULL;
+    if (!f) {
+        kfree(ep);
         return -ENOMEM;
-    ep->refs = 1;
+    }
     for (int i = 0; i < MAX_FDS; i++)
         ep->entries[i].fd = -1;
-    process.files[fd] = (struct file){ .kind = FILE_EPOLL, .epoll = ep,
-                                       .status_flags = O_RDWR, .cloexec = flags & EPOLL_CLOEXEC };
+    f->epoll = ep;
+    long fd = fd_install(f, 0, flags & EPOLL_CLOEXEC);
+    if (fd < 0)
+        file_put(f);
     return fd;
 }
 
+long sys_epoll_create1(const struct syscall_args *call)
+{
+    return do_epoll_create1(call->arg[0]);
+}
+
 /* epoll_create's size is only checked, as on Linux since 2.6.8. */
-long sys_epoll_create(long size)
+long sys_epoll_create(const struct syscall_args *call)
 {
-    return (int)size <= 0 ? -EINVAL : sys_epoll_create1(0);
-}
-
-void epoll_open(struct epoll *ep)
-{
-    spin_lock(&pipe_lock);
-    ep->refs++;
-    spin_unlock(&pipe_lock);
-}
-
-void epoll_close(struct epoll *ep)
-{
-    spin_lock(&pipe_lock);
-    bool free = --ep->refs == 0 && ep->busy == 0;
-    spin_unlock(&pipe_lock);
-    if (free)
-        kfree(ep);
+    return (int)call->arg[0] <= 0 ? -EINVAL : do_epoll_create1(0);
 }
 
 /* fd is being closed: it leaves every interest list. files_lock held. */
@@ -114,9 +122,10 @@ void epoll_forget_fd(int fd)
 {
     spin_lock(&pipe_lock);
     for (int i = 0; i < MAX_FDS; i++) {
-        if (process.files[i].kind != FILE_EPOLL)
+        struct file *f = process.fds[i].file;
+        if (!f || f->ops != &epoll_file_ops)
             continue;
-        struct epoll_entry *entries = process.files[i].epoll->entries;
+        struct epoll_entry *entries = f->epoll->entries;
         for (int j = 0; j < MAX_FDS; j++)
             if (entries[j].fd == fd)
                 entries[j].fd = -1;
@@ -136,8 +145,8 @@ static struct epoll_entry *find_entry(struct epoll *ep, int fd)
 #define EXCLUSIVE_OK \
     (EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP | EPOLLWAKEUP | EPOLLET | EPOLLEXCLUSIVE)
 
-/* epoll_ctl, in Linux's order of checks (do_epoll_ctl). files_lock held. */
-long sys_epoll_ctl(long epfd, long op, long fd, u64 event)
+/* epoll_ctl, in Linux's order of checks (do_epoll_ctl). files_lock held: fd cannot close. */
+static long epoll_ctl(int epfd, int op, int fd, u64 event)
 {
     bool has_event = op != EPOLL_CTL_DEL;
     struct epoll_event ev = { 0, 0 };
@@ -146,18 +155,20 @@ long sys_epoll_ctl(long epfd, long op, long fd, u64 event)
             return -EFAULT;
         memcpy(&ev, (const void *)event, sizeof(ev));
     }
-    const struct file *epf = get_file(epfd), *target = get_file(fd);
+    bool fds_ok = epfd >= 0 && epfd < MAX_FDS && fd >= 0 && fd < MAX_FDS;
+    struct file *epf = fds_ok ? process.fds[epfd].file : NULL;
+    struct file *target = fds_ok ? process.fds[fd].file : NULL;
     if (!epf || !target)
         return -EBADF;
-    if (target->kind == FILE_EPOLL && epf->kind == FILE_EPOLL && (int)epfd != (int)fd) {
+    bool is_epoll = epf->ops == &epoll_file_ops;
+    if (target->ops == &epoll_file_ops && is_epoll && epfd != fd) {
         printk("osv: %s: epoll_ctl: an epoll fd inside another is not offered\n", process.path);
         return -EPERM;
     }
-    if (target->kind != FILE_PIPE && target->kind != FILE_CONSOLE && target->kind != FILE_EPOLL &&
-        target->kind != FILE_EVENTFD)
+    if (!target->ops->poll)
         return -EPERM;              /* regular files and directories do not poll */
     ev.events &= ~EPOLLWAKEUP;      /* needs CAP_BLOCK_SUSPEND; there is no suspend */
-    if (epf->kind != FILE_EPOLL || (int)epfd == (int)fd)
+    if (!is_epoll || epfd == fd)
         return -EINVAL;
     if (has_event && (ev.events & EPOLLEXCLUSIVE) &&
         (op == EPOLL_CTL_MOD || (ev.events & ~EXCLUSIVE_OK)))
@@ -173,7 +184,7 @@ long sys_epoll_ctl(long epfd, long op, long fd, u64 event)
             break;
         }
         e = find_entry(ep, -1);     /* there is one: fds are unique and MAX_FDS at most */
-        *e = (struct epoll_entry){ .fd = fd, .events = ev.events, .data = ev.data,
+        *e = (struct epoll_entry){ .fd = fd, .file = target, .events = ev.events, .data = ev.data,
                                    .reported_at = pipe_change_count() - 1 };
         break;
     case EPOLL_CTL_MOD:
@@ -181,7 +192,7 @@ long sys_epoll_ctl(long epfd, long op, long fd, u64 event)
             ret = e ? -EINVAL : -ENOENT;
             break;
         }
-        *e = (struct epoll_entry){ .fd = fd, .events = ev.events, .data = ev.data,
+        *e = (struct epoll_entry){ .fd = fd, .file = target, .events = ev.events, .data = ev.data,
                                    .reported_at = pipe_change_count() - 1 };
         break;
     case EPOLL_CTL_DEL:
@@ -196,6 +207,14 @@ long sys_epoll_ctl(long epfd, long op, long fd, u64 event)
     if (ret == 0)
         pipe_wake_pollers();        /* an fd added ready ends a wait now */
     spin_unlock(&pipe_lock);
+    return ret;
+}
+
+long sys_epoll_ctl(const struct syscall_args *call)
+{
+    spin_lock(&process.files_lock);
+    long ret = epoll_ctl(call->arg[0], call->arg[1], call->arg[2], call->arg[3]);
+    spin_unlock(&process.files_lock);
     return ret;
 }
 
@@ -245,24 +264,16 @@ static long do_epoll_wait(long epfd, u64 events, long maxevents, u64 deadline)
     u64 size = (u64)max * sizeof(struct epoll_event);
     if (events + size < events || events + size > USER_MAX)
         return -EFAULT;
-    spin_lock(&process.files_lock);
-    const struct file *f = get_file(epfd);
-    struct epoll *ep = f && f->kind == FILE_EPOLL ? f->epoll : NULL;
-    if (ep) {
-        spin_lock(&pipe_lock);
-        ep->busy++;
-        spin_unlock(&pipe_lock);
+    struct file *f = fd_get(epfd);     /* held while it waits */
+    if (!f)
+        return -EBADF;
+    if (f->ops != &epoll_file_ops) {
+        file_put(f);
+        return -EINVAL;
     }
-    spin_unlock(&process.files_lock);
-    if (!ep)
-        return f ? -EINVAL : -EBADF;
-    struct epoll_wait_args w = { ep, (struct epoll_event *)events, max };
+    struct epoll_wait_args w = { f->epoll, (struct epoll_event *)events, max };
     long n = wait_ready(scan_epoll, &w, deadline);     /* a signal: EINTR, never restarted */
-    spin_lock(&pipe_lock);
-    bool free = --ep->busy == 0 && ep->refs == 0;
-    spin_unlock(&pipe_lock);
-    if (free)
-        kfree(ep);
+    file_put(f);
     return n;
 }
 
@@ -273,9 +284,9 @@ static u64 ms_deadline(long timeout_ms)
     return ms < 0 ? 0 : tsc_ns() + (u64)ms * NS_PER_MS;
 }
 
-long sys_epoll_wait(long epfd, u64 events, long maxevents, long timeout_ms)
+long sys_epoll_wait(const struct syscall_args *call)
 {
-    return do_epoll_wait(epfd, events, maxevents, ms_deadline(timeout_ms));
+    return do_epoll_wait(call->arg[0], call->arg[1], call->arg[2], ms_deadline(call->arg[3]));
 }
 
 /* The signal mask holds while it waits, as ppoll's (signal_mask_for_call). */
@@ -291,16 +302,18 @@ static long masked_wait(long epfd, u64 events, long maxevents, u64 deadline, u64
     return n;
 }
 
-long sys_epoll_pwait(long epfd, u64 events, long maxevents, long timeout_ms, u64 sigmask,
-                     u64 sigsetsize)
+long sys_epoll_pwait(const struct syscall_args *call)
 {
-    return masked_wait(epfd, events, maxevents, ms_deadline(timeout_ms), sigmask, sigsetsize);
+    const u64 *a = call->arg;
+    return masked_wait(a[0], a[1], a[2], ms_deadline(a[3]), a[4], a[5]);
 }
 
 /* epoll_pwait2: the timeout is a struct timespec, NULL for none. */
-long sys_epoll_pwait2(long epfd, u64 events, long maxevents, u64 timeout, u64 sigmask,
-                      u64 sigsetsize)
+long sys_epoll_pwait2(const struct syscall_args *call)
 {
+    const u64 *a = call->arg;
+    long epfd = a[0], maxevents = a[2];
+    u64 events = a[1], timeout = a[3], sigmask = a[4], sigsetsize = a[5];
     u64 deadline = 0;
     if (timeout) {
         if (!user_range_ok(timeout, sizeof(struct __kernel_timespec), false))

@@ -12,8 +12,10 @@
  *   --fs-protocol=P how entry.S switches FS: counter (the default, the seed's), compare
  *                   (OSv's merged design) or lazy (entry.S's opening comment)
  *   --hz=N          timer interrupts per second per CPU (default 1000; 10 to 10000)
- *   --stdin=MODE    what feeds fd 0 over the serial line: none (default), pipe or tty
- *                   (console.c, "Console input")
+ *   --stdin=MODE    what feeds fd 0 through the terminal: none (default), pipe or tty
+ *   --stdout=MODE   what fd 1 is on the host, and so here: tty (default) or pipe
+ *   --stderr=MODE   the same for fd 2 (tty.c says what each mode means)
+ *   --export=PATH   at the end, PATH's tree goes back to the host (export.c)
  *   --no-capture    the syscall history keeps no argument memory (to measure its cost)
  *   --fscheck       the FS-base watchdog on from boot (core/fscheck.c), as osv-fscheck on
  *                   sets it: for a recorded run, where a debugger's write would not be in
@@ -35,6 +37,11 @@
 #include "pvh.h"
 #include "syscall_history.h"
 #include "thread.h"
+#include "tty.h"
+#include "export.h"
+#include "tmpfs.h"
+#include "vfs.h"
+#include <linux/fcntl.h>
 
 #define EXIT_USAGE 64               /* a command line we cannot follow (sysexits' EX_USAGE) */
 
@@ -135,8 +142,6 @@ static bool parse_fs_protocol(const char *s)
     return false;
 }
 
-static enum console_input_mode stdin_mode = CONSOLE_INPUT_NONE;
-
 /*
  * "Cmdline: ..." whole (it may be longer than printk's buffer) and on one line: an
  * argument's newline or other control byte is shown as C writes it (\n, \033).
@@ -157,14 +162,15 @@ static void print_cmdline(void)
     printk("\n");
 }
 
-static bool parse_stdin_mode(const char *s)
+/* --stdin=, --stdout=, --stderr=: what stands behind fd `fd` (tty.h); `none` for fd 0 only. */
+static bool parse_tty_mode(int fd, const char *s)
 {
     static const char *const names[] = {
-        [CONSOLE_INPUT_NONE] = "none", [CONSOLE_INPUT_PIPE] = "pipe", [CONSOLE_INPUT_TTY] = "tty",
+        [TTY_MODE_TTY] = "tty", [TTY_MODE_PIPE] = "pipe", [TTY_MODE_NONE] = "none",
     };
     for (unsigned m = 0; m < ARRAY_SIZE(names); m++) {
-        if (strcmp(s, names[m]) == 0) {
-            stdin_mode = m;
+        if (strcmp(s, names[m]) == 0 && (fd == 0 || m != TTY_MODE_NONE)) {
+            tty_modes[fd] = m;
             return true;
         }
     }
@@ -201,8 +207,17 @@ static int parse_cmdline(void)
             if (!parse_fs_protocol(words[i] + 14))
                 return refuse("--fs-protocol wants counter, compare or lazy, not %s", words[i] + 14);
         } else if (strncmp(words[i], "--stdin=", 8) == 0) {
-            if (!parse_stdin_mode(words[i] + 8))
+            if (!parse_tty_mode(0, words[i] + 8))
                 return refuse("--stdin wants none, pipe or tty, not %s", words[i] + 8);
+        } else if (strncmp(words[i], "--stdout=", 9) == 0) {
+            if (!parse_tty_mode(1, words[i] + 9))
+                return refuse("--stdout wants pipe or tty, not %s", words[i] + 9);
+        } else if (strncmp(words[i], "--stderr=", 9) == 0) {
+            if (!parse_tty_mode(2, words[i] + 9))
+                return refuse("--stderr wants pipe or tty, not %s", words[i] + 9);
+        } else if (strncmp(words[i], "--export=", 9) == 0) {
+            if (!export_add(words[i] + 9))
+                return refuse("--export wants an absolute path (16 at most), not %s", words[i] + 9);
         } else if (strncmp(words[i], "--env=", 6) == 0 && process.envc < MAX_ENVS)
             process.envp[process.envc++] = words[i] + 6;
         else
@@ -229,6 +244,37 @@ static void print_boot_time(void)
     u64 ticks = rdtsc() - boot_tsc;
     u64 hundredths = ticks * 100 / tsc_per_ms;
     printk("Booted up in %lu.%02lu ms\n", hundredths / 100, hundredths % 100);
+}
+
+/*
+ * The executable, process.path, in the filesystem: its bytes in one piece (the
+ * initrd's, where it came from), or 127 (not there) or 126 (not a file), with the
+ * reason said. /proc/self/exe names it from now on.
+ */
+static int find_executable(const u8 **image, u64 *size)
+{
+    struct lookup l;
+    spin_lock(&fs_lock);
+    long err = path_lookup(AT_FDCWD, process.path, LOOKUP_FOLLOW, &l);
+    const u8 *bytes = err ? NULL : tmpfs_contiguous(l.inode);
+    if (bytes) {
+        *image = bytes;
+        *size = l.inode->size;
+    }
+    spin_unlock(&fs_lock);
+    lookup_release(&l);
+    if (err) {
+        exit_reason("%s: not found", process.path);
+        return EXIT_NOT_FOUND;
+    }
+    if (!bytes) {
+        exit_reason("%s: not a file the initrd brought", process.path);
+        return EXIT_CANNOT_EXECUTE;
+    }
+    spin_lock(&fs_lock);
+    tmpfs_proc_self_exe(process.path);
+    spin_unlock(&fs_lock);
+    return 0;
 }
 
 /* The app's main thread starts here, in kernel mode on its syscall stack. */
@@ -263,7 +309,7 @@ noreturn void kernel_main(u32 start_info_paddr)
         panic("cannot create the boot thread");
     sched_init_cpu(boot);
     arch_init_tsc();
-    syscall_init();
+    systime_init();
     syscall_history_init();
     fast_path_init();
     if (no_fsgsbase)
@@ -271,32 +317,28 @@ noreturn void kernel_main(u32 start_info_paddr)
     printk("OSv-style osvgdb kernel, x86-64, FS base by %s, FS protocol %s\n",
            fsgsbase_avail ? "wrfsbase" : "wrmsr", fs_protocol_names[fs_protocol]);
     if (status) {
-        printk("osv: %s\n", cmdline_error);
+        exit_reason("%s", cmdline_error);
         process_exit(status);
     }
     if (test_panic)
         panic_on_purpose();
-    initrd_init(si);
+    tmpfs_init();
+    initrd_unpack(si);
     lapic_init();
     smp_init(si->rsdp_paddr);       /* last use of the start info: the trampoline may overwrite it */
-    console_input_start(stdin_mode);
+    tty_init();
 
     const u8 *image;
     u64 size;
-    if (!initrd_find(process.path, &image, &size)) {
-        printk("osv: %s: not found in the initrd\n", process.path);
-        process_exit(EXIT_NOT_FOUND);
-    }
+    status = find_executable(&image, &size);
+    if (status)
+        process_exit(status);
     struct thread *app = thread_create("main", start_app_main, NULL);
     if (!app)
         panic("cannot create the app's thread");
     app->is_app = true;
     process_set_main_thread(app);
-    for (int fd = 0; fd < 3; fd++)      /* as a Linux shell leaves its terminal: read-write */
-        process.files[fd] = (struct file){ .kind = FILE_CONSOLE, .status_flags = 02 | 0100000 };
-    if (stdin_mode == CONSOLE_INPUT_PIPE)   /* `cmd | app`: fd 0 is a pipe's read end */
-        process.files[0] = (struct file){ .kind = FILE_CONSOLE, .status_flags = 00, /* O_RDONLY */
-                                          .host_pipe = true };
+    fd_init_terminal();
     status = elf_load(image, size);
     if (status)
         process_exit(status);

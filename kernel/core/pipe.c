@@ -14,6 +14,10 @@
 #include "pipe.h"
 #include "signal.h"
 #include "thread.h"
+#include "vfs.h"
+#include <asm/stat.h>
+#include <asm-generic/ioctls.h>
+#include <linux/fcntl.h>
 #include <asm-generic/errno.h>
 #include <asm-generic/poll.h>
 
@@ -48,14 +52,16 @@ static bool unused(const struct pipe *p)
     return p->readers == 0 && p->writers == 0 && p->busy == 0;
 }
 
-void pipe_open_end(struct pipe *p, bool writer)
+bool pipe_reopen(struct pipe *p, bool writer)
 {
     spin_lock(&pipe_lock);
-    if (writer)
+    bool alive = p->readers || p->writers;
+    if (alive && writer)
         p->writers++;
-    else
+    else if (alive)
         p->readers++;
     spin_unlock(&pipe_lock);
+    return alive;
 }
 
 void pipe_close_end(struct pipe *p, bool writer)
@@ -180,4 +186,69 @@ void pipe_wake_pollers(void)
 u64 pipe_change_count(void)
 {
     return __atomic_load_n(&pipe_changes, __ATOMIC_ACQUIRE);
+}
+
+/* ---- the ends as open files: pipe_file_ops ---- */
+
+static long end_read(struct file *f, u64 buf, u64 count, bool nonblock)
+{
+    return pipe_read(f->pipe, buf, count, nonblock);
+}
+
+static long end_write(struct file *f, u64 buf, u64 count, bool nonblock)
+{
+    return pipe_write(f->pipe, buf, count, nonblock);
+}
+
+static unsigned end_poll(struct file *f)
+{
+    return pipe_poll(f->pipe, file_writable(f));
+}
+
+static long end_ioctl(struct file *f, u64 request, u64 arg)
+{
+    if (request != FIONREAD)
+        return -ENOTTY;
+    if (!user_range_ok(arg, sizeof(int), true))
+        return -EFAULT;
+    *(int *)arg = pipe_buffered(f->pipe);
+    return 0;
+}
+
+/* A FIFO of pipefs, as Linux's: each pipe an inode number of its own. */
+static void end_stat(struct file *f, struct stat *st)
+{
+    memset(st, 0, sizeof(*st));
+    st->st_mode = 0010600;          /* S_IFIFO | rw------- */
+    st->st_dev = 0xe;               /* Linux's pipefs */
+    st->st_ino = 1000 + ((u64)f->pipe >> 17 & 0xffff);
+    st->st_nlink = 1;
+    st->st_blksize = 4096;
+}
+
+static void end_release(struct file *f)
+{
+    pipe_close_end(f->pipe, file_writable(f));
+}
+
+const struct file_ops pipe_file_ops = {
+    .kind = "pipe", .read = end_read, .write = end_write, .poll = end_poll,
+    .ioctl = end_ioctl, .stat = end_stat, .release = end_release,
+};
+
+long pipe_files(u32 status, struct file *ends[2])
+{
+    struct pipe *p = pipe_create();
+    if (!p)
+        return -ENFILE;
+    ends[0] = file_alloc(&pipe_file_ops, O_RDONLY | status);
+    ends[1] = file_alloc(&pipe_file_ops, O_WRONLY | status);
+    if (!ends[0] || !ends[1]) {
+        kfree(ends[0]);
+        kfree(ends[1]);
+        kfree(p);
+        return -ENFILE;
+    }
+    ends[0]->pipe = ends[1]->pipe = p;
+    return 0;
 }

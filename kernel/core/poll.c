@@ -1,21 +1,25 @@
 /*
  * poll, ppoll, select and pselect6: which fds are ready, waiting (up to a timeout) until
- * one is. Initrd files are always ready, as regular files are on Linux; pipes are ready
- * as pipe_poll says, eventfds as eventfd_poll, epoll fds as epoll_poll, the console for
- * reading when console_read would return at once (input buffered, or end of file:
- * console_input_poll) and always for writing. A waiter sleeps on pipe_lock until any
- * pipe (or eventfd, or epoll_ctl) changes (pipe_wait_any) and looks again.
+ * one is. Each file says by its file_ops poll (file_poll): files and directories are
+ * always ready, as regular files are on Linux; pipes as pipe_poll says, eventfds and
+ * epoll fds by their counts and sets, the terminal for reading when tty_read would
+ * return at once (input buffered, or end of file: tty_input_poll) and always for
+ * writing. The files are taken from the fd table once, before the wait (a reference
+ * each: one closed meanwhile is still polled, as on Linux). A waiter sleeps on pipe_lock
+ * until any pipe (or eventfd, or epoll_ctl) changes (pipe_wait_any) and looks again.
  *
- * Console input wakes pollers from its interrupt, which cannot take pipe_lock (holders
+ * Terminal input wakes pollers from its interrupt, which cannot take pipe_lock (holders
  * run with interrupts on), so its wakeup can slip in between a waiter's look and its
  * sleep: with console input on, a waiter sleeps at most CONSOLE_RECHECK_NS at a time.
  */
 #include "arch.h"
-#include "console.h"
 #include "mm.h"
 #include "pipe.h"
 #include "signal.h"
 #include "process.h"
+#include "syscalls.h"
+#include "vfs.h"
+#include "tty.h"
 #include <asm-generic/errno.h>
 #include <asm-generic/poll.h>
 #include <linux/time_types.h>
@@ -28,21 +32,18 @@
 #define POLLOUT_SET (POLLWRBAND | POLLWRNORM | POLLOUT | POLLERR)
 #define POLLEX_SET POLLPRI
 
-/* fd's readiness now, as poll's bits; POLLNVAL if it is not open. pipe_lock held. */
-unsigned fd_ready(int fd)
+/* The files of fds[0..n) (NULL where fd < 0 or not open), each with a reference. */
+static void take_files(const int *fds, u64 n, struct file **files)
 {
-    if (fd < 0 || fd >= MAX_FDS || process.files[fd].kind == FILE_NONE)
-        return POLLNVAL;
-    const struct file *f = &process.files[fd];
-    if (f->kind == FILE_PIPE)
-        return pipe_poll(f->pipe, file_is_writer(f));
-    if (f->kind == FILE_CONSOLE)
-        return console_input_poll() | POLLOUT | POLLWRNORM;
-    if (f->kind == FILE_EPOLL)
-        return epoll_poll(f->epoll);
-    if (f->kind == FILE_EVENTFD)
-        return eventfd_poll(f->eventfd);
-    return POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
+    for (u64 i = 0; i < n; i++)
+        files[i] = fds[i] < 0 ? NULL : fd_get(fds[i]);
+}
+
+static void put_files(struct file **files, u64 n)
+{
+    for (u64 i = 0; i < n; i++)
+        if (files[i])
+            file_put(files[i]);
 }
 
 /*
@@ -55,7 +56,7 @@ long wait_ready(long (*scan)(void *), void *arg, u64 deadline)
     long n;
     while ((n = scan(arg)) == 0 && !(deadline && tsc_ns() >= deadline)) {
         u64 wake = deadline;
-        if (console_input_on()) {
+        if (tty_input_on()) {
             u64 recheck = tsc_ns() + CONSOLE_RECHECK_NS;
             wake = deadline ? MIN(deadline, recheck) : recheck;
         }
@@ -104,6 +105,7 @@ static void write_time_left(u64 addr, u64 deadline, bool timeval)
 struct poll_args {
     struct pollfd *fds;
     u64 nfds;
+    struct file *files[MAX_FDS];
 };
 
 static long scan_pollfds(void *arg)
@@ -115,7 +117,8 @@ static long scan_pollfds(void *arg)
         pfd->revents = 0;
         if (pfd->fd < 0)
             continue;               /* ignored, as poll(2) says */
-        pfd->revents = fd_ready(pfd->fd) & (pfd->events | POLLERR | POLLHUP | POLLNVAL);
+        unsigned events = p->files[i] ? file_poll(p->files[i]) : POLLNVAL;
+        pfd->revents = events & (pfd->events | POLLERR | POLLHUP | POLLNVAL);
         ready += pfd->revents != 0;
     }
     return ready;
@@ -127,19 +130,27 @@ static long do_poll(u64 fds, u64 nfds, u64 deadline)
         return -EINVAL;             /* more than RLIMIT_NOFILE, as Linux says */
     if (!user_range_ok(fds, nfds * sizeof(struct pollfd), true))
         return -EFAULT;
-    struct poll_args p = { (struct pollfd *)fds, nfds };
-    return wait_ready(scan_pollfds, &p, deadline);
+    struct poll_args p = { (struct pollfd *)fds, nfds, { NULL } };
+    int numbers[MAX_FDS];
+    for (u64 i = 0; i < nfds; i++)
+        numbers[i] = p.fds[i].fd;
+    take_files(numbers, nfds, p.files);
+    long n = wait_ready(scan_pollfds, &p, deadline);
+    put_files(p.files, nfds);
+    return n;
 }
 
-long sys_poll(u64 fds, u64 nfds, long timeout_ms)
+long sys_poll(const struct syscall_args *call)
 {
-    int ms = (int)timeout_ms;
-    return do_poll(fds, nfds, ms < 0 ? 0 : tsc_ns() + (u64)ms * 1000000);
+    int ms = (int)call->arg[2];
+    return do_poll(call->arg[0], call->arg[1], ms < 0 ? 0 : tsc_ns() + (u64)ms * 1000000);
 }
 
 /* ppoll's signal mask holds while it waits (signal_mask_for_call). */
-long sys_ppoll(u64 fds, u64 nfds, u64 timeout, u64 sigmask, u64 sigsetsize)
+long sys_ppoll(const struct syscall_args *call)
 {
+    u64 fds = call->arg[0], nfds = call->arg[1], timeout = call->arg[2];
+    u64 sigmask = call->arg[3], sigsetsize = call->arg[4];
     u64 deadline;
     long err;
     if (!timeout_deadline(timeout, false, &deadline, &err))
@@ -161,6 +172,7 @@ struct select_args {
     int nfds;
     u64 in[3];                      /* the read, write and except sets asked for */
     u64 out[3];                     /* those of them ready */
+    struct file *files[MAX_FDS];    /* each fd asked about */
 };
 
 static long scan_fdsets(void *arg)
@@ -172,9 +184,7 @@ static long scan_fdsets(void *arg)
         u64 bit = 1UL << fd;
         if (!((s->in[0] | s->in[1] | s->in[2]) & bit))
             continue;
-        unsigned events = fd_ready(fd);
-        if (events & POLLNVAL)
-            return -EBADF;
+        unsigned events = file_poll(s->files[fd]);
         for (int set = 0; set < 3; set++) {
             if ((s->in[set] & bit) && (events & wanted[set])) {
                 s->out[set] |= bit;
@@ -202,7 +212,18 @@ static long do_select(long nfds, u64 sets[3], u64 timeout, bool timeval)
     long err;
     if (!timeout_deadline(timeout, timeval, &deadline, &err))
         return err;
-    long n = wait_ready(scan_fdsets, &s, deadline);
+    int numbers[MAX_FDS];
+    u64 asked = s.in[0] | s.in[1] | s.in[2];
+    for (int fd = 0; fd < s.nfds; fd++)
+        numbers[fd] = asked >> fd & 1 ? fd : -1;
+    take_files(numbers, s.nfds, s.files);
+    long n = 0;
+    for (int fd = 0; fd < s.nfds; fd++)
+        if (numbers[fd] >= 0 && !s.files[fd])
+            n = -EBADF;             /* an fd that is not open, before any wait */
+    if (n == 0)
+        n = wait_ready(scan_fdsets, &s, deadline);
+    put_files(s.files, s.nfds);
     if (n < 0)
         return n;
     for (int set = 0; set < 3; set++)
@@ -212,14 +233,18 @@ static long do_select(long nfds, u64 sets[3], u64 timeout, bool timeval)
     return n;
 }
 
-long sys_select(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout)
+long sys_select(const struct syscall_args *call)
 {
-    return do_select(nfds, (u64[3]){ readfds, writefds, exceptfds }, timeout, true);
+    const u64 *a = call->arg;
+    return do_select(a[0], (u64[3]){ a[1], a[2], a[3] }, a[4], true);
 }
 
 /* The sixth argument, { const sigset_t *ss; size_t ss_len; }, gives the mask for the wait. */
-long sys_pselect6(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout, u64 sig)
+long sys_pselect6(const struct syscall_args *call)
 {
+    long nfds = call->arg[0];
+    u64 readfds = call->arg[1], writefds = call->arg[2], exceptfds = call->arg[3];
+    u64 timeout = call->arg[4], sig = call->arg[5];
     u64 mask = 0;
     bool masked = false;
     if (sig) {

@@ -3,6 +3,7 @@
  * (kill, tgkill, tkill), and its end (exit_group, or its last thread's exit).
  */
 #include "process.h"
+#include "syscalls.h"
 #include "signal.h"
 #include "arch.h"
 #include "console.h"
@@ -12,10 +13,12 @@
 #include "syscall_history.h"
 #include "thread.h"
 #include "trap.h"
+#include "tty.h"
+#include "export.h"
 #include <asm-generic/errno.h>
 #include <linux/sched.h>
 
-struct process process;
+struct process process = { .umask = 022 };
 static struct thread *main_thread;
 
 void process_set_main_thread(struct thread *t) { main_thread = t; }
@@ -88,6 +91,9 @@ noreturn void process_exit(int status)
                "%u CPUs, %u others stopped; %u threads, %u exiting and not yet reclaimed\n",
                ticks, app_interrupts, fast_ticks, nr_cpus, stopped, nr_threads - exiting, exiting);
     }
+    tty_flush();                        /* the app's last output leaves before QEMU does */
+    export_all();                       /* --export's trees, once the app is done with them */
+    debugcon_exit_reason();
     arch_exit_qemu(status);
 }
 
@@ -147,15 +153,18 @@ static long clone_thread(const struct syscall_frame *f, u64 flags, u64 stack, u6
     return t->tid;
 }
 
-long sys_clone(const struct syscall_frame *f, u64 flags, u64 stack, u64 parent_tid, u64 child_tid,
-               u64 tls)
+/* clone(flags, stack, parent_tid, child_tid, tls): x86-64's argument order. */
+long sys_clone(const struct syscall_args *call)
 {
-    return clone_thread(f, flags, stack, parent_tid, child_tid, tls);
+    const u64 *a = call->arg;
+    return clone_thread(call->frame, a[0], a[1], a[2], a[3], a[4]);
 }
 
 /* clone3's struct clone_args, version 0 (64 bytes); later fields must be zero. */
-long sys_clone3(const struct syscall_frame *f, u64 args_addr, u64 size)
+long sys_clone3(const struct syscall_args *call)
 {
+    const struct syscall_frame *f = call->frame;
+    u64 args_addr = call->arg[0], size = call->arg[1];
     if (size < 64 || size > 4096)
         return -EINVAL;
     if (!user_range_ok(args_addr, size, false))
@@ -170,6 +179,16 @@ long sys_clone3(const struct syscall_frame *f, u64 args_addr, u64 size)
     if (exit_signal)
         return -EINVAL;         /* a signal to a parent: only for processes */
     return clone_thread(f, flags, stack ? stack + stack_size : 0, parent_tid, child_tid, tls);
+}
+
+long sys_exit(const struct syscall_args *call)
+{
+    thread_exit(call->arg[0] & 0xff);
+}
+
+long sys_exit_group(const struct syscall_args *call)
+{
+    process_exit(call->arg[0] & 0xff);
 }
 
 /*
@@ -192,8 +211,10 @@ noreturn void thread_exit(int status)
 
 /* ---- signals (core/signal.c delivers them) ---- */
 
-long sys_kill(const struct syscall_frame *f, long pid, long sig)
+long sys_kill(const struct syscall_args *call)
 {
+    const struct syscall_frame *f = call->frame;
+    long pid = call->arg[0], sig = call->arg[1];
     if ((int)pid != process_pid() && (int)pid != 0 && (int)pid != -1)    /* pid_t: an int */
         return -ESRCH;
     if (sig < 0 || sig > NSIG_MAX)
@@ -201,7 +222,7 @@ long sys_kill(const struct syscall_frame *f, long pid, long sig)
     return signal_send(f, 0, sig);
 }
 
-long sys_tgkill(const struct syscall_frame *f, long tgid, long tid, long sig)
+static long tgkill(const struct syscall_frame *f, long tgid, long tid, long sig)
 {
     if (tid <= 0 || sig < 0 || sig > NSIG_MAX)
         return -EINVAL;
@@ -217,7 +238,17 @@ long sys_tgkill(const struct syscall_frame *f, long tgid, long tid, long sig)
  * caller's siginfo, si_code and si_value as given (a process may sign its own signals
  * so; si_pid is the app's). tid 0: to the app.
  */
-long sys_sigqueueinfo(const struct syscall_frame *f, long tgid, long tid, long sig, u64 uinfo)
+long sys_tgkill(const struct syscall_args *call)
+{
+    return tgkill(call->frame, call->arg[0], call->arg[1], call->arg[2]);
+}
+
+long sys_tkill(const struct syscall_args *call)
+{
+    return tgkill(call->frame, -1, call->arg[0], call->arg[1]);
+}
+
+static long sigqueueinfo(const struct syscall_frame *f, long tgid, long tid, long sig, u64 uinfo)
 {
     if ((int)tgid != process_pid())
         return -ESRCH;
@@ -229,4 +260,14 @@ long sys_sigqueueinfo(const struct syscall_frame *f, long tgid, long tid, long s
     if (sig == 0)
         return !tid || sched_thread_alive(tid) ? 0 : -ESRCH;
     return signal_send_info(f, tid, sig, info->si_code, process_pid(), info->kill.value, true);
+}
+
+long sys_rt_sigqueueinfo(const struct syscall_args *call)
+{
+    return sigqueueinfo(call->frame, call->arg[0], 0, call->arg[1], call->arg[2]);
+}
+
+long sys_rt_tgsigqueueinfo(const struct syscall_args *call)
+{
+    return sigqueueinfo(call->frame, call->arg[0], call->arg[1], call->arg[2], call->arg[3]);
 }

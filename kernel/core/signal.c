@@ -51,8 +51,13 @@
  * struct thread's in_signal (the signal whose handler runs) and signal_frame are for
  * the debugger (osv-tcb). A handler left by siglongjmp never calls rt_sigreturn: the next
  * entry from app code with rsp above the frame (stacks grow down) retires it.
+ *
+ * Why one file of ~900 lines: delivery, the frame, the queue of siginfo and the
+ * signal system calls (rt_sigaction ... alarm) share the queue, its lock and the
+ * dispositions, and the path above reads best in one place; the calls are at the end.
  */
 #include "signal.h"
+#include "syscalls.h"
 #include "arch.h"
 #include "console.h"
 #include "lib.h"
@@ -248,6 +253,7 @@ void signal_unqueue_timer(int id)
 static noreturn void fatal_signal(int sig, const struct trap_frame *tf, const struct syscall_frame *sf)
 {
     fatal_report_set(sig, tf, sf);
+    exit_reason("%s: killed by signal %d", process.path, sig);
     process_exit(128 + sig);
 }
 
@@ -372,7 +378,7 @@ static bool setup_frame(struct thread *t, struct linux_sigcontext *regs, int sig
 
 static void no_room(int sig, u64 rsp)
 {
-    printk("osv: %s: no room to deliver signal %d below rsp %p: SIGSEGV\n", process.path, sig,
+    exit_reason("%s: no room to deliver signal %d below rsp %p: SIGSEGV", process.path, sig,
            (void *)rsp);
 }
 
@@ -512,15 +518,15 @@ long signal_return(const struct syscall_frame *f, struct trap_frame *tf)
     struct thread *t = current_thread;
     u64 uc_addr = f->rsp;
     if (!can_read(uc_addr, sizeof(struct linux_ucontext))) {
-        printk("osv: %s: rt_sigreturn with no signal frame at %p: SIGSEGV\n", process.path,
-               (void *)uc_addr);
+        exit_reason("%s: rt_sigreturn with no signal frame at %p: SIGSEGV", process.path,
+                    (void *)uc_addr);
         fatal_signal(SIGSEGV, NULL, f);
     }
     const struct linux_ucontext *uc = (const void *)uc_addr;
     const struct linux_sigcontext *mc = &uc->uc_mcontext;
     if (mc->fpstate && !fpstate_ok(mc->fpstate)) {
-        printk("osv: %s: rt_sigreturn with a bad FPU area at %p: SIGSEGV\n", process.path,
-               (void *)mc->fpstate);
+        exit_reason("%s: rt_sigreturn with a bad FPU area at %p: SIGSEGV", process.path,
+                    (void *)mc->fpstate);
         fatal_signal(SIGSEGV, NULL, f);
     }
     if (mc->fpstate)
@@ -627,8 +633,10 @@ void signal_mask_after_call(long ret)
 
 /* ---- the calls ---- */
 
-long sys_rt_sigaction(long sig, u64 act, u64 oldact, u64 sigsetsize)
+long sys_rt_sigaction(const struct syscall_args *call)
 {
+    long sig = call->arg[0];
+    u64 act = call->arg[1], oldact = call->arg[2], sigsetsize = call->arg[3];
     if (sig < 1 || sig > NSIG_MAX || sigsetsize != 8)
         return -EINVAL;
     struct sigaction_entry *sa = &process.sigactions[sig];
@@ -650,8 +658,10 @@ long sys_rt_sigaction(long sig, u64 act, u64 oldact, u64 sigsetsize)
     return 0;
 }
 
-long sys_rt_sigprocmask(long how, u64 set, u64 oldset, u64 sigsetsize)
+long sys_rt_sigprocmask(const struct syscall_args *call)
 {
+    long how = call->arg[0];
+    u64 set = call->arg[1], oldset = call->arg[2], sigsetsize = call->arg[3];
     if (sigsetsize != 8)
         return -EINVAL;
     if ((set && !can_read(set, 8)) || (oldset && !can_write(oldset, 8)))
@@ -675,8 +685,9 @@ long sys_rt_sigprocmask(long how, u64 set, u64 oldset, u64 sigsetsize)
     return 0;
 }
 
-long sys_rt_sigpending(u64 set, u64 sigsetsize)
+long sys_rt_sigpending(const struct syscall_args *call)
 {
+    u64 set = call->arg[0], sigsetsize = call->arg[1];
     if (sigsetsize > 8)
         return -EINVAL;
     if (!can_write(set, sigsetsize))
@@ -687,8 +698,9 @@ long sys_rt_sigpending(u64 set, u64 sigsetsize)
     return 0;
 }
 
-long sys_sigaltstack(u64 ss, u64 old_ss, u64 app_rsp)
+long sys_sigaltstack(const struct syscall_args *call)
 {
+    u64 ss = call->arg[0], old_ss = call->arg[1], app_rsp = call->frame->rsp;
     struct thread *t = current_thread;
     bool on = on_altstack(t, app_rsp);
     if ((ss && !can_read(ss, sizeof(struct linux_stack))) ||
@@ -733,8 +745,9 @@ static long wait_for_signal(struct thread *t, u64 deadline_ns)
     return ret == -ETIMEDOUT ? ret : 0;
 }
 
-long sys_rt_sigsuspend(u64 mask, u64 sigsetsize)
+long sys_rt_sigsuspend(const struct syscall_args *call)
 {
+    u64 mask = call->arg[0], sigsetsize = call->arg[1];
     if (sigsetsize != 8)
         return -EINVAL;
     if (!can_read(mask, 8))
@@ -745,14 +758,15 @@ long sys_rt_sigsuspend(u64 mask, u64 sigsetsize)
 }
 
 /* pause: until a signal's handler has run (the way back to the app runs it): EINTR. */
-long sys_pause(void)
+long sys_pause(const struct syscall_args *call)
 {
     wait_for_signal(current_thread, 0);
     return -EINTR;
 }
 
-long sys_rt_sigtimedwait(u64 set, u64 info, u64 timeout, u64 sigsetsize)
+long sys_rt_sigtimedwait(const struct syscall_args *call)
 {
+    u64 set = call->arg[0], info = call->arg[1], timeout = call->arg[2], sigsetsize = call->arg[3];
     if (sigsetsize != 8)
         return -EINVAL;
     if (!can_read(set, 8) || (info && !can_write(info, sizeof(struct linux_siginfo))) ||
@@ -856,7 +870,7 @@ static bool timeval_ok(const struct linux_timeval *tv)
     return tv->tv_sec >= 0 && tv->tv_usec >= 0 && tv->tv_usec < (long)US_PER_S;
 }
 
-long sys_setitimer(long which, u64 new_value, u64 old_value)
+static long setitimer(long which, u64 new_value, u64 old_value)
 {
     if ((int)which != ITIMER_REAL)
         return -EINVAL;             /* ITIMER_VIRTUAL, ITIMER_PROF: app and kernel are one ring */
@@ -877,6 +891,11 @@ long sys_setitimer(long which, u64 new_value, u64 old_value)
     return 0;
 }
 
+long sys_setitimer(const struct syscall_args *call)
+{
+    return setitimer(call->arg[0], call->arg[1], call->arg[2]);
+}
+
 bool signal_from_timer(long tid, int sig, int id, u64 value)
 {
     bool full;
@@ -886,14 +905,15 @@ bool signal_from_timer(long tid, int sig, int id, u64 value)
     return sched_signal(tid, sig) >= 0;
 }
 
-long sys_getitimer(long which, u64 value)
+long sys_getitimer(const struct syscall_args *call)
 {
-    return sys_setitimer(which, 0, value);
+    return setitimer(call->arg[0], 0, call->arg[1]);
 }
 
 /* alarm: setitimer with whole seconds, once; the seconds that were left, rounded. */
-long sys_alarm(u64 seconds)
+long sys_alarm(const struct syscall_args *call)
 {
+    u64 seconds = call->arg[0];
     struct linux_itimerval new = { .it_value = { (unsigned)seconds, 0 } }, old;
     u64 flags = spin_lock_irqsave(&itimer_lock);
     itimer_swap(&old, &new);

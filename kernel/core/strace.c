@@ -87,6 +87,24 @@ static const struct syscall_format formats[] = {
     [__NR_epoll_ctl] = { "iiip", 'd' },    [__NR_epoll_wait] = { "ipii", 'd' },
     [__NR_epoll_pwait] = { "ipiipu", 'd' }, [__NR_epoll_pwait2] = { "ipippu", 'd' },
     [__NR_eventfd] = { "u", 'd' },         [__NR_eventfd2] = { "ux", 'd' },
+    [__NR_creat] = { "sx", 'd' },          [__NR_mkdir] = { "sx", 'd' },
+    [__NR_mkdirat] = { "fsx", 'd' },       [__NR_rmdir] = { "s", 'd' },
+    [__NR_unlink] = { "s", 'd' },          [__NR_unlinkat] = { "fsx", 'd' },
+    [__NR_rename] = { "ss", 'd' },         [__NR_renameat] = { "fsfs", 'd' },
+    [__NR_renameat2] = { "fsfsx", 'd' },   [__NR_link] = { "ss", 'd' },
+    [__NR_linkat] = { "fsfsx", 'd' },      [__NR_symlink] = { "ss", 'd' },
+    [__NR_symlinkat] = { "sfs", 'd' },     [__NR_truncate] = { "sd", 'd' },
+    [__NR_ftruncate] = { "id", 'd' },      [__NR_fsync] = { "i", 'd' },
+    [__NR_fdatasync] = { "i", 'd' },       [__NR_sync] = { "", 'd' },
+    [__NR_utimensat] = { "fspx", 'd' },    [__NR_chmod] = { "sx", 'd' },
+    [__NR_fchmod] = { "ix", 'd' },         [__NR_fchmodat] = { "fsx", 'd' },
+    [__NR_chown] = { "sii", 'd' },         [__NR_fchown] = { "iii", 'd' },
+    [__NR_lchown] = { "sii", 'd' },        [__NR_fchownat] = { "fsiix", 'd' },
+    [__NR_statfs] = { "sp", 'd' },         [__NR_fstatfs] = { "ip", 'd' },
+    [__NR_fallocate] = { "iidd", 'd' },    [__NR_flock] = { "ix", 'd' },
+    [__NR_mlock] = { "pu", 'd' },          [__NR_munlock] = { "pu", 'd' },
+    [__NR_mlockall] = { "x", 'd' },        [__NR_munlockall] = { "", 'd' },
+    [__NR_mlock2] = { "pux", 'd' },
 };
 
 struct flag {
@@ -140,6 +158,18 @@ static const struct { int nr; const char *name, *text; } errnos[] = {
     { ENODEV, "ENODEV", "No such device" },
     { EPIPE, "EPIPE", "Broken pipe" },
     { ENFILE, "ENFILE", "Too many open files in system" },
+    { ENOTEMPTY, "ENOTEMPTY", "Directory not empty" },
+    { EXDEV, "EXDEV", "Invalid cross-device link" },
+    { ELOOP, "ELOOP", "Too many levels of symbolic links" },
+    { ENAMETOOLONG, "ENAMETOOLONG", "File name too long" },
+    { EBUSY, "EBUSY", "Device or resource busy" },
+    { ENOSPC, "ENOSPC", "No space left on device" },
+    { EFBIG, "EFBIG", "File too large" },
+    { ENXIO, "ENXIO", "No such device or address" },
+    { EOPNOTSUPP, "EOPNOTSUPP", "Operation not supported" },
+    { ENOTSOCK, "ENOTSOCK", "Socket operation on non-socket" },
+    { EAFNOSUPPORT, "EAFNOSUPPORT", "Address family not supported by protocol" },
+    { ENODATA, "ENODATA", "No data available" },
 };
 
 const char *syscall_name(u32 nr)

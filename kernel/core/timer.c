@@ -24,6 +24,7 @@
  * fires on the tick after its time, as sleeps end.
  */
 #include "timer.h"
+#include "syscalls.h"
 #include "arch.h"
 #include "lib.h"
 #include "mm.h"
@@ -88,8 +89,10 @@ static struct posix_timer *timer_of(long id)
     return &timers[(int)id];
 }
 
-long sys_timer_create(long clock, u64 sevp, u64 timerid)
+long sys_timer_create(const struct syscall_args *call)
 {
+    long clock = call->arg[0];
+    u64 sevp = call->arg[1], timerid = call->arg[2];
     int clk = (int)clock;
     if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC && clk != CLOCK_BOOTTIME)
         return -EINVAL;
@@ -142,8 +145,10 @@ static bool timespec_ok(const struct linux_timespec *ts)
     return ts->tv_sec >= 0 && ts->tv_nsec >= 0 && ts->tv_nsec < (long)NS_PER_SEC;
 }
 
-long sys_timer_settime(long id, long flags, u64 new_value, u64 old_value)
+long sys_timer_settime(const struct syscall_args *call)
 {
+    long id = call->arg[0], flags = call->arg[1];
+    u64 new_value = call->arg[2], old_value = call->arg[3];
     if (!can_read(new_value, sizeof(struct linux_itimerspec)) ||
         (old_value && !can_write(old_value, sizeof(struct linux_itimerspec))))
         return -EFAULT;
@@ -177,8 +182,10 @@ long sys_timer_settime(long id, long flags, u64 new_value, u64 old_value)
     return 0;
 }
 
-long sys_timer_gettime(long id, u64 curr_value)
+long sys_timer_gettime(const struct syscall_args *call)
 {
+    long id = call->arg[0];
+    u64 curr_value = call->arg[1];
     if (!can_write(curr_value, sizeof(struct linux_itimerspec)))
         return -EFAULT;
     u64 irq = spin_lock_irqsave(&timers_lock);
@@ -191,8 +198,9 @@ long sys_timer_gettime(long id, u64 curr_value)
     return 0;
 }
 
-long sys_timer_getoverrun(long id)
+long sys_timer_getoverrun(const struct syscall_args *call)
 {
+    long id = call->arg[0];
     u64 irq = spin_lock_irqsave(&timers_lock);
     struct posix_timer *t = timer_of(id);
     long overrun = t ? t->last_overrun : -EINVAL;
@@ -200,8 +208,9 @@ long sys_timer_getoverrun(long id)
     return overrun;
 }
 
-long sys_timer_delete(long id)
+long sys_timer_delete(const struct syscall_args *call)
 {
+    long id = call->arg[0];
     u64 irq = spin_lock_irqsave(&timers_lock);
     struct posix_timer *t = timer_of(id);
     if (t)

@@ -16,6 +16,7 @@
 #include "process.h"
 #include "signal.h"
 #include "thread.h"
+#include "tty.h"
 
 extern char kernel_start[], kernel_end[];
 
@@ -69,7 +70,7 @@ static bool in_kernel_code(u64 rip)
     return rip >= (u64)kernel_start && rip < (u64)kernel_end;
 }
 
-/* Interrupts (vector 32 and up): the timer, console input, IPIs. They come from app code too. */
+/* Interrupts (vector 32 and up): the timer, the terminal's devices, IPIs. They come from app code too. */
 static void interrupt(struct trap_frame *f, bool from_app)
 {
     struct arch_cpu *cpu = this_cpu();
@@ -84,8 +85,8 @@ static void interrupt(struct trap_frame *f, bool from_app)
         syscall_trace_check(true);
         sched_tick();               /* may switch threads: this frame waits on our exception stack */
         return;
-    case CONSOLE_VECTOR:
-        console_input_interrupt();
+    case VIRTIO_VECTOR:
+        tty_interrupt();
         lapic_eoi();
         return;
     case IPI_TLB_VECTOR:
@@ -148,15 +149,15 @@ void trap_handler(struct trap_frame *f)
         return;                     /* into the handler, by trap_common's exit */
     fatal_report_set(sig, f, NULL);
     if (f->vector == 14 && cr2 < process.stack_low && cr2 >= process.stack_low - STACK_GUARD_GAP)
-        printk("osv: %s: stack overflow: segmentation fault at %p, rip %p, below the 8 MiB "
-               "stack (page fault, error %#lx)\n", process.path, (void *)cr2, (void *)f->rip,
-               f->error_code);
+        exit_reason("%s: stack overflow: segmentation fault at %p, rip %p, below the 8 MiB "
+                    "stack (page fault, error %#lx)", process.path, (void *)cr2, (void *)f->rip,
+                    f->error_code);
     else if (f->vector == 14)
-        printk("osv: %s: segmentation fault at %p, rip %p (page fault, error %#lx)\n",
-               process.path, (void *)cr2, (void *)f->rip, f->error_code);
+        exit_reason("%s: segmentation fault at %p, rip %p (page fault, error %#lx)",
+                    process.path, (void *)cr2, (void *)f->rip, f->error_code);
     else
-        printk("osv: %s: %s at rip %p (vector %lu, error %#lx)\n", process.path,
-               vector_name(f->vector), (void *)f->rip, f->vector, f->error_code);
+        exit_reason("%s: %s at rip %p (vector %lu, error %#lx)", process.path,
+                    vector_name(f->vector), (void *)f->rip, f->vector, f->error_code);
     process_exit(128 + sig);
 }
 
@@ -171,6 +172,7 @@ static void panic_state(u64 fs_base, long counter)
 
 static noreturn void panic_end(void)
 {
+    console_flush();    /* the whole report has left the UART before the host hears of it */
     debugcon_printf("osv-exit: panic\n");
     osv_panic_halt();
 }

@@ -14,8 +14,8 @@ struct pipe;
 extern struct spinlock pipe_lock;
 
 struct pipe *pipe_create(void);     /* one reader and one writer; NULL if out of memory */
-void pipe_open_end(struct pipe *p, bool writer);    /* another fd on this end (dup) */
 void pipe_close_end(struct pipe *p, bool writer);
+bool pipe_reopen(struct pipe *p, bool writer);  /* another end, by /proc/self/fd; false: gone */
 long pipe_read(struct pipe *p, u64 buf, u64 count, bool nonblock);
 long pipe_write(struct pipe *p, u64 buf, u64 count, bool nonblock);
 u64 pipe_buffered(struct pipe *p);  /* bytes a read would get now: FIONREAD */
@@ -27,4 +27,9 @@ long pipe_wait_any(u64 deadline_ns);
 void pipe_wake_pollers(void);
 /* Counts every wake-up of pollers: a change since a look means something may be new. */
 u64 pipe_change_count(void);
+/* A new pipe's two ends as open files: read end, write end (status: O_NONBLOCK, O_DIRECT). */
+struct file;
+struct file_ops;
+extern const struct file_ops pipe_file_ops;
+long pipe_files(u32 status, struct file *ends[2]);
 #endif

@@ -2,37 +2,11 @@
 #define PROCESS_H
 #include "types.h"
 #include "spinlock.h"
-#include <asm-generic/fcntl.h>
+#include "vfs.h"
 
 #define MAX_ARGS 64
 #define MAX_ENVS 64
-#define MAX_FDS 64
 #define NSIG_MAX 64
-
-/*
- * An open file: the console, a read-only file from the initrd, "/" (the initrd's one
- * directory), one end of a pipe, an epoll instance or an eventfd.
- */
-struct file {
-    enum { FILE_NONE, FILE_CONSOLE, FILE_INITRD, FILE_DIR, FILE_PIPE, FILE_NULL, FILE_EPOLL,
-           FILE_EVENTFD } kind;
-    struct pipe *pipe;              /* FILE_PIPE: the end is status_flags' access mode */
-    struct epoll *epoll;            /* FILE_EPOLL: its interest list (epoll.c) */
-    struct eventfd *eventfd;        /* FILE_EVENTFD: its counter (eventfd.c) */
-    const u8 *data;
-    u64 size;
-    u64 offset;                     /* FILE_DIR: getdents64's cursor */
-    u32 status_flags;               /* fcntl F_GETFL: O_RDONLY or O_RDWR, O_LARGEFILE, O_NONBLOCK... */
-    bool cloexec;                   /* fcntl F_GETFD's FD_CLOEXEC (nothing execs: kept for F_GETFD) */
-    bool host_pipe;                 /* FILE_CONSOLE: fd 0 under --stdin=pipe, which the app sees
-                                       as the read end of a pipe, as it would on the host */
-};
-
-/* Opened for writing: for a pipe, its write end. */
-static inline bool file_is_writer(const struct file *f)
-{
-    return (f->status_flags & O_ACCMODE) != O_RDONLY;
-}
 
 /*
  * The one app this kernel runs. Everything the debugger wants about it is here,
@@ -64,7 +38,8 @@ struct process {
     /* Heap and mappings */
     u64 brk_start, brk;
     u64 mmap_next;                  /* mmap without an address hint allocates downwards from here */
-    struct file files[MAX_FDS];
+    struct fd_entry fds[MAX_FDS];   /* the fd table (fd.c) */
+    u32 umask;                      /* new files' modes lose these bits (umask) */
     struct spinlock files_lock;
     struct spinlock mm_lock;        /* brk and mmap bookkeeping */
     /* Linux's struct sigaction as rt_sigaction takes it; signal.c delivers by it */
@@ -85,48 +60,13 @@ noreturn void process_exit(int status);
 int process_pid(void);
 struct thread;
 void process_set_main_thread(struct thread *t);
-void syscall_init(void);
+void systime_init(void);            /* systime.c: the wall clock from the RTC */
 
-struct syscall_frame;
-long sys_clone(const struct syscall_frame *f, u64 flags, u64 stack, u64 parent_tid, u64 child_tid,
-               u64 tls);
-long sys_clone3(const struct syscall_frame *f, u64 args_addr, u64 size);
 noreturn void thread_exit(int status);
-long sys_kill(const struct syscall_frame *f, long pid, long sig);
-long sys_tgkill(const struct syscall_frame *f, long tgid, long tid, long sig);
-long sys_sigqueueinfo(const struct syscall_frame *f, long tgid, long tid, long sig, u64 uinfo);
-/* syscall.c: the fd table, under files_lock */
-struct file *get_file(long fd);
-long lowest_free_fd(long from);
 /* poll.c */
-unsigned fd_ready(int fd);          /* poll's bits now; pipe_lock held */
 long wait_ready(long (*scan)(void *), void *arg, u64 deadline);
-long sys_poll(u64 fds, u64 nfds, long timeout_ms);
-long sys_ppoll(u64 fds, u64 nfds, u64 timeout, u64 sigmask, u64 sigsetsize);
-long sys_select(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout);
-long sys_pselect6(long nfds, u64 readfds, u64 writefds, u64 exceptfds, u64 timeout, u64 sig);
 /* epoll.c */
-struct epoll;
-unsigned epoll_poll(const struct epoll *ep);
-void epoll_open(struct epoll *ep);  /* another fd on it (dup) */
-void epoll_close(struct epoll *ep);
-void epoll_forget_fd(int fd);
-long sys_epoll_create(long size);
-long sys_epoll_create1(long flags);
-long sys_epoll_ctl(long epfd, long op, long fd, u64 event);
-long sys_epoll_wait(long epfd, u64 events, long maxevents, long timeout_ms);
-long sys_epoll_pwait(long epfd, u64 events, long maxevents, long timeout_ms, u64 sigmask,
-                     u64 sigsetsize);
-long sys_epoll_pwait2(long epfd, u64 events, long maxevents, u64 timeout, u64 sigmask,
-                      u64 sigsetsize);
-/* eventfd.c */
-struct eventfd;
-long sys_eventfd2(u64 initval, long flags);
-void eventfd_open(struct eventfd *e);
-void eventfd_close(struct eventfd *e);
-long eventfd_read(struct eventfd *e, u64 buf, u64 count, bool nonblock);
-long eventfd_write(struct eventfd *e, u64 buf, u64 count, bool nonblock);
-unsigned eventfd_poll(const struct eventfd *e);
+void epoll_forget_fd(int fd);       /* fd is closing: it leaves every epoll set; files_lock held */
 
 /* What ended the app, in fatal_report.cause. */
 enum fatal_cause {

@@ -141,16 +141,6 @@ void signal_mask_for_call(u64 mask);
 long signal_mask_for_wait(u64 sigmask, u64 sigsetsize);
 void signal_mask_after_call(long ret);
 
-long sys_rt_sigaction(long sig, u64 act, u64 oldact, u64 sigsetsize);
-long sys_rt_sigprocmask(long how, u64 set, u64 oldset, u64 sigsetsize);
-long sys_rt_sigpending(u64 set, u64 sigsetsize);
-long sys_sigaltstack(u64 ss, u64 old_ss, u64 app_rsp);
-long sys_rt_sigsuspend(u64 mask, u64 sigsetsize);
-long sys_pause(void);
-long sys_rt_sigtimedwait(u64 set, u64 info, u64 timeout, u64 sigsetsize);
-long sys_setitimer(long which, u64 new_value, u64 old_value);
-long sys_getitimer(long which, u64 value);
-long sys_alarm(u64 seconds);
 void signal_timer_tick(u64 now);
 bool signal_timer_due(u64 now);
 

@@ -3,11 +3,6 @@
 /* The app's POSIX timers (core/timer.c). */
 #include "types.h"
 
-long sys_timer_create(long clock, u64 sevp, u64 timerid);
-long sys_timer_settime(long id, long flags, u64 new_value, u64 old_value);
-long sys_timer_gettime(long id, u64 curr_value);
-long sys_timer_getoverrun(long id);
-long sys_timer_delete(long id);
 void timer_tick(u64 now);           /* from sched_tick: expiries */
 bool timer_due(u64 now);            /* an expiry waits: lazy's fast tick must not take it */
 int timer_signal_taken(int id);     /* from signal.c's dequeue: the overrun delivered */

@@ -106,7 +106,13 @@ def _build(root: Path) -> Path:
 
 
 def measure_guest(
-    configs: list[guest.Config], runs: int, *, kernel: Path, program: Path, err: TextIO
+    configs: list[guest.Config],
+    runs: int,
+    *,
+    kernel: Path,
+    program: Path,
+    err: TextIO,
+    add: list[tuple[Path, str]] | None = None,
 ) -> tuple[dict[tuple[str, str, str], list[Output]], list[str]]:
     """Boot each configuration; the outputs by (protocol, fs_write, accel), and the
     errors.  A protocol whose kernel refused its command line is not booted again; a
@@ -118,7 +124,7 @@ def measure_guest(
         if config.protocol in refused:
             continue
         try:
-            output = guest.boot(config, runs, kernel=kernel, program=program)
+            output = guest.boot(config, runs, kernel=kernel, program=program, add=add or [])
         except guest.BenchError as error:
             errors.append(str(error))
             print(f"osvgdb bench: {error}", file=err)
@@ -145,8 +151,9 @@ def main(namespace: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = 
     if namespace.accel == "kvm":
         configs += matrix.plan(benches, protocols, fs_writes, "kvm")
     outputs, errors = measure_guest(
-        configs, namespace.runs, kernel=kernel, program=program, err=err
-    )
+        configs, namespace.runs, kernel=kernel, program=program, err=err,
+        add=getattr(namespace, "add", []),
+    )  # fmt: skip
     host_output = None
     try:
         host_output = host.measure(program, namespace.runs)

@@ -95,7 +95,9 @@ def program_args(config: Config, runs: int) -> list[str]:
     return ["--runs", str(runs), "--fs", config.fs_modes, *config.benches]
 
 
-def boot(config: Config, runs: int, *, kernel: Path, program: Path) -> Output:
+def boot(
+    config: Config, runs: int, *, kernel: Path, program: Path, add: Sequence[tuple[Path, str]] = ()
+) -> Output:
     """Boot `kernel` with bench-crossings under `config`; its parsed output.
 
     BenchError, in one line, when the kernel refuses its command line (an unknown
@@ -109,9 +111,10 @@ def boot(config: Config, runs: int, *, kernel: Path, program: Path) -> Output:
     qemu_class = IcountQemu if config.accel == "tcg" else Qemu
     console = io.BytesIO()
     with qemu_class(kernel=kernel, accel=config.accel, smp=config.smp, fsgsbase=fsgsbase) as vm:
-        initrd.write_initrd(
-            vm.initrd, [initrd.Member(PROGRAM, program, mode=initrd.EXECUTABLE_MODE)]
-        )
+        members = [initrd.Member(PROGRAM, program, mode=initrd.EXECUTABLE_MODE)]
+        for host, where in add:  # --add: whatever else the guest is to hold
+            members += initrd.host_members(host, where)
+        initrd.write_initrd(vm.initrd, members)
         vm.start(cmdline)
         try:
             guest = Guest.adopt(vm, console=console)

@@ -208,12 +208,12 @@ class Replay:
         return [*starts, 0] if (not starts or starts[-1] != 0) else starts
 
 
-def console_written() -> int | None:
-    """How many bytes the guest had written to its console at this point (its own count,
-    kernel/core/console.c), None for a kernel without it."""
+def written() -> dict[str, int] | None:
+    """How many bytes the guest had written to each output at this point (its own counts,
+    osvgdb.record.STREAMS), None for a kernel without them."""
     kernel = Kernel.get()
     try:
-        return int.from_bytes(kernel.read(kernel.address(record.COUNTER_SYMBOL), 8), "little")
+        return record.written_counts(kernel.address, kernel.read)
     except TargetError:
         return None
 
@@ -599,8 +599,9 @@ class OsvWhen(OsvCommand):
     DETAILS = (
         "In a replay (osvgdb replay DIR): the instruction count QEMU replays at (QMP\n"
         "query-replay), the recording's last one, and the snapshots a move back can start\n"
-        "from; --json also says how many bytes the guest had written to its console by\n"
-        "then (console_bytes: the recording's console.txt up to there). rr's `when`."
+        "from; --json also says how many bytes the guest had written to each output by\n"
+        "then (written: console, stdout, stderr: the recording's console.txt, stdout.txt\n"
+        "and stderr.txt up to there). rr's `when`."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -618,7 +619,7 @@ class OsvWhen(OsvCommand):
             "at_end": icount == replay.end,
             "snapshots": len(replay.recording.snapshots) + 1,
             "recording": str(replay.recording.directory),
-            "console_bytes": console_written(),
+            "written": written(),
         }
 
     def run(self, args: argparse.Namespace) -> None:

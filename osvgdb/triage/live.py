@@ -23,12 +23,14 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import io
+import json
 import subprocess
 import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from osvgdb import dump as dumps
 from osvgdb.debug import start_gdb
@@ -44,7 +46,7 @@ from osvgdb.record import Recorder
 from osvgdb.run import Guest, QemuFailed, RunOptions, qemu_ended
 from osvgdb.triage import collect
 from osvgdb.triage.collect import Event
-from osvgdb.triage.report import Report, classify
+from osvgdb.triage.report import STREAM_MARKS, Report, classify
 
 TRIAGE_MEMORY = "1280M"  # the kernel sits at 1 GiB + 2 MiB (physical): room for it and a heap
 ATTACH_TIMEOUT = 20.0
@@ -86,20 +88,49 @@ def recorded_options(options: TriageOptions) -> RunOptions:
     return dataclasses.replace(run, kernel_args=[*run.kernel_args, "--fscheck"])
 
 
-class Console(io.BytesIO):
-    """The guest console, written by Guest's copying thread."""
+class Console:
+    """The guest's output as the report keeps it, written by Guest's copying thread:
+    the kernel's console and the app's stdout and stderr, line by line in the order
+    the lines ended, the app's marked by stream (report.STREAM_MARKS: `1| `, `2| `)."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.lock = threading.Lock()
+        self._lines: list[str] = []
+        self._partial = {channel: b"" for channel in STREAM_MARKS}
 
-    def write(self, data) -> int:  # type: ignore[override]
+    def channel(self, name: str) -> BinaryIO:
+        """The sink Guest writes channel `name` (console, stdout, stderr) to."""
+        return _Channel(self, name)  # type: ignore[return-value]
+
+    def _write(self, channel: str, data: bytes) -> None:
         with self.lock:
-            return super().write(data)
+            *whole, self._partial[channel] = (self._partial[channel] + data).split(b"\n")
+            self._lines += [self._mark(channel, line) for line in whole]
+
+    @staticmethod
+    def _mark(channel: str, line: bytes) -> str:
+        return STREAM_MARKS[channel] + line.decode(errors="replace")
 
     def text(self) -> str:
+        """Every line so far, and the unfinished ones at the end."""
         with self.lock:
-            return self.getvalue().decode(errors="replace")
+            unfinished = [self._mark(c, rest) for c, rest in self._partial.items() if rest]
+            return "".join(line + "\n" for line in self._lines + unfinished)
+
+
+class _Channel:
+    """One of the guest's outputs into a Console."""
+
+    def __init__(self, console: Console, name: str):
+        self.console = console
+        self.name = name
+
+    def write(self, data: bytes) -> int:
+        self.console._write(self.name, data)
+        return len(data)
+
+    def flush(self) -> None:
+        pass
 
 
 def versions(kernel: Path, gdb: str) -> dict[str, str | None]:
@@ -132,7 +163,9 @@ class Session:
         run_options = recorder.options if recorder is not None else options.run
         self.guest = Guest(
             run_options,
-            console=self.console,
+            console=self.console.channel("console"),
+            stdout=self.console.channel("stdout"),
+            stderr=self.console.channel("stderr"),
             gdbstub=True,
             keep_monitor=True,
             pause_on_reset=True,

@@ -28,6 +28,10 @@ SCHEMA_VERSION = 1
 CONSOLE_TAIL = 40
 TITLE_LENGTH = 120
 # What glibc and musl print before an abort, and what the abort is then called.
+# The console a report keeps: the kernel's lines as they are, the app's marked by stream.
+STREAM_MARKS = {"console": "", "stdout": "1| ", "stderr": "2| "}
+_STREAM_MARK = re.compile(r"^[12]\| ")
+
 ABORT_KINDS = (
     (re.compile(r"stack smashing detected"), "stack-smashing"),
     (re.compile(r"Assertion .* failed"), "assert"),
@@ -145,9 +149,21 @@ def abort_kind(console: str) -> str:
     return "abort"
 
 
+def app_stderr(console: str) -> str:
+    """What the app wrote on fd 2, unmarked, in order: where runtimes and libc print
+    their reports (Go's panic, Rust's, libstdc++'s terminate, glibc's checks), apart
+    from the kernel's lines and the app's stdout. A console with no marked line (saved
+    before the streams were apart) is taken whole."""
+    lines = console.splitlines()
+    if not any(_STREAM_MARK.match(line) for line in lines):
+        return console
+    mark = STREAM_MARKS["stderr"]
+    return "".join(line[len(mark) :] + "\n" for line in lines if line.startswith(mark))
+
+
 def abort_message(console: str) -> str | None:
     lines = [
-        line.strip()
+        _STREAM_MARK.sub("", line).strip()
         for line in console.splitlines()
         if any(pattern.search(line) for pattern, _ in ABORT_KINDS)
     ]
@@ -275,7 +291,7 @@ def _go_hang(goroutines: list[dict], outcome: Outcome, kind: str,
 
 def _runtime_verdict(report: Report, frames: list[dict]) -> runtimes.Verdict | None:
     """The runtime's report on the console, checked against the state (runtime.py)."""
-    found = consoles.first(report.console) if report.console else None
+    found = consoles.first(app_stderr(report.console)) if report.console else None
     if found is None:
         return None
     event, sections = report.event, report.sections

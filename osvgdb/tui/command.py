@@ -194,7 +194,8 @@ class Session:
         self.console: LiveConsole | None = None
         self.kernel_dir = build.repo_root() / "kernel"
         self.read_only = False
-        self.recorded_console: bytes | None = None  # a replay's (osvgdb replay --tui)
+        # A replay's outputs as recorded (osvgdb replay --tui): osvgdb.record.Recording.console
+        self.recorded_console: Callable[[dict[str, int] | None], bytes] | None = None
 
     def _gdb(self, argv: list[str]) -> Mi:
         self.mi = _start(argv)

@@ -150,10 +150,11 @@ class Inspector:
     `kernel_dir` resolves the kernel's relative source paths; `read_only`
     (a dump): no command that resumes the guest; `read_source` reads the
     source pane's lines (a replay serves them from its transcript).
-    `recorded_console`: a replay of a recording (osvgdb replay --tui), whose
-    console this is: every stop also asks -osv-when where the replay is (the
-    title's "replay, N of M") and how much of that console the guest had
-    written by then (what the console pane shows); the reverse keys work, and
+    `recorded_console`: a replay of a recording (osvgdb replay --tui), its outputs
+    as one console as far as a dict of counts says (osvgdb.record.Recording.console):
+    every stop also asks -osv-when where the replay is (the title's "replay, N of
+    M") and how much of each output the guest had written by then (what the console
+    pane shows); the reverse keys work, and
     nothing runs forward from the end of the recording."""
 
     def __init__(
@@ -166,7 +167,7 @@ class Inspector:
         read_only: bool = False,
         describe_end: Callable[[], str | None] = lambda: None,
         read_source: Callable[[str, int], list[tuple[int, str]]] = source_excerpt,
-        recorded_console: bytes | None = None,
+        recorded_console: Callable[[dict[str, int] | None], bytes] | None = None,
     ):
         self.backend = backend
         self.visible = visible
@@ -175,7 +176,7 @@ class Inspector:
         self.read_only = read_only
         self.describe_end = describe_end  # what QEMU's end means, when it is known
         self.read_source = read_source  # (path, line) -> the lines around it; OSError
-        self.recorded_console = recorded_console  # a replay's console as recorded
+        self.recorded_console = recorded_console  # a replay's outputs as recorded
         self.replay: dict | None = None  # -osv-when at the last stop: icount, end, at_end...
         self.status = Status()
         self.panes = {name: Pane() for name in PANES}
@@ -455,8 +456,13 @@ class Inspector:
             "icount": _int(payload.get("icount")),
             "end": _int(payload.get("end")),
             "at_end": payload.get("at_end") == "true",
-            "console_bytes": _int(payload.get("console_bytes"), -1),
         }
+        written = payload.get("written")
+        if self.recorded_console is not None and isinstance(written, dict):
+            # The recorded outputs as far as the guest had written each at this point.
+            shown = self.recorded_console({name: _int(count) for name, count in written.items()})
+            self.replay["console"] = shown
+            self.replay["later"] = len(self.recorded_console(None)) - len(shown)
         self.changed()
 
     async def fetch_auxv(self, stop: int) -> None:

@@ -306,12 +306,11 @@ def render_source(inspector: Inspector) -> Rendered:
 
 def render_console(inspector: Inspector) -> Rendered:
     recorded, replay = inspector.recorded_console, inspector.replay
-    if recorded is not None and replay and replay.get("console_bytes", -1) >= 0:
-        # A replay: the recorded console as far as the guest had written it at this point.
-        shown = replay["console_bytes"]
-        text = recorded[:shown].decode(errors="replace").replace("\r", "")
+    if recorded is not None and replay and "console" in replay:
+        # A replay: the recorded outputs as far as the guest had written them at this point.
+        text = replay["console"].decode(errors="replace").replace("\r", "")
         lines = [[("", line)] for line in text.splitlines()]
-        later = len(recorded) - shown
+        later = replay["later"]
         if later > 0:
             lines.append([("class:dim", f"({later} more bytes come later in the recording)")])
         title = f"console (as of instruction {replay['icount']})"

@@ -2,7 +2,7 @@
  * The local APIC, in xAPIC mode through its MMIO page (reached in the direct map):
  * the per-CPU timer that drives preemption, end-of-interrupt, and IPIs (INIT/SIPI to
  * start CPUs, NMIs to stop them, TLB shootdowns). And the I/O APIC, for the one device
- * interrupt the kernel takes: the serial port's receive interrupt (console input).
+ * interrupt the kernel takes: the virtio devices' (the app's terminal, tty.c).
  */
 #include "arch.h"
 #include "mm.h"
@@ -68,7 +68,7 @@ void lapic_init(void)
 
 /*
  * The I/O APIC at its usual address (microvm's MADT lists it there), reached through
- * its index/data register pair. ISA IRQs arrive on the pins of the same number.
+ * its index/data register pair. GSI N arrives on pin N.
  */
 #define IOAPIC_PHYS     0xfec00000UL
 #define IOAPIC_REGSEL   0x00
@@ -82,9 +82,14 @@ static void ioapic_write(u32 reg, u32 v)
     base[IOAPIC_WIN / 4] = v;
 }
 
-/* Deliver pin's interrupts as vector to the CPU apic_id: fixed, edge, active high. */
-void ioapic_route(unsigned pin, u32 vector, u32 apic_id)
+/*
+ * Deliver pin's interrupts as vector to the CPU apic_id: fixed, active high, edge- or
+ * level-triggered. A level-triggered line (a virtio device's) interrupts again after
+ * the EOI for as long as the device holds it up.
+ */
+#define IOAPIC_LEVEL (1 << 15)
+void ioapic_route(unsigned pin, u32 vector, u32 apic_id, bool level)
 {
     ioapic_write(IOAPIC_REDTBL(pin) + 1, apic_id << 24);
-    ioapic_write(IOAPIC_REDTBL(pin), vector);
+    ioapic_write(IOAPIC_REDTBL(pin), vector | (level ? IOAPIC_LEVEL : 0));
 }

@@ -129,7 +129,7 @@ void lapic_eoi(void);
 void lapic_send_ipi(u32 apic_id, u32 vector);
 void lapic_send_nmi_all_but_self(void);
 u32 lapic_id(void);
-void ioapic_route(unsigned pin, u32 vector, u32 apic_id);
+void ioapic_route(unsigned pin, u32 vector, u32 apic_id, bool level);
 void smp_init(u64 rsdp_paddr);
 unsigned stop_other_cpus(bool panic);
 noreturn void cpu_stop_halt(void);
@@ -142,7 +142,7 @@ void delay_us(u64 us);
 /* The kernel's interrupt vectors (the debugger reads their names from this enum's DWARF). */
 enum interrupt_vector {
     TIMER_VECTOR = 32,
-    CONSOLE_VECTOR = 33,            /* the serial port's receive interrupt (ISA IRQ 4) */
+    VIRTIO_VECTOR = 33,             /* the virtio devices: the app's terminal (tty.c) */
     IPI_RESCHEDULE_VECTOR = 0xf1,
     IPI_TLB_VECTOR = 0xf2,
     IPI_SIGNAL_VECTOR = 0xf3,       /* a signal for the thread running there: enter the kernel */

@@ -399,9 +399,12 @@ bool rdrand64(u64 *v)
 /*
  * Leave QEMU: the status goes to the host runner on debugcon (exact), and to QEMU's
  * isa-debug-exit, which exits with (value << 1) | 1 (the host sees its low 8 bits).
+ * First the console's last bytes leave the UART: QEMU exits at once, and what its
+ * serial port still held (the end of a --verbose report) was lost.
  */
 noreturn void arch_exit_qemu(int status)
 {
+    console_flush();
     debugcon_printf("osv-exit: status=%d\n", status);
     outl(0xf4, status & 0xff);
     for (;;)
