@@ -135,6 +135,7 @@ class ChannelFds:
     stderr: int  # the app's stderr
     console: int  # the kernel's own console
     export: int  # --export's archives, at the app's end
+    uarts: bool = False  # the app's stdout and stderr on UARTs (a recording), not virtio
 
 
 def channel_arguments(fds: ChannelFds | None) -> list[str]:
@@ -153,9 +154,24 @@ def channel_arguments(fds: ChannelFds | None) -> list[str]:
     ioapic2=off: eight transports raising GSI 16-23 on the one I/O APIC the
     kernel drives.  Without `fds` (a QEMU run by hand), the serial port is
     QEMU's stdout and the app writes there too.
+
+    With `fds.uarts` (a run recorded for a replay, osvgdb.record) the app's stdout
+    and stderr are two more UARTs, COM2 and COM3, and nothing feeds its stdin:
+    QEMU 7.2 cannot replay virtio-serial from a snapshot (loading one arms a timer
+    of the device's the recording never had; the replay then waits for ever).
+    Every channel is a pipe then.
     """
     if fds is None:
         return ["-serial", "stdio"]
+    if fds.uarts:
+        return [
+            "-chardev", f"file,id=console,path=/dev/fd/{fds.console}",
+            "-serial", "chardev:console",
+            "-chardev", f"file,id=stdout,path=/dev/fd/{fds.terminal}",
+            "-device", "isa-serial,chardev=stdout,iobase=0x2f8,irq=3",
+            "-chardev", f"file,id=stderr,path=/dev/fd/{fds.stderr}",
+            "-device", "isa-serial,chardev=stderr,iobase=0x3e8,irq=5",
+        ]  # fmt: skip
     return [
         "-chardev", f"socket,id=terminal,fd={fds.terminal}",
         "-chardev", f"socket,id=stderr,fd={fds.stderr}",
@@ -222,6 +238,8 @@ def command_line(
                   "-gdb", "chardev:gdb0"]  # fmt: skip
     if qmp_socket is not None:
         debug += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
+    if extra_qmp_socket is not None:
+        debug += ["-qmp", f"unix:{extra_qmp_socket},server=on,wait=off"]
     if pause_on_reset:
         debug += ["-action", "shutdown=pause"]
     machine = f"microvm,accel={accel},auto-kernel-cmdline=off,ioapic2=off"
@@ -255,9 +273,10 @@ def command_line(
 CONSOLE_PIPE_SIZE = 1 << 20
 
 
-def _console_pipe() -> tuple[BinaryIO, BinaryIO]:
-    """The kernel console's pipe: our end to read, QEMU's to write, as large as Linux
-    lets us make it without privileges (1 MiB by default; else its 64 KiB)."""
+def _output_pipe() -> tuple[BinaryIO, BinaryIO]:
+    """An output's pipe (the kernel console's; every output's in a recording): our end
+    to read, QEMU's to write, as large as Linux lets us make it without privileges
+    (1 MiB by default; else its 64 KiB)."""
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
         fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, CONSOLE_PIPE_SIZE)
@@ -337,6 +356,7 @@ class Qemu:
         # watch for a hung QEMU); a recording has the same machine, and so the same monitors.
         self.gdb_qmp_socket = self.workdir / "qmp-gdb.sock" if record_replay else None
         self.process: subprocess.Popen[bytes] | None = None
+        self.argv: list[str] = []  # the command line QEMU was started with
         # Each channel a socket pair: ours to read (and the terminal's to write), QEMU's.
         self._ours: dict[str, socket.socket | BinaryIO] = {}
         self._theirs: dict[str, socket.socket | BinaryIO] = {}
@@ -375,8 +395,8 @@ class Qemu:
     def command(self, cmdline: str) -> list[str]:
         if not self._theirs:
             for name in self.CHANNELS:
-                if name == "console":
-                    self._ours[name], self._theirs[name] = _console_pipe()
+                if name == "console" or self.record_replay:
+                    self._ours[name], self._theirs[name] = _output_pipe()
                 else:
                     self._ours[name], self._theirs[name] = socket.socketpair()
         return command_line(
@@ -392,6 +412,7 @@ class Qemu:
                 stderr=self._theirs["stderr"].fileno(),
                 console=self._theirs["console"].fileno(),
                 export=self._theirs["export"].fileno(),
+                uarts=bool(self.record_replay),
             ),
             gdb_socket=self.gdb_socket,
             qmp_socket=self.qmp_socket,
@@ -404,7 +425,7 @@ class Qemu:
         )
 
     def start(self, cmdline: str) -> None:
-        argv = self.command(cmdline)
+        argv = self.argv = self.command(cmdline)
         # QEMU creates the debugcon file only once it runs; creating it empty
         # lets the caller poll it from the start.
         self.debugcon.touch()

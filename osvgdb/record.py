@@ -123,6 +123,11 @@ def check_recordable(options: RunOptions) -> None:
             f"--record: QEMU records only one vCPU (its record/replay does not support "
             f"-smp {options.smp}); drop --smp"
         )
+    if options.export:
+        raise RecordingError(
+            "--record: no --export (a recorded app has no virtio-serial ports, and --export's "
+            "archives travel on one)"
+        )
     if options.accel != "tcg":
         raise RecordingError(
             "--record: QEMU records only under TCG (-icount is not allowed with hardware "
@@ -441,7 +446,7 @@ class Recorder:
                 "add": [[str(host), guest] for host, guest in options.add],
             },
             "cmdline": cmdline,
-            "machine": machine_template(vm.command(cmdline), paths),
+            "machine": machine_template(vm.argv, paths),
             "kernel": {"file": KERNEL, "build_id": dump.kernel_build_id(vm.kernel),
                        "source": str(Path(vm.kernel).resolve())},  # fmt: skip
             "app": {"file": app_file, "source": str(options.exe.resolve())},

@@ -13,11 +13,12 @@ osv-seek and osv-last-write) and the other QMP monitor; it may not write the
 guest's memory or registers (the replay would go another way).
 
 The outputs (the kernel's console, the app's stdout and stderr): while the replay
-goes to the end, what the guest writes to each is copied to our stdout and checked
-byte for byte against the recording's (`ReplayConsole`, one per output); once there,
-whatever QEMU writes again (reverse execution replays from a snapshot, and the
-guest's output with it) is dropped: the console is printed once. The guest's own
-counts of what it wrote (osvgdb.record.STREAMS) say where each stands at any point.
+goes to the end, what the guest writes to each is checked byte for byte against the
+recording's (`ReplayConsole`, one per output); once there, the recording's outputs
+are printed, as far as the guest's own counts (osvgdb.record.STREAMS) say it wrote
+them, in the order they came when it was recorded, and whatever QEMU writes again
+(reverse execution replays from a snapshot, and the guest's output with it) is
+dropped: the console is printed once.
 
 A QEMU hung in replay (QEMU 7.2 can deadlock loading a snapshot; osvgdb.record
 says how the machine avoids the case we met) stops answering on QMP: a watchdog
@@ -64,15 +65,14 @@ class ReplayOptions:
 
 
 class ReplayConsole:
-    """Where the copying thread writes what the replayed guest writes to one output.
-    Until `settle()` each byte goes on to `out` and is checked against the recording's
-    at its offset (`start_at` when the replay began at a snapshot, whose earlier bytes
-    the caller has written); afterwards everything is what a reverse step replays
-    again, and is dropped."""
+    """Where the copying thread writes what the replayed guest writes to one output:
+    until `settle()` each byte is checked against the recording's at its offset
+    (`start_at` when the replay began at a snapshot); afterwards everything is what a
+    reverse step replays again. Nothing is shown from here: what is shown is the
+    recording's own bytes, in the order they came live (ReplaySession)."""
 
-    def __init__(self, recorded: bytes, out: BinaryIO | None):
+    def __init__(self, recorded: bytes):
         self.recorded = recorded
-        self.out = out
         self.offset = 0
         self.diverged_at: int | None = None
         self.settled = False
@@ -94,13 +94,7 @@ class ReplayConsole:
                 )
                 self.diverged_at = self.offset + same
             self.offset += len(data)
-            self._forward(data)
         return len(data)
-
-    def _forward(self, data: bytes) -> None:
-        if self.out is not None and data:
-            self.out.write(data)
-            self.out.flush()
 
     def flush(self) -> None:
         pass
@@ -131,7 +125,7 @@ class ReplaySession(DebugSession):
     ):
         self.out = console if console is not None else sys.stdout.buffer
         self.replay_streams = {
-            name: ReplayConsole(recording.stream(name), self.out) for name in record.STREAMS
+            name: ReplayConsole(recording.stream(name)) for name in record.STREAMS
         }
         super().__init__(recording.run_options(), console=self.replay_streams["console"])  # type: ignore[arg-type]
         self.outputs["stdout"] = self.replay_streams["stdout"]  # type: ignore[assignment]
@@ -229,10 +223,12 @@ class ReplaySession(DebugSession):
                 )
         except QemuError as error:
             raise ReplayError(f"{error}{self._qemu_said()}") from None
-        written = self._written() or {}
+        written = self._written()
+        self.out.write(recording.console(written))
+        self.out.flush()
         deadline = time.monotonic() + SETTLE_TIME
         for name, stream in self.replay_streams.items():
-            stream.settle(written.get(name), deadline)
+            stream.settle(None if written is None else written[name], deadline)
             if stream.diverged_at is not None:
                 self.say(
                     f"warning: the replayed {name} differs from the recorded one from byte "
@@ -240,10 +236,7 @@ class ReplaySession(DebugSession):
                 )
 
     def _start_at(self, written: dict[str, int]) -> None:
-        """The replay starts at a snapshot: what the outputs held by then is printed from
-        the recording, in the order it came, and the copies go on from there."""
-        self.out.write(self.replaying.console(written))
-        self.out.flush()
+        """The replay starts at a snapshot: the checks go on from what each output held by then."""
         for name, stream in self.replay_streams.items():
             stream.start_at(written.get(name, 0))
 

@@ -459,7 +459,8 @@ class Guest:
         options = self.options
         assert options is not None
         kernel = kernel_image(options, build.repo_root())
-        input_mode = stdin_mode(options.stdin)
+        # A recorded app's stdin is empty: its terminal is UARTs, output only (osvgdb.qemu).
+        input_mode = "none" if self.recording is not None else stdin_mode(options.stdin)
         cmdline = kernel_cmdline(
             "/" + options.exe.name,
             options.args,
@@ -722,7 +723,11 @@ class Guest:
         """Close the recording where the guest is (osvgdb.record.Recorder), once the
         outputs have all of it."""
         assert self.vm is not None and self.recording is not None
-        outcome = self.outcome() if self._debugcon is not None else self._outcome(Ending.QEMU_FAILED)
+        if self._debugcon is None:  # QEMU failed before it was up: its debugcon says nothing
+            self._debugcon = Debugcon(self.vm.debugcon)
+            outcome = self._outcome(Ending.QEMU_FAILED)
+        else:
+            outcome = self.outcome()
         self.recording.close_log(self.vm, self.monitor)
         if self._copier is not None:
             self._copier.join(CONSOLE_DRAIN_TIME)

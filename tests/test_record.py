@@ -1,8 +1,8 @@
 """Record and replay: `osvgdb run --record`, `osvgdb replay`, osv-last-write and reverse
 execution, on the real kernel under QEMU's record/replay and a real GDB.
 
-The oracles: the recorded run's own console and exit status (the replay must give them
-back byte for byte), the program's source (which function clears the pointer), GDB's
+The oracles: the recorded run's own outputs and exit status (osvgdb run's stdout, stderr
+and --log; the replay must give them back byte for byte), the program's source (which function clears the pointer), GDB's
 own forward execution and its software watchpoint (GDB single-steps and compares the
 register after each instruction), and the processes left on the machine."""
 
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from guest import APPS, ROOT, Run, _text, osvgdb_command
+
+from osvgdb.record import open_recording
 from processes import alive, children, cmdline
 
 RUN_TIMEOUT = 120
@@ -32,11 +34,16 @@ def osvgdb(*args: str, env: dict[str, str] | None = None, timeout: float = 600) 
         env={**os.environ, **(env or {})},
         timeout=timeout,
     )
-    return Run(result.returncode, _text(result.stdout), _text(result.stderr))
+    return Run(result.returncode, _text(result.stdout), _text(result.stderr), "")
 
 
 def record(directory: Path, *args: str) -> Run:
-    return osvgdb("run", "--timeout", str(RUN_TIMEOUT), "--accel", "tcg", "--record", str(directory), *args)
+    """`osvgdb run --record DIRECTORY ARGS`; the kernel's console in DIRECTORY.log (--log)."""
+    log = directory.parent / f"{directory.name}.log"
+    run = osvgdb("run", "--timeout", str(RUN_TIMEOUT), "--accel", "tcg", "--log", str(log),
+                 "--record", str(directory), *args)  # fmt: skip
+    run.console = _text(log.read_bytes()) if log.exists() else ""
+    return run
 
 
 def replay(directory: Path, *commands: str, options: tuple[str, ...] = ()) -> Run:
@@ -66,23 +73,31 @@ def manifest(directory: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def lastwrite(kernel: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Run]:
-    """lastwrite-glibc recorded: the pointer cleared in forget_config, read in read_retries."""
+    """lastwrite-glibc recorded: the pointer cleared in forget_config, read in read_retries.
+    Its stdout a terminal (--tty), so that stdio writes each line as it comes."""
     directory = tmp_path_factory.mktemp("lastwrite") / "recording"
-    return directory, record(directory, str(APPS / "lastwrite-glibc"))
+    return directory, record(directory, "--tty", str(APPS / "lastwrite-glibc"))
 
 
 @pytest.mark.parametrize("exe", ["hello-glibc", "threads-glibc", "nilmap-go"])
-def test_a_replay_gives_back_the_console_and_status(kernel: None, tmp_path: Path, exe: str) -> None:
-    """The recorded run's console, byte for byte, then GDB at the end; the same exit status
-    (nilmap-go: Go's panic trace and 2)."""
+def test_a_replay_gives_back_the_outputs_and_status(kernel: None, tmp_path: Path, exe: str) -> None:
+    """The recorded run's outputs, each byte for byte as osvgdb run gave them (the app's
+    stdout and stderr, the kernel's console in --log), then GDB at the end; the same exit
+    status (nilmap-go: Go's panic trace on stderr, and 2)."""
     directory = tmp_path / "recording"
     run = record(directory, str(APPS / exe))
     assert f"osvgdb: recorded in {directory}" in run.stderr, run
-    assert (directory / "console.txt").read_bytes().decode() == run.stdout
+    assert (directory / "stdout.txt").read_bytes().decode() == run.stdout
+    assert run.stderr.startswith((directory / "stderr.txt").read_bytes().decode()), run
+    assert _text((directory / "console.txt").read_bytes()) == run.console
+    if exe == "nilmap-go":
+        assert "panic: assignment to entry in nil map" in (directory / "stderr.txt").read_text()
     again = replay(directory, options=("--snapshot-interval", "0"))
     assert again.status == run.status, again
-    assert again.stdout.startswith(run.stdout), again
-    greeting = again.stdout[len(run.stdout) :].splitlines()[0]
+    # The three outputs once, as osvgdb debug shows them: in the order they came.
+    shown = open_recording(directory).console().decode()
+    assert run.stdout in shown and again.stdout.startswith(shown), again
+    greeting = again.stdout[len(shown) :].splitlines()[0]
     assert greeting.startswith(f"osvgdb: replaying {directory}: at its end"), again
     assert "diverge" not in again.stderr and "differs" not in again.stderr, again
     assert not mentioning(str(directory))
@@ -90,7 +105,7 @@ def test_a_replay_gives_back_the_console_and_status(kernel: None, tmp_path: Path
 
 def test_last_write_stops_in_the_clearing_function(lastwrite: tuple[Path, Run]) -> None:
     directory, run = lastwrite
-    assert run.status == 139 and "segmentation fault at 0x8" in run.stdout, run
+    assert run.status == 139 and "segmentation fault at 0x8" in run.stderr, run
     found = replay(directory, "osv-last-write config", "bt", "p/x &defaults")
     assert found.status == 139, found
     lines = found.stdout.splitlines()
@@ -190,6 +205,7 @@ def test_what_qemu_cannot_record_is_refused_in_one_line(kernel: None, tmp_path: 
     for options, said in (
         (("--smp", "2"), "QEMU records only one vCPU"),
         (("--accel", "kvm"), "QEMU records only under TCG"),
+        (("--accel", "tcg", "--export", f"/tmp:{tmp_path}/out"), "no --export"),
     ):
         run = osvgdb("run", "--record", str(tmp_path / "r"), *options, hello)
         assert run.status == 2 and run.stdout == "", run

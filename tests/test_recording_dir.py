@@ -1,11 +1,11 @@
-"""The recording directory and the replay's console, without QEMU: what a recording must
-hold for a replay to open it, and how the replayed console is checked and printed once.
+"""The recording directory and the replay's outputs, without QEMU: what a recording must
+hold for a replay to open it, how the replayed outputs are checked, and how the recorded
+ones are shown as one console as of any point.
 (A recording made by QEMU is in test_record.py.)"""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -20,7 +20,8 @@ def _fake_recording(directory: Path) -> dict:
     directory.mkdir()
     (directory / "app").mkdir()
     contents = {record.EVENT_LOG: b"log" * 100, record.KERNEL: b"\x7fELF kernel",
-                record.INITRD: b"070701", record.CONSOLE: b"hello\n", record.DEBUGCON: b"osv-exit: status=0\n",
+                record.INITRD: b"070701", "console.txt": b"Booted\nbye\n", "stdout.txt": b"hello\n",
+                "stderr.txt": b"oops\n", record.DEBUGCON: b"osv-exit: status=0\n",
                 "app/hello": b"\x7fELF app"}  # fmt: skip
     for name, data in contents.items():
         (directory / name).write_bytes(data)
@@ -29,6 +30,7 @@ def _fake_recording(directory: Path) -> dict:
         "format": record.FORMAT, "version": record.VERSION, "complete": True, "qemu": "QEMU 7.2",
         "cmdline": "/hello", "machine": ["qemu"], "options": {}, "kernel": {"file": record.KERNEL},
         "app": {"file": "app/hello"}, "end": {"icount": 1000, "outcome": "exited", "exit_status": 0},
+        "output_order": [["console", 7], ["stdout", 3], ["stderr", 5], ["stdout", 3], ["console", 4]],
         "files": {name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
                   for name, data in contents.items()},
     }  # fmt: skip
@@ -48,7 +50,11 @@ def test_a_whole_recording_opens(tmp_path: Path) -> None:
     _fake_recording(tmp_path / "rec")
     recording = record.open_recording(tmp_path / "rec", check_qemu=False)
     assert recording.end.icount == 1000 and recording.cmdline == "/hello"
-    assert recording.console == b"hello\n" and recording.snapshots == []
+    assert recording.stream("stdout") == b"hello\n" and recording.snapshots == []
+    # The three outputs as one console, in the order they came, each cut where the guest was.
+    assert recording.console() == b"Booted\nheloops\nlo\nbye\n"
+    assert recording.console({"console": 7, "stdout": 4, "stderr": 0}) == b"Booted\nhell"
+    assert recording.console({"console": 0, "stdout": 0, "stderr": 0}) == b""
 
 
 def test_what_is_not_a_recording_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -85,6 +91,7 @@ def test_a_damaged_recording_is_refused_in_one_line(tmp_path: Path, damage, said
 def test_the_machine_template_names_each_runs_own_paths() -> None:
     paths = {"/tmp/osvgdb-x": "workdir", "/r,1": "recording", "/proc/9/fd/4": "ram"}
     argv = ["qemu", "-initrd", "/tmp/osvgdb-x/initrd.cpio", "-S", "-qmp", "unix:/tmp/osvgdb-x/q",
+            "-chardev", "file,id=stdout,path=/dev/fd/7", "-chardev", "socket,id=terminal,fd=12",
             "-chardev", "socket,id=gdb0,path=/tmp/osvgdb-x/gdb.sock,server=on,wait=off",
             "-gdb", "chardev:gdb0", "-object", "memory-backend-file,mem-path=/proc/9/fd/4",
             *record.qemu_arguments("replay", Path("/r,1"))]  # fmt: skip
@@ -92,13 +99,15 @@ def test_the_machine_template_names_each_runs_own_paths() -> None:
     assert template[:3] == ["qemu", "-initrd", "{workdir}/initrd.cpio"]
     assert "-S" not in template and "-qmp" not in template and "-gdb" not in template
     assert "memory-backend-file,mem-path={ram}" in template
+    # The channels' descriptor numbers are each run's own (not /proc/9/fd/4: a path).
+    assert "file,id=stdout,path=/dev/fd/{fd}" in template and "socket,id=terminal,fd={fd}" in template
     assert "shift=auto,rr={mode},rrfile={recording}/replay.bin,rrsnapshot=init" in template
-    recorded = record.machine_template([*argv[:12], *record.qemu_arguments("record", Path("/r,1"))], paths)
+    recorded = record.machine_template([*argv[:16], *record.qemu_arguments("record", Path("/r,1"))], paths)
     assert recorded == template
 
 
 def test_snapshots_before_a_point_and_their_spacing() -> None:
-    snapshots = [record.Snapshot("osvgdb-1", 100, 5), record.Snapshot("osvgdb-2", 300, 9)]
+    snapshots = [record.Snapshot("osvgdb-1", 100, {"console": 5}), record.Snapshot("osvgdb-2", 300, {"console": 9})]
     assert record.nearest_snapshot(snapshots, 300).name == "osvgdb-1"
     assert record.nearest_snapshot(snapshots, 301).name == "osvgdb-2"
     assert record.nearest_snapshot(snapshots, 100) is None  # only init, at 0
@@ -108,23 +117,22 @@ def test_snapshots_before_a_point_and_their_spacing() -> None:
     assert record.next_step(10, 1.0, 0.5) == record.FIRST_SNAPSHOT_STEP // 5
 
 
-def test_the_replayed_console_is_checked_and_printed_once() -> None:
+def test_the_replayed_console_is_checked_from_where_the_replay_began() -> None:
     recorded = b"one\ntwo\nthree\n"
-    out = io.BytesIO()
-    console = ReplayConsole(recorded, out)
+    console = ReplayConsole(recorded)
     console.start_at(4)  # the replay began at a snapshot taken after "one\n"
     console.write(b"two\nthree\n")
-    console.settle(len(recorded))
-    console.write(b"two\n")  # a reverse step replays it again
-    assert out.getvalue() == recorded and console.diverged_at is None
+    console.settle(len(recorded), 0.0)
+    console.write(b"TWO\n")  # a reverse step replays it again: no longer compared
+    assert console.diverged_at is None
 
 
 def test_a_replayed_console_that_differs_says_where() -> None:
-    console = ReplayConsole(b"hello world\n", io.BytesIO())
+    console = ReplayConsole(b"hello world\n")
     console.write(b"hello there\n")
-    console.settle(12)
+    console.settle(12, 0.0)
     assert console.diverged_at == 6
-    short = ReplayConsole(b"hello\n", io.BytesIO())
+    short = ReplayConsole(b"hello\n")
     short.write(b"hel")
-    short.settle(None)
+    short.settle(None, 0.0)
     assert short.diverged_at is None  # a kernel without the counter: nothing to compare the end with

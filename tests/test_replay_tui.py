@@ -40,7 +40,7 @@ def command(term: Tmux, line: str) -> None:
 def test_going_back_in_the_tui(kernel: None, tmp_path: Path) -> None:
     directory = tmp_path / "recording"
     recorded = subprocess.run(
-        osvgdb_command("run", "--accel", "tcg", "--record", str(directory), str(APPS / "lastwrite-glibc")),
+        osvgdb_command("run", "--accel", "tcg", "--record", str(directory), "--tty", str(APPS / "lastwrite-glibc")),
         stdin=subprocess.DEVNULL, capture_output=True, timeout=300,
     )  # fmt: skip
     assert recorded.returncode == 139, recorded.stderr

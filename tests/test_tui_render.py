@@ -151,3 +151,14 @@ def test_only_the_visible_panes_fetch() -> None:
     assert not any(c.startswith(("-osv-auxv", "-break-list")) for c in commands)
     per_stop = [c for c in commands if not c.startswith("-data-disassemble")]
     assert per_stop == ["-osv-tcb", "-osv-syscalls -n 500", "-stack-list-frames --thread 1"] * 2
+
+
+def test_gdb_streams_in_pieces_make_whole_lines() -> None:
+    """GDB's stream records need not end lines; an open line may grow by a piece with
+    no newline at all (that piece once raised IndexError in the event loop)."""
+    from osvgdb.tui.inspector import Inspector
+
+    inspector = Inspector(backend("hello"))  # a recorded session: only its event hooks are used
+    for piece in ("929\t{", "\n", "a", "b", "c\nd\n"):
+        inspector.event(Record("console", None, piece))
+    assert inspector.output == ["929\t{", "abc", "d"]

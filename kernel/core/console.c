@@ -12,6 +12,7 @@
 
 #define COM1 0x3f8
 #define UART_LSR 5              /* line status */
+#define UART_SCR 7              /* scratch: a register that only keeps what was written */
 #define LSR_THRE 0x20           /* the transmit holding register (and FIFO) can take a byte */
 #define LSR_TEMT 0x40           /* ... and everything written has left the UART */
 #define DEBUGCON 0xe9
@@ -24,26 +25,54 @@
  */
 #define UART_WAIT 20000000
 
+/* A 16550 at `base`, polled: no interrupts, 115200 8N1, FIFOs on. */
+void uart_init(u16 base)
+{
+    outb(base + 1, 0x00);   /* no interrupts */
+    outb(base + 3, 0x80);   /* DLAB */
+    outb(base + 0, 0x01);   /* 115200 baud */
+    outb(base + 1, 0x00);
+    outb(base + 3, 0x03);   /* 8N1 */
+    outb(base + 2, 0x07);   /* FIFOs on and cleared */
+    outb(base + 4, 0x03);   /* DTR, RTS */
+}
+
+/* Whether a UART answers at `base`: a missing one keeps nothing in its scratch register. */
+bool uart_present(u16 base)
+{
+    outb(base + UART_SCR, 0xa5);
+    return inb(base + UART_SCR) == 0xa5;
+}
+
 void console_init(void)
 {
-    outb(COM1 + 1, 0x00);   /* no interrupts */
-    outb(COM1 + 3, 0x80);   /* DLAB */
-    outb(COM1 + 0, 0x01);   /* 115200 baud */
-    outb(COM1 + 1, 0x00);
-    outb(COM1 + 3, 0x03);   /* 8N1 */
-    outb(COM1 + 2, 0x07);   /* FIFOs on and cleared */
-    outb(COM1 + 4, 0x03);   /* DTR, RTS */
+    uart_init(COM1);
 }
 
 /* Wait until the line status has `bits`; false if the UART never gets there. */
-static bool serial_wait(u8 bits)
+static bool uart_wait(u16 base, u8 bits)
 {
     for (int i = 0; i < UART_WAIT; i++) {
-        if ((inb(COM1 + UART_LSR) & bits) == bits)
+        if ((inb(base + UART_LSR) & bits) == bits)
             return true;
         cpu_relax();
     }
     return false;
+}
+
+/* n bytes out of the UART at `base`, each as soon as it can take it; the caller serializes. */
+void uart_write(u16 base, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uart_wait(base, LSR_THRE);
+        outb(base, s[i]);
+    }
+}
+
+/* Before QEMU exits: every byte written has reached its host side, none left in the UART. */
+void uart_flush(u16 base)
+{
+    uart_wait(base, LSR_THRE | LSR_TEMT);
 }
 
 /*
@@ -53,17 +82,9 @@ static bool serial_wait(u8 bits)
  */
 u64 console_bytes_written;
 
-static void serial_putc(char c)
-{
-    serial_wait(LSR_THRE);
-    outb(COM1, c);
-    console_bytes_written++;
-}
-
-/* Before QEMU exits: every byte written has reached its host side, none left in the UART. */
 void console_flush(void)
 {
-    serial_wait(LSR_THRE | LSR_TEMT);
+    uart_flush(COM1);
 }
 
 /*
@@ -78,8 +99,8 @@ void console_write(const char *s, size_t n)
     bool locked = false;
     for (int i = 0; i < 10000000 && !locked; i++)
         locked = !__atomic_exchange_n(&console_lock.locked, 1, __ATOMIC_ACQUIRE);
-    for (size_t i = 0; i < n; i++)
-        serial_putc(s[i]);
+    uart_write(COM1, s, n);
+    console_bytes_written += n;
     if (locked)
         __atomic_store_n(&console_lock.locked, 0, __ATOMIC_RELEASE);
     irq_restore(flags);

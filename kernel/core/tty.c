@@ -6,7 +6,11 @@
  *   port 2 (PORT_STDERR): the output of fd 2.
  * So the app's stdout and stderr reach osvgdb apart, byte for byte, and the kernel's
  * own messages (console.c, the serial port) reach neither. Without the device (a QEMU
- * started some other way) the app writes to the kernel's console and reads nothing.
+ * started some other way) the app writes to the kernel's console and reads nothing,
+ * unless fds 1 and 2 have UARTs of their own, COM2 and COM3: what osvgdb gives a run it
+ * records (osvgdb/record.py), because QEMU 7.2 cannot replay virtio-serial from a
+ * snapshot (loading one arms a timer of the device's that the recording never had, and
+ * the replay waits for ever). They are polled, output only, and fd 0 reads nothing.
  *
  * They are QEMU's virtserialports, not its virtconsole (port 0): a virtconsole drops
  * what its chardev cannot take at once, a serial port waits. That takes the device's
@@ -120,6 +124,11 @@ enum tty_mode tty_modes[3] = { TTY_MODE_NONE, TTY_MODE_TTY, TTY_MODE_TTY };
  */
 u64 tty_bytes_written[3];
 
+/* Without the virtio device: COM2 and COM3 for fds 1 and 2 if both answer, else none (0). */
+#define COM2 0x2f8
+#define COM3 0x3e8
+static u16 uart_out[3];
+
 static void count_written(struct tty_out *o, u64 n)
 {
     if (o == &tty_stdout)
@@ -180,6 +189,15 @@ long tty_write(int stream, const void *buf, u64 n)
     struct tty_out *o = stream == 2 && tty_stderr.present ? &tty_stderr : &tty_stdout;
     if (n == 0)
         return 0;
+    if (!o->present && uart_out[stream]) {
+        u64 flags = irq_save();
+        spin_lock(&o->lock);
+        uart_write(uart_out[stream], buf, n);
+        tty_bytes_written[stream] += n;
+        spin_unlock(&o->lock);
+        irq_restore(flags);
+        return n;
+    }
     if (!o->present) {
         console_write(buf, n);
         return n;
@@ -214,6 +232,9 @@ void tty_export_write(const void *data, u64 n)
 /* Waits until QEMU has taken every buffer of every port. Interrupts off, at the end. */
 void tty_flush(void)
 {
+    for (int fd = 1; fd <= 2; fd++)
+        if (uart_out[fd])
+            uart_flush(uart_out[fd]);
     struct tty_out *outs[] = { &tty_stdout, &tty_stderr, &tty_export };
     for (unsigned i = 0; i < ARRAY_SIZE(outs); i++) {
         struct tty_out *o = outs[i];
@@ -487,6 +508,12 @@ void tty_init(void)
     input.termios = tty_termios;        /* the line discipline starts from these */
     if (!virtio_find(VIRTIO_ID_CONSOLE, 0, &serial) || !virtio_start(&serial, VIRTIO_CONSOLE_F_MULTIPORT)) {
         tty_modes[0] = TTY_MODE_NONE;   /* nothing can come in */
+        if (uart_present(COM2) && uart_present(COM3)) {
+            uart_init(COM2);
+            uart_init(COM3);
+            uart_out[1] = COM2;
+            uart_out[2] = COM3;
+        }
         return;
     }
     virtq_init(&control_rx, &serial, CONTROL_RECEIVEQ, &control_rx_queue);

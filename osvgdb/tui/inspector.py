@@ -255,6 +255,8 @@ class Inspector:
         lines = text.split("\n")
         if self._output_open and self.output:
             self.output[-1] += lines.pop(0)
+            if not lines:
+                return  # more of the same open line
         self._output_open = lines[-1] != ""
         if not self._output_open:
             lines.pop()
