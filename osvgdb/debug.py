@@ -150,6 +150,23 @@ class DebugSession(Guest):
         return commands
 
 
+def run_gdb(argv: list[str]) -> int:
+    """GDB's command line, until GDB exits: its status. ^C is GDB's then (it interrupts
+    the guest), not ours; GDB is gone on return, whatever happens."""
+    if os.environ.get("OSVGDB_SHOW_GDB"):
+        print("osvgdb: " + shlex.join(argv), file=sys.stderr)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    process = None
+    try:
+        process = start_gdb(argv)
+        return process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def start_gdb(argv: list[str], **popen: object) -> subprocess.Popen:
     """GDB as our child that dies with us (PR_SET_PDEATHSIG)."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl
@@ -186,19 +203,7 @@ def debug(options: DebugOptions) -> DebugOutcome:
             argv = session.gdb_argv(
                 options.commands, batch=options.batch, gdb=options.gdb, extra=options.gdb_args
             )
-            if os.environ.get("OSVGDB_SHOW_GDB"):
-                print("osvgdb: " + shlex.join(argv), file=sys.stderr)
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            process = None
-            try:
-                process = start_gdb(argv)
-                gdb_status = process.wait()
-            finally:
-                signal.signal(signal.SIGINT, previous)
-                if process is not None and process.poll() is None:
-                    process.kill()
-                    process.wait()
-            return DebugOutcome(gdb_status, session.outcome())
+            return DebugOutcome(run_gdb(argv), session.outcome())
     except QemuFailed as failure:
         return DebugOutcome(None, failure.outcome)
 

@@ -30,8 +30,6 @@ connection close, and `osvgdb replay` says so in one line, exit status 125.
 from __future__ import annotations
 
 import os
-import shlex
-import signal
 import sys
 import threading
 import time
@@ -40,7 +38,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from osvgdb import record
-from osvgdb.debug import NO_WRITES, DebugOutcome, DebugSession, start_gdb
+from osvgdb.debug import NO_WRITES, DebugOutcome, DebugSession, run_gdb
 from osvgdb.debug import exit_status as debug_exit_status
 from osvgdb.monitor import Monitor, MonitorError
 from osvgdb.qemu import Qemu, QemuError
@@ -316,19 +314,8 @@ def replay(options: ReplayOptions) -> ReplayOutcome:
     try:
         with ReplaySession(recording, snapshot_interval=options.snapshot_interval) as session:
             argv = session.gdb_argv(options.commands, batch=options.batch, gdb=options.gdb)
-            if os.environ.get("OSVGDB_SHOW_GDB"):
-                print("osvgdb: " + shlex.join(argv), file=sys.stderr)
             session.watch()
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            process = None
-            try:
-                process = start_gdb(argv)
-                gdb_status = process.wait()
-            finally:
-                signal.signal(signal.SIGINT, previous)
-                if process is not None and process.poll() is None:
-                    process.kill()
-                    process.wait()
+            gdb_status = run_gdb(argv)
             session.unwatch()
             return ReplayOutcome(DebugOutcome(gdb_status, session.outcome()), hung=session.hung)
     except QemuFailed as failure:

@@ -367,22 +367,28 @@ def make_screen(session: Session, record: Path | None, **io) -> tuple[Screen, Ca
     return screen, started
 
 
-def replay_main(options) -> int:
-    """`osvgdb replay DIR --tui` (osvgdb.replay.ReplayOptions): 0 after q, 1 when it cannot
-    start; a directory that is not a recording: osvgdb.record.RecordingError."""
+def _run_screen(who: str, start: Callable[[Session], None], transcript: Path | None = None) -> int:
+    """The inspector on the session `start` sets up, until q: 0, or 1 (said on stderr
+    with `who`) when it cannot start."""
     try:
         with ExitStack() as stack:
             session = Session(stack)
-            session.replay(options)
-            screen, started = make_screen(session, None)
+            start(session)
+            screen, started = make_screen(session, transcript)
             screen.app.run(pre_run=started)
     except TuiError as error:
-        print(f"osvgdb replay: {error}", file=sys.stderr)
+        print(f"{who}: {error}", file=sys.stderr)
         return 1
     except MiError as error:
-        print(f"osvgdb replay: GDB: {error}", file=sys.stderr)
+        print(f"{who}: GDB: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def replay_main(options) -> int:
+    """`osvgdb replay DIR --tui` (osvgdb.replay.ReplayOptions): 0 after q, 1 when it cannot
+    start; a directory that is not a recording: osvgdb.record.RecordingError."""
+    return _run_screen("osvgdb replay", lambda session: session.replay(options))
 
 
 def main(
@@ -402,23 +408,13 @@ def main(
         if path is not None and not path.is_file():
             raise usage_errors[0](f"{path}: no such file")
     options = parse_run_options(namespace) if not modes else None
-    try:
-        with ExitStack() as stack:
-            session = Session(stack)
-            if options is not None:
-                session.boot(options, namespace.gdb)
-            elif namespace.attach:
-                session.attach(
-                    namespace.attach, namespace.kernel.resolve(), namespace.app, namespace.gdb
-                )
-            else:
-                session.core(namespace.core, namespace.kernel, namespace.app, namespace.gdb)
-            screen, started = make_screen(session, namespace.record)
-            screen.app.run(pre_run=started)
-    except TuiError as error:
-        print(f"osvgdb tui: {error}", file=sys.stderr)
-        return 1
-    except MiError as error:
-        print(f"osvgdb tui: GDB: {error}", file=sys.stderr)
-        return 1
-    return 0
+
+    def start(session: Session) -> None:
+        if options is not None:
+            session.boot(options, namespace.gdb)
+        elif namespace.attach:
+            session.attach(namespace.attach, namespace.kernel.resolve(), namespace.app, namespace.gdb)
+        else:
+            session.core(namespace.core, namespace.kernel, namespace.app, namespace.gdb)
+
+    return _run_screen("osvgdb tui", start, namespace.record)
