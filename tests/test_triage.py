@@ -60,11 +60,20 @@ def test_matrix_case(built: None, tmp_path: Path, case) -> None:
     for run in range(RUNS_PER_CASE):
         data, done = triage(tmp_path, "--no-dump", *case.argv(), name=f"run{run}")
         assert data["outcome"] == case.outcome, data["title"]
-        assert data["signature"].startswith(case.signature), data["signature"]
+        assert data["signature"].startswith(case.signature), (data["signature"], _threads(data))
         assert done.returncode == data["exit_status"]
         assert not data["partial"], data["steps"]
         signatures.add(data["signature"])
     assert len(signatures) == 1, signatures
+
+
+def _threads(data: dict) -> list[str]:
+    """Each thread's state and innermost frames: what a signature that differs came from."""
+    return [
+        f"{t['tid']} {t['state']} {(t.get('wait') or {}).get('kind')}: "
+        + " < ".join(str(f["function"]) for f in (t.get("backtrace") or {}).get("frames", [])[:8])
+        for t in data.get("threads", [])
+    ]
 
 
 def test_signatures_differ_between_cases(built: None, tmp_path: Path) -> None:
