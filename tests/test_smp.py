@@ -134,7 +134,7 @@ def test_late_reschedule_kicks_leave_spinlock_holders_alone(variant: str, smp: i
     reschedule IPI sent to a CPU that was idle lands in that lock. The old kernel
     switched threads there and hung in about half the runs, every CPU spinning on
     pipe_lock behind the thread the IPI had switched out (the Go program that hung in
-    CI lost its timer preemption the same way, in about one run of 300 here). The
+    CI lost its timer preemption the same way, in about one run of 200 here). The
     kernel now switches nowhere a spinlock is held and panics if it ever does; then one
     spinner more than the CPUs must all start, which needs the timer's preemption.
     Same output as on the host."""
