@@ -88,6 +88,17 @@ static void schedule_locked(void)
 {
     struct arch_cpu *cpu = this_cpu();
     struct thread *prev = cpu->current;
+    /*
+     * preempt_count is the CPU's, not the thread's: a switch with a spinlock held (a
+     * path that reschedules without asking, as the reschedule IPI once did) leaves
+     * the lock with a thread off the CPU and the count on this CPU for good, and then
+     * the timer never preempts here again. Linux's "scheduling while atomic": say so
+     * at once rather than hang later somewhere else. (sched_lock is a raw lock: not
+     * counted.)
+     */
+    if (cpu->preempt_count)
+        panic("schedule on cpu %u with %u spinlocks held (tid %d)", cpu->id,
+              cpu->preempt_count, prev->tid);
     if (prev->state == THREAD_RUNNING)
         prev->state = THREAD_READY;
     struct thread *next = pick_next(cpu);

@@ -98,7 +98,20 @@ static void interrupt(struct trap_frame *f, bool from_app)
         return;
     case IPI_RESCHEDULE_VECTOR:     /* an idle CPU told that a thread is ready */
         lapic_eoi();
-        schedule();
+        /*
+         * The kick can land late (the sender decides before it sends, and QEMU may
+         * deliver a while after): by then this CPU may have left its idle loop for a
+         * thread now in kernel code with interrupts on and a spinlock held. A switch
+         * there leaves the lock with a thread off the CPU and its count on this CPU's
+         * preempt_count; the thread's spin_unlock, wherever it runs next, takes one
+         * off that CPU's. Both counts then stay non-zero, so neither CPU is ever
+         * preempted by its timer again (a Go program hung so, its collector READY
+         * behind goroutines spinning on every CPU), or every CPU spins on the lock
+         * for good. So, as the timer: no switch while this CPU holds a spinlock; the
+         * ready thread runs at the next switch here or on another CPU.
+         */
+        if (!cpu->preempt_count)
+            schedule();
         return;
     case SPURIOUS_VECTOR:
         return;                     /* spurious interrupts take no EOI */

@@ -67,13 +67,21 @@ void smp_init(u64 rsdp_paddr)
         lapic_send_init(cpu->apic_id);
         delay_us(10000);
         lapic_send_sipi(cpu->apic_id, TRAMPOLINE_PA >> 12);
-        if (!wait_online(cpu, 1000)) {
-            lapic_send_sipi(cpu->apic_id, TRAMPOLINE_PA >> 12);
-            if (!wait_online(cpu, 500000)) {
-                printk("osv: CPU with APIC id %u did not start\n", cpu->apic_id);
-                cpu->idle_thread->state = THREAD_EXITED;
-                continue;
-            }
+        /*
+         * As long as it takes. Under TCG an AP is a host thread that a loaded host may
+         * not run for a while: this gave up after half a second once (in a 25 s boot),
+         * and the AP started anyway, later, on what the trampoline's slots held by then,
+         * the next AP's stack and arch_cpu: two CPUs on one stack, one preempt_count,
+         * one `current` (a Go program then died at rip 0x86). Under QEMU an AP always comes;
+         * a SIPI again after 1 ms (Intel's second) and then each second, for one that
+         * missed it (one on its way ignores it), and a line every 10 s says why boot waits.
+         */
+        for (unsigned ms = 1; !wait_online(cpu, 1000); ms++) {
+            if (ms == 1 || ms % 1000 == 0)
+                lapic_send_sipi(cpu->apic_id, TRAMPOLINE_PA >> 12);
+            if (ms % 10000 == 0)
+                printk("osv: waiting for the CPU with APIC id %u to start (%u s so far)\n",
+                       cpu->apic_id, ms / 1000);
         }
         nr_cpus++;
     }
