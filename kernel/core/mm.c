@@ -55,7 +55,14 @@ unsigned nr_mm_reserved;
    reads through the direct map (macros are not in the symbols it has). */
 const u64 mm_direct_map = PHYS_MEM;
 
-/* Lock order: pt_lock, then frame_lock; heap_lock alone. None is held across a TLB shootdown. */
+/*
+ * Lock order: pt_lock, then frame_lock; heap_lock alone. None is held across a TLB
+ * shootdown. heap_lock is taken with interrupts off: the scheduler frees an exited
+ * thread (kfree) holding sched_lock, also from the timer and the reschedule IPI, so a
+ * CPU in kmalloc with interrupts on could take a timer tick that waits for sched_lock
+ * while the other CPU, holding it, waits in kfree for heap_lock: both for good (seen:
+ * manythreads at -smp 2, about one run in 30 with a core busy).
+ */
 static struct spinlock frame_lock = SPINLOCK_INIT;
 static struct spinlock heap_lock = SPINLOCK_INIT;
 static struct spinlock pt_lock = SPINLOCK_INIT;
@@ -162,7 +169,7 @@ void *kmalloc(size_t size)
         order++;
     if (order > HEAP_MAX_ORDER)
         return NULL;
-    spin_lock(&heap_lock);
+    u64 flags = spin_lock_irqsave(&heap_lock);
     u8 *p = heap_free[order];
     if (p) {
         heap_free[order] = *(void **)p;
@@ -175,7 +182,7 @@ void *kmalloc(size_t size)
         else
             heap_next = p + (1UL << order);
     }
-    spin_unlock(&heap_lock);
+    spin_unlock_irqrestore(&heap_lock, flags);
     if (!p)
         return NULL;
     *(u64 *)p = order;
@@ -196,10 +203,10 @@ void kfree(void *p)
         return;
     u8 *block = (u8 *)p - 16;
     unsigned order = *(u64 *)block;
-    spin_lock(&heap_lock);
+    u64 flags = spin_lock_irqsave(&heap_lock);
     *(void **)block = heap_free[order];
     heap_free[order] = block;
-    spin_unlock(&heap_lock);
+    spin_unlock_irqrestore(&heap_lock, flags);
 }
 
 void mm_init(const struct hvm_start_info *si)
