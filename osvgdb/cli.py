@@ -47,8 +47,11 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-class _Terminated(Exception):
-    """Raised by the SIGTERM/SIGHUP handler so cleanup runs as for ^C."""
+class _Terminated(BaseException):
+    """Raised by the SIGTERM/SIGHUP handler so cleanup runs as for ^C. A BaseException,
+    as KeyboardInterrupt: the `except Exception` that keeps one failed triage step
+    from ending a report (or one run of --repeat from ending the rest) must not
+    swallow it."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)

@@ -53,6 +53,13 @@ DEFAULT_TIMEOUT = 30.0
 READ_SIZE = 65536
 MAX_READS_PER_POLL = 64  # a GDB that never stops printing still lets poll() return
 DEATH_CHECK_INTERVAL = 0.2  # how often a wait looks at the process when nothing comes
+LAST_WORDS_KEPT = 8192  # characters of GDB's log stream and stderr kept, for its death
+# What GDB says when it dies, on its log stream (&) or stderr: its internal-error
+# (then "Quit this debugging session? [answered Y; input not from terminal]"), a
+# fatal signal it caught in itself ("Fatal signal: Aborted": with no backtrace in
+# Debian's build), and what glibc, libstdc++ or Python said before an abort.
+DEATH_LINES = ("internal-error", "Fatal signal", "terminate called", "Assertion",
+               "free(): ", "malloc(): ", "corrupted", "Fatal Python error")
 
 # The first character of an MI output line (after its token, if any) -> Record.kind.
 KINDS = {
@@ -163,6 +170,18 @@ def how_it_ended(status: int | None) -> str:
     return f"exited with status {status}"
 
 
+def last_words(text: str) -> str:
+    """": LINE; LINE", the lines of TEXT (the end of GDB's log stream and stderr)
+    that say why GDB ended (DEATH_LINES), each once, or "" if none does: otherwise
+    what it said last is whatever it was doing, not why it went."""
+    said = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line not in said and any(marker in line for marker in DEATH_LINES):
+            said.append(line)
+    return ": " + "; ".join(said) if said else ""
+
+
 class Mi:
     """GDB over MI through its pipes (see the module docstring for the model)."""
 
@@ -178,6 +197,7 @@ class Mi:
             self._readers[process.stderr.fileno()] = bytearray()
         self._stderr = process.stderr.fileno() if process.stderr is not None else None
         self._open = set(self._readers)
+        self._last_words = ""  # the end of GDB's log stream and stderr, as text
         self._next_token = 1
         self._pending: dict[int, str] = {}  # token -> command, until its result is taken
         self._results: dict[int, Record] = {}
@@ -256,10 +276,13 @@ class Mi:
     def _file(self, fd: int, line: str) -> None:
         if fd == self._stderr:
             self.events.append(Record("stderr", None, line + "\n"))
+            self._keep_last_words(line + "\n")
             return
         record = parse_line(line)
         if record is None:
             return
+        if record.kind == "log":
+            self._keep_last_words(record.text)
         if record.kind == "result" and record.token in self._pending:
             self._results[record.token] = record
         else:
@@ -346,7 +369,17 @@ class Mi:
                 status = self.process.wait(timeout=1.0)
             except subprocess.TimeoutExpired:
                 pass
-        return how_it_ended(status)
+        if status is not None:
+            self.poll(0)  # its last words on stderr, written before it went
+        return how_it_ended(status) + last_words(self._last_words)
+
+    def _keep_last_words(self, text: str) -> None:
+        self._last_words = (self._last_words + text)[-LAST_WORDS_KEPT:]
+
+    def ended(self) -> str:
+        """How GDB ended ("died of signal 6 (Aborted): ...internal-error: ..."), for a
+        caller that saw `exited`: the status, and the stderr line that says why."""
+        return self._ended()
 
     # Ending
 

@@ -5,6 +5,8 @@ dies mid-command raising GdbExited instead of hanging."""
 from __future__ import annotations
 
 import os
+import re
+import resource
 import signal
 import time
 from collections.abc import Iterator
@@ -19,6 +21,7 @@ from osvgdb.mi import (
     MiTimeout,
     Record,
     console_command,
+    last_words,
     parse_line,
     stream_text,
 )
@@ -172,6 +175,47 @@ def test_a_killed_gdb_whose_child_holds_its_output_raises_too(tmp_path: Path) ->
         if child is not None:
             os.kill(child, signal.SIGKILL)
         mi.close()
+
+
+def _no_core() -> None:
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+@pytest.mark.parametrize(
+    "command, ended",
+    [
+        # GDB's own handler of a fatal signal in itself: what a crash inside GDB says
+        ("python import os; os.abort()", r"died of signal 6 \(Aborted\): Fatal signal: Aborted$"),
+        # an internal error: GDB answers "quit?" itself with no terminal, and exits
+        (
+            "maint internal-error osvgdb-test",
+            r"exited with status 1: \S+/maint\.c:\d+: internal-error: osvgdb-test$",
+        ),
+    ],
+)
+def test_a_gdb_that_dies_says_why(command: str, ended: str, tmp_path: Path) -> None:
+    """GDB writes why it dies on its log stream, not as a result: the GdbExited
+    message carries it, once, and not the lines around it."""
+    mi = Mi.launch(GDB, cwd=tmp_path, preexec_fn=_no_core)
+    try:
+        mi.execute("-gdb-version")
+        token = mi.send(console_command(command))
+        with pytest.raises(GdbExited) as raised:
+            mi.wait_result(token, timeout=30)
+        assert re.search(r"GDB " + ended.rstrip("$") + r" while waiting for ", str(raised.value))
+        assert re.fullmatch(ended, mi.ended()), mi.ended()
+    finally:
+        mi.close()
+    assert list(tmp_path.iterdir()) == []  # and it left no core file
+
+
+def test_last_words_are_the_lines_that_say_why() -> None:
+    text = "warning: something\nFatal signal: Aborted\n----- Backtrace -----\nFatal signal: Aborted\n"
+    assert last_words(text) == ": Fatal signal: Aborted"
+    assert last_words("free(): invalid pointer\nFatal signal: Aborted\n") == (
+        ": free(): invalid pointer; Fatal signal: Aborted"
+    )
+    assert last_words("Continuing.\n") == ""
 
 
 def test_close_asks_gdb_to_exit() -> None:

@@ -263,10 +263,19 @@ def test_store_keeps_the_first_dump_and_counts(kernel: None, tmp_path: Path) -> 
     assert offline["signature"] == first["signature"] and offline["outcome"] == first["outcome"]
 
 
-@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_killing_triage_leaves_no_qemu_or_gdb(kernel: None, tmp_path: Path, how: signal.Signals) -> None:
+@pytest.mark.parametrize(
+    "how, repeat",
+    [(signal.SIGTERM, "1"), (signal.SIGKILL, "1"), (signal.SIGTERM, "5")],
+    ids=["SIGTERM", "SIGKILL", "SIGTERM-repeat"],
+)
+def test_killing_triage_leaves_no_qemu_or_gdb(
+    kernel: None, tmp_path: Path, how: signal.Signals, repeat: str
+) -> None:
+    """With --repeat too: SIGTERM ends every run, not just the one it came in (the
+    step that keeps one run's failure from ending the rest must not catch it)."""
     process = subprocess.Popen(
-        osvgdb_command("triage", "--no-dump", "--timeout", "120", "--accel", "tcg", str(APPS / "busy-glibc")),
+        osvgdb_command("triage", "--no-dump", "--timeout", "120", "--accel", "tcg", "--repeat", repeat,
+                       str(APPS / "busy-glibc")),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,
     )  # fmt: skip
     try:
@@ -294,7 +303,9 @@ def test_killing_triage_leaves_no_qemu_or_gdb(kernel: None, tmp_path: Path, how:
             time.sleep(0.1)
         assert not any(alive(c) for c in seen)
         if how == signal.SIGTERM:
-            assert "Traceback" not in process.stderr.read().decode()
+            stderr = process.stderr.read().decode()
+            assert "Traceback" not in stderr
+            assert process.returncode == 128 + signal.SIGTERM, stderr
     finally:
         if process.poll() is None:
             process.kill()

@@ -211,3 +211,29 @@ def test_banners_for_a_panic_and_for_the_app_s_exit(kernel: None, tmp_path: Path
         quit_and_check(term)
     finally:
         term.close()
+
+
+def test_a_gdb_that_dies_says_why_in_the_banner(kernel: None, tmp_path: Path) -> None:
+    """A GDB that aborts mid-session (GDB 13.1 did once, in a soak): the banner says how
+    it ended and the line GDB said why on its log stream, the panes stay readable, and
+    q ends QEMU with nothing left behind."""
+    term = tui(tmp_path, "--accel", "tcg", str(APPS / "hello-glibc"))
+    try:
+        term.wait_for("[stop 1:", timeout=STOP_TIMEOUT)
+        term.wait_for("vCPU 1 cpus[?] not started", timeout=STOP_TIMEOUT)  # the panes filled
+        term.type(":")
+        term.wait_for(" c cont")
+        term.type("python import os, resource; resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); os.abort()")
+        term.keys("Enter")
+        screen = term.wait_for(
+            "GDB is gone (GDB died of signal 6 (Aborted): Fatal signal: Aborted)",
+            "the last state stays readable", timeout=30,
+        )  # fmt: skip
+        assert "vCPU 1 cpus[?] not started" in screen  # still readable
+        term.keys("q")
+        term.keys("y")
+        term.wait_for("EXITED 0", timeout=30)
+        assert term.left_behind() == []
+    finally:
+        term.close()
+    assert not any(path.name.startswith("core") for path in tmp_path.iterdir())

@@ -6,6 +6,7 @@
  * it, offset and status flags) or a call still uses it (fd_get's reference).
  */
 #include "vfs.h"
+#include "procfs.h"
 #include "tmpfs.h"
 #include "tty.h"
 #include "lib.h"
@@ -190,6 +191,8 @@ long file_open(struct inode *inode, u32 flags, struct file **out)
     struct file *f = file_alloc(ops, flags);
     if (!f)
         return -ENOMEM;
+    if (inode == proc_interrupts)
+        proc_interrupts_refresh();
     f->inode = inode;
     if (S_ISCHR(inode->mode) && ops == &tty_file_ops)
         f->tty.stream = 1;          /* /dev/tty and /dev/console: the terminal, its output stdout's */

@@ -5,6 +5,7 @@
  * "anon_inode:[eventpoll]". tmpfs.c makes the directories; namei.c asks here for the
  * names in /proc/self/fd. Following such a link follows its text, so a file's opens
  * (a new open file, its own offset) and a pipe's does not (Linux's reopens the pipe).
+ * And /proc/interrupts: Linux's table of per-CPU interrupt counts, as of its open.
  */
 #include "procfs.h"
 #include "lib.h"
@@ -15,9 +16,11 @@
 #include "mm.h"
 #include <asm-generic/errno.h>
 #include "tty.h"
+#include "arch.h"
 #include <asm/stat.h>
 
 struct inode *proc_fd_dir;
+struct inode *proc_interrupts;
 static struct inode fd_links[MAX_FDS];
 static char fd_targets[MAX_FDS][PATH_MAX];
 
@@ -125,4 +128,41 @@ long proc_fd_reopen(int fd, unsigned flags, struct file **out)
         err = -ENXIO;               /* epoll, eventfd: Linux will not reopen them either */
     spin_unlock(&process.files_lock);
     return err;
+}
+
+/*
+ * /proc/interrupts, written afresh at each open (file_open calls here, fs_lock held) and
+ * read as a file until the next open: Linux writes it afresh at each read, but a
+ * reader that reads it whole after its open sees the same. Linux's columns (a CPU
+ * each) and rows: LOC, the local APIC timer; then this kernel's own, as Linux adds
+ * rows of its own per architecture: APP, the interrupts (timer or not) that came in
+ * while app code ran, which the kernel checked its TLS on (kernel/apps/spin.c spins
+ * until it has seen enough of them); FST, of those, the ticks lazy's fast path took.
+ */
+void proc_interrupts_refresh(void)
+{
+    static char text[64 + MAX_CPUS * 3 * 12 + 3 * 64];
+    u64 len = 0;
+#define ADD(...) len += snprintf(text + len, sizeof(text) - len, __VA_ARGS__)
+    ADD("%11s", "");
+    for (unsigned i = 0; i < nr_cpus; i++)
+        ADD("CPU%-8u", i);
+    ADD("\n");
+    static const char *const rows[][2] = {
+        { "LOC", "Local timer interrupts" },
+        { "APP", "Interrupts in app code" },
+        { "FST", "Timer ticks on lazy's fast path" },
+    };
+    for (unsigned r = 0; r < ARRAY_SIZE(rows); r++) {
+        ADD("%4s:", rows[r][0]);
+        for (unsigned i = 0; i < nr_cpus; i++) {
+            /* Another CPU counts on as this reads: each number is as of some instant. */
+            u64 n = r == 0 ? cpus[i].timer_ticks : r == 1 ? cpus[i].app_interrupts : cpus[i].fast_ticks;
+            ADD(" %10lu", n);
+        }
+        ADD("   %s\n", rows[r][1]);
+    }
+#undef ADD
+    proc_interrupts->data.initial = (const u8 *)text;
+    proc_interrupts->size = MIN(len, sizeof(text) - 1);
 }

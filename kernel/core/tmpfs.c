@@ -505,8 +505,8 @@ static struct inode *make_device(struct inode *dev, const char *name, u32 mode, 
  * "/", /tmp (sticky, writable by all), /dev with the devices devices.c opens (and
  * stdin, stdout, stderr and fd, Linux's symlinks into /proc/self/fd), and /proc/self,
  * which gets exe once the executable is known, mounts (the table e2fsck and df read:
- * "/", /dev and /proc; /proc/mounts names it too) and fd (procfs.c). The initrd goes
- * in after.
+ * "/", /dev and /proc; /proc/mounts names it too) and fd (procfs.c), and
+ * /proc/interrupts (procfs.c writes it at each open). The initrd goes in after.
  */
 void tmpfs_init(void)
 {
@@ -542,6 +542,7 @@ void tmpfs_init(void)
         mounts->size = sizeof(table) - 1;
     }
     tmpfs_symlink(proc, "mounts", "self/mounts", &link);
+    tmpfs_create(proc, "interrupts", S_IFREG | 0444, 0, &proc_interrupts);
 }
 
 void tmpfs_proc_self_exe(const char *path)

@@ -163,7 +163,7 @@ class MiBackend(Backend):
             self.on_event(record)
         if self.mi.exited:
             self.close()
-            self._ended(f"GDB exited ({self.mi.process.poll()})")
+            self._ended(f"GDB {self.mi.ended()}")
 
     def _ended(self, message: str) -> None:
         if self.gone is not None:

@@ -6,6 +6,7 @@
  */
 #include "arch.h"
 #include "mm.h"
+#include "spinlock.h"
 
 #define LAPIC_PHYS      0xfee00000UL
 #define LAPIC_ID        0x020
@@ -29,12 +30,20 @@ u32 lapic_id(void) { return lapic_read(LAPIC_ID) >> 24; }
 
 void lapic_eoi(void) { lapic_write(LAPIC_EOI, 0); }
 
+/*
+ * The ICR is two registers: the destination in HIGH, and writing LOW sends. Interrupts
+ * are off between the two, as Linux has them: an interrupt handler that sends an IPI
+ * of its own (a tick waking a thread kicks an idle CPU) would leave its destination
+ * in HIGH, and this IPI would go to that CPU instead.
+ */
 static void lapic_icr(u32 apic_id, u32 low)
 {
+    u64 flags = irq_save();
     lapic_write(LAPIC_ICR_HIGH, apic_id << 24);
     lapic_write(LAPIC_ICR_LOW, low);
     for (int i = 0; i < 1000000 && (lapic_read(LAPIC_ICR_LOW) & (1 << 12)); i++)
         cpu_relax();                /* delivery status: wait until sent */
+    irq_restore(flags);
 }
 
 void lapic_send_ipi(u32 apic_id, u32 vector) { lapic_icr(apic_id, vector); }
