@@ -141,6 +141,63 @@ def test_reverse_execution_reaches_forward_executions_instruction_counts(lastwri
     assert found.stdout.count('write(1, "lastwrite: ') == 4, found
 
 
+def test_osv_reverse_continue_stops_where_reverse_continue_does(lastwrite: tuple[Path, Run]) -> None:
+    """osvgdb's own backward search (forward replays with the breakpoints on, stretch by
+    stretch) against QEMU's reverse-continue, on the same breakpoints from the same points:
+    an osv-break near the end, twice, and a plain breakpoint on main far back; before
+    main's hit there is none (the start of the recording); no breakpoint and a watchpoint
+    are one line each."""
+    directory, _ = lastwrite
+    found = replay(
+        directory,
+        "osv-break syscall write", "reverse-continue", "osv-when", "reverse-continue", "osv-when",
+        "osv-seek end", "osv-reverse-continue", "osv-when", "osv-reverse-continue", "osv-when",
+        "delete", "break main", "osv-seek end", "reverse-continue", "osv-when", "p/x $pc",
+        "osv-seek end", "osv-reverse-continue", "osv-when", "p/x $pc",
+        "osv-reverse-continue", "osv-when",
+    )  # fmt: skip
+    counts = icounts(found.stdout)
+    assert len(counts) == 7, found
+    assert counts[2:4] == counts[0:2] and counts[0] > counts[1], found  # syscall write, twice
+    assert counts[5] == counts[4], found  # main, from the end
+    pcs = re.findall(r"^\$\d+ = (0x[0-9a-f]+)$", found.stdout, re.MULTILINE)
+    assert pcs[0] == pcs[1], found
+    assert counts[6] == 0, found
+    said = [line for line in found.stdout.splitlines() if line.startswith("osv-reverse-continue: ")]
+    assert re.fullmatch(rf"osv-reverse-continue: breakpoint 2 at instruction {counts[5]} \(from \d+; \d+ stretch(es)? replayed\)", said[2]), said
+    assert said[3].startswith(f"osv-reverse-continue: no breakpoint stop between the start of the recording and instruction {counts[5]}"), said
+    refused = replay(directory, "osv-reverse-continue", "watch config", "osv-reverse-continue", "osv-when")
+    errors = [line for line in refused.stderr.splitlines() if line.startswith("osv-reverse-continue: ")]
+    assert errors == [
+        "osv-reverse-continue: no breakpoint is on (break, osv-break): nothing to go back to",
+        "osv-reverse-continue: watchpoint 1 is on: osv-last-write finds the last change of a location "
+        "(disable the watchpoint for this)",
+    ], refused
+    assert icounts(refused.stdout) == [manifest(directory)["end"]["icount"]], refused  # not moved
+    assert "Traceback" not in refused.stdout + refused.stderr
+
+
+def test_osv_reverse_continue_finds_a_hit_on_a_snapshots_instruction(lastwrite: tuple[Path, Run]) -> None:
+    """A breakpoint on the instruction a snapshot was taken at, gone back to from the next
+    instruction: the hit is that snapshot's instruction, where forward execution stops
+    (QEMU's reverse-continue misses such a hit: its forward replay from the snapshot
+    steps over a breakpoint at its first instruction, and it goes on to an earlier hit)."""
+    directory, _ = lastwrite
+    replay(directory, "osv-when")  # the periodic snapshots are taken, if not yet
+    snapshots = json.loads((directory / "snapshots.json").read_text())["snapshots"]
+    at = snapshots[len(snapshots) // 2]["icount"]
+    there = replay(directory, f"osv-seek {at}", "p/x $pc")
+    pc = re.search(r"^\$1 = (0x[0-9a-f]+)$", there.stdout, re.MULTILINE).group(1)
+    found = replay(
+        directory, f"break *{pc}",
+        f"osv-seek {at + 1}", "osv-reverse-continue", "osv-when", "p/x $pc",
+        f"osv-seek {at - 1}", "continue", "osv-when",
+    )  # fmt: skip
+    back, forward = icounts(found.stdout)
+    assert back == at and f"$1 = {pc}" in found.stdout, found
+    assert forward == at, found  # where forward execution stops at it
+
+
 def test_broken_fs_last_fs_write_is_the_entry_whose_exit_failed(kernel: None, tmp_path: Path) -> None:
     """The broken-fs kernel's trap exits forget app_tcb; triage's watchdog stops at the exit.
     osv-last-write $fs_base there names the entry that switched FS to the kernel TCB and its

@@ -130,6 +130,7 @@ def register() -> None:
         replay.OsvWhen,
         replay.OsvSeek,
         replay.OsvLastWrite,
+        replay.OsvReverseContinue,
     ):
         cli_commands.append(command_class())
     mi_commands.register(cli_commands)

@@ -1,4 +1,5 @@
-"""A replay under GDB: osv-when, osv-seek, osv-last-write, and the end of the recording.
+"""A replay under GDB: osv-when, osv-seek, osv-last-write, osv-reverse-continue, and the
+end of the recording.
 
 `osvgdb replay DIR` (osvgdb/replay.py) connects GDB to a QEMU replaying a recording,
 stopped at its last instruction, and sets `osv-recording DIR` and `osv-qmp-socket`
@@ -29,6 +30,15 @@ Then it goes to each change found, oldest first, to say where it was made: the
 function and line, the thread, and the syscall or interrupt the CPU was in (the
 innermost crossing of osv-bt's backtrace), and stops at the last one, before the
 writing instruction runs.
+
+osv-reverse-continue is reverse-continue searched the same way, with the user's
+breakpoints on: each stretch between snapshots replayed forward once, noting every stop
+and running on (QEMU replays the stretch with the hit twice), and a hit on a stretch's
+first instruction looked for apart: a forward `continue` steps over a breakpoint where
+it starts, and QEMU's own reverse-continue misses such a hit (it stops at an earlier one).
+QEMU runs code in the same page as a breakpoint one instruction per translation block,
+so a breakpoint in a hot loop's page makes any replay with it on many times slower: the
+seeks run with the user's breakpoints off.
 """
 
 from __future__ import annotations
@@ -225,11 +235,15 @@ def _parameter(name: str) -> str:
         return ""
 
 
-@contextlib.contextmanager
-def _user_breakpoints_off():
+def _user_breakpoints() -> list[gdb.Breakpoint]:
     # The user's only: gdb.breakpoints() also lists the internal ones (number < 0) that
     # Python made, ours among them.
-    enabled = [b for b in gdb.breakpoints() if b.is_valid() and b.enabled and b.number > 0]
+    return [b for b in gdb.breakpoints() if b.is_valid() and b.enabled and b.number > 0]
+
+
+@contextlib.contextmanager
+def _user_breakpoints_off():
+    enabled = _user_breakpoints()
     for b in enabled:
         b.enabled = False
     try:
@@ -583,6 +597,117 @@ def last_writes(replay: Replay, watch: _Watch, count: int) -> tuple[int, list[Wr
     return here, found
 
 
+# --- breakpoints, backward ------------------------------------------------------------
+
+
+@dataclass
+class Hit:
+    """A stop at the user's breakpoints found on a forward replay: where, which."""
+
+    position: int  # instruction count: the breakpoint's instruction has not run
+    pc: int
+    breakpoints: list[int]
+
+
+def _would_stop_here(pc: int) -> list[int]:
+    """The user's breakpoints at PC that would stop the guest here (their conditions,
+    or the stop() of osv-break's, as GDB would ask them): a forward `continue` from PC
+    steps over them without asking, so a hit at a replay's first instruction is
+    looked for apart."""
+    numbers = []
+    for b in _user_breakpoints():
+        if b.type != gdb.BP_BREAKPOINT or not any(
+            loc.enabled and loc.address == pc for loc in b.locations
+        ):
+            continue
+        stop = getattr(b, "stop", None)
+        try:
+            if callable(stop):
+                wanted = bool(stop())
+            else:
+                wanted = not b.condition or bool(gdb.parse_and_eval(b.condition))
+        except gdb.error:
+            wanted = True  # as GDB: a condition it cannot evaluate stops
+        if wanted:
+            numbers.append(b.number)
+    return numbers
+
+
+def _forward_hits(replay: Replay, start: int, stop: int) -> list[Hit]:
+    """Replay forward from instruction `start` (the replay is there) to `stop` with the
+    user's breakpoints on, noting each stop at them and running on: the stops a forward
+    `continue` would make, in order."""
+    hits: list[Hit] = []
+    if start < stop:
+        numbers = _would_stop_here(_pc())
+        if numbers:
+            hits.append(Hit(start, _pc(), numbers))
+    stopped: list[list[int]] = []
+
+    def on_stop(event: object) -> None:
+        if isinstance(event, gdb.BreakpointEvent):
+            stopped.append([b.number for b in event.breakpoints if b.number > 0])
+
+    gdb.events.stop.connect(on_stop)
+    try:
+        while replay.icount() < stop:
+            stopped.clear()
+            # Armed each time: a breakpoint's stop before it leaves QEMU's break pending.
+            replay.qmp("replay-break", icount=stop)
+            with _quiet():
+                gdb.execute("with suppress-cli-notifications on -- continue", to_string=True)
+            now = replay.icount()
+            if now >= stop:
+                if now > stop:
+                    raise ReplayError(f"the replay went past instruction {stop}, to {now}")
+                break
+            numbers = [n for numbers in stopped for n in numbers]
+            if not numbers:
+                raise ReplayError(f"the replay stopped at instruction {now}, at none of your breakpoints")
+            hits.append(Hit(now, _pc(), numbers))
+    finally:
+        gdb.events.stop.disconnect(on_stop)
+    return hits
+
+
+def _pc() -> int:
+    return u64(gdb.newest_frame().read_register("pc"))
+
+
+def last_hit(replay: Replay) -> tuple[int, Hit | None, int]:
+    """The last stop at the user's breakpoints before the current point, found by
+    replaying forward from the nearest snapshot before it, then from the one before
+    that, until one has a hit: each stretch replayed once (QEMU's reverse-continue
+    replays each twice, and with a breakpoint far back that costs minutes); the replay
+    is left there, or at the start of the recording if there is none. Where it was,
+    the hit, and how many stretches were replayed."""
+    here = replay.icount()
+    stop, found, stretches = here, None, 0
+    with _busy(replay):
+        try:
+            for start in replay.snapshot_starts(here):
+                replay.seek(start)  # with the user's breakpoints off; the search with them on
+                stretches += 1
+                hits = [h for h in _forward_hits(replay, start, stop) if h.position < stop]
+                if hits:
+                    found = hits[-1]
+                    break
+                stop = start
+            replay.seek(found.position if found is not None else 0)
+            if found is not None and _pc() != found.pc:
+                raise ReplayError(
+                    f"the replay diverged: instruction {found.position} is at {_pc():#x} now, "
+                    f"at {found.pc:#x} when the breakpoint hit"
+                )
+        except BaseException:
+            with contextlib.suppress(ReplayError, gdb.error):
+                replay.seek(here)
+            raise
+        finally:
+            replay.arm_end()
+    return here, found, stretches
+
+
 # --- commands -------------------------------------------------------------------------
 
 
@@ -725,6 +850,57 @@ class OsvLastWrite(OsvCommand):
         gdb.write(frame_line())
 
 
+class OsvReverseContinue(OsvCommand):
+    NAME = "osv-reverse-continue"
+    SUMMARY = "Go back to the last stop at your breakpoints (reverse-continue, replaying each stretch once)."
+    DETAILS = (
+        "In a replay (osvgdb replay DIR): what reverse-continue does with breakpoints (break,\n"
+        "osv-break), found by osvgdb: it replays forward from the nearest snapshot before the\n"
+        "current point to it with your breakpoints on, noting each stop and running on, then\n"
+        "from the snapshot before that one, until a stretch has a stop; the replay goes to\n"
+        "the last one found: each stretch replayed once (QEMU's replays the one with the\n"
+        "stop twice), and a stop on the instruction a snapshot was taken at is found (QEMU's\n"
+        "misses it and goes on to an earlier one). With no stop before the current point it\n"
+        "goes to the start of the recording and says so. Watchpoints: osv-last-write.\n"
+        "`osv-seek N` goes back to where you were."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+    def run(self, args: argparse.Namespace) -> None:
+        replay = _replay_or_error(self.NAME)
+        users = _user_breakpoints()
+        watches = [b.number for b in users if b.type != gdb.BP_BREAKPOINT]
+        if watches:
+            raise gdb.GdbError(
+                f"{self.NAME}: watchpoint {watches[0]} is on: osv-last-write finds the last "
+                "change of a location (disable the watchpoint for this)"
+            )
+        if not users:
+            raise gdb.GdbError(f"{self.NAME}: no breakpoint is on (break, osv-break): nothing to go back to")
+        try:
+            here, hit, stretches = last_hit(replay)
+        except ReplayError as error:
+            raise gdb.GdbError(f"{self.NAME}: {error}") from None
+        if args.json:
+            print_json({"before": here, "icount": hit.position if hit else 0, "stretches": stretches,
+                        "hit": {"pc": hit.pc, "breakpoints": hit.breakpoints} if hit else None})  # fmt: skip
+            return
+        if hit is None:
+            gdb.write(
+                f"{self.NAME}: no breakpoint stop between the start of the recording and "
+                f"instruction {here}; at the start now (osv-seek {here} goes back)\n"
+            )
+        else:
+            numbers = ", ".join(str(n) for n in hit.breakpoints)
+            gdb.write(
+                f"{self.NAME}: breakpoint {numbers} at instruction {hit.position} "
+                f"(from {here}; {stretches} stretch{'es' if stretches > 1 else ''} replayed)\n"
+            )
+        gdb.write(frame_line())
+
+
 def frame_line() -> str:
     """The selected frame as `bt` prints it: through the frame filter, which names an entry
     stub's frame by its crossing (`frame` would say <signal handler called>)."""
@@ -805,5 +981,6 @@ def greeting() -> str:
     return (
         f"osvgdb: replaying {replay.recording.directory}: at its end, instruction {replay.end} "
         f"({end.describe()}); reverse-stepi, reverse-next, reverse-finish, reverse-continue "
-        "go back, osv-last-write LOCATION finds what changed it, osv-when, osv-seek N\n"
+        "go back (osv-reverse-continue too: it also finds a hit on a snapshot's instruction), "
+        "osv-last-write LOCATION finds what changed it, osv-when, osv-seek N\n"
     )
