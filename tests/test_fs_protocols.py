@@ -175,14 +175,24 @@ KTCB, APP = 0xFFFF800041E8A410, 0x4AE380
 
 
 def _verdict(protocol: str, where: str, fs_base: int, counter: int, *, app_tcb: int = APP,
-             fast_path: str | None = None) -> list[str]:  # fmt: skip
+             fast_path: str | None = None, preempt_count: int = 0) -> list[str]:  # fmt: skip
     from osvgdb.decode.tcb import CpuInfo, ThreadInfo, cpu_verdict
 
     thread = ThreadInfo(0x1000, 1, "main", "running", 0, KTCB, tcb_self=KTCB, app_tcb=app_tcb,
                         counter=counter)  # fmt: skip
     cpu = CpuInfo(0, 1, 0x2000, fs_base, 0, 0, kernel_tcb=KTCB, current=0x1000, counter=counter,
-                  where=where, fast_path=fast_path)  # fmt: skip
+                  where=where, fast_path=fast_path, preempt_count=preempt_count)  # fmt: skip
     return [p.split(":")[0] for p in cpu_verdict(cpu, thread, protocol)]
+
+
+@pytest.mark.parametrize("protocol", FS_PROTOCOLS)
+def test_a_spin_lock_held_in_app_code_is_a_broken_rule(protocol: str) -> None:
+    """A spinlock's count left on a CPU that went back to the app (a switch or a return
+    with one held) stops that CPU's preemption for good: in app code it is a bug, in
+    kernel code (a syscall holding a lock) it is not."""
+    fs_base, counter = (APP, 0)
+    assert _verdict(protocol, "app", fs_base, counter, preempt_count=1) == ["preempt"]
+    assert _verdict(protocol, "syscall", KTCB, 0 if protocol == "compare" else 1, preempt_count=2) == []
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ app_tcbs minus those addresses must be one and the same number.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from gdbdriver import Debugged
 from guest import app
@@ -53,3 +55,26 @@ def test_every_thread_has_its_own_correct_app_tcb(protocol: str) -> None:
     assert tcb["fs_protocol"] == protocol
     if protocol == "compare":
         assert {t["counter"] for t in tcb["threads"]} == {0}, tcb["threads"]
+
+
+@pytest.mark.usefixtures("kernel")
+def test_a_cpu_holding_a_spin_lock_says_so() -> None:
+    """Stopped where open makes its file (file_open: fs_lock held, by spin_lock), the CPU
+    there holds at least that lock, by the lock's own record of its holder; no CPU in
+    app code has a preempt_count."""
+    debugged = Debugged(Path("/bin/busybox"), ["cat", "/proc/interrupts"], smp=2)
+    try:
+        gdb = debugged.gdb
+        gdb.run("break file_open")
+        assert "file_open" in gdb.run("continue")
+        holder = int(gdb.run("output fs_lock.cpu"))
+        locked = int(gdb.run("output fs_lock.locked"))
+        tcb = gdb.json("osv-tcb --json")
+        text = gdb.run("osv-tcb")
+    finally:
+        debugged.close()
+    assert locked == 1 and holder in (0, 1), (locked, holder)
+    (cpu,) = [c for c in tcb["cpus"] if c["index"] == holder]
+    assert cpu["preempt_count"] >= 1, cpu
+    assert f"  preempt_count {cpu['preempt_count']}: spin_lock held, no preemption" in text, text
+    assert all(not c["preempt_count"] or c["where"] != "app" for c in tcb["cpus"]), tcb["cpus"]

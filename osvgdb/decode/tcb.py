@@ -50,7 +50,8 @@ TCB_FIELDS = (
     "app_tcb",
     "kernel_tcb_counter",
 )
-CPU_FIELDS = ("tcb_data.kernel_tcb", "id", "current", "idle_thread", "entries", "fast_path")
+CPU_FIELDS = ("tcb_data.kernel_tcb", "id", "current", "idle_thread", "entries", "fast_path",
+              "preempt_count")
 # arch_cpu.fast_path (enum fast_path): which of lazy's fast paths a CPU is in, and where
 # (CpuInfo.where) its handler runs; an exception nested in one is on the kernel's side.
 FAST_PATHS = {1: "syscall", 2: "timer"}
@@ -70,6 +71,8 @@ Verdict rules, per CPU (each broken rule is listed; none broken: consistent):
   app-fs       app code runs with FS = the thread's app_tcb when it set one
                (counter 0), else with FS = its kernel TCB (counter 1, no switching)
   app-count    app code runs with counter 0 (after ARCH_SET_FS) or 1 (never set)
+  preempt      app code runs with preempt_count 0 (spin_lock()s held: a count left
+               over stops this CPU's preemption for good, and the lock's waiters)
 Per thread: self points at the TCB; the counter is >= 0; a counter of 0 needs an
 app_tcb; a running thread is some CPU's current.
 Under --fs-protocol=compare there is no counter: app-count and kernel-count want
@@ -130,6 +133,9 @@ class CpuInfo:
     counter: int | None = None
     where: str = "unknown"
     fast_path: str | None = None  # lazy's fast path (syscall, timer): kernel code on the app's FS
+    # spin_lock()s this CPU holds: no preemption while any (spin_lock_irqsave's do not
+    # count: interrupts off keep the CPU already)
+    preempt_count: int | None = None
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -278,6 +284,8 @@ def cpu_verdict(cpu: CpuInfo, thread: ThreadInfo | None, protocol: str = "counte
     if not cpu.kernel_tcb:
         return [] if cpu.where != "app" else ["kernel-tcb: no kernel TCB while in app code"]
     problems = []
+    if cpu.where == "app" and cpu.preempt_count:
+        problems.append(f"preempt: app code with preempt_count {cpu.preempt_count} (a spin_lock left held)")
     if thread is None:
         problems.append("kernel-tcb: no current thread")
     elif thread.tcb != cpu.kernel_tcb:

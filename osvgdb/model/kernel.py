@@ -268,6 +268,7 @@ class Kernel:
                 info.current = values["current"]
                 info.idle_thread = values["idle_thread"]
                 info.fast_path = tcb_decode.FAST_PATHS.get(values.get("fast_path") or 0)
+                info.preempt_count = values.get("preempt_count")
                 thread = by_address.get(info.current)
                 owner = by_tcb.get(info.kernel_tcb)
                 info.current_tid = thread.tid if thread else None

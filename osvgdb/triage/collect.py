@@ -248,6 +248,7 @@ def vcpu_entries(kernel: Kernel, app: ElfImage | None, cpus: list, threads: list
                 "current_name": owner.name if owner else None,
                 "fs_protocol": protocol,
                 "fast_path": cpu.fast_path,
+                "preempt_count": cpu.preempt_count,
                 "verdict": cpu.verdict,
                 "problems": list(cpu.problems),
             }

@@ -126,12 +126,12 @@ def markdown(data: dict) -> str:
         out += [f"and {system} of the runtime's own", ""]
 
     if data.get("vcpus"):
-        out += ["## vCPUs", "", "| vCPU | CPU | mode | thread | FS base | whose | counter | verdict | at |",
-                "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+        out += ["## vCPUs", "", "| vCPU | CPU | mode | thread | FS base | whose | counter | preempt | verdict | at |",
+                "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for v in data["vcpus"]:
             out.append(
                 f"| {v['vcpu']} | {v['cpu']} | {v['mode']} | {v['current_tid']} {v['current_name'] or ''} "
-                f"| {_hex(v['fs_base'])} | {v['fs_owner']} | {v['counter']} | {clean(v['verdict'])} "
+                f"| {_hex(v['fs_base'])} | {v['fs_owner']} | {v['counter']} | {v.get('preempt_count')} | {clean(v['verdict'])} "
                 f"| {_location(v.get('location'))} |"
             )
         out.append("")

@@ -112,7 +112,8 @@ def render_vcpus(inspector: Inspector) -> Rendered:
                     _styled("", stale),
                     f"    gs={_hex(cpu.get('gs_base'))} kernel_tcb={kernel_tcb:#x}"
                     f" ({names.get(_int(cpu.get('current')), 'tid ' + str(cpu.get('kernel_tcb_owner', '?')))})"
-                    f" counter={cpu.get('counter', '?')}",
+                    f" counter={cpu.get('counter', '?')}"
+                    + (f" preempt={cpu['preempt_count']}" if cpu.get("preempt_count") else ""),
                 )
             ]
         )
