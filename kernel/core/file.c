@@ -178,7 +178,9 @@ extern const struct file_ops tmpfs_file_ops, tmpfs_dir_ops;
 long file_open(struct inode *inode, u32 flags, struct file **out)
 {
     const struct file_ops *ops;
-    if (S_ISREG(inode->mode))
+    if (inode == proc_interrupts)
+        ops = &proc_interrupts_ops;
+    else if (S_ISREG(inode->mode))
         ops = &tmpfs_file_ops;
     else if (S_ISDIR(inode->mode))
         ops = &tmpfs_dir_ops;
@@ -192,7 +194,7 @@ long file_open(struct inode *inode, u32 flags, struct file **out)
     if (!f)
         return -ENOMEM;
     if (inode == proc_interrupts)
-        proc_interrupts_refresh();
+        proc_interrupts_refresh();  /* its counts as of this open */
     f->inode = inode;
     if (S_ISCHR(inode->mode) && ops == &tty_file_ops)
         f->tty.stream = 1;          /* /dev/tty and /dev/console: the terminal, its output stdout's */

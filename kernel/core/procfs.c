@@ -166,3 +166,23 @@ void proc_interrupts_refresh(void)
     proc_interrupts->data.initial = (const u8 *)text;
     proc_interrupts->size = MIN(len, sizeof(text) - 1);
 }
+
+static long interrupts_read(struct file *f, u64 buf, u64 count, bool nonblock)
+{
+    spin_lock(&fs_lock);
+    long n = tmpfs_read(f->inode, buf, count, f->offset);
+    if (n > 0)
+        f->offset += n;
+    spin_unlock(&fs_lock);
+    return n;
+}
+
+/* Linux's procfs answers a write to a file it has no write for with EIO (root may open it). */
+static long interrupts_write(struct file *f, u64 buf, u64 count, bool nonblock)
+{
+    return -EIO;
+}
+
+const struct file_ops proc_interrupts_ops = {
+    .kind = "procfs", .read = interrupts_read, .write = interrupts_write,
+};

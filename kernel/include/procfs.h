@@ -11,4 +11,5 @@ long proc_fd_reopen(int fd, unsigned flags, struct file **out);
 /* /proc/interrupts (made by tmpfs_init): its counts as of now, before each open. */
 extern struct inode *proc_interrupts;
 void proc_interrupts_refresh(void);
+extern const struct file_ops proc_interrupts_ops;   /* read as a file; a write is EIO */
 #endif
