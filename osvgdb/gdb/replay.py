@@ -678,9 +678,9 @@ def last_hit(replay: Replay) -> tuple[int, Hit | None, int]:
     """The last stop at the user's breakpoints before the current point, found by
     replaying forward from the nearest snapshot before it, then from the one before
     that, until one has a hit: each stretch replayed once (QEMU's reverse-continue
-    replays each twice, and with a breakpoint far back that costs minutes); the replay
-    is left there, or at the start of the recording if there is none. Where it was,
-    the hit, and how many stretches were replayed."""
+    replays the one with the hit twice); the replay is left at the hit, or at the start
+    of the recording if there is none. Where it was, the hit, and how many stretches
+    were replayed."""
     here = replay.icount()
     stop, found, stretches = here, None, 0
     with _busy(replay):
