@@ -209,10 +209,11 @@ def threads_stop(kernel: None, tmp_path_factory: pytest.TempPathFactory):
             assert "Breakpoint" in output, output + debugged.console.text()
             report = live_report(gdb, exe)
             on_cpus = [tid for tid in report["currents"].values() if tid and tid > 1]
-            if len(blocked_in_worker_futex(report)) >= WANTED_BLOCKED and on_cpus:
+            if len(blocked_in_worker_futex(report)) >= WANTED_BLOCKED and on_cpus and main_unwinds(report):
                 break
         else:
-            pytest.fail(f"no stop with {WANTED_BLOCKED} workers blocked in futex in {MAX_STOPS}")
+            pytest.fail(f"no stop with {WANTED_BLOCKED} workers blocked in futex (and main's stack whole) "
+                        f"in {MAX_STOPS}")
         assert "2 vCPUs" in gdb.run(f"osv-dump {dump_path}")
     finally:
         debugged.close()
@@ -273,6 +274,15 @@ def test_blocked_threads_from_their_saved_context(threads_stop) -> None:
             assert trace["complete"], (tid, trace["stopped"], functions(trace))
 
 
+def main_unwinds(report: dict) -> bool:
+    """Whether main's backtrace at this stop can reach _start: off a CPU always; on a vCPU
+    not at the few instructions where no CFI says where the caller is (an entry stub
+    before its frame is complete), which the fixture steps over rather than skip the test."""
+    (tid,) = [tid for tid, name in report["names"].items() if name == "main"]
+    trace = report["backtraces"][tid]
+    return trace["source"] == "kernel_rsp" or trace["complete"]
+
+
 def test_the_main_thread_goes_down_to_start(threads_stop) -> None:
     exe, report, _dump = threads_stop
     (tid,) = [tid for tid, name in report["names"].items() if name == "main"]
@@ -280,8 +290,6 @@ def test_the_main_thread_goes_down_to_start(threads_stop) -> None:
     names = functions(trace)
     shown = "\n".join(unwind.Backtrace([unwind.Frame(**f) for f in trace["frames"]],
                                        stopped=trace["stopped"]).format())  # fmt: skip
-    if trace["source"] != "kernel_rsp" and not trace["complete"]:
-        pytest.skip(f"main runs on a vCPU where the CFI ends early:\n{shown}")
     assert names[-1] == "_start" and trace["complete"], shown
     frame = trace["frames"][names.index("main")]
     assert frame["file"].endswith("kernel/apps/threads.c") and frame["line"] in range(54, 72)
