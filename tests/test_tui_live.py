@@ -120,7 +120,9 @@ def test_a_dump_shows_the_same_panes_as_live(kernel: None, tmp_path: Path) -> No
         term.wait_for("[stop 1:", timeout=STOP_TIMEOUT)
         break_on(term, "write")
         term.keys("c")
-        live = term.wait_for('write(1, "Hello from C code\\n", 18)', timeout=STOP_TIMEOUT)
+        term.wait_for('write(1, "Hello from C code\\n", 18)', timeout=STOP_TIMEOUT)
+        # The backtrace pane fills after the syscalls pane: down to main, this stop's.
+        live = term.wait_match(r"#\d+ +0x[0-9a-f]+ main ", timeout=STOP_TIMEOUT)
         term.type(":")
         term.type(f"osv-dump {dump}")
         term.keys("Enter")
