@@ -57,8 +57,9 @@ LAST_WORDS_KEPT = 8192  # characters of GDB's log stream and stderr kept, for it
 # What GDB says when it dies, on its log stream (&) or stderr: its internal-error
 # (then "Quit this debugging session? [answered Y; input not from terminal]"), a
 # fatal signal it caught in itself ("Fatal signal: Aborted": with no backtrace in
-# Debian's build), and what glibc, libstdc++ or Python said before an abort.
-DEATH_LINES = ("internal-error", "Fatal signal", "terminate called", "Assertion",
+# Debian's build), and what glibc, libstdc++ (an exception that escaped: "terminate
+# called after throwing ...", then its "what():  MESSAGE") or Python said before an abort.
+DEATH_LINES = ("internal-error", "Fatal signal", "terminate called", "what():", "Assertion",
                "free(): ", "malloc(): ", "corrupted", "Fatal Python error")
 
 # The first character of an MI output line (after its token, if any) -> Record.kind.

@@ -215,6 +215,9 @@ def test_last_words_are_the_lines_that_say_why() -> None:
     assert last_words("free(): invalid pointer\nFatal signal: Aborted\n") == (
         ": free(): invalid pointer; Fatal signal: Aborted"
     )
+    assert last_words(
+        "terminate called after throwing an instance of 'gdb_exception_error'\n  what():  boom\n"
+    ) == ": terminate called after throwing an instance of 'gdb_exception_error'; what():  boom"
     assert last_words("Continuing.\n") == ""
 
 
