@@ -232,7 +232,7 @@ class Mi:
             while data:
                 data = data[os.write(self._stdin, data) :]
         except (BrokenPipeError, OSError) as error:
-            raise GdbExited(f"GDB {self._ended()} before {command!r} ({error})") from None
+            raise GdbExited(f"GDB {self.ended()} before {command!r} ({error})") from None
         self._pending[token] = command
         return token
 
@@ -357,13 +357,16 @@ class Mi:
                 self.poll(0)  # what it wrote before the end
                 if done():
                     return
-                raise GdbExited(f"GDB {self._ended()} while waiting for {what!r}")
+                raise GdbExited(f"GDB {self.ended()} while waiting for {what!r}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise MiTimeout(f"GDB gave no answer to {what!r} in {timeout:g} s")
             self.poll(min(remaining, DEATH_CHECK_INTERVAL))
 
-    def _ended(self) -> str:
+    def ended(self) -> str:
+        """How GDB ended ("died of signal 6 (Aborted): Fatal signal: Aborted"), for a
+        caller that saw `exited`: the status, and the lines of its log stream or stderr
+        that say why (last_words)."""
         status = self.process.poll()
         if status is None and self.exited:
             try:
@@ -371,16 +374,11 @@ class Mi:
             except subprocess.TimeoutExpired:
                 pass
         if status is not None:
-            self.poll(0)  # its last words on stderr, written before it went
+            self.poll(0)  # its last words, written before it went
         return how_it_ended(status) + last_words(self._last_words)
 
     def _keep_last_words(self, text: str) -> None:
         self._last_words = (self._last_words + text)[-LAST_WORDS_KEPT:]
-
-    def ended(self) -> str:
-        """How GDB ended ("died of signal 6 (Aborted): ...internal-error: ..."), for a
-        caller that saw `exited`: the status, and the stderr line that says why."""
-        return self._ended()
 
     # Ending
 

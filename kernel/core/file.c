@@ -167,8 +167,6 @@ void file_stat(struct file *f, struct stat *st)
     spin_unlock(&fs_lock);
 }
 
-extern const struct file_ops tmpfs_file_ops, tmpfs_dir_ops;
-
 /*
  * A new open file on inode (fs_lock held): the file's kind by the inode's type, a
  * device's by its number. The caller checked the access mode against the type. The app
@@ -178,9 +176,10 @@ extern const struct file_ops tmpfs_file_ops, tmpfs_dir_ops;
 long file_open(struct inode *inode, u32 flags, struct file **out)
 {
     const struct file_ops *ops;
-    if (inode == proc_interrupts)
+    if (inode == proc_interrupts) {
         ops = &proc_interrupts_ops;
-    else if (S_ISREG(inode->mode))
+        proc_interrupts_refresh();  /* its counts as of this open */
+    } else if (S_ISREG(inode->mode))
         ops = &tmpfs_file_ops;
     else if (S_ISDIR(inode->mode))
         ops = &tmpfs_dir_ops;
@@ -193,8 +192,6 @@ long file_open(struct inode *inode, u32 flags, struct file **out)
     struct file *f = file_alloc(ops, flags);
     if (!f)
         return -ENOMEM;
-    if (inode == proc_interrupts)
-        proc_interrupts_refresh();  /* its counts as of this open */
     f->inode = inode;
     if (S_ISCHR(inode->mode) && ops == &tty_file_ops)
         f->tty.stream = 1;          /* /dev/tty and /dev/console: the terminal, its output stdout's */

@@ -167,14 +167,10 @@ void proc_interrupts_refresh(void)
     proc_interrupts->size = MIN(len, sizeof(text) - 1);
 }
 
+/* Read as any tmpfs file (the text refresh put in data.initial). */
 static long interrupts_read(struct file *f, u64 buf, u64 count, bool nonblock)
 {
-    spin_lock(&fs_lock);
-    long n = tmpfs_read(f->inode, buf, count, f->offset);
-    if (n > 0)
-        f->offset += n;
-    spin_unlock(&fs_lock);
-    return n;
+    return tmpfs_file_ops.read(f, buf, count, nonblock);
 }
 
 /* Linux's procfs answers a write to a file it has no write for with EIO (root may open it). */

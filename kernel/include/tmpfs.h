@@ -87,6 +87,9 @@ bool dir_empty(const struct inode *dir);
 bool dir_contains(const struct inode *dir, const struct inode *inode);  /* is it dir or below */
 long tmpfs_truncate(struct inode *inode, u64 size);
 long tmpfs_read(struct inode *inode, u64 buf, u64 count, u64 offset);   /* to the app */
+/* tmpfs_file.c: the open files of tmpfs's regular files and directories */
+struct file_ops;
+extern const struct file_ops tmpfs_file_ops, tmpfs_dir_ops;
 long tmpfs_write(struct inode *inode, u64 buf, u64 count, u64 offset);  /* from the app */
 long tmpfs_read_kernel(struct inode *inode, void *buf, u64 count, u64 offset);
 const u8 *tmpfs_contiguous(struct inode *inode);   /* the bytes in one piece, or NULL */

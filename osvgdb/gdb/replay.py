@@ -639,9 +639,10 @@ def _forward_hits(replay: Replay, start: int, stop: int) -> list[Hit]:
     `continue` would make, in order."""
     hits: list[Hit] = []
     if start < stop:
-        numbers = _would_stop_here(_pc())
+        pc = _pc()
+        numbers = _would_stop_here(pc)
         if numbers:
-            hits.append(Hit(start, _pc(), numbers))
+            hits.append(Hit(start, pc, numbers))
     stopped: list[list[int]] = []
 
     def on_stop(event: object) -> None:

@@ -97,13 +97,13 @@ def format_cpu(cpu: CpuInfo, threads: list[ThreadInfo], symbolize: Symbolize) ->
     current_text = f"tid {current.tid} {current.name}" if current else _hex(cpu.current)
     counter = "-" if cpu.counter is None else str(cpu.counter)
     # Said only when non-zero: in app code, or a CPU idle, that is a bug.
-    locks = [f"  preempt_count {cpu.preempt_count}: spin_lock held, no preemption"] if cpu.preempt_count else []
+    preempt = [f"  preempt_count {cpu.preempt_count}: spin_lock held, no preemption"] if cpu.preempt_count else []
     return [
         head,
         f"  GS base    {cpu.gs_base:#x} = &cpus[{cpu.index}].tcb_data, current {current_text}",
         f"  kernel_tcb {_hex(cpu.kernel_tcb)} ({owner_text}), kernel_tcb_counter {counter}",
         f"  FS base    {cpu.fs_base:#x}: {cpu.fs_owner}",
-        *locks,
+        *preempt,
         f"  rip {cpu.rip:#x}{symbolize(cpu.rip)}, rsp {cpu.rsp:#x}",
         "",
     ]
