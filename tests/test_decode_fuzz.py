@@ -166,6 +166,20 @@ def test_thread_never_raises_anything_else(thread_bytes: bytes, tcb_bytes: bytes
     tcb.cpu_verdict(cpu, info)
 
 
+def test_a_thread_blocked_before_it_ever_ran_is_new() -> None:
+    """thread_create leaves a thread blocked (cpu -1) until sched_make_ready: caught in
+    between (a clone on the other vCPU), it waits on nothing, so it is not shown blocked."""
+    states = {**STATES, 2: "blocked"}
+
+    def thread(state: int, cpu: int) -> str:
+        data = struct.pack("<iIi16s4xQ8xQQ", 7, state, cpu, b"thread", 0x5000, 0x6000, 0x10000)
+        return tcb.decode_thread(0x1000, data, THREAD, None, TCB, states).state
+
+    assert thread(2, -1) == "new"
+    assert thread(2, 1) == "blocked"  # it ran, then slept
+    assert thread(1, -1) == "ready"  # made ready, not yet run
+
+
 @given(
     st.sampled_from(sorted(SIGNATURES)),
     st.lists(st.integers(0, (1 << 64) - 1), min_size=6, max_size=6),

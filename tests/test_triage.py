@@ -158,7 +158,8 @@ def test_signature_and_verdicts_under_each_fs_protocol(kernel: None, tmp_path: P
 def test_deadlock_threads_are_unwound_from_their_saved_context(kernel: None, tmp_path: Path) -> None:
     """Neither deadlocked thread is on a CPU: their backtraces come from what
     switch_context saved, through the futex crossing into pthread_mutex_lock and
-    their own functions; the report says which thread holds each lock."""
+    their own functions; the report says which thread holds each lock, and that no wake-up
+    was lost (each word still holds what its waiter slept on)."""
     data, _ = triage(tmp_path, "--no-dump", *BY_NAME["deadlock"].argv())
     assert data["outcome"] == "hang-deadlock"
     workers = [t for t in data["threads"] if t["app"] and t["name"] != "main"]
@@ -176,6 +177,9 @@ def test_deadlock_threads_are_unwound_from_their_saved_context(kernel: None, tmp
         own.add(next(n for n in names[lock + 1 :] if n and n.startswith("transfer_")))
         assert worker["wait"]["kind"] == "futex"
         assert worker["wait"]["holder_tid"] in {w["tid"] for w in workers} - {worker["tid"]}
+        # A correct kernel's hang: the word still holds what it slept on, no wake was lost.
+        assert worker["wait"]["expected"] == worker["wait"]["value"] == 2, worker["wait"]
+        assert not worker["wait"]["stale"] and "lost_wake" not in worker["wait"]
         assert worker["syscalls"]["in_flight"]["name"] == "futex"
     assert own == {"transfer_a_to_b", "transfer_b_to_a"}
     # No vCPU runs an app thread: each idles (or is in the timer's interrupt on its idle

@@ -187,13 +187,18 @@ def decode_thread(
     t = thread_layout.codec(THREAD_FIELDS).unpack(thread_bytes)
     if t["tid"] is None or t["tcb"] is None:
         raise DecodeError("struct thread lacks tid or tcb")
-    state = t["state"]
+    state = state_names.get(t["state"], str(t["state"])) if t["state"] is not None else "?"
+    cpu = t["cpu"] if t["cpu"] is not None else -1
+    if state == "blocked" and cpu == -1:
+        # thread_create leaves a thread blocked until sched_make_ready: one that never ran
+        # and is not ready is still being made (a clone on another CPU), not waiting.
+        state = "new"
     info = ThreadInfo(
         address=address,
         tid=t["tid"],
         name=c_string(t["name"]),
-        state=state_names.get(state, str(state)) if state is not None else "?",
-        cpu=t["cpu"] if t["cpu"] is not None else -1,
+        state=state,
+        cpu=cpu,
         tcb=t["tcb"],
     )
     if t["in_signal"]:

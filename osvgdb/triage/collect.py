@@ -20,7 +20,7 @@ from osvgdb.decode import frames as frames_decode
 from osvgdb.decode.args import CallFormatter
 from osvgdb.model import fscheck as fscheck_model
 from osvgdb.model import goroutines as go_model
-from osvgdb.model import unwind
+from osvgdb.model import unwind, wakes
 from osvgdb.model.auxv import auxv_report
 from osvgdb.model.kernel import Kernel
 from osvgdb.model import symbols
@@ -264,8 +264,9 @@ def _thread_waits(kernel: Kernel, thread) -> dict:
     return codec.unpack(kernel.read(thread.address, kernel.thread_layout.size))
 
 
-def wait_of(kernel: Kernel, thread, waits: dict, everyone: dict) -> dict | None:
-    """What a blocked thread waits on, and who holds it where that is knowable."""
+def wait_of(kernel: Kernel, thread, waits: dict, everyone: dict, history: dict | None = None) -> dict | None:
+    """What a blocked thread waits on, and who holds it where that is knowable;
+    `history` is futex_waits' entry for it (the value it slept on, a lost wake-up)."""
     if thread.state != "blocked":
         return None
     futex, wake_time = int(waits.get("futex_addr") or 0), int(waits.get("wake_time") or 0)
@@ -280,28 +281,35 @@ def wait_of(kernel: Kernel, thread, waits: dict, everyone: dict) -> dict | None:
     word = kernel.reader(futex, 4)
     if word is not None:
         wait["value"] = int.from_bytes(word, "little")
+    wait.update(history or {})
     # pthread_join waits on the joined thread's tid word (CLONE_CHILD_CLEARTID)
     for other, other_waits in everyone.values():
         if int(other_waits.get("clear_child_tid") or 0) == futex and other is not thread:
             wait.update(holder_tid=other.tid, how="pthread_join waits for it to exit")
             return wait
-    # glibc's pthread_mutex_t: __lock at 0, __owner (a tid) at 8; musl's: owner in the lock word
+    # glibc's pthread_mutex_t: __lock at 0, __owner (a tid) at 8, and its waiters sleep on
+    # __lock with 2; musl's: the owner's tid in the lock word, which its waiters set bit 31
+    # of and sleep on (a glibc condvar's word of 3 is no tid). Only an app thread can hold
+    # an app's lock (a word of 0 is no kernel thread's). Without the history's call, both
+    # layouts are tried.
+    apps = {t.tid for t, w in everyone.values() if w.get("is_app")} - {thread.tid}
+    expected = wait.get("expected")
     owner = kernel.reader(futex + 8, 4)
-    if owner is not None:
+    if owner is not None and expected in (None, 2):
         tid = int.from_bytes(owner, "little")
-        if tid in {t.tid for t, _ in everyone.values()} and tid != thread.tid:
+        if tid in apps:
             wait.update(holder_tid=tid, how="it holds the pthread_mutex_t (its __owner, glibc layout, read now)")
             return wait
-    if word is not None:
-        tid = int.from_bytes(word, "little") & 0x3FFFFFFF
-        if tid in {t.tid for t, _ in everyone.values()} and tid != thread.tid:
-            wait.update(holder_tid=tid, how="it holds the lock (the lock word has its tid, musl layout, read now)")
+    if word is not None and (expected is None or expected & 0x80000000):
+        value = int.from_bytes(word, "little")
+        if value & 0x80000000 and (value & 0x3FFFFFFF) in apps:
+            wait.update(holder_tid=value & 0x3FFFFFFF,
+                        how="it holds the lock (the lock word has its tid, musl layout, read now)")  # fmt: skip
     return wait
 
 
-def syscalls_by_thread(kernel: Kernel) -> tuple[dict[int, list[dict]], list[str]]:
+def syscalls_by_thread(kernel: Kernel, records: list) -> dict[int, list[dict]]:
     """Each thread's last LAST_SYSCALLS calls, oldest first, decoded as osv-syscalls does."""
-    records, errors = kernel.history()
     formatter = CallFormatter(kernel.reader)
     tsc_per_ms = kernel.tsc_per_ms()
     by_tid: dict[int, list] = {}
@@ -310,7 +318,35 @@ def syscalls_by_thread(kernel: Kernel) -> tuple[dict[int, list[dict]], list[str]
     result = {}
     for tid, mine in by_tid.items():
         result[tid] = [_call(describe(r, kernel, formatter, tsc_per_ms)) for r in mine[-LAST_SYSCALLS:]]
-    return result, errors
+    return result
+
+
+def futex_waits(kernel: Kernel, everyone: dict, records: list) -> dict[int, dict]:
+    """Each blocked futex waiter's wait as the history has it (the value it slept on, and
+    whether the word still holds it), and the wake-ups the kernel lost (model/wakes.py),
+    by tid."""
+    name = kernel.syscalls.name
+    waiters = []
+    for thread, waits in everyone.values():
+        if thread.state != "blocked" or not waits.get("futex_addr"):
+            continue
+        try:
+            call = wakes.waiting_call(kernel.thread_call(thread.address), name)
+        except ERRORS:
+            continue  # its history slot is unreadable: its wait is told without the history
+        if call is None or call.args[0] != int(waits["futex_addr"]):
+            continue  # requeued elsewhere, or the history lost its call
+        word = kernel.reader(call.args[0], 4)
+        waiters.append(wakes.Waiter(thread.tid, call, int.from_bytes(word, "little") if word is not None else None))
+    wrapped = {i for i in {r.ring for r in records} if kernel.ring_header(i).head > kernel.ring_capacity}
+    live = {thread.tid for thread, _ in everyone.values()}
+    found = {w.tid: w for w in wakes.lost_wakes(waiters, records, name, live, wakes.complete_since(records, wrapped))}
+    result = {}
+    for waiter in waiters:
+        result[waiter.tid] = {"expected": waiter.expected, "stale": waiter.stale}
+        if waiter.tid in found:
+            result[waiter.tid]["lost_wake"] = found[waiter.tid].as_dict()
+    return result
 
 
 def _call(described: dict) -> dict:
@@ -336,11 +372,13 @@ def threads_entries(
     except ERRORS as error:
         backtraces = {}
         problems.append(f"backtraces: {error}")
+    calls, futexes = {}, {}
     try:
-        calls, errors = syscalls_by_thread(kernel)
+        records, errors = kernel.history()
         problems += errors
+        calls = syscalls_by_thread(kernel, records)
+        futexes = futex_waits(kernel, everyone, records)
     except ERRORS as error:
-        calls = {}
         problems.append(f"syscall history: {error}")
     running = {cpu.current: cpu.vcpu for cpu in cpus if cpu.current}
     result = []
@@ -360,7 +398,7 @@ def threads_entries(
                 "app_tcb": thread.app_tcb,
                 "counter": thread.counter,
                 "problems": list(thread.problems),
-                "wait": wait_of(kernel, thread, waits, everyone) if waits else None,
+                "wait": wait_of(kernel, thread, waits, everyone, futexes.get(thread.tid)) if waits else None,
                 "backtrace": backtrace.as_dict() if backtrace is not None else None,
                 "syscalls": {"in_flight": in_flight, "last": mine},
             }

@@ -146,10 +146,15 @@ def markdown(data: dict) -> str:
         if wait := thread.get("wait"):
             text = f"waits: {wait['kind']}"
             if wait.get("futex"):
-                text += f" at {_hex(wait['futex'])} (value {wait.get('value')})"
+                text += f" at {_hex(wait['futex'])} (word {wait.get('value')} now"
+                if wait.get("expected") is not None:
+                    text += f", slept on {wait['expected']}" + (": changed since" if wait.get("stale") else "")
+                text += ")"
             if wait.get("holder_tid") is not None:
                 text += f", on tid {wait['holder_tid']}: {wait.get('how')}"
             out.append(text)
+            if lost := wait.get("lost_wake"):
+                out.append(f"**lost wake-up** (the kernel's {lost['waker']}): {lost['text']}")
         out.append("")
         backtrace = thread.get("backtrace")
         if backtrace:

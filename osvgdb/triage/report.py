@@ -238,6 +238,12 @@ def classify(report: Report) -> None:
     elif event.reason == "timeout" and event.busy_frames:
         outcome, kind, module = Outcome.HANG_BUSY, "busy", None
         hang_threads = event.busy_frames
+    elif event.reason == "timeout" and (lost := lost_wakes(report)):
+        # The kernel lost a wake-up (model/wakes.py): its bug, named by the function every
+        # futex wake goes through, whichever of the app's threads it left asleep.
+        outcome, kind, module = Outcome.HANG_DEADLOCK, "lost-wake", "kernel"
+        report.guilty_tid = lost[0]["tid"]
+        frames = [{"function": lost[0]["waker"], "module": "kernel", "kind": "frame"}]
     elif event.reason == "timeout":
         outcome = Outcome.HANG_DEADLOCK
         blocked = [t for t in sections.get("threads", []) if t["app"] and t["state"] == "blocked"]
@@ -250,7 +256,7 @@ def classify(report: Report) -> None:
         outcome = Outcome.INFRASTRUCTURE
         kind = failed[0]["step"] if failed else event.reason
 
-    if event.reason == "timeout" and sections.get("goroutines") and started is not False:
+    if event.reason == "timeout" and kind != "lost-wake" and sections.get("goroutines") and started is not False:
         outcome, kind, hang_threads = _go_hang(sections["goroutines"], outcome, kind, hang_threads)
         module = "app"
     report.outcome, report.kind = outcome, kind
@@ -271,6 +277,12 @@ def classify(report: Report) -> None:
     else:
         report.signature = signatures.make(outcome.value, kind, frames, module)
     report.title = title(report, frames, module)
+
+
+def lost_wakes(report: Report) -> list[dict]:
+    """The wake-ups the kernel lost, one per thread left asleep (collect.futex_waits)."""
+    waits = [t.get("wait") or {} for t in report.sections.get("threads", [])]
+    return [w["lost_wake"] for w in waits if w.get("lost_wake")]
 
 
 def _go_hang(goroutines: list[dict], outcome: Outcome, kind: str,
@@ -351,6 +363,12 @@ def title(report: Report, frames: list[dict], module: str | None) -> str:
     elif outcome is Outcome.APP_ABORT:
         message = abort_message(report.console)
         text = f"app-abort: {kind}{_where(frames, module)}" + (f": {message}" if message else "")
+    elif kind == "lost-wake":
+        lost = lost_wakes(report)[0]
+        waker = f"tid {lost['by']}'s exit" if lost["how"] == "exit" else f"tid {lost['by']}'s FUTEX_WAKE"
+        name = next((t["name"] for t in sections.get("threads", []) if t["tid"] == lost["tid"]), "")
+        text = (f"{outcome.value}: {kind} in {lost['waker']}: tid {lost['tid']} {name} still asleep on "
+                f"{lost['futex']:#x} after {waker} (seq {lost['seq']})")
     elif outcome in (Outcome.HANG_DEADLOCK, Outcome.HANG_BUSY):
         kept = report.signature.signature.split(":", 3)[-1] if report.signature else ""
         text = f"{outcome.value}: {kept or 'no frames'}"

@@ -43,6 +43,10 @@ something is named in `notes`):
     `proto_signature` keeps each thread's long form.  A Go program's hang counts
     its goroutines instead of its threads (an M's thread runs whichever goroutine
     the scheduler gave it), each by its first frame in the program's own code.
+ 7. A hang in which the kernel provably lost a futex wake-up (osvgdb.model.wakes) is
+    the kernel's: kind `lost-wake`, frame `futex_wake`, whichever threads it left
+    asleep (with every wake lost, threads' workers sleep for good, or finish in
+    lock-step and leave main alone in its join: one bug, one signature).
 
 osvsig/1 had no rule 6 (a hang's threads by their top frames): its hang
 signatures differ from osvsig/2's.  osvsig/3 changed rule 1 (a single leading

@@ -33,6 +33,7 @@ from typing import IO
 from osvgdb.mi import CommandError, GdbExited, Mi, MiError, Record
 
 LOG_LENGTH = 2000  # commands kept for the MI log pane
+RUNNING_SHOWN = 60  # of the command GDB died in, in the banner (which is one line)
 
 
 @dataclass
@@ -163,7 +164,12 @@ class MiBackend(Backend):
             self.on_event(record)
         if self.mi.exited:
             self.close()
-            self._ended(f"GDB {self.mi.ended()}")
+            # GDB runs one command at a time: the oldest unanswered is the one it died in
+            # (what to look at when GDB itself crashed).
+            running = next((entry.command for _, entry in self._waiting.values()), None)
+            if running and len(running) > RUNNING_SHOWN:
+                running = running[: RUNNING_SHOWN - 3] + "..."
+            self._ended(f"GDB {self.mi.ended()}" + (f"; it was running {running}" if running else ""))
 
     def _ended(self, message: str) -> None:
         if self.gone is not None:
