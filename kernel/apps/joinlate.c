@@ -3,8 +3,9 @@
  * the thread's tid word) until the thread's exit clears that word and wakes it
  * (CLONE_CHILD_CLEARTID). The thread naps NAP_MS first, far longer than main needs to
  * reach its join, so the wake-up that ends the program always comes from the kernel's
- * exit path, not from a FUTEX_WAKE of the app's: the one threads' lock-step runs show
- * only now and then, made certain (--inject=lost-wake hangs main here, every run).
+ * exit path, not from a FUTEX_WAKE of the app's. threads shows that case only now and
+ * then (when its workers run in lock-step); here it is certain: --inject=lost-wake
+ * hangs main in its join every run.
  *
  * Prints "joinlate ok" and exits 0; the same on the host.
  */

@@ -25,6 +25,7 @@ returned.  Every futex wake, syscall and exit alike, goes through the kernel's
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -102,60 +103,67 @@ def lost_wakes(
     """Which waiters the history proves the kernel should have woken (module docstring).
     `records` are every ring's, in seq order; `live_tids` the threads in the table now;
     `since` the first seq the history is complete from (complete_since)."""
+    # One pass over the history: futex waits and wakes by word, exits by thread.
+    waits: dict[int, list[SyscallRecord]] = defaultdict(list)
+    wakes: dict[int, list[SyscallRecord]] = defaultdict(list)
+    exits: dict[int, list[SyscallRecord]] = defaultdict(list)
+    for record in records:
+        call = name(record.nr)
+        command = futex_command(record, call)
+        if command in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+            waits[record.args[0]].append(record)
+        elif command in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
+            wakes[record.args[0]].append(record)
+        elif call in EXITS:
+            exits[record.tid].append(record)
     lost = []
     for waiter in waiters:
         if waiter.call.seq < since:
             continue
-        found = _counted_not_woken(waiter, waiters, records, name) or _exit_not_woken(waiter, records, name, live_tids)
+        asleep = {w.tid for w in waiters if w.address == waiter.address}
+        found = _counted_not_woken(waiter, asleep, waits[waiter.address], wakes[waiter.address]) or _exit_not_woken(
+            waiter, exits, live_tids
+        )
         if found is not None:
             lost.append(found)
     return lost
 
 
 def _counted_not_woken(
-    waiter: Waiter, waiters: list[Waiter], records: list[SyscallRecord], name: Callable[[int], str]
+    waiter: Waiter, asleep: set[int], waits: list[SyscallRecord], wakes: list[SyscallRecord]
 ) -> LostWake | None:
-    """FUTEX_WAKEs on the word since the waiter slept counted more than ever woke."""
+    """FUTEX_WAKEs on the word since the waiter slept counted more than ever woke.
+    `asleep`: the threads blocked on the word now; `waits`, `wakes`: the word's calls."""
     address = waiter.address
-    wakes = [
-        r for r in records
-        if r.seq > waiter.call.seq and r.returned and r.ret > 0 and r.args[0] == address
-        and futex_command(r, name(r.nr)) in (FUTEX_WAKE, FUTEX_WAKE_BITSET)
-    ]  # fmt: skip
-    if not wakes:
+    counting = [r for r in wakes if r.seq > waiter.call.seq and r.returned and r.ret > 0]
+    if not counting:
         return None
-    counted = sum(r.ret for r in wakes)
-    first, last = wakes[0], wakes[-1]
+    counted = sum(r.ret for r in counting)
+    first, last = counting[0], counting[-1]
     # A woken wait returns 0 after the wake began; one woken and not yet back is in flight
     # on the word by a thread no longer asleep on it.
-    asleep = {w.tid for w in waiters if w.address == address}
     returned = sum(
-        1 for r in records
-        if r.seq < last.seq and futex_command(r, name(r.nr)) in (FUTEX_WAIT, FUTEX_WAIT_BITSET)
-        and r.args[0] == address
+        1 for r in waits
+        if r.seq < last.seq
         and ((r.returned and r.ret == 0 and r.tsc_exit >= first.tsc_entry) or (not r.returned and r.tid not in asleep))
     )  # fmt: skip
     if counted <= returned:
         return None
     text = (
         f"tid {waiter.tid} sleeps on futex {address:#x} since seq {waiter.call.seq}; "
-        f"{len(wakes)} FUTEX_WAKE since (first by tid {first.tid} at seq {first.seq}) counted {counted} "
+        f"{len(counting)} FUTEX_WAKE since (first by tid {first.tid} at seq {first.seq}) counted {counted} "
         f"waiter{'s' if counted != 1 else ''} woken, and {returned} wait{'s' if returned != 1 else ''} "
         "on it returned"
     )
     return LostWake(waiter.tid, address, "futex-wake", first.seq, first.tid, text)
 
 
-def _exit_not_woken(
-    waiter: Waiter, records: list[SyscallRecord], name: Callable[[int], str], live_tids: set[int]
-) -> LostWake | None:
+def _exit_not_woken(waiter: Waiter, exits: dict[int, list[SyscallRecord]], live_tids: set[int]) -> LostWake | None:
     """pthread_join's wait for a thread whose exit cleared the word and did not wake it."""
     gone = waiter.expected
     if waiter.word != 0 or gone == waiter.tid or gone in live_tids:
         return None
-    exit_record = next(
-        (r for r in records if r.tid == gone and r.seq > waiter.call.seq and name(r.nr) in EXITS), None
-    )
+    exit_record = next((r for r in exits.get(gone, []) if r.seq > waiter.call.seq), None)
     if exit_record is None:
         return None
     text = (
@@ -164,4 +172,3 @@ def _exit_not_woken(
         "the word (0 now, read now) but did not wake it"
     )
     return LostWake(waiter.tid, waiter.address, "exit", exit_record.seq, gone, text)
-
